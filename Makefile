@@ -1,0 +1,50 @@
+# llmgate — the two commands of the README:
+#   make run    install what is missing, build, start the gateway (embedded default)
+#   make test   the same set-up, then every test suite
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= 2
+ARGS ?=
+
+.PHONY: all deps build run test unit unit-asan node-tests asan clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j$(JOBS)
+
+run: build
+	./$(BUILD)/llmgate serve $(ARGS)
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+$(ASAN_BUILD)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLMGATE_SANITIZE=ON
+
+# Unit tests under ASan+UBSan as well as the normal build.
+asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD) -j$(JOBS) unit_tests
+
+unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+unit-asan: asan
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
+
+node-tests: build node_modules/.package-lock.json
+	LLMGATE_BIN=$(CURDIR)/$(BUILD)/llmgate node --test tests/integration/*.test.mjs tests/clients/*.test.mjs
+
+test:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory unit unit-asan node-tests; status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start ))s (status $$status)"; exit $$status
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,433 @@
+#include "control/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <yaml-cpp/yaml.h>
+
+namespace llmgate::control {
+
+const model_config* config::find_model(std::string_view name_or_alias) const {
+  const auto it = model_index.find(name_or_alias);
+  return it == model_index.end() ? nullptr : &models[it->second];
+}
+
+namespace {
+
+std::string describe(const std::vector<config_problem>& problems) {
+  std::string out;
+  for (const auto& p : problems) {
+    if (!out.empty()) out += '\n';
+    if (p.line > 0) out += fmt::format("line {}: ", p.line);
+    if (!p.key.empty()) out += fmt::format("{}: ", p.key);
+    out += p.message;
+  }
+  return out;
+}
+
+} // namespace
+
+config_error::config_error(std::vector<config_problem> problems)
+    : std::runtime_error(describe(problems)), problems_(std::move(problems)) {}
+
+std::optional<endpoint_address> parse_host_port(std::string_view text) {
+  std::string_view host, port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty() || port.empty() || port.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  return endpoint_address{std::string(host), static_cast<std::uint16_t>(value)};
+}
+
+namespace {
+
+// Walks the YAML tree, converting and checking values; every mistake is
+// recorded with its line, and loading goes on so one run reports them all.
+class loader final {
+public:
+  explicit loader(env_lookup env) : env_(env ? env : [](const char* n) -> const char* { return std::getenv(n); }) {}
+
+  std::vector<config_problem> problems;
+
+  void problem(const YAML::Node& n, const std::string& key, std::string message) {
+    const auto mark = n.Mark();
+    problems.push_back({mark.line >= 0 ? mark.line + 1 : 0, mark.column >= 0 ? mark.column + 1 : 0, key,
+                        std::move(message)});
+  }
+
+  void check_keys(const YAML::Node& map, const std::string& path, std::initializer_list<std::string_view> allowed) {
+    for (const auto& kv : map) {
+      const auto key = kv.first.Scalar();
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string list;
+        for (auto a : allowed) list += fmt::format("{}{}", list.empty() ? "" : ", ", a);
+        problem(kv.first, join(path, key), fmt::format("unknown key (expected one of: {})", list));
+      }
+    }
+  }
+
+  static std::string join(const std::string& path, std::string_view key) {
+    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+  }
+
+  // The scalar with ${VAR} and ${VAR:-default} substituted.
+  std::optional<std::string> scalar(const YAML::Node& n, const std::string& key) {
+    if (!n.IsScalar()) {
+      problem(n, key, "expected a single value");
+      return std::nullopt;
+    }
+    const std::string& raw = n.Scalar();
+    std::string out;
+    std::size_t i = 0;
+    while (i < raw.size()) {
+      const auto start = raw.find("${", i);
+      if (start == std::string::npos) {
+        out.append(raw, i);
+        break;
+      }
+      out.append(raw, i, start - i);
+      const auto end = raw.find('}', start);
+      if (end == std::string::npos) {
+        problem(n, key, "unterminated ${...}");
+        return std::nullopt;
+      }
+      std::string inner = raw.substr(start + 2, end - start - 2);
+      std::optional<std::string> fallback;
+      if (const auto dash = inner.find(":-"); dash != std::string::npos) {
+        fallback = inner.substr(dash + 2);
+        inner.resize(dash);
+      }
+      const bool valid_name = !inner.empty() && std::all_of(inner.begin(), inner.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+      });
+      if (!valid_name) {
+        problem(n, key, fmt::format("'${{{}}}' is not a valid variable reference", inner));
+        return std::nullopt;
+      }
+      if (const char* v = env_(inner.c_str()); v && *v) out += v;
+      else if (fallback) out += *fallback;
+      else if (v) out += v; // set but empty, no default: empty is what was asked for
+      else {
+        problem(n, key, fmt::format("environment variable {} is not set (write ${{{}:-default}} to allow that)",
+                                    inner, inner));
+        return std::nullopt;
+      }
+      i = end + 1;
+    }
+    return out;
+  }
+
+  void get(const YAML::Node& n, const std::string& key, std::string& out) {
+    if (auto s = scalar(n, key)) out = *s;
+  }
+
+  void get(const YAML::Node& n, const std::string& key, bool& out) {
+    auto s = scalar(n, key);
+    if (!s) return;
+    if (*s == "true") out = true;
+    else if (*s == "false") out = false;
+    else problem(n, key, fmt::format("expected true or false, got '{}'", *s));
+  }
+
+  template <class Int> void get_int(const YAML::Node& n, const std::string& key, Int& out, std::int64_t lo,
+                                    std::int64_t hi) {
+    auto s = scalar(n, key);
+    if (!s) return;
+    std::int64_t v = 0;
+    const auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (ec != std::errc{} || ptr != s->data() + s->size()) {
+      problem(n, key, fmt::format("expected an integer, got '{}'", *s));
+      return;
+    }
+    if (v < lo || v > hi) {
+      problem(n, key, fmt::format("must be between {} and {}, got {}", lo, hi, v));
+      return;
+    }
+    out = static_cast<Int>(v);
+  }
+
+  void get_duration(const YAML::Node& n, const std::string& key, duration& out) {
+    auto s = scalar(n, key);
+    if (!s) return;
+    if (auto d = parse_duration(*s)) out = *d;
+    else problem(n, key, fmt::format("expected a duration with a unit (250ms, 5s, 10m, 1h), got '{}'", *s));
+  }
+
+  template <class Int> void get_size(const YAML::Node& n, const std::string& key, Int& out, std::uint64_t hi) {
+    auto s = scalar(n, key);
+    if (!s) return;
+    auto v = parse_size(*s);
+    if (!v) problem(n, key, fmt::format("expected a size (65536, 64KiB, 8MiB), got '{}'", *s));
+    else if (*v < 1 || *v > hi) problem(n, key, fmt::format("must be between 1 and {} bytes", hi));
+    else out = static_cast<Int>(*v);
+  }
+
+  void get_list(const YAML::Node& n, const std::string& key, std::vector<std::string>& out) {
+    if (n.IsScalar()) { // a single value is a list of one
+      if (auto s = scalar(n, key)) out = {*s};
+      return;
+    }
+    if (!n.IsSequence()) {
+      problem(n, key, "expected a list");
+      return;
+    }
+    out.clear();
+    for (std::size_t i = 0; i < n.size(); ++i)
+      if (auto s = scalar(n[i], fmt::format("{}[{}]", key, i))) out.push_back(*s);
+  }
+
+  bool expect_map(const YAML::Node& n, const std::string& key) {
+    if (n.IsMap()) return true;
+    problem(n, key, "expected a mapping (key: value pairs)");
+    return false;
+  }
+
+  void read_server(const YAML::Node& n, server_config& s) {
+    if (!expect_map(n, "server")) return;
+    check_keys(n, "server", {"header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "max_body_bytes",
+                             "max_header_bytes", "max_connections"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("server", k);
+      if (k == "header_timeout") get_duration(kv.second, key, s.header_timeout);
+      else if (k == "body_timeout") get_duration(kv.second, key, s.body_timeout);
+      else if (k == "idle_timeout") get_duration(kv.second, key, s.idle_timeout);
+      else if (k == "drain_timeout") get_duration(kv.second, key, s.drain_timeout);
+      else if (k == "max_body_bytes") get_size(kv.second, key, s.max_body_bytes, 1ull << 32);
+      else if (k == "max_header_bytes") get_size(kv.second, key, s.max_header_bytes, 1u << 20);
+      else if (k == "max_connections") get_int(kv.second, key, s.max_connections, 1, 1'000'000);
+    }
+  }
+
+  void read_upstream(const YAML::Node& n, upstream_config& u) {
+    if (!expect_map(n, "upstream")) return;
+    check_keys(n, "upstream", {"connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout",
+                               "max_idle_per_backend", "max_response_bytes"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("upstream", k);
+      if (k == "connect_timeout") get_duration(kv.second, key, u.connect_timeout);
+      else if (k == "first_token_timeout") get_duration(kv.second, key, u.first_token_timeout);
+      else if (k == "idle_timeout") get_duration(kv.second, key, u.idle_timeout);
+      else if (k == "total_timeout") get_duration(kv.second, key, u.total_timeout);
+      else if (k == "max_idle_per_backend") get_int(kv.second, key, u.max_idle_per_backend, 0, 100'000);
+      else if (k == "max_response_bytes") get_size(kv.second, key, u.max_response_bytes, 1ull << 34);
+    }
+  }
+
+  void read_cors(const YAML::Node& n, cors_config& c) {
+    if (!expect_map(n, "cors")) return;
+    check_keys(n, "cors", {"allow_origins", "max_age"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      if (k == "allow_origins") get_list(kv.second, "cors.allow_origins", c.allow_origins);
+      else if (k == "max_age") get_duration(kv.second, "cors.max_age", c.max_age);
+    }
+  }
+
+  void read_backend(const YAML::Node& n, const std::string& path, backend_config& b) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path, {"name", "url", "kind", "api_key", "models", "weight", "metrics_url", "gpu_metrics_url"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      if (k == "name") get(kv.second, key, b.name);
+      else if (k == "url") {
+        get(kv.second, key, b.url);
+        parse_url(kv.second, key, b);
+      } else if (k == "kind") {
+        std::string kind;
+        get(kv.second, key, kind);
+        if (auto parsed = openai::parse_backend_kind(kind)) b.kind = *parsed;
+        else if (!kind.empty() || kv.second.IsScalar())
+          problem(kv.second, key, fmt::format("unknown kind '{}' (vllm, sglang, llamacpp, ollama, openai)", kind));
+      } else if (k == "api_key") get(kv.second, key, b.api_key);
+      else if (k == "models") get_list(kv.second, key, b.models);
+      else if (k == "weight") get_int(kv.second, key, b.weight, 1, 1000);
+      else if (k == "metrics_url") get(kv.second, key, b.metrics_url);
+      else if (k == "gpu_metrics_url") get(kv.second, key, b.gpu_metrics_url);
+    }
+    if (b.name.empty()) problem(n, join(path, "name"), "every backend needs a name");
+    if (b.url.empty()) problem(n, join(path, "url"), "every backend needs a url");
+    if (b.models.empty()) problem(n, join(path, "models"), "every backend serves at least one model");
+    if (b.metrics_url.empty() && !b.url.empty()) b.metrics_url = b.url + "/metrics";
+  }
+
+  void parse_url(const YAML::Node& n, const std::string& key, backend_config& b) {
+    std::string_view url = b.url;
+    if (url.starts_with("https://")) {
+      problem(n, key, "https backends are not supported yet; use http:// (TLS is tracked in the hardening work)");
+      return;
+    }
+    if (!url.starts_with("http://")) {
+      problem(n, key, fmt::format("expected http://host:port[/path], got '{}'", url));
+      return;
+    }
+    url.remove_prefix(7);
+    const auto slash = url.find('/');
+    const std::string_view authority = url.substr(0, slash);
+    std::string_view path = slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
+    while (path.ends_with('/')) path.remove_suffix(1);
+    // A base URL written the OpenAI way (".../v1") names the API root; requests add /v1 themselves.
+    if (path.ends_with("/v1")) path.remove_suffix(3);
+    auto addr = parse_host_port(authority);
+    if (!addr) addr = endpoint_address{std::string(authority), 80};
+    if (addr->host.empty()) {
+      problem(n, key, fmt::format("no host in '{}'", b.url));
+      return;
+    }
+    b.address = *addr;
+    b.base_path = path;
+  }
+
+  void read_model(const YAML::Node& n, const std::string& path, model_config& m) {
+    if (n.IsScalar()) { // "- Qwen3-0.6B" is a model with defaults
+      get(n, path, m.name);
+      return;
+    }
+    if (!expect_map(n, path)) return;
+    check_keys(n, path, {"name", "aliases", "fallback", "context_length", "default_max_tokens"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      if (k == "name") get(kv.second, key, m.name);
+      else if (k == "aliases") get_list(kv.second, key, m.aliases);
+      else if (k == "fallback") get(kv.second, key, m.fallback);
+      else if (k == "context_length") get_int(kv.second, key, m.context_length, 1, 100'000'000);
+      else if (k == "default_max_tokens") get_int(kv.second, key, m.default_max_tokens, 1, 100'000'000);
+    }
+    if (m.name.empty()) problem(n, join(path, "name"), "every model needs a name");
+  }
+
+  void read(const YAML::Node& root, config& c) {
+    if (!root.IsMap()) {
+      problem(root, "", "the config must be a mapping of keys (listen, backends, models, ...)");
+      return;
+    }
+    check_keys(root, "", {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream",
+                          "backends", "models"});
+    YAML::Node backends_node, models_node;
+    for (const auto& kv : root) {
+      const auto k = kv.first.Scalar();
+      const auto& v = kv.second;
+      if (k == "listen") {
+        if (auto s = scalar(v, k)) {
+          if (auto a = parse_host_port(*s)) c.listen = *a;
+          else problem(v, k, fmt::format("expected host:port, got '{}'", *s));
+        }
+      } else if (k == "workers") get_int(v, k, c.workers, 0, 256);
+      else if (k == "reasoning_field") {
+        if (auto s = scalar(v, k)) {
+          if (auto f = openai::parse_reasoning_field(*s)) c.reasoning_field = *f;
+          else problem(v, k, fmt::format("expected reasoning_content, reasoning or both, got '{}'", *s));
+        }
+      } else if (k == "log_level") {
+        get(v, k, c.log_level);
+        static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
+        if (!levels.contains(c.log_level))
+          problem(v, k, fmt::format("expected trace, debug, info, warn, error, critical or off, got '{}'", c.log_level));
+      } else if (k == "cors") read_cors(v, c.cors);
+      else if (k == "server") read_server(v, c.server);
+      else if (k == "upstream") read_upstream(v, c.upstream);
+      else if (k == "backends") backends_node = v;
+      else if (k == "models") models_node = v;
+    }
+    if (!backends_node || !backends_node.IsSequence() || backends_node.size() == 0)
+      problem(backends_node ? backends_node : root, "backends", "at least one backend is required (a list)");
+    else
+      for (std::size_t i = 0; i < backends_node.size(); ++i)
+        read_backend(backends_node[i], fmt::format("backends[{}]", i), c.backends.emplace_back());
+    if (models_node) {
+      if (!models_node.IsSequence()) problem(models_node, "models", "expected a list");
+      else
+        for (std::size_t i = 0; i < models_node.size(); ++i)
+          read_model(models_node[i], fmt::format("models[{}]", i), c.models.emplace_back());
+    }
+    cross_check(root, c);
+  }
+
+  // Relations between sections: unique names, every model served somewhere.
+  void cross_check(const YAML::Node& root, config& c) {
+    std::set<std::string> backend_names;
+    for (const auto& b : c.backends)
+      if (!b.name.empty() && !backend_names.insert(b.name).second)
+        problems.push_back({0, 0, "backends", fmt::format("backend name '{}' is used twice", b.name)});
+    // A model only named by backends gets default settings.
+    for (const auto& b : c.backends)
+      for (const auto& m : b.models)
+        if (std::none_of(c.models.begin(), c.models.end(), [&](const model_config& mc) { return mc.name == m; }))
+          c.models.push_back(model_config{.name = m});
+    for (std::size_t i = 0; i < c.models.size(); ++i) {
+      const auto& m = c.models[i];
+      if (m.name.empty()) continue;
+      for (const auto& name : [&] {
+             auto all = m.aliases;
+             all.insert(all.begin(), m.name);
+             return all;
+           }()) {
+        if (!c.model_index.emplace(name, i).second)
+          problems.push_back({0, 0, "models", fmt::format("model name or alias '{}' is used twice", name)});
+      }
+      const bool served = std::any_of(c.backends.begin(), c.backends.end(), [&](const backend_config& b) {
+        return std::find(b.models.begin(), b.models.end(), m.name) != b.models.end();
+      });
+      if (!served)
+        problems.push_back({0, 0, fmt::format("models[{}]", i), fmt::format("no backend serves model '{}'", m.name)});
+    }
+    for (std::size_t i = 0; i < c.models.size(); ++i)
+      if (!c.models[i].fallback.empty() && !c.model_index.contains(c.models[i].fallback))
+        problems.push_back({0, 0, fmt::format("models[{}].fallback", i),
+                            fmt::format("fallback model '{}' is not configured", c.models[i].fallback)});
+    if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
+    (void)root;
+  }
+
+private:
+  env_lookup env_;
+};
+
+} // namespace
+
+std::shared_ptr<const config> load_config(const std::string& yaml_text, const std::string& source, env_lookup env) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw config_error({{e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column + 1, "",
+                         fmt::format("{}: YAML syntax error: {}", source, e.msg)}});
+  }
+  auto c = std::make_shared<config>();
+  loader l(env);
+  l.read(root, *c);
+  if (!l.problems.empty()) throw config_error(std::move(l.problems));
+  return c;
+}
+
+std::shared_ptr<const config> load_config_file(const std::string& path, env_lookup env) {
+  std::ifstream in(path);
+  if (!in) throw config_error({{0, 0, "", fmt::format("cannot read config file '{}'", path)}});
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config(ss.str(), path, env);
+}
+
+} // namespace llmgate::control

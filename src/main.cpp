@@ -1,0 +1,181 @@
+// llmgate: serve, check, sim, version.
+#include "control/config.hpp"
+#include "control/default_config.hpp"
+#include "control/probe.hpp"
+#include "observe/metrics.hpp"
+#include "server/gateway_server.hpp"
+#include "sim/sim_server.hpp"
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace {
+
+using namespace llmgate;
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("llmgate");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+void print_problems(const control::config_error& e, const std::string& source) {
+  for (const auto& p : e.problems()) {
+    std::string where = source;
+    if (p.line > 0) where += fmt::format(":{}:{}", p.line, p.column);
+    fmt::print(stderr, "{}: {}{}\n", where, p.key.empty() ? "" : p.key + ": ", p.message);
+  }
+}
+
+int serve(const std::string& path, const std::string& log_level) {
+  std::vector<std::unique_ptr<sim::sim_server>> sims; // the built-in simulators, when the default config uses them
+  std::shared_ptr<const control::config> cfg;
+  std::string note;
+  try {
+    if (!path.empty()) {
+      cfg = control::load_config_file(path);
+    } else if (control::backend_answers("127.0.0.1", control::k_default_backend_port, std::chrono::seconds(1))) {
+      cfg = control::load_config(control::default_config_yaml(), "(embedded default)");
+      note = "embedded default: Qwen3-1.7B on http://127.0.0.1:8000";
+    } else {
+      std::vector<std::uint16_t> ports;
+      for (const char* model : {"Qwen3-1.7B", "Qwen3-1.7B", "Qwen3-0.6B"}) {
+        sim::sim_options o;
+        o.model = model;
+        o.port = 0;
+        sim::find_profile("default", o.timing);
+        o.seed = ports.size() + 1;
+        sims.push_back(std::make_unique<sim::sim_server>(o));
+        ports.push_back(sims.back()->start());
+      }
+      cfg = control::load_config(control::simulated_config_yaml(ports[0], ports[1], ports[2]), "(embedded default)");
+      note = "no backend answers on 127.0.0.1:8000, so the built-in simulator serves Qwen3-1.7B (2 instances) and "
+             "Qwen3-0.6B; answers are simulated (x-llmgate-backend: sim-...)";
+    }
+  } catch (const control::config_error& e) {
+    print_problems(e, path.empty() ? "(embedded default)" : path);
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level.empty() ? cfg->log_level : log_level));
+  if (!note.empty()) spdlog::warn("{}", note);
+  static observe::registry metrics; // outlives every thread that updates it
+  server::gateway gw(cfg, metrics, note);
+  try {
+    gw.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  return gw.run();
+}
+
+int check(const std::string& path, bool probe) {
+  std::shared_ptr<const control::config> cfg;
+  try {
+    cfg = control::load_config_file(path);
+  } catch (const control::config_error& e) {
+    print_problems(e, path);
+    fmt::print(stderr, "{}: {} problem(s)\n", path, e.problems().size());
+    return 1;
+  }
+  fmt::print("{}: config OK ({} backend(s), {} model(s))\n", path, cfg->backends.size(), cfg->models.size());
+  if (!probe) return 0;
+  int failed = 0;
+  for (const auto& f : control::probe_backends(*cfg, std::chrono::seconds(3))) {
+    fmt::print("{} {}: {}\n", f.ok ? "ok  " : "FAIL", f.backend, f.what);
+    failed += f.ok ? 0 : 1;
+  }
+  if (failed) fmt::print(stderr, "{} probe check(s) failed\n", failed);
+  return failed ? 1 : 0;
+}
+
+int run_sim(sim::sim_options opts, const std::string& profile_name) {
+  if (!sim::find_profile(profile_name, opts.timing)) {
+    fmt::print(stderr, "unknown profile '{}' (instant, default)\n", profile_name);
+    return 2;
+  }
+  // Blocked before the server's thread starts, so that only sigwait below takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  sim::sim_server server(opts);
+  std::uint16_t port = 0;
+  try {
+    port = server.start();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "cannot listen on {}:{}: {}\n", opts.host, opts.port, e.what());
+    return 1;
+  }
+  fmt::print("llmgate sim listening on {}:{}\n", opts.host, port);
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&set, &sig);
+  server.stop();
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN); // a peer that closes mid-write is an error code, not the end of the process
+
+  CLI::App app{"llmgate: a rate-limiting, highly available gateway for OpenAI-compatible Qwen3 servers"};
+  app.require_subcommand(1);
+  std::string log_level;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error (default: the config's log_level)");
+
+  std::string config_path;
+  auto* serve_cmd = app.add_subcommand("serve", "Run the gateway (no -c: the embedded default)");
+  serve_cmd->add_option("-c,--config", config_path, "YAML config file")->check(CLI::ExistingFile);
+
+  bool probe = false;
+  auto* check_cmd = app.add_subcommand("check", "Validate a config; --probe also asks every backend");
+  check_cmd->add_option("-c,--config", config_path, "YAML config file")->required();
+  check_cmd->add_flag("--probe", probe, "connect to every backend: answers? serves the models? exposes metrics?");
+
+  sim::sim_options sim_opts;
+  std::string profile = "default";
+  double latency_ms = 0;
+  auto* sim_cmd = app.add_subcommand("sim", "Run a simulated vLLM server for Qwen3");
+  sim_cmd->add_option("--host", sim_opts.host, "address to listen on")->capture_default_str();
+  sim_cmd->add_option("--port", sim_opts.port, "port (0: any free port, printed)")->capture_default_str();
+  sim_cmd->add_option("--model", sim_opts.model, "served model name")->capture_default_str();
+  sim_cmd->add_option("--profile", profile, "instant | default (Qwen3-1.7B on one L4)")->capture_default_str();
+  sim_cmd->add_flag("--reasoning-parser", sim_opts.reasoning_parser,
+                    "send thinking in a separate field instead of inline <think>");
+  sim_cmd->add_option("--reasoning-field", sim_opts.reasoning_field, "reasoning | reasoning_content")
+      ->check(CLI::IsMember({"reasoning", "reasoning_content"}))
+      ->capture_default_str();
+  sim_cmd->add_option("--answer-tokens", sim_opts.answer_tokens, "answer length (0: 16..48 chosen by the prompt)");
+  sim_cmd->add_option("--thinking-tokens", sim_opts.thinking_tokens, "thinking length (0: 8..24)");
+  sim_cmd->add_option("--seed", sim_opts.seed, "random seed for fault injection");
+  sim_cmd->add_option("--error-rate", sim_opts.initial_faults.error_rate, "share of requests that fail");
+  sim_cmd->add_option("--error-status", sim_opts.initial_faults.error_status, "status of failed requests");
+  sim_cmd->add_option("--latency-ms", latency_ms, "added before the first token");
+  sim_cmd->add_flag("--hang", sim_opts.initial_faults.hang, "accept requests and never answer");
+  sim_cmd->add_option("--drop-after", sim_opts.initial_faults.drop_after_tokens,
+                      "close the connection after this many tokens");
+  sim_cmd->add_flag("--refuse", sim_opts.initial_faults.refuse, "start refusing connections");
+  sim_cmd->add_option("--gpu-temp", sim_opts.initial_faults.gpu_temp, "reported GPU temperature (C)");
+
+  app.add_subcommand("version", "Print the version");
+
+  CLI11_PARSE(app, argc, argv);
+  setup_logging(log_level.empty() ? "info" : log_level);
+
+  if (app.got_subcommand("version")) {
+    fmt::print("llmgate 0.1.0\n");
+    return 0;
+  }
+  if (app.got_subcommand(check_cmd)) return check(config_path, probe);
+  if (app.got_subcommand(sim_cmd)) {
+    sim_opts.initial_faults.latency_ms = static_cast<std::int64_t>(latency_ms);
+    return run_sim(sim_opts, profile);
+  }
+  return serve(config_path, log_level);
+}

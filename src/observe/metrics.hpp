@@ -1,0 +1,111 @@
+#pragma once
+// The one metrics registry of a process, exposed in Prometheus text format.
+// Families are created at start-up; a series (one set of label values) is
+// looked up once and its reference kept by the caller on hot paths. All
+// operations are thread-safe; updates are lock-free atomics.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmgate::observe {
+
+class counter final {
+public:
+  void inc(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+class gauge final {
+public:
+  void set(double v) noexcept { value_.store(v, std::memory_order_relaxed); }
+  void add(double v) noexcept { value_.fetch_add(v, std::memory_order_relaxed); }
+  [[nodiscard]] double value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<double> value_{0};
+};
+
+class histogram final {
+public:
+  explicit histogram(const std::vector<double>& bounds);
+  void observe(double v) noexcept;
+  [[nodiscard]] const std::vector<double>& bounds() const noexcept { return bounds_; }
+  // Non-cumulative count of bucket i (i == bounds().size() is +Inf).
+  [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept { return counts_[i].load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t count() const noexcept;
+  [[nodiscard]] double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
+
+private:
+  const std::vector<double>& bounds_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+  std::atomic<double> sum_{0};
+};
+
+enum class metric_type { counter, gauge, histogram };
+
+// A named metric with fixed label names; with(values...) returns the series.
+template <class Series> class family final {
+public:
+  family(std::string name, std::string help, std::vector<std::string> label_names, std::vector<double> bounds = {})
+      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)), bounds_(std::move(bounds)) {}
+
+  // Returns the series for these label values (created on first use). The
+  // reference stays valid for the registry's lifetime.
+  Series& with(const std::vector<std::string>& values);
+  Series& with(std::initializer_list<std::string_view> values) {
+    return with(std::vector<std::string>(values.begin(), values.end()));
+  }
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] const std::string& help() const noexcept { return help_; }
+  [[nodiscard]] const std::vector<std::string>& label_names() const noexcept { return label_names_; }
+
+  // Calls f(label_values, series) for every series, in label order.
+  template <class F> void for_each(F&& f) const {
+    std::shared_lock lock(mutex_);
+    for (const auto& [values, series] : series_) f(values, *series);
+  }
+
+private:
+  std::string name_, help_;
+  std::vector<std::string> label_names_;
+  std::vector<double> bounds_;
+  mutable std::shared_mutex mutex_;
+  std::map<std::vector<std::string>, std::unique_ptr<Series>> series_;
+};
+
+using counter_family = family<counter>;
+using gauge_family = family<gauge>;
+using histogram_family = family<histogram>;
+
+// Buckets for latencies in seconds: 5 ms … 120 s.
+[[nodiscard]] std::vector<double> latency_buckets();
+// Buckets for token counts: 1 … 128k.
+[[nodiscard]] std::vector<double> token_buckets();
+
+class registry final {
+public:
+  counter_family& counter(const std::string& name, const std::string& help, std::vector<std::string> labels = {});
+  gauge_family& gauge(const std::string& name, const std::string& help, std::vector<std::string> labels = {});
+  histogram_family& histogram(const std::string& name, const std::string& help, std::vector<std::string> labels,
+                              std::vector<double> bounds);
+
+  // Prometheus text exposition format 0.0.4.
+  [[nodiscard]] std::string expose() const;
+
+private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<counter_family>> counters_;
+  std::map<std::string, std::unique_ptr<gauge_family>> gauges_;
+  std::map<std::string, std::unique_ptr<histogram_family>> histograms_;
+};
+
+} // namespace llmgate::observe

@@ -1,0 +1,97 @@
+#include "openai/body_rewrite.hpp"
+
+#include <boost/json/serialize.hpp>
+
+namespace llmgate::openai {
+
+namespace json = boost::json;
+
+namespace {
+
+json::object* last_user_message(json::object& body) {
+  auto* messages = body.if_contains("messages");
+  if (!messages || !messages->is_array()) return nullptr;
+  auto& arr = messages->get_array();
+  for (auto it = arr.rbegin(); it != arr.rend(); ++it) {
+    if (!it->is_object()) continue;
+    auto& m = it->get_object();
+    if (const auto* role = m.if_contains("role"); role && role->is_string() && role->get_string() == "user") return &m;
+  }
+  return nullptr;
+}
+
+void append_no_think(json::object& body) {
+  auto* m = last_user_message(body);
+  if (!m) return;
+  auto& content = (*m)["content"];
+  if (content.is_string()) {
+    std::string text(content.get_string());
+    text += " /no_think";
+    content = text;
+  } else if (content.is_array()) {
+    content.get_array().push_back(json::object{{"type", "text"}, {"text", "/no_think"}});
+  }
+}
+
+std::string_view text_of(const json::value& content) {
+  if (content.is_string()) return content.get_string();
+  if (content.is_array() && !content.get_array().empty()) {
+    const auto& last = content.get_array().back();
+    if (last.is_object())
+      if (const auto* t = last.get_object().if_contains("text"); t && t->is_string()) return t->get_string();
+  }
+  return {};
+}
+
+} // namespace
+
+bool has_soft_switch(const json::object& body, bool* thinking_on) {
+  auto* m = last_user_message(const_cast<json::object&>(body));
+  if (!m) return false;
+  const auto* content = m->if_contains("content");
+  if (!content) return false;
+  const std::string_view text = text_of(*content);
+  // Qwen3 obeys the last switch in the turn.
+  const auto no = text.rfind("/no_think");
+  const auto yes = text.rfind("/think");
+  if (no == std::string_view::npos && yes == std::string_view::npos) return false;
+  if (thinking_on) *thinking_on = no == std::string_view::npos || (yes != std::string_view::npos && yes > no + 1);
+  return true;
+}
+
+std::string rewrite_request(const request_view& view, std::string_view original, std::string_view upstream_model,
+                            backend_kind kind) {
+  const auto* kwargs = view.body.if_contains("chat_template_kwargs");
+  const bool kwargs_has_ours = kwargs && kwargs->is_object() && kwargs->get_object().contains("return_reasoning");
+  const bool chat = view.kind == endpoint::chat_completions;
+  const bool needs_soft_switch = chat && view.enable_thinking == false && !takes_template_kwargs(kind);
+  const bool needs_kwargs = chat && view.enable_thinking.has_value() && takes_template_kwargs(kind) &&
+                            !(kwargs && kwargs->is_object() && kwargs->get_object().contains("enable_thinking") &&
+                              kwargs->get_object().at("enable_thinking") == json::value(*view.enable_thinking));
+  const bool kwargs_unwanted = kwargs && !takes_template_kwargs(kind);
+  if (view.model == upstream_model && !view.thinking_at_top_level && !kwargs_has_ours && !needs_soft_switch &&
+      !needs_kwargs && !kwargs_unwanted)
+    return std::string(original);
+
+  json::object body = view.body;
+  body["model"] = upstream_model;
+  body.erase("enable_thinking");
+  body.erase("return_reasoning");
+  if (auto* kw = body.if_contains("chat_template_kwargs"); kw && kw->is_object()) {
+    kw->get_object().erase("return_reasoning");
+    if (!takes_template_kwargs(kind)) kw->get_object().erase("enable_thinking");
+    if (kw->get_object().empty()) body.erase("chat_template_kwargs");
+  }
+  if (chat && view.enable_thinking.has_value()) {
+    if (takes_template_kwargs(kind)) {
+      auto& kw = body["chat_template_kwargs"];
+      if (!kw.is_object()) kw = json::object{};
+      kw.get_object()["enable_thinking"] = *view.enable_thinking;
+    } else if (!*view.enable_thinking && !has_soft_switch(body)) {
+      append_no_think(body);
+    }
+  }
+  return json::serialize(body);
+}
+
+} // namespace llmgate::openai

@@ -1,0 +1,19 @@
+#pragma once
+// The request body as a backend must receive it: the model's canonical name,
+// Qwen3's thinking switch in the backend's dialect, and llmgate's own fields
+// (return_reasoning) removed. The original bytes are reused when nothing changes.
+#include "openai/dialect.hpp"
+#include "openai/request_view.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace llmgate::openai {
+
+[[nodiscard]] std::string rewrite_request(const request_view& view, std::string_view original,
+                                          std::string_view upstream_model, backend_kind kind);
+
+// True when the last user message already carries a "/think" or "/no_think" soft switch.
+[[nodiscard]] bool has_soft_switch(const boost::json::object& body, bool* thinking_on = nullptr);
+
+} // namespace llmgate::openai

@@ -1,0 +1,183 @@
+#include "openai/request_view.hpp"
+
+#include <boost/json/parse.hpp>
+#include <fmt/format.h>
+
+namespace llmgate::openai {
+
+namespace json = boost::json;
+
+namespace {
+
+using parse_result = boost::system::result<request_view, local_reply>;
+
+std::string_view type_name(const json::value& v) {
+  switch (v.kind()) {
+  case json::kind::null: return "null";
+  case json::kind::bool_: return "boolean";
+  case json::kind::int64:
+  case json::kind::uint64: return "integer";
+  case json::kind::double_: return "number";
+  case json::kind::string: return "string";
+  case json::kind::array: return "array";
+  case json::kind::object: return "object";
+  }
+  return "value";
+}
+
+local_reply wrong_type(std::string_view param, std::string_view expected, const json::value& got) {
+  return invalid_request(fmt::format("'{}' must be {}, got {}.", param, expected, type_name(got)), param,
+                         "invalid_type");
+}
+
+// An integer field: absent or null gives nullopt; a double that is integral is accepted (JS clients send 1.0).
+boost::system::result<std::optional<std::int64_t>, local_reply> optional_int(const json::object& o,
+                                                                            std::string_view key) {
+  const auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return std::optional<std::int64_t>{};
+  if (v->is_int64()) return std::optional<std::int64_t>{v->get_int64()};
+  if (v->is_uint64()) {
+    if (v->get_uint64() > static_cast<std::uint64_t>(INT64_MAX))
+      return invalid_request(fmt::format("'{}' is too large.", key), key, "invalid_value");
+    return std::optional<std::int64_t>{static_cast<std::int64_t>(v->get_uint64())};
+  }
+  if (v->is_double()) {
+    const double d = v->get_double();
+    if (d == static_cast<double>(static_cast<std::int64_t>(d)) && d > -9e18 && d < 9e18)
+      return std::optional<std::int64_t>{static_cast<std::int64_t>(d)};
+  }
+  return wrong_type(key, "an integer", *v);
+}
+
+boost::system::result<std::optional<bool>, local_reply> optional_bool(const json::object& o, std::string_view key,
+                                                                     std::string_view param) {
+  const auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return std::optional<bool>{};
+  if (!v->is_bool()) return wrong_type(param, "a boolean", *v);
+  return std::optional<bool>{v->get_bool()};
+}
+
+std::optional<local_reply> check_number(const json::object& o, std::string_view key, double lo, double hi) {
+  const auto* v = o.if_contains(key);
+  if (!v || v->is_null()) return std::nullopt;
+  if (!v->is_number()) return wrong_type(key, "a number", *v);
+  const double d = v->to_number<double>();
+  if (d < lo || d > hi)
+    return invalid_request(fmt::format("'{}' must be between {} and {}, got {}.", key, lo, hi, d), key,
+                           "invalid_value");
+  return std::nullopt;
+}
+
+std::optional<local_reply> check_messages(const json::object& body) {
+  const auto* v = body.if_contains("messages");
+  if (!v) return invalid_request("'messages' is required.", "messages", "missing_required_parameter");
+  if (!v->is_array()) return wrong_type("messages", "an array", *v);
+  const auto& messages = v->get_array();
+  if (messages.empty())
+    return invalid_request("'messages' must contain at least one message.", "messages", "empty_array");
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto param = fmt::format("messages[{}]", i);
+    if (!messages[i].is_object()) return wrong_type(param, "an object", messages[i]);
+    const auto& m = messages[i].get_object();
+    const auto* role = m.if_contains("role");
+    if (!role) return invalid_request(fmt::format("'{}.role' is required.", param), param + ".role",
+                                      "missing_required_parameter");
+    if (!role->is_string()) return wrong_type(param + ".role", "a string", *role);
+    const auto r = role->get_string();
+    if (r != "system" && r != "user" && r != "assistant" && r != "tool" && r != "developer" && r != "function")
+      return invalid_request(fmt::format("'{}.role' must be one of system, user, assistant, tool, developer, "
+                                         "function; got '{}'.",
+                                         param, std::string_view(r)),
+                             param + ".role", "invalid_value");
+    if (const auto* content = m.if_contains("content");
+        content && !content->is_string() && !content->is_array() && !content->is_null())
+      return wrong_type(param + ".content", "a string, an array of parts or null", *content);
+  }
+  return std::nullopt;
+}
+
+std::optional<local_reply> check_prompt(const json::object& body) {
+  const auto* v = body.if_contains("prompt");
+  if (!v) return invalid_request("'prompt' is required.", "prompt", "missing_required_parameter");
+  if (v->is_string()) return std::nullopt;
+  if (!v->is_array()) return wrong_type("prompt", "a string or an array", *v);
+  if (v->get_array().empty()) return invalid_request("'prompt' must not be empty.", "prompt", "empty_array");
+  for (const auto& p : v->get_array())
+    if (!p.is_string() && !p.is_int64() && !p.is_uint64() && !p.is_array())
+      return wrong_type("prompt[]", "a string, a token or a token array", p);
+  return std::nullopt;
+}
+
+} // namespace
+
+parse_result parse_request(std::string_view text, endpoint kind) {
+  boost::system::error_code ec;
+  json::value parsed = json::parse(text, ec);
+  if (ec)
+    return invalid_request(fmt::format("We could not parse the JSON body of your request: {}.", ec.message()), {},
+                           "invalid_json");
+  if (!parsed.is_object()) return invalid_request("The request body must be a JSON object.", {}, "invalid_json");
+
+  request_view view;
+  view.kind = kind;
+  view.body = std::move(parsed.get_object());
+  const auto& body = view.body;
+
+  const auto* model = body.if_contains("model");
+  if (!model) return invalid_request("'model' is required.", "model", "missing_required_parameter");
+  if (!model->is_string()) return wrong_type("model", "a string", *model);
+  if (model->get_string().empty()) return invalid_request("'model' must not be empty.", "model", "invalid_value");
+  view.model = model->get_string();
+
+  if (auto err = kind == endpoint::chat_completions ? check_messages(body) : check_prompt(body)) return *err;
+
+  auto stream = optional_bool(body, "stream", "stream");
+  if (!stream) return stream.error();
+  view.stream = stream->value_or(false);
+  if (const auto* opts = body.if_contains("stream_options"); opts && !opts->is_null()) {
+    if (!opts->is_object()) return wrong_type("stream_options", "an object", *opts);
+    auto usage = optional_bool(opts->get_object(), "include_usage", "stream_options.include_usage");
+    if (!usage) return usage.error();
+    view.include_usage = usage->value_or(false);
+  }
+
+  for (std::string_view key : {"max_tokens", "max_completion_tokens"}) {
+    auto n = optional_int(body, key);
+    if (!n) return n.error();
+    if (!*n) continue;
+    if (**n < 1)
+      return invalid_request(fmt::format("'{}' must be at least 1, got {}.", key, **n), key, "invalid_value");
+    view.max_tokens = **n;
+  }
+  auto n = optional_int(body, "n");
+  if (!n) return n.error();
+  if (*n && (**n < 1 || **n > k_max_choices))
+    return invalid_request(fmt::format("'n' must be between 1 and {}, got {}.", k_max_choices, **n), "n",
+                           "invalid_value");
+  if (auto err = check_number(body, "temperature", 0, 2)) return *err;
+  if (auto err = check_number(body, "top_p", 0, 1)) return *err;
+  if (const auto* tools = body.if_contains("tools"); tools && !tools->is_null() && !tools->is_array())
+    return wrong_type("tools", "an array", *tools);
+
+  // Qwen3's switches: the top level is where LangChain's extra_body and
+  // modelKwargs put them; chat_template_kwargs is vLLM's and SGLang's own place.
+  auto top_thinking = optional_bool(body, "enable_thinking", "enable_thinking");
+  if (!top_thinking) return top_thinking.error();
+  auto top_return = optional_bool(body, "return_reasoning", "return_reasoning");
+  if (!top_return) return top_return.error();
+  view.thinking_at_top_level = top_thinking->has_value() || top_return->has_value();
+  view.enable_thinking = *top_thinking;
+  view.return_reasoning = top_return->value_or(true);
+  if (const auto* kw = body.if_contains("chat_template_kwargs"); kw && !kw->is_null()) {
+    if (!kw->is_object()) return wrong_type("chat_template_kwargs", "an object", *kw);
+    auto inner = optional_bool(kw->get_object(), "enable_thinking", "chat_template_kwargs.enable_thinking");
+    if (!inner) return inner.error();
+    if (*inner && !view.enable_thinking) view.enable_thinking = *inner;
+    auto inner_return = optional_bool(kw->get_object(), "return_reasoning", "chat_template_kwargs.return_reasoning");
+    if (!inner_return) return inner_return.error();
+    if (*inner_return && !top_return->has_value()) view.return_reasoning = **inner_return;
+  }
+  return view;
+}
+
+} // namespace llmgate::openai

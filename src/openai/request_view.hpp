@@ -1,0 +1,36 @@
+#pragma once
+// The request parsed once: what every later step needs to know about a
+// completion request, plus the parsed body for the steps that rewrite it.
+// Validation happens here so a bad request never reaches a backend.
+#include "openai/error.hpp"
+
+#include <boost/json/object.hpp>
+#include <boost/system/result.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace llmgate::openai {
+
+enum class endpoint { chat_completions, completions };
+
+struct request_view {
+  endpoint kind = endpoint::chat_completions;
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;              // stream_options.include_usage
+  std::optional<std::int64_t> max_tokens;  // max_tokens or max_completion_tokens
+  std::optional<bool> enable_thinking;     // top level (extra_body) or chat_template_kwargs
+  bool thinking_at_top_level = false;      // enable_thinking/return_reasoning sit at the top level
+  bool return_reasoning = true;
+  boost::json::object body;
+};
+
+// Upper bound on n (choices per request): more is refused rather than passed
+// to a GPU that would generate them all.
+inline constexpr std::int64_t k_max_choices = 128;
+
+[[nodiscard]] boost::system::result<request_view, local_reply> parse_request(std::string_view body, endpoint kind);
+
+} // namespace llmgate::openai

@@ -1,0 +1,191 @@
+#include "openai/response_rewrite.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace llmgate::openai {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::size_t k_max_choices_tracked = static_cast<std::size_t>(k_max_choices);
+
+// Takes the reasoning a backend sent in either field, removing both.
+std::string take_reasoning(json::object& o) {
+  std::string out;
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    if (auto* v = o.if_contains(key)) {
+      if (v->is_string() && out.empty()) out = v->get_string();
+      o.erase(key);
+    }
+  }
+  return out;
+}
+
+void put_reasoning(json::object& o, const std::string& text, reasoning_options opts) {
+  if (!opts.return_reasoning || text.empty()) return;
+  if (opts.field != reasoning_field::reasoning) o["reasoning_content"] = text;
+  if (opts.field != reasoning_field::reasoning_content) o["reasoning"] = text;
+}
+
+std::optional<usage_counts> usage_of(const json::object& o) {
+  const auto* u = o.if_contains("usage");
+  if (!u || !u->is_object()) return std::nullopt;
+  usage_counts c;
+  if (const auto* p = u->get_object().if_contains("prompt_tokens"); p && p->is_number())
+    c.prompt_tokens = p->to_number<std::int64_t>();
+  if (const auto* p = u->get_object().if_contains("completion_tokens"); p && p->is_number())
+    c.completion_tokens = p->to_number<std::int64_t>();
+  return c;
+}
+
+// "usage": {...} rather than absent or "usage": null (vLLM sends null on every chunk).
+bool carries_usage(std::string_view data) {
+  const auto at = data.find("\"usage\"");
+  if (at == std::string_view::npos) return false;
+  const auto value = data.find_first_not_of(" :\t", at + 7);
+  return value != std::string_view::npos && data[value] == '{';
+}
+
+} // namespace
+
+std::optional<usage_counts> read_usage(const json::object& o) { return usage_of(o); }
+
+think_splitter& stream_rewriter::splitter(std::size_t index) {
+  if (index >= splitters_.size()) splitters_.resize(index + 1);
+  return splitters_[index];
+}
+
+std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
+  // Fast path: a chunk that names no reasoning, holds no '<' and arrives when
+  // every splitter is past its think block is relayed byte for byte.
+  const bool splitters_idle = kind_ != endpoint::chat_completions ||
+                              std::all_of(splitters_.begin(), splitters_.end(),
+                                          [](const think_splitter& s) { return s.passthrough(); });
+  const bool may_carry_usage = carries_usage(data);
+  if (splitters_idle && !splitters_.empty() && data.find("reasoning") == std::string_view::npos &&
+      data.find('<') == std::string_view::npos && !may_carry_usage) {
+    ++content_chunks_;
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  json::value parsed = json::parse(data, ec);
+  if (ec || !parsed.is_object()) return std::nullopt; // not ours to judge: relay as is
+  auto& chunk = parsed.get_object();
+  if (auto u = usage_of(chunk)) usage_ = u;
+  if (const auto* id = chunk.if_contains("id"); id && id->is_string()) last_id_ = id->get_string();
+  if (const auto* m = chunk.if_contains("model"); m && m->is_string()) last_model_ = m->get_string();
+  if (const auto* c = chunk.if_contains("created"); c && c->is_number()) last_created_ = c->to_number<std::int64_t>();
+  if (kind_ != endpoint::chat_completions) return std::nullopt;
+
+  auto* choices = chunk.if_contains("choices");
+  if (!choices || !choices->is_array()) return std::nullopt;
+  bool changed = false;
+  for (auto& choice_value : choices->get_array()) {
+    if (!choice_value.is_object()) continue;
+    auto& choice = choice_value.get_object();
+    std::size_t index = 0;
+    if (const auto* i = choice.if_contains("index"); i && i->is_int64() && i->get_int64() >= 0)
+      index = static_cast<std::size_t>(i->get_int64());
+    if (index >= k_max_choices_tracked) continue;
+    auto* delta_value = choice.if_contains("delta");
+    if (!delta_value || !delta_value->is_object()) continue;
+    auto& delta = delta_value->get_object();
+    auto& split = splitter(index);
+
+    const bool had_reasoning = delta.contains("reasoning") || delta.contains("reasoning_content");
+    std::string reasoning = take_reasoning(delta);
+    auto* content = delta.if_contains("content");
+    const bool finished = choice.contains("finish_reason") && !choice.at("finish_reason").is_null();
+    if (content && content->is_string()) {
+      const std::string original(content->get_string());
+      auto parts = split.feed(original);
+      if (finished) {
+        auto rest = split.finish();
+        parts.reasoning += rest.reasoning;
+        parts.content += rest.content;
+      }
+      reasoning += parts.reasoning;
+      if (parts.content != original) {
+        *content = parts.content;
+        changed = true;
+      }
+      if (!parts.content.empty()) ++content_chunks_;
+    } else if (finished) {
+      auto rest = split.finish();
+      reasoning += rest.reasoning;
+      if (!rest.content.empty()) {
+        delta["content"] = rest.content;
+        changed = true;
+      }
+    }
+    if (had_reasoning || !reasoning.empty()) {
+      put_reasoning(delta, reasoning, opts_);
+      changed = true;
+    }
+  }
+  if (!changed) return std::nullopt;
+  return json::serialize(chunk);
+}
+
+std::vector<std::string> stream_rewriter::flush() {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < splitters_.size(); ++i) {
+    auto rest = splitters_[i].finish();
+    if (rest.reasoning.empty() && rest.content.empty()) continue;
+    json::object delta;
+    if (!rest.content.empty()) delta["content"] = rest.content;
+    put_reasoning(delta, rest.reasoning, opts_);
+    if (delta.empty()) continue;
+    json::object chunk{{"id", last_id_},
+                       {"object", "chat.completion.chunk"},
+                       {"created", last_created_},
+                       {"model", last_model_},
+                       {"choices", json::array{json::object{{"index", i}, {"delta", std::move(delta)},
+                                                            {"finish_reason", nullptr}}}}};
+    out.push_back(json::serialize(chunk));
+  }
+  return out;
+}
+
+std::optional<std::string> rewrite_response(std::string_view body, endpoint kind, reasoning_options opts,
+                                            usage_counts* usage) {
+  boost::system::error_code ec;
+  json::value parsed = json::parse(body, ec);
+  if (ec || !parsed.is_object()) return std::nullopt;
+  auto& root = parsed.get_object();
+  if (usage)
+    if (auto u = usage_of(root)) *usage = *u;
+  if (kind != endpoint::chat_completions) return std::nullopt;
+  auto* choices = root.if_contains("choices");
+  if (!choices || !choices->is_array()) return std::nullopt;
+  bool changed = false;
+  for (auto& choice_value : choices->get_array()) {
+    if (!choice_value.is_object()) continue;
+    auto* message_value = choice_value.get_object().if_contains("message");
+    if (!message_value || !message_value->is_object()) continue;
+    auto& message = message_value->get_object();
+    const bool had_reasoning = message.contains("reasoning") || message.contains("reasoning_content");
+    std::string reasoning = take_reasoning(message);
+    if (auto* content = message.if_contains("content"); content && content->is_string()) {
+      think_splitter split;
+      auto parts = split.feed(content->get_string());
+      auto rest = split.finish();
+      reasoning += parts.reasoning + rest.reasoning;
+      std::string text = parts.content + rest.content;
+      if (text != content->get_string()) {
+        *content = text;
+        changed = true;
+      }
+    }
+    if (had_reasoning || !reasoning.empty()) {
+      put_reasoning(message, reasoning, opts);
+      changed = true;
+    }
+  }
+  if (!changed) return std::nullopt;
+  return json::serialize(root);
+}
+
+} // namespace llmgate::openai

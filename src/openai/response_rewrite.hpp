@@ -1,0 +1,62 @@
+#pragma once
+// Rewrites backend responses so clients get reasoning the one way they asked
+// for it: read from "reasoning" (vLLM >= 0.17), "reasoning_content" (SGLang,
+// older vLLM) or inline "<think>…</think>" in content; sent as the configured
+// field, or stripped when the client set return_reasoning=false. Also reads
+// usage for accounting. Not thread-safe (one per response).
+#include "openai/dialect.hpp"
+#include "openai/request_view.hpp"
+#include "openai/think_splitter.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmgate::openai {
+
+struct reasoning_options {
+  reasoning_field field = reasoning_field::reasoning_content;
+  bool return_reasoning = true;
+};
+
+struct usage_counts {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+};
+
+class stream_rewriter final {
+public:
+  stream_rewriter(endpoint kind, reasoning_options opts) : kind_(kind), opts_(opts) {}
+
+  // One SSE event's data (a chat.completion.chunk). Returns the data to send
+  // instead, or nullopt when the original bytes go out unchanged.
+  [[nodiscard]] std::optional<std::string> rewrite(std::string_view data);
+  // Chunks for text still held back by a think splitter when the stream ends
+  // (before [DONE]); usually empty.
+  [[nodiscard]] std::vector<std::string> flush();
+
+  [[nodiscard]] const std::optional<usage_counts>& usage() const noexcept { return usage_; }
+  [[nodiscard]] std::int64_t chunks_with_content() const noexcept { return content_chunks_; }
+
+private:
+  think_splitter& splitter(std::size_t index);
+
+  endpoint kind_;
+  reasoning_options opts_;
+  std::vector<think_splitter> splitters_;
+  std::optional<usage_counts> usage_;
+  std::int64_t content_chunks_ = 0;
+  std::string last_id_, last_model_;
+  std::int64_t last_created_ = 0;
+};
+
+// A whole (non-streamed) completion. Returns nullopt when unchanged.
+[[nodiscard]] std::optional<std::string> rewrite_response(std::string_view body, endpoint kind,
+                                                          reasoning_options opts, usage_counts* usage = nullptr);
+
+// Reads "usage" from a completion or a chunk, if present.
+[[nodiscard]] std::optional<usage_counts> read_usage(const boost::json::object& o);
+
+} // namespace llmgate::openai

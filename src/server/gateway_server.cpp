@@ -1,0 +1,739 @@
+#include "server/gateway_server.hpp"
+
+#include "openai/body_rewrite.hpp"
+#include "openai/request_view.hpp"
+#include "openai/response_rewrite.hpp"
+#include "openai/sse.hpp"
+#include "server/http_session.hpp"
+#include "server/url.hpp"
+#include "upstream/router.hpp"
+#include "upstream/upstream_pool.hpp"
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <optional>
+#include <random>
+#include <spdlog/spdlog.h>
+#include <thread>
+#include <variant>
+
+namespace llmgate::server {
+
+namespace json = boost::json;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+
+double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}", rng());
+}
+
+// The metrics every request updates; looked up once.
+struct gateway_metrics {
+  explicit gateway_metrics(observe::registry& r)
+      : requests(r.counter("llmgate_requests_total", "Requests answered, by model and HTTP status.",
+                           {"model", "status"})),
+        duration(r.histogram("llmgate_request_duration_seconds", "Time from request read to response end.",
+                             {"model"}, observe::latency_buckets())),
+        ttft(r.histogram("llmgate_time_to_first_token_seconds",
+                         "Time from request read to the first streamed event sent to the client.", {"model"},
+                         observe::latency_buckets())),
+        in_flight(r.gauge("llmgate_requests_in_flight", "Completion requests being served.").with({})),
+        upstream(r.counter("llmgate_upstream_requests_total",
+                           "Exchanges with backends, by backend and result (ok, connect_error, timeout, "
+                           "broken, client_gone).",
+                           {"backend", "result"})),
+        upstream_connects(r.counter("llmgate_upstream_connections_opened_total",
+                                    "New connections to backends (the rest reuse keep-alive ones).", {"backend"})),
+        disconnects(r.counter("llmgate_client_disconnects_total",
+                              "Clients that went away before their answer ended; their upstream request was "
+                              "cancelled.")
+                        .with({})),
+        connections_open(r.gauge("llmgate_connections_open", "Client connections open.").with({})),
+        connections(r.counter("llmgate_connections_total", "Client connections accepted.").with({})),
+        connections_refused(r.counter("llmgate_connections_refused_total",
+                                      "Client connections closed at once because server.max_connections was "
+                                      "reached.")
+                                .with({})),
+        prompt_tokens(r.counter("llmgate_prompt_tokens_total", "Prompt tokens reported by backends.", {"model"})),
+        completion_tokens(
+            r.counter("llmgate_completion_tokens_total", "Completion tokens reported by backends.", {"model"})) {}
+
+  observe::counter_family& requests;
+  observe::histogram_family& duration;
+  observe::histogram_family& ttft;
+  observe::gauge& in_flight;
+  observe::counter_family& upstream;
+  observe::counter_family& upstream_connects;
+  observe::counter& disconnects;
+  observe::gauge& connections_open;
+  observe::counter& connections;
+  observe::counter& connections_refused;
+  observe::counter_family& prompt_tokens;
+  observe::counter_family& completion_tokens;
+};
+
+// What one request carries through the pipeline.
+struct request_state {
+  std::string request_id;
+  std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
+  std::string model = "-";
+  std::string backend;
+  int status = 0;
+  clock::time_point start = clock::now();
+  bool client_gone = false;
+  upstream::connection* upstream = nullptr; // the exchange in progress, closed if the client leaves
+};
+
+// What forwarding produced: already streamed to the client, a whole answer
+// to write, or a local error reply.
+struct forward_result {
+  enum kind_t { streamed, answer, reply, retry } kind = reply;
+  bool keep_alive = true;
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  openai::local_reply error;
+};
+
+} // namespace
+
+struct gateway::impl {
+  impl(std::shared_ptr<const control::config> c, observe::registry& r, std::string n)
+      : cfg(std::move(c)), registry(r), metrics(r), note(std::move(n)) {
+    limits.header_timeout = cfg->server.header_timeout;
+    limits.body_timeout = cfg->server.body_timeout;
+    limits.idle_timeout = cfg->server.idle_timeout;
+    limits.write_timeout = cfg->server.idle_timeout;
+    limits.max_body_bytes = cfg->server.max_body_bytes;
+    limits.max_header_bytes = cfg->server.max_header_bytes;
+  }
+
+  struct worker {
+    explicit worker(const control::config& cfg) : router(cfg) {}
+    net::io_context ioc{1};
+    std::optional<tcp::acceptor> acceptor;
+    session_registry sessions;
+    std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
+    upstream::router router;
+    std::thread thread;
+  };
+
+  std::shared_ptr<const control::config> cfg;
+  observe::registry& registry;
+  gateway_metrics metrics;
+  std::string note;
+  session_limits limits;
+  std::vector<std::unique_ptr<worker>> workers;
+  std::atomic<int> open_connections{0};
+  std::atomic<bool> draining{false};
+  std::uint16_t port = 0;
+  std::int64_t started_at = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+
+  void bind(worker& w, std::uint16_t p) {
+    const auto address = net::ip::make_address(cfg->listen.host);
+    tcp::endpoint ep(address, p);
+    w.acceptor.emplace(w.ioc);
+    w.acceptor->open(ep.protocol());
+    w.acceptor->set_option(tcp::acceptor::reuse_address(true));
+    // Every worker listens on the same port; the kernel spreads connections over them.
+    w.acceptor->set_option(net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    w.acceptor->bind(ep);
+    w.acceptor->listen(net::socket_base::max_listen_connections);
+  }
+
+  net::awaitable<void> accept_loop(worker& w) {
+    for (;;) {
+      auto [ec, socket] = co_await w.acceptor->async_accept(k_tuple);
+      if (ec) {
+        if (!w.acceptor->is_open() || ec == net::error::operation_aborted) co_return;
+        spdlog::warn("accept failed: {}", ec.message()); // e.g. out of file descriptors: back off a little
+        net::steady_timer t(w.ioc, std::chrono::milliseconds(50));
+        co_await t.async_wait(k_tuple);
+        continue;
+      }
+      if (open_connections.load() >= static_cast<int>(cfg->server.max_connections)) {
+        metrics.connections_refused.inc();
+        continue; // socket closes as it goes out of scope
+      }
+      ++open_connections;
+      metrics.connections.inc();
+      metrics.connections_open.add(1);
+      net::co_spawn(
+          w.ioc,
+          [this, &w, s = std::move(socket)]() mutable -> net::awaitable<void> {
+            co_await run_session(std::move(s), limits, w.sessions,
+                                 [this, &w](session_context& ctx, request& req) { return handle(w, ctx, req); });
+            metrics.connections_open.add(-1);
+            --open_connections;
+          },
+          net::detached);
+    }
+  }
+
+  // ---- the pipeline ------------------------------------------------------
+
+  // Request → route by path. The order inside proxy() is the request path of
+  // docs/ARCHITECTURE.md: parse, route, forward (balance, rewrite, relay).
+  net::awaitable<bool> handle(worker& w, session_context& ctx, request& req) {
+    request_state st;
+    st.request_id = std::string(req["x-request-id"]);
+    if (st.request_id.empty() || st.request_id.size() > 128) st.request_id = new_request_id();
+    st.headers.emplace_back("x-request-id", st.request_id);
+    add_cors(req, st);
+
+    const auto target = parse_target(req.target());
+    const auto method = req.method();
+    if (method == http::verb::options) co_return co_await preflight(ctx, req, st);
+
+    if (target.path == "/v1/chat/completions" || target.path == "/v1/completions") {
+      if (method != http::verb::post) co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
+      const auto kind = target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions
+                                                              : openai::endpoint::completions;
+      co_return co_await proxy(w, ctx, req, st, kind);
+    }
+    if (method != http::verb::get && method != http::verb::head)
+      co_return co_await reply(ctx, req, st,
+                               target.path == "/healthz" || target.path == "/readyz" || target.path == "/metrics" ||
+                                       target.path == "/v1/models" || target.path == "/chat"
+                                   ? openai::method_not_allowed(req.method_string())
+                                   : openai::not_found(target.path));
+    if (target.path == "/healthz") co_return co_await text(ctx, req, st, http::status::ok, R"({"status":"ok"})");
+    if (target.path == "/readyz") {
+      if (draining.load())
+        co_return co_await text(ctx, req, st, http::status::service_unavailable, R"({"status":"draining"})");
+      co_return co_await text(ctx, req, st, http::status::ok, R"({"status":"ready"})");
+    }
+    if (target.path == "/metrics")
+      co_return co_await text(ctx, req, st, http::status::ok, registry.expose(), "text/plain; version=0.0.4");
+    if (target.path == "/v1/models") co_return co_await text(ctx, req, st, http::status::ok, models_json());
+    if (target.path == "/chat") co_return co_await seed_chat(w, ctx, req, st, target);
+    co_return co_await reply(ctx, req, st, openai::not_found(target.path));
+  }
+
+  std::string models_json() const {
+    json::array data;
+    for (const auto& m : cfg->models) {
+      json::object o{{"id", m.name}, {"object", "model"}, {"created", started_at}, {"owned_by", "llmgate"}};
+      if (m.context_length > 0) o["max_model_len"] = m.context_length;
+      data.push_back(std::move(o));
+    }
+    return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
+  }
+
+  bool origin_allowed(std::string_view origin) const {
+    if (origin.empty()) return false;
+    for (const auto& o : cfg->cors.allow_origins)
+      if (o == "*" || o == origin) return true;
+    return false;
+  }
+
+  void add_cors(const request& req, request_state& st) const {
+    const auto origin = req[http::field::origin];
+    if (!origin_allowed(origin)) return;
+    st.headers.emplace_back("Access-Control-Allow-Origin", std::string(origin));
+    st.headers.emplace_back("Vary", "Origin");
+    st.headers.emplace_back("Access-Control-Expose-Headers",
+                            "x-request-id, x-llmgate-backend, x-llmgate-degraded, x-llmgate-cache, retry-after");
+  }
+
+  net::awaitable<bool> preflight(session_context& ctx, request& req, request_state& st) {
+    if (!origin_allowed(req[http::field::origin])) {
+      const openai::local_reply forbidden{
+          403, openai::error_body("Origin not allowed.", "invalid_request_error", {}, "cors_origin_not_allowed"), {}};
+      co_return co_await reply(ctx, req, st, forbidden);
+    }
+    response res{http::status::no_content, req.version()};
+    res.keep_alive(req.keep_alive());
+    for (const auto& [k, v] : st.headers) res.set(k, v);
+    res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    const auto asked = req[http::field::access_control_request_headers];
+    res.set(http::field::access_control_allow_headers,
+            asked.empty() ? std::string("authorization, content-type") : std::string(asked));
+    res.set(http::field::access_control_max_age,
+            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(cfg->cors.max_age).count()));
+    res.prepare_payload();
+    st.status = 204;
+    co_return co_await write_response(ctx, res);
+  }
+
+  net::awaitable<bool> text(session_context& ctx, request& req, request_state& st, http::status status,
+                            std::string body, std::string_view content_type = "application/json") {
+    auto res = make_response(req, status, std::move(body), content_type);
+    for (const auto& [k, v] : st.headers) res.set(k, v);
+    st.status = static_cast<int>(status);
+    co_return co_await write_response(ctx, res) && res.keep_alive();
+  }
+
+  net::awaitable<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
+    auto res = make_reply(req, r);
+    for (const auto& [k, v] : st.headers) res.set(k, v);
+    st.status = r.status;
+    co_return co_await write_response(ctx, res) && res.keep_alive();
+  }
+
+  void record(request_state& st) {
+    metrics.requests.with({st.model, std::to_string(st.status)}).inc();
+    metrics.duration.with({st.model}).observe(seconds_since(st.start));
+  }
+
+  // POST /v1/chat/completions and /v1/completions.
+  net::awaitable<bool> proxy(worker& w, session_context& ctx, request& req, request_state& st,
+                             openai::endpoint kind) {
+    metrics.in_flight.add(1);
+    struct in_flight_guard {
+      observe::gauge& g;
+      ~in_flight_guard() { g.add(-1); }
+    } guard{metrics.in_flight};
+
+    auto view = openai::parse_request(req.body(), kind);
+    if (!view) {
+      const bool keep = co_await reply(ctx, req, st, view.error());
+      record(st);
+      co_return keep;
+    }
+    const auto result = co_await forward_watched(w, ctx, req, st, *view);
+    bool keep = result.keep_alive;
+    switch (result.kind) {
+    case forward_result::streamed: break;
+    case forward_result::answer: {
+      auto res = make_response(req, static_cast<http::status>(result.status), result.body, result.content_type);
+      for (const auto& [k, v] : st.headers) res.set(k, v);
+      st.status = result.status;
+      keep = co_await write_response(ctx, res) && res.keep_alive();
+      break;
+    }
+    case forward_result::reply:
+    case forward_result::retry: keep = co_await reply(ctx, req, st, result.error); break;
+    }
+    if (st.client_gone) {
+      metrics.disconnects.inc();
+      st.status = 499; // nginx's code for "client closed request"
+      keep = false;
+    }
+    record(st);
+    co_return keep;
+  }
+
+  // Forwards while watching the client: if it disconnects, the upstream
+  // request is closed at once so the backend stops generating.
+  net::awaitable<forward_result> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
+                                                 openai::request_view& view) {
+    co_return co_await while_watching(ctx.stream.socket(), forward(w, ctx, req, st, view), [&st] {
+      st.client_gone = true;
+      if (st.upstream) {
+        boost::system::error_code ignored;
+        st.upstream->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        st.upstream->stream.socket().close(ignored);
+      }
+    });
+  }
+
+  // Balance over the model's pool, trying the next backend when one cannot
+  // be reached (nothing was sent to the client yet).
+  net::awaitable<forward_result> forward(worker& w, session_context& ctx, request& req, request_state& st,
+                                         openai::request_view& view) {
+    const auto* model = cfg->find_model(view.model);
+    if (!model) {
+      forward_result r;
+      r.error = openai::model_not_found(view.model);
+      co_return r;
+    }
+    st.model = model->name;
+    const auto& pool = w.router.pool(model->name);
+    std::size_t cursor = 0;
+    forward_result last;
+    last.error = openai::bad_gateway(fmt::format("No backend could serve model '{}'.", model->name));
+    for (std::size_t attempt = 0; attempt < pool.size(); ++attempt) {
+      const auto index = w.router.pick(model->name, attempt, cursor);
+      const auto& backend = cfg->backends[index];
+      const auto body = openai::rewrite_request(view, req.body(), model->name, backend.kind);
+      auto r = co_await exchange(w, ctx, req, st, view, index, body);
+      if (r.kind != forward_result::retry || st.client_gone) co_return r;
+      last = std::move(r);
+    }
+    last.kind = forward_result::reply;
+    co_return last;
+  }
+
+  // One backend: send the request, read the answer, relay it.
+  net::awaitable<forward_result> exchange(worker& w, session_context& ctx, request& req, request_state& st,
+                                          const openai::request_view& view, std::size_t index,
+                                          const std::string& body) {
+    auto& pool = *w.pools[index];
+    const auto& backend = pool.backend();
+    const auto& up = cfg->upstream;
+    const auto deadline = clock::now() + up.total_timeout;
+    st.backend = backend.name;
+    auto fail = [&](forward_result::kind_t kind, std::string_view result, openai::local_reply error) {
+      metrics.upstream.with({backend.name, std::string(result)}).inc();
+      forward_result r;
+      r.kind = kind;
+      r.error = std::move(error);
+      r.error.headers.emplace_back("x-llmgate-backend", backend.name);
+      return r;
+    };
+
+    // A keep-alive connection the backend closed meanwhile fails on first use;
+    // then, and only then, the same backend is tried once on a new connection.
+    for (int fresh = 0; fresh < 2; ++fresh) {
+      auto acquired = co_await pool.acquire(up.connect_timeout, fresh == 1);
+      if (!acquired)
+        co_return fail(forward_result::retry, "connect_error",
+                       openai::bad_gateway(fmt::format("Backend {} is unreachable: {}.", backend.name,
+                                                       acquired.error().message())));
+      auto conn = std::move(*acquired);
+      if (!conn->reused) metrics.upstream_connects.with({backend.name}).inc();
+      st.upstream = conn.get();
+      struct clear_upstream {
+        request_state& st;
+        ~clear_upstream() { st.upstream = nullptr; }
+      } clear{st};
+
+      http::request<http::string_body> ureq{http::verb::post, backend.base_path + std::string(view.kind ==
+                                                                    openai::endpoint::chat_completions
+                                                                ? "/v1/chat/completions"
+                                                                : "/v1/completions"),
+                                            11};
+      ureq.set(http::field::host, fmt::format("{}:{}", backend.address.host, backend.address.port));
+      ureq.set(http::field::content_type, "application/json");
+      ureq.set(http::field::accept, view.stream ? "text/event-stream" : "application/json");
+      ureq.set(http::field::user_agent, "llmgate/0.1");
+      ureq.set("x-request-id", st.request_id);
+      // The backend's own key replaces the client's: client keys never reach a backend.
+      if (!backend.api_key.empty()) ureq.set(http::field::authorization, "Bearer " + backend.api_key);
+      ureq.keep_alive(true);
+      ureq.body() = body;
+      ureq.prepare_payload();
+
+      conn->stream.expires_after(std::min<control::duration>(up.first_token_timeout, up.total_timeout));
+      auto [wec, wn] = co_await http::async_write(conn->stream, ureq, k_tuple);
+      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", {});
+      if (wec) {
+        if (conn->reused) continue;
+        co_return fail(forward_result::retry, "connect_error",
+                       openai::bad_gateway(fmt::format("Backend {} failed: {}.", backend.name, wec.message())));
+      }
+
+      http::response_parser<http::buffer_body> parser;
+      parser.body_limit(up.max_response_bytes);
+      auto [hec, hn] = co_await http::async_read_header(conn->stream, conn->buffer, parser, k_tuple);
+      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", {});
+      if (hec == beast::error::timeout)
+        co_return fail(forward_result::reply, "timeout",
+                       openai::gateway_timeout(fmt::format("Backend {} did not answer within {}.", backend.name,
+                                                           control::format_duration(up.first_token_timeout))));
+      if (hec) {
+        if (conn->reused && (hec == http::error::end_of_stream || hec == net::error::connection_reset ||
+                             hec == net::error::eof))
+          continue;
+        co_return fail(forward_result::retry, "broken",
+                       openai::bad_gateway(fmt::format("Backend {} sent no valid answer: {}.", backend.name,
+                                                       hec.message())));
+      }
+
+      const auto& head = parser.get();
+      const int status = static_cast<int>(head.result_int());
+      const std::string content_type(head[http::field::content_type]);
+      st.headers.emplace_back("x-llmgate-backend", backend.name);
+      st.headers.emplace_back("x-llmgate-degraded", "L0");
+      const openai::reasoning_options ropts{cfg->reasoning_field, view.return_reasoning};
+
+      if (view.stream && status == 200 && content_type.starts_with("text/event-stream")) {
+        auto r = co_await relay_stream(ctx, req, st, view, *conn, parser, ropts, deadline);
+        if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
+          pool.release(std::move(conn));
+        metrics.upstream.with({backend.name, st.client_gone ? "client_gone" : r.status == 200 ? "ok" : "broken"})
+            .inc();
+        co_return r;
+      }
+
+      // A whole answer: read it, then rewrite the reasoning once.
+      std::string answer;
+      char buf[16384];
+      boost::system::error_code rec;
+      while (!parser.is_done()) {
+        parser.get().body().data = buf;
+        parser.get().body().size = sizeof buf;
+        conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
+        auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
+        if (ec == http::error::need_buffer) ec = {};
+        answer.append(buf, sizeof buf - parser.get().body().size);
+        if (ec) {
+          rec = ec;
+          break;
+        }
+      }
+      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", {});
+      if (rec == beast::error::timeout)
+        co_return fail(forward_result::reply, "timeout",
+                       openai::gateway_timeout(fmt::format("Backend {} stopped answering.", backend.name)));
+      if (rec)
+        co_return fail(forward_result::reply, "broken",
+                       openai::bad_gateway(fmt::format("Backend {} broke off its answer: {}.", backend.name,
+                                                       rec.message())));
+      const bool reusable = parser.keep_alive();
+      forward_result r;
+      r.kind = forward_result::answer;
+      r.status = status;
+      r.content_type = content_type.empty() ? "application/json" : content_type;
+      if (status == 200 && content_type.starts_with("application/json")) {
+        openai::usage_counts usage;
+        usage.prompt_tokens = usage.completion_tokens = -1;
+        auto rewritten = openai::rewrite_response(answer, view.kind, ropts, &usage);
+        count_usage(st, usage);
+        r.body = rewritten ? std::move(*rewritten) : std::move(answer);
+      } else {
+        r.body = std::move(answer);
+      }
+      if (reusable) pool.release(std::move(conn));
+      metrics.upstream.with({backend.name, status < 500 ? "ok" : "error_status"}).inc();
+      co_return r;
+    }
+    co_return fail(forward_result::retry, "broken",
+                   openai::bad_gateway(fmt::format("Backend {} closed the connection.", backend.name)));
+  }
+
+  void count_usage(const request_state& st, const openai::usage_counts& u) {
+    if (u.prompt_tokens > 0) metrics.prompt_tokens.with({st.model}).inc(static_cast<std::uint64_t>(u.prompt_tokens));
+    if (u.completion_tokens > 0)
+      metrics.completion_tokens.with({st.model}).inc(static_cast<std::uint64_t>(u.completion_tokens));
+  }
+
+  // SSE from the backend to the client, event by event as it arrives: each
+  // read's complete events go out in one chunk, rewritten only where reasoning
+  // must change shape. A backend that breaks off mid-stream gets the client a
+  // well-formed error event and a clean end.
+  net::awaitable<forward_result> relay_stream(session_context& ctx, request& req, request_state& st,
+                                              const openai::request_view& view, upstream::connection& conn,
+                                              http::response_parser<http::buffer_body>& parser,
+                                              openai::reasoning_options ropts, clock::time_point deadline) {
+    forward_result result;
+    result.kind = forward_result::streamed;
+    result.status = 200;
+    http::response<http::empty_body> head{http::status::ok, req.version()};
+    head.set(http::field::content_type, "text/event-stream");
+    head.set(http::field::cache_control, "no-cache");
+    for (const auto& [k, v] : st.headers) head.set(k, v);
+    head.keep_alive(req.keep_alive() && !ctx.registry.draining());
+    head.chunked(true);
+    result.keep_alive = head.keep_alive();
+    st.status = 200;
+    http::response_serializer<http::empty_body> sr{head};
+    ctx.stream.expires_after(ctx.limits.write_timeout);
+    if (auto [ec, n] = co_await http::async_write_header(ctx.stream, sr, k_tuple); ec) {
+      st.client_gone = true;
+      co_return result;
+    }
+
+    openai::sse_reader reader;
+    openai::stream_rewriter rewriter(view.kind, ropts);
+    std::vector<openai::sse_event> events;
+    std::string out;
+    bool done_seen = false, first_sent = false;
+    std::string failure;
+    char buf[16384];
+    while (!parser.is_done()) {
+      parser.get().body().data = buf;
+      parser.get().body().size = sizeof buf;
+      conn.stream.expires_at(std::min(clock::now() + cfg->upstream.idle_timeout, deadline));
+      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, k_tuple);
+      if (ec == http::error::need_buffer) ec = {};
+      const std::size_t got = sizeof buf - parser.get().body().size;
+      if (st.client_gone) co_return result;
+      events.clear();
+      if (!reader.feed(std::string_view(buf, got), events)) {
+        failure = "the backend sent an oversized event";
+        break;
+      }
+      out.clear();
+      for (auto& e : events) {
+        if (e.data == "[DONE]") {
+          for (const auto& chunk : rewriter.flush()) openai::append_sse(out, chunk);
+          out += openai::k_sse_done;
+          done_seen = true;
+          continue;
+        }
+        auto rewritten = rewriter.rewrite(e.data);
+        openai::append_sse(out, rewritten ? *rewritten : e.data, e.event);
+      }
+      if (!out.empty()) {
+        if (!first_sent) {
+          metrics.ttft.with({st.model}).observe(seconds_since(st.start));
+          first_sent = true;
+        }
+        ctx.stream.expires_after(ctx.limits.write_timeout);
+        auto [wec, wn] = co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple);
+        if (wec) { // the client went away: drop the backend's answer
+          st.client_gone = true;
+          boost::system::error_code ignored;
+          conn.stream.socket().close(ignored);
+          co_return result;
+        }
+      }
+      if (ec) {
+        failure = ec == beast::error::timeout ? "the backend stopped sending (timeout)"
+                                              : fmt::format("the backend connection failed ({})", ec.message());
+        break;
+      }
+    }
+    if (auto u = rewriter.usage()) count_usage(st, *u);
+    out.clear();
+    if (!failure.empty() && !done_seen) {
+      spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);
+      openai::append_sse(out, openai::error_body(fmt::format("The answer was cut off: {}.", failure),
+                                                 "upstream_error", {}, "stream_interrupted"));
+      out += openai::k_sse_done;
+      result.status = 502;
+    }
+    ctx.stream.expires_after(ctx.limits.write_timeout);
+    if (!out.empty()) {
+      if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple); ec) {
+        st.client_gone = true;
+        co_return result;
+      }
+    }
+    if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk_last(), k_tuple); ec)
+      st.client_gone = true;
+    co_return result;
+  }
+
+  // The seed's GET /chat?query=...: the default model, answered as {"result": "..."}.
+  net::awaitable<bool> seed_chat(worker& w, session_context& ctx, request& req, request_state& st,
+                                 const target_parts& target) {
+    const auto query = query_param(target.query, "query");
+    if (!query || query->empty())
+      co_return co_await reply(ctx, req, st,
+                               openai::invalid_request("'query' is required: GET /chat?query=...", "query",
+                                                       "missing_required_parameter"));
+    json::object body{{"model", cfg->models.front().name},
+                      {"messages", json::array{json::object{{"role", "user"}, {"content", *query}}}}};
+    const auto text_body = json::serialize(body);
+    auto view = openai::parse_request(text_body, openai::endpoint::chat_completions);
+    if (!view) co_return co_await reply(ctx, req, st, view.error());
+    request inner = req;
+    inner.body() = text_body;
+    auto result = co_await forward_watched(w, ctx, inner, st, *view);
+    bool keep = false;
+    if (result.kind == forward_result::answer && result.status == 200) {
+      boost::system::error_code ec;
+      auto parsed = json::parse(result.body, ec);
+      std::string content;
+      if (!ec && parsed.is_object())
+        if (const auto* p = parsed.find_pointer("/choices/0/message/content", ec); p && p->is_string())
+          content = p->get_string();
+      // (Built outside the co_await: g++ 12 miscompiles braced lists with string literals inside one.)
+      auto answer = json::serialize(json::object{{"result", content}});
+      keep = co_await text(ctx, req, st, http::status::ok, std::move(answer));
+    } else if (result.kind == forward_result::answer) {
+      keep = co_await reply(ctx, req, st, {result.status, result.body, {}});
+    } else if (result.kind != forward_result::streamed) {
+      keep = co_await reply(ctx, req, st, result.error);
+    }
+    record(st);
+    co_return keep && !st.client_gone;
+  }
+};
+
+gateway::gateway(std::shared_ptr<const control::config> cfg, observe::registry& metrics, std::string note)
+    : impl_(std::make_unique<impl>(std::move(cfg), metrics, std::move(note))) {}
+
+gateway::~gateway() {
+  for (auto& w : impl_->workers) {
+    w->ioc.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+std::uint16_t gateway::start() {
+  auto& m = *impl_;
+  for (unsigned i = 0; i < m.cfg->workers; ++i) {
+    auto w = std::make_unique<impl::worker>(*m.cfg);
+    for (const auto& b : m.cfg->backends)
+      w->pools.push_back(
+          std::make_unique<upstream::pool>(w->ioc.get_executor(), b, m.cfg->upstream.max_idle_per_backend));
+    try {
+      m.bind(*w, m.port ? m.port : m.cfg->listen.port);
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error(
+          fmt::format("cannot listen on {}:{}: {}", m.cfg->listen.host, m.cfg->listen.port, e.code().message()));
+    }
+    if (!m.port) m.port = w->acceptor->local_endpoint().port();
+    m.workers.push_back(std::move(w));
+  }
+  return m.port;
+}
+
+int gateway::run() {
+  auto& m = *impl_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  for (auto& w : m.workers) {
+    guards.push_back(net::make_work_guard(w->ioc));
+    net::co_spawn(w->ioc, m.accept_loop(*w), net::detached);
+    w->thread = std::thread([&ioc = w->ioc] { ioc.run(); });
+  }
+  spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host,
+               m.port, m.workers.size(), m.cfg->backends.size(), m.cfg->models.size(),
+               m.note.empty() ? "" : "; " + m.note);
+  fmt::print("llmgate listening on {}:{}\n", m.cfg->listen.host, m.port);
+  std::fflush(stdout);
+
+  net::io_context signals_ioc;
+  net::signal_set signals(signals_ioc, SIGTERM, SIGINT);
+  int signal_number = 0;
+  signals.async_wait([&](const boost::system::error_code&, int n) { signal_number = n; });
+  signals_ioc.run();
+
+  spdlog::info("signal {}: draining (up to {})", signal_number,
+               control::format_duration(m.cfg->server.drain_timeout));
+  m.draining = true;
+  for (auto& w : m.workers)
+    net::post(w->ioc, [&w] {
+      boost::system::error_code ec;
+      w->acceptor->close(ec);
+      w->sessions.drain();
+    });
+  const auto deadline = clock::now() + m.cfg->server.drain_timeout;
+  while (m.open_connections.load() > 0 && clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const int left = m.open_connections.load();
+  if (left > 0) spdlog::warn("drain deadline passed: closing {} connection(s)", left);
+  for (auto& w : m.workers) net::post(w->ioc, [&w] { w->sessions.close_all(); });
+  guards.clear();
+  for (auto& w : m.workers) {
+    // Let the closes run, then stop whatever is still pending.
+    const auto stop_at = clock::now() + std::chrono::seconds(2);
+    while (!w->ioc.stopped() && clock::now() < stop_at) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    w->ioc.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+  spdlog::info("drained; exiting");
+  return 0;
+}
+
+} // namespace llmgate::server

@@ -1,0 +1,159 @@
+#include "server/http_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+namespace llmgate::server {
+
+namespace {
+constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+} // namespace
+
+void session_registry::drain() {
+  draining_ = true;
+  for (auto& e : entries_)
+    if (!e.busy) e.stream->socket().cancel(); // its pending read ends; the loop sees draining and closes
+}
+
+void session_registry::close_all() {
+  draining_ = true;
+  for (auto& e : entries_) {
+    boost::system::error_code ec;
+    e.stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+    e.stream->socket().close(ec);
+  }
+}
+
+bool peer_closed(tcp::socket& socket) {
+  char c;
+  const auto n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) return true;
+  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  return false;
+}
+
+response make_response(const request& req, http::status status, std::string body, std::string_view content_type) {
+  response res{status, req.version()};
+  res.set(http::field::content_type, content_type);
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+response make_reply(const request& req, const openai::local_reply& reply) {
+  auto res = make_response(req, static_cast<http::status>(reply.status), reply.body);
+  for (const auto& [name, value] : reply.headers) res.set(name, value);
+  return res;
+}
+
+net::awaitable<bool> write_response(session_context& ctx, response& res) {
+  if (ctx.registry.draining()) res.keep_alive(false);
+  ctx.stream.expires_after(ctx.limits.write_timeout);
+  auto [ec, n] = co_await http::async_write(ctx.stream, res, k_tuple);
+  co_return !ec;
+}
+
+namespace {
+
+// A reply to a request that could not be read; the connection closes after it.
+net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& limits, http::status status,
+                            const openai::local_reply& reply) {
+  response res{status, 11};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::connection, "close");
+  res.body() = reply.body;
+  res.prepare_payload();
+  stream.expires_after(limits.write_timeout);
+  co_await http::async_write(stream, res, k_tuple);
+}
+
+} // namespace
+
+net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
+                                 request_handler handler) {
+  boost::system::error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  std::string peer;
+  if (auto ep = socket.remote_endpoint(ec); !ec) peer = ep.address().to_string();
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  auto entry = registry.add(stream);
+  session_context ctx{stream, buffer, registry, limits, peer};
+
+  while (!registry.draining()) {
+    // Idle keep-alive wait: nothing of the next request has arrived yet.
+    if (buffer.size() == 0) {
+      stream.expires_after(limits.idle_timeout);
+      auto [rec, n] = co_await stream.async_read_some(buffer.prepare(4096), k_tuple);
+      if (rec || registry.draining()) break;
+      buffer.commit(n);
+    }
+    entry->busy = true;
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(limits.max_header_bytes);
+    parser.body_limit(limits.max_body_bytes);
+    // One deadline for the whole head, so headers dribbled a byte at a time (slowloris) cannot hold the slot.
+    stream.expires_after(limits.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, k_tuple);
+    if (hec) {
+      if (hec == http::error::header_limit)
+        co_await refuse(stream, limits, http::status::request_header_fields_too_large,
+                        openai::invalid_request("Request headers are too large.", {}, "headers_too_large"));
+      else if (hec != beast::error::timeout && hec != http::error::end_of_stream && hec != net::error::eof &&
+               hec != net::error::operation_aborted && hec != net::error::connection_reset)
+        co_await refuse(stream, limits, http::status::bad_request,
+                        openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {},
+                                                "bad_http_request"));
+      break;
+    }
+    if (const auto len = parser.content_length(); len && *len > limits.max_body_bytes) {
+      co_await refuse(stream, limits, http::status::payload_too_large,
+                      openai::payload_too_large(limits.max_body_bytes));
+      break;
+    }
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, 11};
+      stream.expires_after(limits.write_timeout);
+      auto [cec, cn] = co_await http::async_write(stream, cont, k_tuple);
+      if (cec) break;
+    }
+    stream.expires_after(limits.body_timeout);
+    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, k_tuple);
+    if (bec) {
+      if (bec == http::error::body_limit)
+        co_await refuse(stream, limits, http::status::payload_too_large,
+                        openai::payload_too_large(limits.max_body_bytes));
+      else if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
+               bec != net::error::connection_reset && bec != http::error::partial_message)
+        co_await refuse(stream, limits, http::status::bad_request,
+                        openai::invalid_request(fmt::format("Malformed HTTP request: {}.", bec.message()), {},
+                                                "bad_http_request"));
+      break;
+    }
+    request req = parser.release();
+    bool keep_alive = false;
+    try {
+      keep_alive = co_await handler(ctx, req);
+    } catch (const std::exception& e) {
+      // A bug in one request's handling must not reach other requests or the process.
+      spdlog::error("request {} {} failed: {}", std::string(req.method_string()), std::string(req.target()),
+                    e.what());
+      keep_alive = false;
+    }
+    entry->busy = false;
+    if (!keep_alive) break;
+  }
+  registry.remove(entry);
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().close(ec);
+}
+
+} // namespace llmgate::server

@@ -1,0 +1,137 @@
+#pragma once
+// The HTTP/1.1 server loop shared by the gateway and the simulator, Beast's
+// idiom: one coroutine per connection, a deadline on every read and write, a
+// header and body limit on the parser, keep-alive, and a per-worker registry
+// that closes idle connections when the process drains. Include only from the
+// few translation units that speak HTTP (Beast is slow to compile).
+#include "control/duration.hpp"
+#include "openai/error.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <exception>
+#include <functional>
+#include <list>
+#include <optional>
+#include <string_view>
+
+namespace llmgate::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+using request = http::request<http::string_body>;
+using response = http::response<http::string_body>;
+
+struct session_limits {
+  control::duration header_timeout{10000};
+  control::duration body_timeout{30000};
+  control::duration idle_timeout{60000};
+  control::duration write_timeout{60000};
+  std::uint64_t max_body_bytes = 8 << 20;
+  std::uint32_t max_header_bytes = 16 << 10;
+};
+
+// The connections of one worker (one thread): lets a drain close the idle
+// ones at once and tell the busy ones to close after their response.
+class session_registry final {
+public:
+  struct entry {
+    beast::tcp_stream* stream = nullptr;
+    bool busy = false;
+  };
+  std::list<entry>::iterator add(beast::tcp_stream& s) { return entries_.insert(entries_.end(), entry{&s, false}); }
+  void remove(std::list<entry>::iterator it) { entries_.erase(it); }
+  // Closes idle connections; busy ones finish their request and then close.
+  void drain();
+  [[nodiscard]] bool draining() const noexcept { return draining_; }
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  // Closes every connection, busy or not (the drain deadline passed).
+  void close_all();
+
+private:
+  std::list<entry> entries_;
+  bool draining_ = false;
+};
+
+// What a handler gets: the connection, to write its answer (and for a
+// streamed answer, to keep writing).
+struct session_context {
+  beast::tcp_stream& stream;
+  beast::flat_buffer& buffer;
+  session_registry& registry;
+  const session_limits& limits;
+  std::string_view peer; // client address, for logs
+};
+
+// Handles one request and writes its response; returns whether the
+// connection may carry another request.
+using request_handler = std::function<net::awaitable<bool>(session_context&, request&)>;
+
+net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
+                                 request_handler handler);
+
+// Writes a whole response with its deadline; returns false when the connection failed.
+net::awaitable<bool> write_response(session_context& ctx, response& res);
+
+// A JSON or text response with Content-Length set; keep-alive follows the request.
+[[nodiscard]] response make_response(const request& req, http::status status, std::string body,
+                                     std::string_view content_type = "application/json");
+[[nodiscard]] response make_reply(const request& req, const openai::local_reply& reply);
+
+
+// True when the peer has closed its side (EOF pending) or the socket failed;
+// never blocks and consumes nothing.
+[[nodiscard]] bool peer_closed(tcp::socket& socket);
+
+// Runs `work` while watching the client's socket. If the client closes its
+// side first, `on_gone` runs (it should make the work end soon, e.g. by
+// closing the upstream connection). Returns the work's result. Both halves
+// always finish before this returns, ended by explicit cancels rather than
+// per-operation cancellation, so no socket operation outlives the request.
+template <class T>
+net::awaitable<T> while_watching(tcp::socket& client, net::awaitable<T> work, std::function<void()> on_gone) {
+  using namespace net::experimental::awaitable_operators;
+  constexpr auto tuple = net::as_tuple(net::use_awaitable);
+  bool done = false;
+  net::steady_timer finished(client.get_executor(), net::steady_timer::time_point::max());
+  auto run = [&]() -> net::awaitable<T> {
+    std::exception_ptr error;
+    std::optional<T> result;
+    try {
+      result.emplace(co_await std::move(work));
+    } catch (...) {
+      error = std::current_exception();
+    }
+    done = true;
+    boost::system::error_code ignored;
+    client.cancel(ignored); // ends the watcher's wait
+    finished.cancel();
+    if (error) std::rethrow_exception(error);
+    co_return std::move(*result);
+  };
+  auto watch = [&]() -> net::awaitable<void> {
+    if (done) co_return; // the work may finish before the watcher starts
+    auto [ec] = co_await client.async_wait(tcp::socket::wait_read, tuple);
+    if (done) co_return;
+    if (ec || peer_closed(client)) {
+      on_gone();
+      co_return;
+    }
+    if (done) co_return;
+    co_await finished.async_wait(tuple); // the client sent its next request early (pipelining): not a disconnect
+  };
+  co_return co_await (run() && watch());
+}
+
+} // namespace llmgate::server

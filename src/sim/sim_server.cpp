@@ -1,0 +1,623 @@
+#include "sim/sim_server.hpp"
+
+#include "observe/metrics.hpp"
+#include "openai/body_rewrite.hpp"
+#include "openai/error.hpp"
+#include "openai/request_view.hpp"
+#include "openai/sse.hpp"
+#include "server/http_session.hpp"
+#include "server/url.hpp"
+#include "sim/text_model.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <random>
+#include <spdlog/spdlog.h>
+#include <thread>
+#include <unordered_map>
+
+namespace llmgate::sim {
+
+namespace json = boost::json;
+namespace net = server::net;
+namespace beast = server::beast;
+namespace http = server::http;
+using tcp = server::tcp;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Everything the prompt says, for seeding the text and counting tokens.
+std::string prompt_text(const json::object& body, openai::endpoint kind) {
+  std::string out;
+  if (kind == openai::endpoint::completions) {
+    const auto& p = body.at("prompt");
+    if (p.is_string()) return std::string(p.get_string());
+    return json::serialize(p);
+  }
+  for (const auto& m : body.at("messages").get_array()) {
+    const auto& msg = m.get_object();
+    if (const auto* c = msg.if_contains("content")) {
+      if (c->is_string()) out += c->get_string();
+      else if (!c->is_null()) out += json::serialize(*c);
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+// The function a request asks to call, if it asks for one: tool_choice
+// "required" or naming a function, or "auto" with a prompt that names a tool.
+std::optional<std::string> tool_to_call(const json::object& body, std::string_view prompt) {
+  const auto* tools = body.if_contains("tools");
+  if (!tools || !tools->is_array() || tools->get_array().empty()) return std::nullopt;
+  std::vector<std::string> names;
+  for (const auto& t : tools->get_array())
+    if (t.is_object())
+      if (const auto* f = t.get_object().if_contains("function"); f && f->is_object())
+        if (const auto* n = f->get_object().if_contains("name"); n && n->is_string()) names.emplace_back(n->get_string());
+  if (names.empty()) return std::nullopt;
+  const auto* choice = body.if_contains("tool_choice");
+  if (choice && choice->is_string() && choice->get_string() == "none") return std::nullopt;
+  if (choice && choice->is_string() && choice->get_string() == "required") return names.front();
+  if (choice && choice->is_object()) {
+    boost::system::error_code ec;
+    if (const auto* n = choice->find_pointer("/function/name", ec); n && n->is_string())
+      return std::string(n->get_string());
+  }
+  for (const auto& n : names)
+    if (prompt.find(n) != std::string_view::npos) return n;
+  return std::nullopt;
+}
+
+} // namespace
+
+struct sim_server::impl {
+  explicit impl(sim_options o) : opts(std::move(o)), current(opts.initial_faults), rng(opts.seed), eng(opts.timing) {
+    requests = &metrics.counter("llmgate_sim_requests_total", "Requests by outcome (completed, aborted, failed).",
+                                {"outcome"});
+    for (const char* outcome : {"completed", "aborted", "failed"}) requests->with({outcome});
+    running = &metrics.gauge("vllm:num_requests_running", "Requests in the running batch.", {"model_name"})
+                   .with({opts.model});
+    waiting = &metrics.gauge("vllm:num_requests_waiting", "Requests waiting to run.", {"model_name"})
+                   .with({opts.model});
+    kv_usage = &metrics.gauge("vllm:kv_cache_usage_perc", "KV-cache usage, 1 is full.", {"model_name"})
+                    .with({opts.model});
+    prompt_tokens = &metrics.counter("vllm:prompt_tokens_total", "Prefill tokens processed.", {"model_name"})
+                         .with({opts.model});
+    generation_tokens = &metrics.counter("vllm:generation_tokens_total", "Tokens generated.", {"model_name"})
+                             .with({opts.model});
+    ttft = &metrics.histogram("vllm:time_to_first_token_seconds", "Time to first token.", {"model_name"},
+                              observe::latency_buckets())
+                .with({opts.model});
+    e2e = &metrics.histogram("vllm:e2e_request_latency_seconds", "End-to-end request latency.", {"model_name"},
+                             observe::latency_buckets())
+               .with({opts.model});
+    gpu_util = &metrics.gauge("DCGM_FI_DEV_GPU_UTIL", "GPU utilisation (%).", {"gpu", "modelName"})
+                    .with({"0", "NVIDIA L4"});
+    fb_used = &metrics.gauge("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (MiB).", {"gpu", "modelName"})
+                   .with({"0", "NVIDIA L4"});
+    gpu_temp = &metrics.gauge("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (C).", {"gpu", "modelName"})
+                    .with({"0", "NVIDIA L4"});
+    limits.idle_timeout = std::chrono::minutes(5);
+    limits.header_timeout = std::chrono::seconds(30);
+    limits.write_timeout = std::chrono::seconds(60);
+    limits.max_body_bytes = 64 << 20;
+    limits.max_header_bytes = 64 << 10;
+  }
+
+  sim_options opts;
+  faults current;
+  std::mt19937_64 rng;
+  engine eng;
+  net::io_context ioc{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::uint16_t port = 0;
+  server::session_registry sessions;
+  server::session_limits limits;
+  std::thread thread;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> guard;
+  observe::registry metrics;
+  observe::counter_family* requests;
+  observe::gauge *running, *waiting, *kv_usage, *gpu_util, *fb_used, *gpu_temp;
+  observe::counter *prompt_tokens, *generation_tokens;
+  observe::histogram *ttft, *e2e;
+  std::uint64_t next_id = 1;
+
+  // A sequence in the engine, as its request coroutine sees it.
+  struct live_sequence {
+    explicit live_sequence(net::io_context& ioc) : wake(ioc, net::steady_timer::time_point::max()) {}
+    net::steady_timer wake; // cancelled by the engine loop when tokens are ready
+    std::int64_t ready = 0;
+  };
+  std::unordered_map<std::uint64_t, live_sequence*> live;
+  bool engine_running = false;
+  net::steady_timer step_timer{ioc};
+
+  void listen() {
+    tcp::endpoint ep(net::ip::make_address(opts.host), port ? port : opts.port);
+    acceptor.emplace(ioc);
+    acceptor->open(ep.protocol());
+    acceptor->set_option(tcp::acceptor::reuse_address(true));
+    acceptor->bind(ep);
+    acceptor->listen(net::socket_base::max_listen_connections);
+    port = acceptor->local_endpoint().port();
+    net::co_spawn(ioc, accept_loop(), net::detached);
+  }
+
+  net::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor->async_accept(k_tuple);
+      if (ec) co_return;
+      net::co_spawn(
+          ioc,
+          [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
+            co_await server::run_session(std::move(s), limits, sessions,
+                                         [this](server::session_context& ctx, server::request& req) {
+                                           return handle(ctx, req);
+                                         });
+          },
+          net::detached);
+    }
+  }
+
+  // The continuous-batching loop: runs while the engine has sequences.
+  net::awaitable<void> engine_loop() {
+    engine_running = true;
+    while (!eng.idle()) {
+      const auto d = eng.begin_step();
+      step_timer.expires_after(d);
+      co_await step_timer.async_wait(k_tuple);
+      for (const auto& p : eng.end_step()) {
+        generation_tokens->inc();
+        if (auto it = live.find(p.id); it != live.end()) {
+          it->second->ready = p.generated;
+          it->second->wake.cancel();
+        }
+      }
+    }
+    engine_running = false;
+  }
+
+  net::awaitable<bool> reply(server::session_context& ctx, server::request& req, http::status status,
+                             std::string body, std::string_view type = "application/json") {
+    auto res = server::make_response(req, status, std::move(body), type);
+    co_return co_await server::write_response(ctx, res) && res.keep_alive();
+  }
+
+  net::awaitable<bool> handle(server::session_context& ctx, server::request& req) {
+    const auto target = server::parse_target(req.target());
+    if (target.path == "/health") co_return co_await reply(ctx, req, http::status::ok, "");
+    if (target.path == "/metrics") {
+      refresh_gauges();
+      co_return co_await reply(ctx, req, http::status::ok, metrics.expose(), "text/plain; version=0.0.4");
+    }
+    if (target.path == "/v1/models") {
+      json::object m{{"id", opts.model},   {"object", "model"},       {"created", unix_now()},
+                     {"owned_by", "vllm"}, {"root", opts.model}, {"max_model_len", 32768}};
+      // (Built outside the co_await: g++ 12 miscompiles braced lists with string literals inside one.)
+      auto list = json::serialize(json::object{{"object", "list"}, {"data", json::array{m}}});
+      co_return co_await reply(ctx, req, http::status::ok, std::move(list));
+    }
+    if (target.path == "/sim/faults") {
+      if (req.method() == http::verb::post) {
+        if (auto err = apply_faults(req.body()))
+          co_return co_await reply(ctx, req, http::status::bad_request, openai::invalid_request(*err).body);
+      }
+      co_return co_await reply(ctx, req, http::status::ok, faults_json());
+    }
+    if (req.method() == http::verb::post &&
+        (target.path == "/v1/chat/completions" || target.path == "/v1/completions")) {
+      const auto kind = target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions
+                                                              : openai::endpoint::completions;
+      co_return co_await complete(ctx, req, kind);
+    }
+    co_return co_await reply(ctx, req, http::status::not_found, openai::not_found(target.path).body);
+  }
+
+  void refresh_gauges() {
+    running->set(static_cast<double>(eng.running()));
+    waiting->set(static_cast<double>(eng.waiting()));
+    kv_usage->set(eng.kv_usage());
+    const double util = eng.running() == 0 ? 0 : std::min(100.0, 35.0 + static_cast<double>(eng.running()) * 2.5);
+    gpu_util->set(util);
+    fb_used->set(3500 + eng.kv_usage() * 18000); // MiB, as DCGM reports it: weights plus the KV cache in use
+    gpu_temp->set(current.gpu_temp > 0 ? current.gpu_temp : 38 + util * 0.35);
+  }
+
+  std::string faults_json() const {
+    return json::serialize(json::object{{"error_rate", current.error_rate},
+                                        {"error_status", current.error_status},
+                                        {"latency_ms", current.latency_ms},
+                                        {"hang", current.hang},
+                                        {"drop_after_tokens", current.drop_after_tokens},
+                                        {"refuse", current.refuse},
+                                        {"gpu_temp", current.gpu_temp}});
+  }
+
+  // Partial update: only the fields present change. Returns an error message.
+  std::optional<std::string> apply_faults(const std::string& body) {
+    boost::system::error_code ec;
+    auto v = json::parse(body, ec);
+    if (ec || !v.is_object()) return "expected a JSON object";
+    faults next = current;
+    for (const auto& [key, value] : v.get_object()) {
+      if (key == "error_rate" && value.is_number()) next.error_rate = value.to_number<double>();
+      else if (key == "error_status" && value.is_number()) next.error_status = value.to_number<int>();
+      else if (key == "latency_ms" && value.is_number()) next.latency_ms = value.to_number<std::int64_t>();
+      else if (key == "hang" && value.is_bool()) next.hang = value.get_bool();
+      else if (key == "drop_after_tokens" && value.is_number())
+        next.drop_after_tokens = value.to_number<std::int64_t>();
+      else if (key == "refuse" && value.is_bool()) next.refuse = value.get_bool();
+      else if (key == "gpu_temp" && value.is_number()) next.gpu_temp = value.to_number<double>();
+      else return fmt::format("unknown or mistyped fault '{}'", std::string_view(key));
+    }
+    const bool was_refusing = current.refuse;
+    current = next;
+    if (current.refuse && !was_refusing) {
+      boost::system::error_code ignored;
+      acceptor->close(ignored); // new connections are refused by the kernel
+    } else if (!current.refuse && was_refusing) {
+      listen();
+    }
+    return std::nullopt;
+  }
+
+  // ---- completions -------------------------------------------------------
+
+  struct job {
+    openai::endpoint kind;
+    std::string id;
+    std::int64_t created;
+    std::int64_t prompt_tokens;
+    generation gen;
+    std::optional<std::string> tool;
+    bool include_usage = false;
+    bool stream = false;
+    clock::time_point start = clock::now();
+    bool gone = false;                       // the client disconnected
+    net::steady_timer* waiting_on = nullptr; // what to cancel when it does
+  };
+
+  net::awaitable<bool> complete(server::session_context& ctx, server::request& req, openai::endpoint kind) {
+    auto view = openai::parse_request(req.body(), kind);
+    if (!view) {
+      requests->with({"failed"}).inc();
+      co_return co_await reply(ctx, req, static_cast<http::status>(view.error().status), view.error().body);
+    }
+    if (view->model != opts.model) {
+      requests->with({"failed"}).inc();
+      co_return co_await reply(
+          ctx, req, http::status::not_found,
+          openai::error_body(fmt::format("The model `{}` does not exist.", view->model), "NotFoundError", "model",
+                             "model_not_found"));
+    }
+    if (current.error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < current.error_rate) {
+      requests->with({"failed"}).inc();
+      co_return co_await reply(ctx, req, static_cast<http::status>(current.error_status),
+                               openai::error_body("Simulated failure (fault injection).", "InternalServerError", {},
+                                                  "simulated_fault"));
+    }
+
+    job j;
+    j.kind = kind;
+    j.id = fmt::format("{}-{:016x}", kind == openai::endpoint::chat_completions ? "chatcmpl" : "cmpl", next_id);
+    j.created = unix_now();
+    j.stream = view->stream;
+    j.include_usage = view->include_usage;
+    const auto prompt = prompt_text(view->body, kind);
+    j.prompt_tokens = estimate_tokens(prompt);
+    // vLLM reads only chat_template_kwargs (a top-level enable_thinking means nothing to it) and Qwen3's soft switch.
+    bool thinking = kind == openai::endpoint::chat_completions;
+    if (thinking) {
+      if (const auto* kw = view->body.if_contains("chat_template_kwargs"); kw && kw->is_object())
+        if (const auto* on = kw->get_object().if_contains("enable_thinking"); on && on->is_bool()) thinking = on->get_bool();
+      bool soft = true;
+      if (openai::has_soft_switch(view->body, &soft)) thinking = soft;
+      j.tool = tool_to_call(view->body, prompt);
+    }
+    generation_request gr{prompt, view->max_tokens.value_or(0), thinking, opts.answer_tokens, opts.thinking_tokens};
+    j.gen = generate(gr);
+    if (j.tool) { // a tool call replaces the answer text
+      j.gen.tokens.resize(j.gen.reasoning_tokens);
+      for (const char* piece : {"{\"", "query", "\": \"", "llmgate", "\"}"}) j.gen.tokens.emplace_back(piece);
+    }
+    prompt_tokens->inc(static_cast<std::uint64_t>(j.prompt_tokens));
+
+    const bool keep = co_await server::while_watching(ctx.stream.socket(), run_job(ctx, req, j), [&j] {
+      j.gone = true;
+      if (j.waiting_on) j.waiting_on->cancel();
+    });
+    if (j.gone) {
+      requests->with({"aborted"}).inc();
+      co_return false;
+    }
+    co_return keep;
+  }
+
+  // Waits on a timer unless the client left; returns false when it did.
+  net::awaitable<bool> wait(job& j, net::steady_timer& t) {
+    if (j.gone) co_return false;
+    j.waiting_on = &t;
+    co_await t.async_wait(k_tuple);
+    j.waiting_on = nullptr;
+    co_return !j.gone;
+  }
+
+  // Produces the tokens at the engine's pace and writes them; returns keep-alive.
+  net::awaitable<bool> run_job(server::session_context& ctx, server::request& req, job& j) {
+    if (current.hang) {
+      net::steady_timer forever(ioc, net::steady_timer::time_point::max());
+      co_await wait(j, forever); // until the client leaves
+      co_return false;
+    }
+    if (current.latency_ms > 0) {
+      net::steady_timer t(ioc, std::chrono::milliseconds(current.latency_ms));
+      if (!co_await wait(j, t)) co_return false;
+    }
+    const auto total = static_cast<std::int64_t>(j.gen.tokens.size());
+    const std::int64_t drop_after = current.drop_after_tokens;
+    const auto id = next_id++;
+    live_sequence seq(ioc);
+    struct cleanup { // however this coroutine ends (also when cancelled), the engine forgets the sequence
+      impl& self;
+      std::uint64_t id;
+      ~cleanup() {
+        self.eng.cancel(id);
+        self.live.erase(id);
+      }
+    } guard{*this, id};
+    if (opts.timing.instant) {
+      seq.ready = total;
+      generation_tokens->inc(static_cast<std::uint64_t>(total));
+    } else {
+      eng.add(id, j.prompt_tokens, total);
+      live[id] = &seq;
+      if (!engine_running) net::co_spawn(ioc, engine_loop(), net::detached);
+    }
+
+    std::optional<http::response<http::empty_body>> head;
+    std::optional<http::response_serializer<http::empty_body>> serializer;
+    std::string out;
+    std::int64_t emitted = 0;
+    bool first = true;
+    while (emitted < total) {
+      if (seq.ready <= emitted) {
+        seq.wake.expires_at(net::steady_timer::time_point::max());
+        if (!co_await wait(j, seq.wake)) co_return false;
+        continue;
+      }
+      if (first) {
+        ttft->observe(std::chrono::duration<double>(clock::now() - j.start).count());
+        first = false;
+      }
+      const auto upto = drop_after > 0 ? std::min(seq.ready, drop_after) : seq.ready;
+      if (j.stream) {
+        out.clear();
+        if (!head) {
+          head.emplace(http::status::ok, req.version());
+          head->set(http::field::content_type, "text/event-stream; charset=utf-8");
+          head->keep_alive(req.keep_alive());
+          head->chunked(true);
+          serializer.emplace(*head);
+          ctx.stream.expires_after(limits.write_timeout);
+          if (auto [ec, n] = co_await http::async_write_header(ctx.stream, *serializer, k_tuple); ec) break;
+          openai::append_sse(out, chunk_json(j, role_delta(j), nullptr));
+        }
+        for (auto i = emitted; i < upto; ++i)
+          if (auto delta = token_delta(j, i)) openai::append_sse(out, chunk_json(j, std::move(*delta), nullptr));
+        emitted = upto;
+        if (!out.empty()) {
+          ctx.stream.expires_after(limits.write_timeout);
+          if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple); ec) {
+            j.gone = true; // counted as aborted by the caller
+            co_return false;
+          }
+        }
+      } else {
+        emitted = upto;
+      }
+      if (drop_after > 0 && emitted >= drop_after) { // fault: the server dies mid-answer
+        requests->with({"failed"}).inc();
+        boost::system::error_code ignored;
+        ctx.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        ctx.stream.socket().close(ignored);
+        co_return false;
+      }
+    }
+    e2e->observe(std::chrono::duration<double>(clock::now() - j.start).count());
+    requests->with({"completed"}).inc();
+    if (!j.stream) {
+      auto res = server::make_response(req, http::status::ok, whole_answer(j));
+      co_return co_await server::write_response(ctx, res) && res.keep_alive();
+    }
+    out.clear();
+    if (!head) { // zero tokens: still a valid stream
+      head.emplace(http::status::ok, req.version());
+      head->set(http::field::content_type, "text/event-stream; charset=utf-8");
+      head->keep_alive(req.keep_alive());
+      head->chunked(true);
+      serializer.emplace(*head);
+      if (auto [ec, n] = co_await http::async_write_header(ctx.stream, *serializer, k_tuple); ec) co_return false;
+    }
+    openai::append_sse(out, final_chunk(j));
+    if (j.include_usage) openai::append_sse(out, usage_chunk(j));
+    out += openai::k_sse_done;
+    ctx.stream.expires_after(limits.write_timeout);
+    if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple); ec)
+      co_return false;
+    if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk_last(), k_tuple); ec) co_return false;
+    co_return head->keep_alive();
+  }
+
+  // ---- vLLM's JSON shapes ---------------------------------------------------
+
+  bool in_think_block(const job& j, std::int64_t i) const {
+    return static_cast<std::size_t>(i) < j.gen.reasoning_tokens;
+  }
+  // With a reasoning parser, the tags and the newlines around them are not text of either part.
+  bool is_think_markup(const job& j, std::int64_t i) const {
+    const auto n = static_cast<std::int64_t>(j.gen.reasoning_tokens);
+    return i < 2 || i >= n - 2;
+  }
+
+  std::string finish_reason(const job& j) const {
+    if (j.tool) return "tool_calls";
+    return j.gen.truncated ? "length" : "stop";
+  }
+
+  json::object usage(const job& j) const {
+    const auto completion = static_cast<std::int64_t>(j.gen.tokens.size());
+    return {{"prompt_tokens", j.prompt_tokens},
+            {"total_tokens", j.prompt_tokens + completion},
+            {"completion_tokens", completion},
+            {"prompt_tokens_details", nullptr}};
+  }
+
+  json::object role_delta(const job&) const { return {{"role", "assistant"}, {"content", ""}}; }
+
+  std::string tool_call_id(const job& j) const { return "chatcmpl-tool-" + j.id.substr(j.id.size() - 12); }
+
+  // The delta for token i, or nothing when a reasoning parser swallows it.
+  std::optional<json::object> token_delta(const job& j, std::int64_t i) const {
+    const auto& tok = j.gen.tokens[static_cast<std::size_t>(i)];
+    if (j.kind == openai::endpoint::completions) return json::object{{"text", tok}};
+    if (in_think_block(j, i) && opts.reasoning_parser) {
+      if (is_think_markup(j, i)) return std::nullopt;
+      return json::object{{opts.reasoning_field, tok}};
+    }
+    if (j.tool && !in_think_block(j, i)) {
+      json::object fn{{"arguments", tok}};
+      json::object call{{"index", 0}};
+      if (static_cast<std::size_t>(i) == j.gen.reasoning_tokens) {
+        call["id"] = tool_call_id(j);
+        call["type"] = "function";
+        fn["name"] = *j.tool;
+      }
+      call["function"] = std::move(fn);
+      return json::object{{"tool_calls", json::array{std::move(call)}}};
+    }
+    return json::object{{"content", tok}};
+  }
+
+  std::string chunk_json(const job& j, json::object delta, const char* finish) const {
+    json::object choice{{"index", 0}};
+    if (j.kind == openai::endpoint::chat_completions) choice["delta"] = std::move(delta);
+    else choice["text"] = delta.contains("text") ? delta.at("text") : json::value("");
+    choice["logprobs"] = nullptr;
+    choice["finish_reason"] = finish ? json::value(finish) : json::value(nullptr);
+    if (finish) choice["stop_reason"] = nullptr;
+    return json::serialize(json::object{
+        {"id", j.id},
+        {"object", j.kind == openai::endpoint::chat_completions ? "chat.completion.chunk" : "text_completion"},
+        {"created", j.created},
+        {"model", opts.model},
+        {"choices", json::array{std::move(choice)}}});
+  }
+
+  std::string final_chunk(const job& j) const {
+    const auto reason = finish_reason(j);
+    json::object delta;
+    if (j.kind == openai::endpoint::chat_completions) delta["content"] = "";
+    else delta["text"] = "";
+    return chunk_json(j, std::move(delta), reason.c_str());
+  }
+
+  std::string usage_chunk(const job& j) const {
+    return json::serialize(json::object{
+        {"id", j.id},
+        {"object", j.kind == openai::endpoint::chat_completions ? "chat.completion.chunk" : "text_completion"},
+        {"created", j.created},
+        {"model", opts.model},
+        {"choices", json::array{}},
+        {"usage", usage(j)}});
+  }
+
+  std::string whole_answer(const job& j) const {
+    std::string reasoning, content, arguments;
+    for (std::size_t i = 0; i < j.gen.tokens.size(); ++i) {
+      const auto idx = static_cast<std::int64_t>(i);
+      if (in_think_block(j, idx) && opts.reasoning_parser) {
+        if (!is_think_markup(j, idx)) reasoning += j.gen.tokens[i];
+      } else if (j.tool && !in_think_block(j, idx)) {
+        arguments += j.gen.tokens[i];
+      } else {
+        content += j.gen.tokens[i];
+      }
+    }
+    json::object choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason(j)},
+                        {"stop_reason", nullptr}};
+    if (j.kind == openai::endpoint::completions) {
+      choice["text"] = content;
+    } else {
+      json::object message{{"role", "assistant"},
+                           {"content", j.tool && content.empty() ? json::value(nullptr) : json::value(content)}};
+      if (opts.reasoning_parser) message[opts.reasoning_field] = reasoning.empty() ? json::value(nullptr)
+                                                                                    : json::value(reasoning);
+      json::array calls;
+      if (j.tool)
+        calls.push_back(json::object{{"id", tool_call_id(j)},
+                                     {"type", "function"},
+                                     {"function", json::object{{"name", *j.tool}, {"arguments", arguments}}}});
+      message["tool_calls"] = std::move(calls);
+      choice["message"] = std::move(message);
+    }
+    return json::serialize(json::object{
+        {"id", j.id},
+        {"object", j.kind == openai::endpoint::chat_completions ? "chat.completion" : "text_completion"},
+        {"created", j.created},
+        {"model", opts.model},
+        {"choices", json::array{std::move(choice)}},
+        {"usage", usage(j)}});
+  }
+};
+
+sim_server::sim_server(sim_options opts) : impl_(std::make_unique<impl>(std::move(opts))) {}
+
+sim_server::~sim_server() { stop(); }
+
+std::uint16_t sim_server::start() {
+  auto& m = *impl_;
+  m.listen();
+  if (m.current.refuse) m.acceptor->close();
+  m.guard.emplace(net::make_work_guard(m.ioc));
+  m.thread = std::thread([&m] { m.ioc.run(); });
+  return m.port;
+}
+
+void sim_server::stop() {
+  auto& m = *impl_;
+  if (!m.thread.joinable()) return;
+  net::post(m.ioc, [&m] {
+    boost::system::error_code ec;
+    if (m.acceptor) m.acceptor->close(ec);
+    m.sessions.close_all();
+  });
+  m.guard.reset();
+  m.ioc.stop();
+  m.thread.join();
+}
+
+} // namespace llmgate::sim

@@ -1,0 +1,77 @@
+#include "upstream/http_get.hpp"
+
+#include "control/config.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <fmt/format.h>
+
+namespace llmgate::upstream {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+boost::system::result<http_url> parse_http_url(std::string_view url) {
+  if (!url.starts_with("http://")) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  url.remove_prefix(7);
+  const auto slash = url.find('/');
+  const auto authority = url.substr(0, slash);
+  http_url out;
+  if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
+  if (auto hp = control::parse_host_port(authority)) {
+    out.host = hp->host;
+    out.port = hp->port;
+  } else {
+    out.host = std::string(authority);
+  }
+  if (out.host.empty()) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  return out;
+}
+
+net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
+                                                           std::size_t max_body) {
+  constexpr auto tuple = net::as_tuple(net::use_awaitable);
+  auto ex = co_await net::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, std::to_string(url.port), tuple);
+  if (rec) co_return rec;
+  beast::tcp_stream stream(ex);
+  stream.expires_after(timeout); // one deadline for the whole exchange
+  if (auto [ec, ep] = co_await stream.async_connect(endpoints, tuple); ec) co_return ec;
+  http::request<http::empty_body> req{http::verb::get, url.target, 11};
+  req.set(http::field::host, fmt::format("{}:{}", url.host, url.port));
+  req.set(http::field::user_agent, "llmgate/0.1");
+  req.keep_alive(false);
+  if (auto [ec, n] = co_await http::async_write(stream, req, tuple); ec) co_return ec;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(max_body);
+  if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, tuple); ec) co_return ec;
+  const auto& res = parser.get();
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  co_return get_result{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body()};
+}
+
+boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout) {
+  net::io_context ioc{1};
+  auto future = net::co_spawn(ioc, http_get(url, timeout), net::use_future);
+  ioc.run();
+  return future.get();
+}
+
+} // namespace llmgate::upstream

@@ -1,0 +1,36 @@
+#pragma once
+// A one-shot HTTP/1.1 GET on a new connection, for probes and metric
+// scrapes (not the request path, which uses pooled connections).
+#include "control/duration.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace llmgate::upstream {
+
+struct http_url {
+  std::string host;
+  std::uint16_t port = 80;
+  std::string target = "/"; // path and query
+};
+
+// http://host[:port][/path]; https and other schemes are refused.
+[[nodiscard]] boost::system::result<http_url> parse_http_url(std::string_view url);
+
+struct get_result {
+  int status = 0;
+  std::string content_type;
+  std::string body;
+};
+
+// Connect, send and read, all within `timeout`; the body is capped at max_body bytes.
+boost::asio::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
+                                                                    std::size_t max_body = 8 << 20);
+
+// The same, run to completion on a private event loop (for the CLI).
+[[nodiscard]] boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout);
+
+} // namespace llmgate::upstream

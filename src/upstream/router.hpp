@@ -1,0 +1,31 @@
+#pragma once
+// Which backends may serve a model, and which one to try next. The pools are
+// built once per config; a router's round-robin position is per worker
+// (not thread-safe: each event-loop thread has its own).
+#include "control/config.hpp"
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+namespace llmgate::upstream {
+
+class router final {
+public:
+  explicit router(const control::config& cfg);
+
+  // Backend indices (into config::backends) serving this canonical model name.
+  [[nodiscard]] const std::vector<std::size_t>& pool(std::string_view model) const;
+
+  // The backend for attempt number `attempt` (0 first) of a request: round
+  // robin across requests, then the next backends in turn on retries.
+  [[nodiscard]] std::size_t pick(std::string_view model, std::size_t attempt, std::size_t& cursor);
+
+private:
+  const control::config& cfg_;
+  std::vector<std::vector<std::size_t>> pools_; // by model index
+  std::vector<std::size_t> positions_;          // round-robin position by model index
+  std::vector<std::size_t> empty_;
+};
+
+} // namespace llmgate::upstream

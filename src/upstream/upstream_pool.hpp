@@ -1,0 +1,48 @@
+#pragma once
+// Keep-alive connections to one backend, owned by one worker (not
+// thread-safe: each event-loop thread has its own pools, so no locks on the
+// request path). Include only from translation units that speak HTTP.
+#include "control/config.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/system/result.hpp>
+#include <memory>
+#include <vector>
+
+namespace llmgate::upstream {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+
+struct connection {
+  explicit connection(net::any_io_executor ex) : stream(ex) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  bool reused = false; // came from the idle list: the backend may have closed it meanwhile
+};
+
+class pool final {
+public:
+  pool(net::any_io_executor ex, const control::backend_config& backend, std::size_t max_idle)
+      : ex_(std::move(ex)), backend_(backend), max_idle_(max_idle) {}
+
+  // An idle connection that is still open, or a new one (connect bounded by timeout).
+  net::awaitable<boost::system::result<std::unique_ptr<connection>>> acquire(control::duration connect_timeout,
+                                                                             bool fresh = false);
+  // Back to the idle list, when the exchange left it reusable.
+  void release(std::unique_ptr<connection> c);
+
+  [[nodiscard]] std::size_t idle() const noexcept { return idle_.size(); }
+  [[nodiscard]] const control::backend_config& backend() const noexcept { return backend_; }
+
+private:
+  net::any_io_executor ex_;
+  const control::backend_config& backend_;
+  std::size_t max_idle_;
+  std::vector<std::unique_ptr<connection>> idle_;
+};
+
+} // namespace llmgate::upstream
