@@ -30,7 +30,7 @@ void print_problems(const control::config_error& e, const std::string& source) {
   }
 }
 
-int serve(const std::string& path, const std::string& log_level) {
+int serve(const std::string& path, const std::string& log_level, const std::string& listen) {
   std::vector<std::unique_ptr<sim::sim_server>> sims; // the built-in simulators, when the default config uses them
   std::shared_ptr<const control::config> cfg;
   std::string note;
@@ -58,6 +58,16 @@ int serve(const std::string& path, const std::string& log_level) {
   } catch (const control::config_error& e) {
     print_problems(e, path.empty() ? "(embedded default)" : path);
     return 2;
+  }
+  if (!listen.empty()) {
+    auto address = control::parse_host_port(listen);
+    if (!address) {
+      fmt::print(stderr, "--listen: expected host:port, got '{}'\n", listen);
+      return 2;
+    }
+    auto changed = std::make_shared<control::config>(*cfg);
+    changed->listen = *address;
+    cfg = std::move(changed);
   }
   spdlog::set_level(spdlog::level::from_str(log_level.empty() ? cfg->log_level : log_level));
   if (!note.empty()) spdlog::warn("{}", note);
@@ -132,6 +142,8 @@ int main(int argc, char** argv) {
   std::string config_path;
   auto* serve_cmd = app.add_subcommand("serve", "Run the gateway (no -c: the embedded default)");
   serve_cmd->add_option("-c,--config", config_path, "YAML config file")->check(CLI::ExistingFile);
+  std::string listen;
+  serve_cmd->add_option("--listen", listen, "host:port, overriding the config's listen");
 
   bool probe = false;
   auto* check_cmd = app.add_subcommand("check", "Validate a config; --probe also asks every backend");
@@ -177,5 +189,5 @@ int main(int argc, char** argv) {
     sim_opts.initial_faults.latency_ms = static_cast<std::int64_t>(latency_ms);
     return run_sim(sim_opts, profile);
   }
-  return serve(config_path, log_level);
+  return serve(config_path, log_level, listen);
 }

@@ -325,7 +325,7 @@ public:
     }
     check_keys(root, "", {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream",
                           "backends", "models"});
-    YAML::Node backends_node, models_node;
+    std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();
       const auto& v = kv.second;
@@ -351,16 +351,16 @@ public:
       else if (k == "backends") backends_node = v;
       else if (k == "models") models_node = v;
     }
-    if (!backends_node || !backends_node.IsSequence() || backends_node.size() == 0)
-      problem(backends_node ? backends_node : root, "backends", "at least one backend is required (a list)");
+    if (!backends_node || !backends_node->IsSequence() || backends_node->size() == 0)
+      problem(backends_node ? *backends_node : root, "backends", "at least one backend is required (a list)");
     else
-      for (std::size_t i = 0; i < backends_node.size(); ++i)
-        read_backend(backends_node[i], fmt::format("backends[{}]", i), c.backends.emplace_back());
+      for (std::size_t i = 0; i < backends_node->size(); ++i)
+        read_backend((*backends_node)[i], fmt::format("backends[{}]", i), c.backends.emplace_back());
     if (models_node) {
-      if (!models_node.IsSequence()) problem(models_node, "models", "expected a list");
+      if (!models_node->IsSequence()) problem(*models_node, "models", "expected a list");
       else
-        for (std::size_t i = 0; i < models_node.size(); ++i)
-          read_model(models_node[i], fmt::format("models[{}]", i), c.models.emplace_back());
+        for (std::size_t i = 0; i < models_node->size(); ++i)
+          read_model((*models_node)[i], fmt::format("models[{}]", i), c.models.emplace_back());
     }
     cross_check(root, c);
   }

@@ -107,16 +107,14 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
       if (hec == http::error::header_limit)
         co_await refuse(stream, limits, http::status::request_header_fields_too_large,
                         openai::invalid_request("Request headers are too large.", {}, "headers_too_large"));
+      else if (hec == http::error::body_limit) // a Content-Length over the limit is refused before any body is read
+        co_await refuse(stream, limits, http::status::payload_too_large,
+                        openai::payload_too_large(limits.max_body_bytes));
       else if (hec != beast::error::timeout && hec != http::error::end_of_stream && hec != net::error::eof &&
                hec != net::error::operation_aborted && hec != net::error::connection_reset)
         co_await refuse(stream, limits, http::status::bad_request,
                         openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {},
                                                 "bad_http_request"));
-      break;
-    }
-    if (const auto len = parser.content_length(); len && *len > limits.max_body_bytes) {
-      co_await refuse(stream, limits, http::status::payload_too_large,
-                      openai::payload_too_large(limits.max_body_bytes));
       break;
     }
     if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {

@@ -1,0 +1,460 @@
+// The gateway in front of real `llmgate sim` processes (and, where exact
+// bytes matter, a fixed-bytes backend written here): routing, streaming,
+// reasoning, keep-alive, cancellation, errors.
+import { test, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import net from "node:net";
+import {
+  startSim,
+  startGateway,
+  startStack,
+  gatewayConfig,
+  fetchJson,
+  readSSE,
+  stopAll,
+} from "../lib/procs.mjs";
+
+after(stopAll);
+
+const chat = (extra = {}) => ({
+  model: "Qwen3-1.7B",
+  messages: [{ role: "user", content: "你是谁?" }],
+  ...extra,
+});
+
+async function metric(url, name, labels = "") {
+  const { text } = await fetchJson(`${url}/metrics`);
+  const line = text.split("\n").find((l) => l.startsWith(name + (labels ? `{${labels}}` : " ")) || l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
+async function streamEvents(url, body, headers = {}) {
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  const events = [];
+  for await (const e of readSSE(res)) events.push(e);
+  return { res, events };
+}
+
+// A backend that answers every chat completion with fixed SSE bytes, cut into
+// fixed pieces, so the gateway's relay can be compared byte for byte.
+function fixedBackend(pieces, { status = 200, contentType = "text/event-stream" } = {}) {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", async () => {
+      seen.push({ url: req.url, headers: req.headers, body });
+      res.writeHead(status, { "content-type": contentType });
+      for (const p of pieces) {
+        res.write(p);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      res.end();
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({ url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() }),
+    ),
+  );
+}
+
+function rawRequest(port, text, { timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, "127.0.0.1");
+    let data = "";
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ data, timedOut: true });
+    }, timeoutMs);
+    sock.on("connect", () => sock.write(text));
+    sock.on("data", (d) => (data += d.toString("latin1")));
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve({ data, closed: true });
+    });
+    sock.on("error", reject);
+  });
+}
+
+describe("proxying to two simulators", async () => {
+  const stack = await startStack({ n: 2 });
+  const gw = stack.gw.url;
+  after(() => stack.stop());
+
+  test("non-streamed chat: reasoning split out of <think>, headers say who answered", async () => {
+    const r = await fetchJson(`${gw}/v1/chat/completions`, { body: chat() });
+    assert.equal(r.status, 200);
+    const msg = r.json.choices[0].message;
+    assert.ok(msg.content.length > 0);
+    assert.ok(!msg.content.includes("<think>") && !msg.content.includes("</think>"));
+    assert.ok(msg.reasoning_content && msg.reasoning_content.length > 0);
+    assert.match(r.headers.get("x-llmgate-backend"), /^sim-[ab]$/);
+    assert.equal(r.headers.get("x-llmgate-degraded"), "L0");
+    assert.ok(r.headers.get("x-request-id"));
+    assert.ok(r.json.usage.completion_tokens > 0);
+  });
+
+  test("round robin spreads requests over both backends", async () => {
+    const seen = new Set();
+    for (let i = 0; i < 4; i++) {
+      const r = await fetchJson(`${gw}/v1/chat/completions`, { body: chat() });
+      seen.add(r.headers.get("x-llmgate-backend"));
+    }
+    assert.deepEqual([...seen].sort(), ["sim-a", "sim-b"]);
+  });
+
+  test("aliases resolve to the canonical model", async () => {
+    const r = await fetchJson(`${gw}/v1/chat/completions`, { body: chat({ model: "qwen3-1.7b" }) });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.model, "Qwen3-1.7B");
+  });
+
+  test("streamed chat: reasoning deltas, then content, usage chunk, [DONE]", async () => {
+    const { res, events } = await streamEvents(gw, chat({ stream: true, stream_options: { include_usage: true } }));
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type"), /^text\/event-stream/);
+    assert.equal(events.at(-1).data, "[DONE]");
+    const deltas = events.filter((e) => e.json?.choices?.length).map((e) => e.json.choices[0].delta);
+    const reasoning = deltas.map((d) => d.reasoning_content ?? "").join("");
+    const content = deltas.map((d) => d.content ?? "").join("");
+    assert.ok(reasoning.length > 0, "reasoning streamed");
+    assert.ok(content.length > 0 && !content.includes("<think>") && !content.includes("</think>"));
+    const usage = events.find((e) => e.json?.usage);
+    assert.ok(usage.json.usage.completion_tokens > 0);
+    // The same prompt without a stream gives the same text (the simulator is deterministic).
+    const whole = await fetchJson(`${gw}/v1/chat/completions`, { body: chat() });
+    assert.equal(content, whole.json.choices[0].message.content);
+    assert.equal(reasoning, whole.json.choices[0].message.reasoning_content);
+  });
+
+  test("return_reasoning=false strips reasoning, streamed and not", async () => {
+    const r = await fetchJson(`${gw}/v1/chat/completions`, { body: chat({ return_reasoning: false }) });
+    assert.equal(r.json.choices[0].message.reasoning_content, undefined);
+    assert.ok(!r.json.choices[0].message.content.includes("<think>"));
+    const { events } = await streamEvents(gw, chat({ stream: true, return_reasoning: false }));
+    for (const e of events) {
+      const d = e.json?.choices?.[0]?.delta;
+      if (d) assert.equal(d.reasoning_content, undefined);
+    }
+  });
+
+  test("enable_thinking=false at the top level reaches the backend as chat_template_kwargs", async () => {
+    const r = await fetchJson(`${gw}/v1/chat/completions`, { body: chat({ enable_thinking: false }) });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.choices[0].message.reasoning_content, undefined);
+    const r2 = await fetchJson(`${gw}/v1/chat/completions`, {
+      body: chat({ chat_template_kwargs: { enable_thinking: false } }),
+    });
+    assert.equal(r2.json.choices[0].message.reasoning_content, undefined);
+  });
+
+  test("/v1/completions, streamed and not", async () => {
+    const r = await fetchJson(`${gw}/v1/completions`, { body: { model: "Qwen3-1.7B", prompt: "Once", max_tokens: 5 } });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.object, "text_completion");
+    assert.equal(r.json.usage.completion_tokens, 5);
+    const res = await fetch(`${gw}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "Qwen3-1.7B", prompt: "Once", max_tokens: 5, stream: true }),
+    });
+    const texts = [];
+    for await (const e of readSSE(res)) if (e.json?.choices?.length) texts.push(e.json.choices[0].text);
+    assert.equal(texts.join(""), r.json.choices[0].text);
+  });
+
+  test("tool calls pass through untouched, streamed and not", async () => {
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: {} } } }];
+    const r = await fetchJson(`${gw}/v1/chat/completions`, {
+      body: chat({ tools, tool_choice: "required", enable_thinking: false }),
+    });
+    assert.equal(r.json.choices[0].finish_reason, "tool_calls");
+    const call = r.json.choices[0].message.tool_calls[0];
+    assert.equal(call.function.name, "get_weather");
+    assert.deepEqual(JSON.parse(call.function.arguments), { query: "llmgate" });
+    const { events } = await streamEvents(gw, chat({ tools, tool_choice: "required", stream: true, enable_thinking: false }));
+    const deltas = events.flatMap((e) => e.json?.choices?.[0]?.delta?.tool_calls ?? []);
+    assert.equal(deltas[0].function.name, "get_weather");
+    assert.equal(deltas.map((d) => d.function.arguments).join(""), call.function.arguments);
+  });
+
+  test("keep-alive: sequential requests reuse upstream connections", async () => {
+    const before =
+      (await metric(gw, "llmgate_upstream_connections_opened_total", 'backend="sim-a"')) +
+      (await metric(gw, "llmgate_upstream_connections_opened_total", 'backend="sim-b"'));
+    for (let i = 0; i < 10; i++) {
+      const r = await fetchJson(`${gw}/v1/chat/completions`, { body: chat() });
+      assert.equal(r.status, 200);
+    }
+    const afterCount =
+      (await metric(gw, "llmgate_upstream_connections_opened_total", 'backend="sim-a"')) +
+      (await metric(gw, "llmgate_upstream_connections_opened_total", 'backend="sim-b"'));
+    assert.ok(afterCount - before <= 2, `opened ${afterCount - before} new upstream connections for 10 requests`);
+    assert.ok(afterCount >= 1);
+  });
+
+  test("bad requests get OpenAI-shaped 4xx and never reach a backend", async () => {
+    const simTotal = async () => {
+      let n = 0;
+      for (const s of stack.sims)
+        for (const o of ["completed", "aborted", "failed"])
+          n += await metric(s.url, "llmgate_sim_requests_total", `outcome="${o}"`);
+      return n;
+    };
+    const before = await simTotal();
+    const cases = [
+      ["{not json", 400, "invalid_json"],
+      [JSON.stringify({ model: "Qwen3-1.7B", messages: [] }), 400, "empty_array"],
+      [JSON.stringify({ model: "Qwen3-1.7B" }), 400, "missing_required_parameter"],
+      [JSON.stringify(chat({ max_tokens: 0 })), 400, "invalid_value"],
+      [JSON.stringify(chat({ max_tokens: "many" })), 400, "invalid_type"],
+      [JSON.stringify(chat({ n: 1000 })), 400, "invalid_value"],
+      [JSON.stringify(chat({ stream: "yes" })), 400, "invalid_type"],
+      [JSON.stringify({ model: 5, messages: [{ role: "user", content: "x" }] }), 400, "invalid_type"],
+      [JSON.stringify(chat({ model: "gpt-4" })), 404, "model_not_found"],
+    ];
+    for (const [body, status, code] of cases) {
+      const r = await fetchJson(`${gw}/v1/chat/completions`, { body });
+      assert.equal(r.status, status, body);
+      assert.equal(r.json.error.code, code, body);
+      assert.equal(typeof r.json.error.message, "string");
+      assert.ok("param" in r.json.error && "type" in r.json.error);
+    }
+    const bad = await fetchJson(`${gw}/v1/nope`);
+    assert.equal(bad.status, 404);
+    assert.equal(bad.json.error.type, "invalid_request_error");
+    assert.equal(await simTotal(), before, "no bad request reached a simulator");
+  });
+
+  test("health, readiness, models, metrics", async () => {
+    assert.equal((await fetchJson(`${gw}/healthz`)).status, 200);
+    assert.equal((await fetchJson(`${gw}/readyz`)).status, 200);
+    const models = await fetchJson(`${gw}/v1/models`);
+    assert.deepEqual(models.json.data.map((m) => m.id), ["Qwen3-1.7B"]);
+    const m = await fetchJson(`${gw}/metrics`);
+    assert.match(m.headers.get("content-type"), /^text\/plain/);
+    assert.match(m.text, /# TYPE llmgate_requests_total counter/);
+    assert.match(m.text, /llmgate_requests_total\{model="Qwen3-1.7B",status="200"\} \d+/);
+    assert.match(m.text, /llmgate_request_duration_seconds_bucket\{model="Qwen3-1.7B",le="\+Inf"\} \d+/);
+  });
+
+  test("the seed's GET /chat?query= answers {result}", async () => {
+    const r = await fetchJson(`${gw}/chat?query=${encodeURIComponent("你是谁?")}`);
+    assert.equal(r.status, 200);
+    assert.equal(typeof r.json.result, "string");
+    assert.ok(r.json.result.length > 0 && !r.json.result.includes("<think>"));
+    const missing = await fetchJson(`${gw}/chat`);
+    assert.equal(missing.status, 400);
+  });
+});
+
+describe("relay fidelity", async () => {
+  test("SSE is relayed byte for byte when no rewrite applies, even cut mid-event", async () => {
+    const events = [
+      { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] },
+      { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { content: "你好" }, finish_reason: null }] },
+      { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: "t1", type: "function", function: { name: "f", arguments: "{\"a\"" } }] }, finish_reason: null }] },
+      { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { content: " world" }, finish_reason: "stop" }] },
+    ];
+    const wire = events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("") + "data: [DONE]\n\n";
+    // Cut the bytes at awkward places: inside "data:", inside a UTF-8 character, between the two newlines.
+    const buf = Buffer.from(wire);
+    const cuts = [3, 57, 200, 201, buf.indexOf("\n\n") + 1, buf.length - 3].sort((a, b) => a - b);
+    const pieces = [];
+    let at = 0;
+    for (const c of cuts) {
+      pieces.push(buf.subarray(at, c));
+      at = c;
+    }
+    pieces.push(buf.subarray(at));
+    const backend = await fixedBackend(pieces);
+    const gw = await startGateway(gatewayConfig([backend]));
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer sk-client-secret" },
+      body: JSON.stringify(chat({ stream: true })),
+    });
+    assert.equal(await res.text(), wire);
+    // The client's key never reaches the backend (no backend api_key configured: no Authorization at all).
+    assert.equal(backend.seen[0].headers.authorization, undefined);
+    assert.equal(JSON.parse(backend.seen[0].body).model, "Qwen3-1.7B");
+    await gw.stop();
+    backend.close();
+  });
+
+  test("a backend api_key replaces the client's key upstream", async () => {
+    const backend = await fixedBackend(['{"ok":true}'], { contentType: "application/json" });
+    const cfg = gatewayConfig([backend]).replace("kind: vllm", 'kind: vllm, api_key: "${BACKEND_KEY}"');
+    const gw = await startGateway(cfg, { env: { BACKEND_KEY: "sk-backend" } });
+    const r = await fetchJson(`${gw.url}/v1/chat/completions`, {
+      body: chat(),
+      headers: { authorization: "Bearer sk-client-secret" },
+    });
+    assert.equal(r.status, 200);
+    assert.equal(backend.seen[0].headers.authorization, "Bearer sk-backend");
+    await gw.stop();
+    backend.close();
+  });
+
+  test("a backend's own error status and body pass through", async () => {
+    const body = JSON.stringify({ error: { message: "too long", type: "BadRequestError", param: null, code: 400 } });
+    const backend = await fixedBackend([body], { status: 400, contentType: "application/json" });
+    const gw = await startGateway(gatewayConfig([backend]));
+    const r = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat({ stream: true }) });
+    assert.equal(r.status, 400);
+    assert.equal(r.text, body);
+    await gw.stop();
+    backend.close();
+  });
+});
+
+describe("failures", async () => {
+  test("unreachable backend → 502; the next backend is tried first", async () => {
+    // A port that was free a moment ago: connections are refused.
+    const dead = await new Promise((resolve) => {
+      const s = net.createServer().listen(0, "127.0.0.1", () => {
+        const port = s.address().port;
+        s.close(() => resolve({ url: `http://127.0.0.1:${port}` }));
+      });
+    });
+    const gwDead = await startGateway(gatewayConfig([dead]));
+    const r = await fetchJson(`${gwDead.url}/v1/chat/completions`, { body: chat() });
+    assert.equal(r.status, 502);
+    assert.equal(r.json.error.code, "bad_gateway");
+    await gwDead.stop();
+
+    const sim = await startSim();
+    const gw = await startGateway(gatewayConfig([dead, sim]));
+    for (let i = 0; i < 4; i++) {
+      const ok = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() });
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers.get("x-llmgate-backend"), "sim-b");
+    }
+    await gw.stop();
+    await sim.stop();
+  });
+
+  test("a backend that never answers → 504 after first_token_timeout", async () => {
+    const sim = await startSim({ args: ["--hang"] });
+    const gw = await startGateway(gatewayConfig([sim], { extra: "upstream: {first_token_timeout: 300ms}" }));
+    const r = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() });
+    assert.equal(r.status, 504);
+    assert.equal(r.json.error.code, "upstream_timeout");
+    await gw.stop();
+    await sim.stop();
+  });
+
+  test("a backend that dies mid-stream → an SSE error event and a clean end", async () => {
+    const sim = await startSim({ args: ["--drop-after", "4"] });
+    const gw = await startGateway(gatewayConfig([sim]));
+    const { res, events } = await streamEvents(gw.url, chat({ stream: true }));
+    assert.equal(res.status, 200);
+    const err = events.find((e) => e.json?.error);
+    assert.ok(err, "an error event was sent");
+    assert.equal(err.json.error.code, "stream_interrupted");
+    assert.equal(events.at(-1).data, "[DONE]");
+    // The gateway still serves after it.
+    await fetchJson(`${sim.url}/sim/faults`, { body: { drop_after_tokens: 0 } });
+    assert.equal((await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() })).status, 200);
+    await gw.stop();
+    await sim.stop();
+  });
+
+  test("body over server.max_body_bytes → 413", async () => {
+    const sim = await startSim();
+    const gw = await startGateway(gatewayConfig([sim], { extra: "server: {max_body_bytes: 1KiB}" }));
+    const r = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat({ messages: [{ role: "user", content: "x".repeat(4096) }] }) });
+    assert.equal(r.status, 413);
+    assert.equal(r.json.error.code, "request_too_large");
+    const raw = await rawRequest(gw.port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert.match(raw.data, /^HTTP\/1\.1 200/);
+    await gw.stop();
+    await sim.stop();
+  });
+
+  test("malformed HTTP gets 400 and a closed connection; the gateway keeps serving", async () => {
+    const sim = await startSim();
+    const gw = await startGateway(gatewayConfig([sim]));
+    const bad = await rawRequest(gw.port, "BLAH\r\n\r\n");
+    assert.match(bad.data, /^HTTP\/1\.1 400/);
+    const conflicting = await rawRequest(
+      gw.port,
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n12345",
+    );
+    assert.match(conflicting.data, /^HTTP\/1\.1 400/);
+    const huge = await rawRequest(gw.port, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(70000)}\r\n\r\n`);
+    assert.match(huge.data, /^HTTP\/1\.1 431/);
+    assert.equal((await fetchJson(`${gw.url}/healthz`)).status, 200);
+    await gw.stop();
+    await sim.stop();
+  });
+});
+
+describe("cancellation and drain", async () => {
+  test("a client that disconnects cancels its upstream request (simulator counts it aborted)", async () => {
+    const sim = await startSim({ profile: "default" });
+    const gw = await startGateway(gatewayConfig([sim]));
+    const aborted = () => metric(sim.url, "llmgate_sim_requests_total", 'outcome="aborted"');
+    assert.equal(await aborted(), 0);
+    // Streamed: read the first event, then go away.
+    const ctl = new AbortController();
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(chat({ stream: true })),
+      signal: ctl.signal,
+    });
+    const reader = res.body.getReader();
+    await reader.read();
+    ctl.abort();
+    // Not streamed: give up while the simulator is still generating.
+    const ctl2 = new AbortController();
+    const pending = fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(chat()),
+      signal: ctl2.signal,
+    }).catch(() => null);
+    await new Promise((r) => setTimeout(r, 200));
+    ctl2.abort();
+    await pending;
+    let n = 0;
+    for (let i = 0; i < 50 && n < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      n = await aborted();
+    }
+    assert.equal(n, 2);
+    assert.equal(await metric(sim.url, "llmgate_sim_requests_total", 'outcome="completed"'), 0);
+    assert.equal(await metric(gw.url, "llmgate_client_disconnects_total"), 2);
+    assert.equal(await metric(gw.url, "llmgate_requests_in_flight"), 0);
+    await gw.stop();
+    await sim.stop();
+  });
+
+  test("SIGTERM drains: a stream in flight finishes, then the gateway exits 0", async () => {
+    const sim = await startSim({ profile: "default" });
+    const gw = await startGateway(gatewayConfig([sim]));
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(chat({ stream: true })),
+    });
+    const events = [];
+    const it = readSSE(res);
+    events.push((await it.next()).value);
+    process.kill(gw.pid, "SIGTERM");
+    for await (const e of it) events.push(e);
+    assert.equal(events.at(-1).data, "[DONE]");
+    assert.ok(!events.some((e) => e.json?.error));
+    const exit = await gw.exited;
+    assert.equal(exit.code, 0);
+    await assert.rejects(fetch(`${gw.url}/healthz`));
+    await sim.stop();
+  });
+});
