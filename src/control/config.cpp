@@ -70,8 +70,8 @@ public:
 
   void problem(const YAML::Node& n, const std::string& key, std::string message) {
     const auto mark = n.Mark();
-    problems.push_back({mark.line >= 0 ? mark.line + 1 : 0, mark.column >= 0 ? mark.column + 1 : 0, key,
-                        std::move(message)});
+    problems.push_back(
+        {mark.line >= 0 ? mark.line + 1 : 0, mark.column >= 0 ? mark.column + 1 : 0, key, std::move(message)});
   }
 
   void check_keys(const YAML::Node& map, const std::string& path, std::initializer_list<std::string_view> allowed) {
@@ -123,12 +123,15 @@ public:
         problem(n, key, fmt::format("'${{{}}}' is not a valid variable reference", inner));
         return std::nullopt;
       }
-      if (const char* v = env_(inner.c_str()); v && *v) out += v;
-      else if (fallback) out += *fallback;
-      else if (v) out += v; // set but empty, no default: empty is what was asked for
+      if (const char* v = env_(inner.c_str()); v && *v)
+        out += v;
+      else if (fallback)
+        out += *fallback;
+      else if (v)
+        out += v; // set but empty, no default: empty is what was asked for
       else {
-        problem(n, key, fmt::format("environment variable {} is not set (write ${{{}:-default}} to allow that)",
-                                    inner, inner));
+        problem(n, key,
+                fmt::format("environment variable {} is not set (write ${{{}:-default}} to allow that)", inner, inner));
         return std::nullopt;
       }
       i = end + 1;
@@ -143,13 +146,16 @@ public:
   void get(const YAML::Node& n, const std::string& key, bool& out) {
     auto s = scalar(n, key);
     if (!s) return;
-    if (*s == "true") out = true;
-    else if (*s == "false") out = false;
-    else problem(n, key, fmt::format("expected true or false, got '{}'", *s));
+    if (*s == "true")
+      out = true;
+    else if (*s == "false")
+      out = false;
+    else
+      problem(n, key, fmt::format("expected true or false, got '{}'", *s));
   }
 
-  template <class Int> void get_int(const YAML::Node& n, const std::string& key, Int& out, std::int64_t lo,
-                                    std::int64_t hi) {
+  template <class Int>
+  void get_int(const YAML::Node& n, const std::string& key, Int& out, std::int64_t lo, std::int64_t hi) {
     auto s = scalar(n, key);
     if (!s) return;
     std::int64_t v = 0;
@@ -168,17 +174,22 @@ public:
   void get_duration(const YAML::Node& n, const std::string& key, duration& out) {
     auto s = scalar(n, key);
     if (!s) return;
-    if (auto d = parse_duration(*s)) out = *d;
-    else problem(n, key, fmt::format("expected a duration with a unit (250ms, 5s, 10m, 1h), got '{}'", *s));
+    if (auto d = parse_duration(*s))
+      out = *d;
+    else
+      problem(n, key, fmt::format("expected a duration with a unit (250ms, 5s, 10m, 1h), got '{}'", *s));
   }
 
   template <class Int> void get_size(const YAML::Node& n, const std::string& key, Int& out, std::uint64_t hi) {
     auto s = scalar(n, key);
     if (!s) return;
     auto v = parse_size(*s);
-    if (!v) problem(n, key, fmt::format("expected a size (65536, 64KiB, 8MiB), got '{}'", *s));
-    else if (*v < 1 || *v > hi) problem(n, key, fmt::format("must be between 1 and {} bytes", hi));
-    else out = static_cast<Int>(*v);
+    if (!v)
+      problem(n, key, fmt::format("expected a size (65536, 64KiB, 8MiB), got '{}'", *s));
+    else if (*v < 1 || *v > hi)
+      problem(n, key, fmt::format("must be between 1 and {} bytes", hi));
+    else
+      out = static_cast<Int>(*v);
   }
 
   void get_list(const YAML::Node& n, const std::string& key, std::vector<std::string>& out) {
@@ -203,34 +214,49 @@ public:
 
   void read_server(const YAML::Node& n, server_config& s) {
     if (!expect_map(n, "server")) return;
-    check_keys(n, "server", {"header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "max_body_bytes",
-                             "max_header_bytes", "max_connections"});
+    check_keys(n, "server",
+               {"header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "max_body_bytes", "max_header_bytes",
+                "max_connections"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("server", k);
-      if (k == "header_timeout") get_duration(kv.second, key, s.header_timeout);
-      else if (k == "body_timeout") get_duration(kv.second, key, s.body_timeout);
-      else if (k == "idle_timeout") get_duration(kv.second, key, s.idle_timeout);
-      else if (k == "drain_timeout") get_duration(kv.second, key, s.drain_timeout);
-      else if (k == "max_body_bytes") get_size(kv.second, key, s.max_body_bytes, 1ull << 32);
-      else if (k == "max_header_bytes") get_size(kv.second, key, s.max_header_bytes, 1u << 20);
-      else if (k == "max_connections") get_int(kv.second, key, s.max_connections, 1, 1'000'000);
+      if (k == "header_timeout")
+        get_duration(kv.second, key, s.header_timeout);
+      else if (k == "body_timeout")
+        get_duration(kv.second, key, s.body_timeout);
+      else if (k == "idle_timeout")
+        get_duration(kv.second, key, s.idle_timeout);
+      else if (k == "drain_timeout")
+        get_duration(kv.second, key, s.drain_timeout);
+      else if (k == "max_body_bytes")
+        get_size(kv.second, key, s.max_body_bytes, 1ull << 32);
+      else if (k == "max_header_bytes")
+        get_size(kv.second, key, s.max_header_bytes, 1u << 20);
+      else if (k == "max_connections")
+        get_int(kv.second, key, s.max_connections, 1, 1'000'000);
     }
   }
 
   void read_upstream(const YAML::Node& n, upstream_config& u) {
     if (!expect_map(n, "upstream")) return;
-    check_keys(n, "upstream", {"connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout",
-                               "max_idle_per_backend", "max_response_bytes"});
+    check_keys(n, "upstream",
+               {"connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout", "max_idle_per_backend",
+                "max_response_bytes"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("upstream", k);
-      if (k == "connect_timeout") get_duration(kv.second, key, u.connect_timeout);
-      else if (k == "first_token_timeout") get_duration(kv.second, key, u.first_token_timeout);
-      else if (k == "idle_timeout") get_duration(kv.second, key, u.idle_timeout);
-      else if (k == "total_timeout") get_duration(kv.second, key, u.total_timeout);
-      else if (k == "max_idle_per_backend") get_int(kv.second, key, u.max_idle_per_backend, 0, 100'000);
-      else if (k == "max_response_bytes") get_size(kv.second, key, u.max_response_bytes, 1ull << 34);
+      if (k == "connect_timeout")
+        get_duration(kv.second, key, u.connect_timeout);
+      else if (k == "first_token_timeout")
+        get_duration(kv.second, key, u.first_token_timeout);
+      else if (k == "idle_timeout")
+        get_duration(kv.second, key, u.idle_timeout);
+      else if (k == "total_timeout")
+        get_duration(kv.second, key, u.total_timeout);
+      else if (k == "max_idle_per_backend")
+        get_int(kv.second, key, u.max_idle_per_backend, 0, 100'000);
+      else if (k == "max_response_bytes")
+        get_size(kv.second, key, u.max_response_bytes, 1ull << 34);
     }
   }
 
@@ -239,8 +265,10 @@ public:
     check_keys(n, "cors", {"allow_origins", "max_age"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
-      if (k == "allow_origins") get_list(kv.second, "cors.allow_origins", c.allow_origins);
-      else if (k == "max_age") get_duration(kv.second, "cors.max_age", c.max_age);
+      if (k == "allow_origins")
+        get_list(kv.second, "cors.allow_origins", c.allow_origins);
+      else if (k == "max_age")
+        get_duration(kv.second, "cors.max_age", c.max_age);
     }
   }
 
@@ -250,21 +278,28 @@ public:
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join(path, k);
-      if (k == "name") get(kv.second, key, b.name);
+      if (k == "name")
+        get(kv.second, key, b.name);
       else if (k == "url") {
         get(kv.second, key, b.url);
         parse_url(kv.second, key, b);
       } else if (k == "kind") {
         std::string kind;
         get(kv.second, key, kind);
-        if (auto parsed = openai::parse_backend_kind(kind)) b.kind = *parsed;
+        if (auto parsed = openai::parse_backend_kind(kind))
+          b.kind = *parsed;
         else if (!kind.empty() || kv.second.IsScalar())
           problem(kv.second, key, fmt::format("unknown kind '{}' (vllm, sglang, llamacpp, ollama, openai)", kind));
-      } else if (k == "api_key") get(kv.second, key, b.api_key);
-      else if (k == "models") get_list(kv.second, key, b.models);
-      else if (k == "weight") get_int(kv.second, key, b.weight, 1, 1000);
-      else if (k == "metrics_url") get(kv.second, key, b.metrics_url);
-      else if (k == "gpu_metrics_url") get(kv.second, key, b.gpu_metrics_url);
+      } else if (k == "api_key")
+        get(kv.second, key, b.api_key);
+      else if (k == "models")
+        get_list(kv.second, key, b.models);
+      else if (k == "weight")
+        get_int(kv.second, key, b.weight, 1, 1000);
+      else if (k == "metrics_url")
+        get(kv.second, key, b.metrics_url);
+      else if (k == "gpu_metrics_url")
+        get(kv.second, key, b.gpu_metrics_url);
     }
     if (b.name.empty()) problem(n, join(path, "name"), "every backend needs a name");
     if (b.url.empty()) problem(n, join(path, "url"), "every backend needs a url");
@@ -309,11 +344,16 @@ public:
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join(path, k);
-      if (k == "name") get(kv.second, key, m.name);
-      else if (k == "aliases") get_list(kv.second, key, m.aliases);
-      else if (k == "fallback") get(kv.second, key, m.fallback);
-      else if (k == "context_length") get_int(kv.second, key, m.context_length, 1, 100'000'000);
-      else if (k == "default_max_tokens") get_int(kv.second, key, m.default_max_tokens, 1, 100'000'000);
+      if (k == "name")
+        get(kv.second, key, m.name);
+      else if (k == "aliases")
+        get_list(kv.second, key, m.aliases);
+      else if (k == "fallback")
+        get(kv.second, key, m.fallback);
+      else if (k == "context_length")
+        get_int(kv.second, key, m.context_length, 1, 100'000'000);
+      else if (k == "default_max_tokens")
+        get_int(kv.second, key, m.default_max_tokens, 1, 100'000'000);
     }
     if (m.name.empty()) problem(n, join(path, "name"), "every model needs a name");
   }
@@ -323,33 +363,45 @@ public:
       problem(root, "", "the config must be a mapping of keys (listen, backends, models, ...)");
       return;
     }
-    check_keys(root, "", {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream",
-                          "backends", "models"});
+    check_keys(
+        root, "",
+        {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream", "backends", "models"});
     std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();
       const auto& v = kv.second;
       if (k == "listen") {
         if (auto s = scalar(v, k)) {
-          if (auto a = parse_host_port(*s)) c.listen = *a;
-          else problem(v, k, fmt::format("expected host:port, got '{}'", *s));
+          if (auto a = parse_host_port(*s))
+            c.listen = *a;
+          else
+            problem(v, k, fmt::format("expected host:port, got '{}'", *s));
         }
-      } else if (k == "workers") get_int(v, k, c.workers, 0, 256);
+      } else if (k == "workers")
+        get_int(v, k, c.workers, 0, 256);
       else if (k == "reasoning_field") {
         if (auto s = scalar(v, k)) {
-          if (auto f = openai::parse_reasoning_field(*s)) c.reasoning_field = *f;
-          else problem(v, k, fmt::format("expected reasoning_content, reasoning or both, got '{}'", *s));
+          if (auto f = openai::parse_reasoning_field(*s))
+            c.reasoning_field = *f;
+          else
+            problem(v, k, fmt::format("expected reasoning_content, reasoning or both, got '{}'", *s));
         }
       } else if (k == "log_level") {
         get(v, k, c.log_level);
         static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error", "critical", "off"};
         if (!levels.contains(c.log_level))
-          problem(v, k, fmt::format("expected trace, debug, info, warn, error, critical or off, got '{}'", c.log_level));
-      } else if (k == "cors") read_cors(v, c.cors);
-      else if (k == "server") read_server(v, c.server);
-      else if (k == "upstream") read_upstream(v, c.upstream);
-      else if (k == "backends") backends_node = v;
-      else if (k == "models") models_node = v;
+          problem(v, k,
+                  fmt::format("expected trace, debug, info, warn, error, critical or off, got '{}'", c.log_level));
+      } else if (k == "cors")
+        read_cors(v, c.cors);
+      else if (k == "server")
+        read_server(v, c.server);
+      else if (k == "upstream")
+        read_upstream(v, c.upstream);
+      else if (k == "backends")
+        backends_node = v;
+      else if (k == "models")
+        models_node = v;
     }
     if (!backends_node || !backends_node->IsSequence() || backends_node->size() == 0)
       problem(backends_node ? *backends_node : root, "backends", "at least one backend is required (a list)");
@@ -357,7 +409,8 @@ public:
       for (std::size_t i = 0; i < backends_node->size(); ++i)
         read_backend((*backends_node)[i], fmt::format("backends[{}]", i), c.backends.emplace_back());
     if (models_node) {
-      if (!models_node->IsSequence()) problem(*models_node, "models", "expected a list");
+      if (!models_node->IsSequence())
+        problem(*models_node, "models", "expected a list");
       else
         for (std::size_t i = 0; i < models_node->size(); ++i)
           read_model((*models_node)[i], fmt::format("models[{}]", i), c.models.emplace_back());

@@ -25,11 +25,11 @@ struct endpoint_address {
 
 struct backend_config {
   std::string name;
-  std::string url;           // as written
-  endpoint_address address;  // host and port of url
-  std::string base_path;     // path prefix of url without trailing '/', e.g. "" or "/proxy"
+  std::string url;          // as written
+  endpoint_address address; // host and port of url
+  std::string base_path;    // path prefix of url without trailing '/', e.g. "" or "/proxy"
   openai::backend_kind kind = openai::backend_kind::vllm;
-  std::string api_key;       // sent upstream instead of the client's key; empty: no Authorization
+  std::string api_key; // sent upstream instead of the client's key; empty: no Authorization
   std::vector<std::string> models;
   int weight = 1;
   std::string metrics_url;     // vLLM /metrics; default: <url>/metrics
@@ -39,16 +39,16 @@ struct backend_config {
 struct model_config {
   std::string name;
   std::vector<std::string> aliases;
-  std::string fallback;                 // the ladder's L3 (used by the degradation issue)
-  std::int64_t context_length = 0;      // 0: unknown
+  std::string fallback;            // the ladder's L3 (used by the degradation issue)
+  std::int64_t context_length = 0; // 0: unknown
   std::int64_t default_max_tokens = 1024;
 };
 
 struct server_config {
-  duration header_timeout = 10s;   // whole request head, from its first byte
-  duration body_timeout = 30s;     // whole request body
-  duration idle_timeout = 60s;     // keep-alive connection waiting for its next request
-  duration drain_timeout = 30s;    // SIGTERM: in-flight requests get this long to finish
+  duration header_timeout = 10s; // whole request head, from its first byte
+  duration body_timeout = 30s;   // whole request body
+  duration idle_timeout = 60s;   // keep-alive connection waiting for its next request
+  duration drain_timeout = 30s;  // SIGTERM: in-flight requests get this long to finish
   std::uint64_t max_body_bytes = 8 << 20;
   std::uint32_t max_header_bytes = 16 << 10;
   std::uint32_t max_connections = 10000; // per process; more are accepted and closed at once
@@ -56,9 +56,9 @@ struct server_config {
 
 struct upstream_config {
   duration connect_timeout = 5s;
-  duration first_token_timeout = 60s; // request sent → response head (non-stream: → whole answer head)
-  duration idle_timeout = 60s;        // gap between two pieces of a streamed answer
-  duration total_timeout = 10min;     // whole exchange
+  duration first_token_timeout = 60s;      // request sent → response head (non-stream: → whole answer head)
+  duration idle_timeout = 60s;             // gap between two pieces of a streamed answer
+  duration total_timeout = 10min;          // whole exchange
   std::uint32_t max_idle_per_backend = 64; // pooled keep-alive connections per backend and worker
   std::uint64_t max_response_bytes = 64 << 20;
 };

@@ -30,12 +30,18 @@ std::optional<duration> parse_duration(std::string_view text) {
   if (!parsed) return std::nullopt;
   const auto [value, unit] = *parsed;
   double ms = 0;
-  if (unit == "ms") ms = value;
-  else if (unit == "s") ms = value * 1000;
-  else if (unit == "m") ms = value * 60'000;
-  else if (unit == "h") ms = value * 3'600'000;
-  else if (unit == "d") ms = value * 86'400'000;
-  else return std::nullopt; // a bare number has no unit: refuse rather than guess seconds or milliseconds
+  if (unit == "ms")
+    ms = value;
+  else if (unit == "s")
+    ms = value * 1000;
+  else if (unit == "m")
+    ms = value * 60'000;
+  else if (unit == "h")
+    ms = value * 3'600'000;
+  else if (unit == "d")
+    ms = value * 86'400'000;
+  else
+    return std::nullopt; // a bare number has no unit: refuse rather than guess seconds or milliseconds
   if (ms > 1e12) return std::nullopt;
   return duration(static_cast<std::int64_t>(std::llround(ms)));
 }
@@ -45,14 +51,22 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   if (!parsed) return std::nullopt;
   const auto [value, unit] = *parsed;
   double mult = 0;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KiB") mult = 1024;
-  else if (unit == "MiB") mult = 1024.0 * 1024;
-  else if (unit == "GiB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "KB" || unit == "kB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else return std::nullopt;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KiB")
+    mult = 1024;
+  else if (unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "KB" || unit == "kB")
+    mult = 1e3;
+  else if (unit == "MB")
+    mult = 1e6;
+  else if (unit == "GB")
+    mult = 1e9;
+  else
+    return std::nullopt;
   const double bytes = value * mult;
   if (bytes > 1e15) return std::nullopt;
   return static_cast<std::uint64_t>(bytes);

@@ -20,7 +20,8 @@ std::vector<std::string> model_ids(const std::string& body) {
   if (const auto* data = v.get_object().if_contains("data"); data && data->is_array())
     for (const auto& m : data->get_array())
       if (m.is_object())
-        if (const auto* id = m.get_object().if_contains("id"); id && id->is_string()) ids.emplace_back(id->get_string());
+        if (const auto* id = m.get_object().if_contains("id"); id && id->is_string())
+          ids.emplace_back(id->get_string());
   return ids;
 }
 
@@ -32,11 +33,14 @@ void check_metrics(const backend_config& b, const std::string& url, std::string_
     return;
   }
   auto r = upstream::http_get_blocking(*parsed, timeout);
-  if (!r) out.push_back({b.name, false, fmt::format("{} {}: {}", label, url, r.error().message())});
-  else if (r->status != 200) out.push_back({b.name, false, fmt::format("{} {}: HTTP {}", label, url, r->status)});
+  if (!r)
+    out.push_back({b.name, false, fmt::format("{} {}: {}", label, url, r.error().message())});
+  else if (r->status != 200)
+    out.push_back({b.name, false, fmt::format("{} {}: HTTP {}", label, url, r->status)});
   else if (r->body.find(expect) == std::string::npos)
     out.push_back({b.name, false, fmt::format("{} {}: answers, but has no {} metrics", label, url, expect)});
-  else out.push_back({b.name, true, fmt::format("{} {}: exposes {} metrics", label, url, expect)});
+  else
+    out.push_back({b.name, true, fmt::format("{} {}: exposes {} metrics", label, url, expect)});
 }
 
 } // namespace

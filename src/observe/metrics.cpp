@@ -25,7 +25,8 @@ std::uint64_t histogram::count() const noexcept {
 
 template <class Series> Series& family<Series>::with(const std::vector<std::string>& values) {
   if (values.size() != label_names_.size())
-    throw std::logic_error(fmt::format("metric {}: {} label values for {} labels", name_, values.size(), label_names_.size()));
+    throw std::logic_error(
+        fmt::format("metric {}: {} label values for {} labels", name_, values.size(), label_names_.size()));
   {
     std::shared_lock lock(mutex_);
     if (auto it = series_.find(values); it != series_.end()) return *it->second;
@@ -55,7 +56,8 @@ std::vector<double> token_buckets() {
 
 namespace {
 
-template <class Map, class... Args> auto& find_or_add(std::mutex& m, Map& map, const std::string& name, Args&&... args) {
+template <class Map, class... Args>
+auto& find_or_add(std::mutex& m, Map& map, const std::string& name, Args&&... args) {
   std::lock_guard lock(m);
   auto& slot = map[name];
   if (!slot) slot = std::make_unique<typename Map::mapped_type::element_type>(name, std::forward<Args>(args)...);
@@ -64,10 +66,14 @@ template <class Map, class... Args> auto& find_or_add(std::mutex& m, Map& map, c
 
 void escape_label_value(std::string& out, const std::string& v) {
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
 }
 
@@ -132,7 +138,8 @@ std::string registry::expose() const {
     std::string out;
     header(out, name, fam->help(), "gauge");
     fam->for_each([&](const auto& values, const class gauge& g) {
-      fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, label_set(fam->label_names(), values), number(g.value()));
+      fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, label_set(fam->label_names(), values),
+                     number(g.value()));
     });
     blocks[name] = std::move(out);
   }

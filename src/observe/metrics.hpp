@@ -39,7 +39,9 @@ public:
   void observe(double v) noexcept;
   [[nodiscard]] const std::vector<double>& bounds() const noexcept { return bounds_; }
   // Non-cumulative count of bucket i (i == bounds().size() is +Inf).
-  [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept { return counts_[i].load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t bucket(std::size_t i) const noexcept {
+    return counts_[i].load(std::memory_order_relaxed);
+  }
   [[nodiscard]] std::uint64_t count() const noexcept;
   [[nodiscard]] double sum() const noexcept { return sum_.load(std::memory_order_relaxed); }
 
@@ -55,7 +57,8 @@ enum class metric_type { counter, gauge, histogram };
 template <class Series> class family final {
 public:
   family(std::string name, std::string help, std::vector<std::string> label_names, std::vector<double> bounds = {})
-      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)), bounds_(std::move(bounds)) {}
+      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)),
+        bounds_(std::move(bounds)) {}
 
   // Returns the series for these label values (created on first use). The
   // reference stays valid for the registry's lifetime.

@@ -5,8 +5,7 @@
 
 namespace llmgate::openai {
 
-std::string error_body(std::string_view message, std::string_view type, std::string_view param,
-                       std::string_view code) {
+std::string error_body(std::string_view message, std::string_view type, std::string_view param, std::string_view code) {
   boost::json::object err;
   err["message"] = message;
   err["type"] = type;
@@ -29,8 +28,8 @@ local_reply model_not_found(std::string_view model) {
 }
 
 local_reply not_found(std::string_view path) {
-  return {404, error_body(fmt::format("Unknown request URL: {}", path), "invalid_request_error", {}, "unknown_url"),
-          {}};
+  return {
+      404, error_body(fmt::format("Unknown request URL: {}", path), "invalid_request_error", {}, "unknown_url"), {}};
 }
 
 local_reply method_not_allowed(std::string_view method) {
@@ -52,7 +51,8 @@ local_reply bad_gateway(std::string_view message) {
 }
 
 local_reply service_unavailable(std::string_view message, int retry_after_s) {
-  return {503, error_body(message, "service_unavailable", {}, "service_busy"),
+  return {503,
+          error_body(message, "service_unavailable", {}, "service_busy"),
           {{"Retry-After", std::to_string(retry_after_s)}}};
 }
 

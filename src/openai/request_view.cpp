@@ -32,7 +32,7 @@ local_reply wrong_type(std::string_view param, std::string_view expected, const 
 
 // An integer field: absent or null gives nullopt; a double that is integral is accepted (JS clients send 1.0).
 boost::system::result<std::optional<std::int64_t>, local_reply> optional_int(const json::object& o,
-                                                                            std::string_view key) {
+                                                                             std::string_view key) {
   const auto* v = o.if_contains(key);
   if (!v || v->is_null()) return std::optional<std::int64_t>{};
   if (v->is_int64()) return std::optional<std::int64_t>{v->get_int64()};
@@ -50,7 +50,7 @@ boost::system::result<std::optional<std::int64_t>, local_reply> optional_int(con
 }
 
 boost::system::result<std::optional<bool>, local_reply> optional_bool(const json::object& o, std::string_view key,
-                                                                     std::string_view param) {
+                                                                      std::string_view param) {
   const auto* v = o.if_contains(key);
   if (!v || v->is_null()) return std::optional<bool>{};
   if (!v->is_bool()) return wrong_type(param, "a boolean", *v);
@@ -80,8 +80,9 @@ std::optional<local_reply> check_messages(const json::object& body) {
     if (!messages[i].is_object()) return wrong_type(param, "an object", messages[i]);
     const auto& m = messages[i].get_object();
     const auto* role = m.if_contains("role");
-    if (!role) return invalid_request(fmt::format("'{}.role' is required.", param), param + ".role",
-                                      "missing_required_parameter");
+    if (!role)
+      return invalid_request(fmt::format("'{}.role' is required.", param), param + ".role",
+                             "missing_required_parameter");
     if (!role->is_string()) return wrong_type(param + ".role", "a string", *role);
     const auto r = role->get_string();
     if (r != "system" && r != "user" && r != "assistant" && r != "tool" && r != "developer" && r != "function")

@@ -60,9 +60,9 @@ think_splitter& stream_rewriter::splitter(std::size_t index) {
 std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   // Fast path: a chunk that names no reasoning, holds no '<' and arrives when
   // every splitter is past its think block is relayed byte for byte.
-  const bool splitters_idle = kind_ != endpoint::chat_completions ||
-                              std::all_of(splitters_.begin(), splitters_.end(),
-                                          [](const think_splitter& s) { return s.passthrough(); });
+  const bool splitters_idle =
+      kind_ != endpoint::chat_completions ||
+      std::all_of(splitters_.begin(), splitters_.end(), [](const think_splitter& s) { return s.passthrough(); });
   const bool may_carry_usage = carries_usage(data);
   if (splitters_idle && !splitters_.empty() && data.find("reasoning") == std::string_view::npos &&
       data.find('<') == std::string_view::npos && !may_carry_usage) {
@@ -138,12 +138,12 @@ std::vector<std::string> stream_rewriter::flush() {
     if (!rest.content.empty()) delta["content"] = rest.content;
     put_reasoning(delta, rest.reasoning, opts_);
     if (delta.empty()) continue;
-    json::object chunk{{"id", last_id_},
-                       {"object", "chat.completion.chunk"},
-                       {"created", last_created_},
-                       {"model", last_model_},
-                       {"choices", json::array{json::object{{"index", i}, {"delta", std::move(delta)},
-                                                            {"finish_reason", nullptr}}}}};
+    json::object chunk{
+        {"id", last_id_},
+        {"object", "chat.completion.chunk"},
+        {"created", last_created_},
+        {"model", last_model_},
+        {"choices", json::array{json::object{{"index", i}, {"delta", std::move(delta)}, {"finish_reason", nullptr}}}}};
     out.push_back(json::serialize(chunk));
   }
   return out;

@@ -53,8 +53,8 @@ private:
 };
 
 // A whole (non-streamed) completion. Returns nullopt when unchanged.
-[[nodiscard]] std::optional<std::string> rewrite_response(std::string_view body, endpoint kind,
-                                                          reasoning_options opts, usage_counts* usage = nullptr);
+[[nodiscard]] std::optional<std::string> rewrite_response(std::string_view body, endpoint kind, reasoning_options opts,
+                                                          usage_counts* usage = nullptr);
 
 // Reads "usage" from a completion or a chunk, if present.
 [[nodiscard]] std::optional<usage_counts> read_usage(const boost::json::object& o);

@@ -46,12 +46,8 @@ think_splitter::parts think_splitter::feed(std::string_view text) {
     }
     return out;
   }
-  case state::thinking:
-    feed_thinking(text, out);
-    return out;
-  case state::content:
-    feed_content(text, out);
-    return out;
+  case state::thinking: feed_thinking(text, out); return out;
+  case state::content: feed_content(text, out); return out;
   }
   return out;
 }
@@ -91,8 +87,10 @@ void think_splitter::feed_content(std::string_view text, parts& out) {
 
 think_splitter::parts think_splitter::finish() {
   parts out;
-  if (state_ == state::thinking) out.reasoning = std::move(held_);
-  else out.content = std::move(held_);
+  if (state_ == state::thinking)
+    out.reasoning = std::move(held_);
+  else
+    out.content = std::move(held_);
   held_.clear();
   return out;
 }

@@ -54,10 +54,10 @@ std::string new_request_id() {
 // The metrics every request updates; looked up once.
 struct gateway_metrics {
   explicit gateway_metrics(observe::registry& r)
-      : requests(r.counter("llmgate_requests_total", "Requests answered, by model and HTTP status.",
-                           {"model", "status"})),
-        duration(r.histogram("llmgate_request_duration_seconds", "Time from request read to response end.",
-                             {"model"}, observe::latency_buckets())),
+      : requests(
+            r.counter("llmgate_requests_total", "Requests answered, by model and HTTP status.", {"model", "status"})),
+        duration(r.histogram("llmgate_request_duration_seconds", "Time from request read to response end.", {"model"},
+                             observe::latency_buckets())),
         ttft(r.histogram("llmgate_time_to_first_token_seconds",
                          "Time from request read to the first streamed event sent to the client.", {"model"},
                          observe::latency_buckets())),
@@ -151,9 +151,8 @@ struct gateway::impl {
   std::atomic<int> open_connections{0};
   std::atomic<bool> draining{false};
   std::uint16_t port = 0;
-  std::int64_t started_at = std::chrono::duration_cast<std::chrono::seconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
+  std::int64_t started_at =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 
   void bind(worker& w, std::uint16_t p) {
     const auto address = net::ip::make_address(cfg->listen.host);
@@ -212,9 +211,10 @@ struct gateway::impl {
     if (method == http::verb::options) co_return co_await preflight(ctx, req, st);
 
     if (target.path == "/v1/chat/completions" || target.path == "/v1/completions") {
-      if (method != http::verb::post) co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
-      const auto kind = target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions
-                                                              : openai::endpoint::completions;
+      if (method != http::verb::post)
+        co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
+      const auto kind =
+          target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions : openai::endpoint::completions;
       co_return co_await proxy(w, ctx, req, st, kind);
     }
     if (method != http::verb::get && method != http::verb::head)
@@ -303,8 +303,7 @@ struct gateway::impl {
   }
 
   // POST /v1/chat/completions and /v1/completions.
-  net::awaitable<bool> proxy(worker& w, session_context& ctx, request& req, request_state& st,
-                             openai::endpoint kind) {
+  net::awaitable<bool> proxy(worker& w, session_context& ctx, request& req, request_state& st, openai::endpoint kind) {
     metrics.in_flight.add(1);
     struct in_flight_guard {
       observe::gauge& g;
@@ -405,8 +404,8 @@ struct gateway::impl {
       auto acquired = co_await pool.acquire(up.connect_timeout, fresh == 1);
       if (!acquired)
         co_return fail(forward_result::retry, "connect_error",
-                       openai::bad_gateway(fmt::format("Backend {} is unreachable: {}.", backend.name,
-                                                       acquired.error().message())));
+                       openai::bad_gateway(
+                           fmt::format("Backend {} is unreachable: {}.", backend.name, acquired.error().message())));
       auto conn = std::move(*acquired);
       if (!conn->reused) metrics.upstream_connects.with({backend.name}).inc();
       st.upstream = conn.get();
@@ -415,11 +414,11 @@ struct gateway::impl {
         ~clear_upstream() { st.upstream = nullptr; }
       } clear{st};
 
-      http::request<http::string_body> ureq{http::verb::post, backend.base_path + std::string(view.kind ==
-                                                                    openai::endpoint::chat_completions
-                                                                ? "/v1/chat/completions"
-                                                                : "/v1/completions"),
-                                            11};
+      http::request<http::string_body> ureq{
+          http::verb::post,
+          backend.base_path +
+              std::string(view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions" : "/v1/completions"),
+          11};
       ureq.set(http::field::host, fmt::format("{}:{}", backend.address.host, backend.address.port));
       ureq.set(http::field::content_type, "application/json");
       ureq.set(http::field::accept, view.stream ? "text/event-stream" : "application/json");
@@ -449,12 +448,12 @@ struct gateway::impl {
                        openai::gateway_timeout(fmt::format("Backend {} did not answer within {}.", backend.name,
                                                            control::format_duration(up.first_token_timeout))));
       if (hec) {
-        if (conn->reused && (hec == http::error::end_of_stream || hec == net::error::connection_reset ||
-                             hec == net::error::eof))
+        if (conn->reused &&
+            (hec == http::error::end_of_stream || hec == net::error::connection_reset || hec == net::error::eof))
           continue;
-        co_return fail(forward_result::retry, "broken",
-                       openai::bad_gateway(fmt::format("Backend {} sent no valid answer: {}.", backend.name,
-                                                       hec.message())));
+        co_return fail(
+            forward_result::retry, "broken",
+            openai::bad_gateway(fmt::format("Backend {} sent no valid answer: {}.", backend.name, hec.message())));
       }
 
       const auto& head = parser.get();
@@ -468,8 +467,7 @@ struct gateway::impl {
         auto r = co_await relay_stream(ctx, req, st, view, *conn, parser, ropts, deadline);
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));
-        metrics.upstream.with({backend.name, st.client_gone ? "client_gone" : r.status == 200 ? "ok" : "broken"})
-            .inc();
+        metrics.upstream.with({backend.name, st.client_gone ? "client_gone" : r.status == 200 ? "ok" : "broken"}).inc();
         co_return r;
       }
 
@@ -494,9 +492,9 @@ struct gateway::impl {
         co_return fail(forward_result::reply, "timeout",
                        openai::gateway_timeout(fmt::format("Backend {} stopped answering.", backend.name)));
       if (rec)
-        co_return fail(forward_result::reply, "broken",
-                       openai::bad_gateway(fmt::format("Backend {} broke off its answer: {}.", backend.name,
-                                                       rec.message())));
+        co_return fail(
+            forward_result::reply, "broken",
+            openai::bad_gateway(fmt::format("Backend {} broke off its answer: {}.", backend.name, rec.message())));
       const bool reusable = parser.keep_alive();
       forward_result r;
       r.kind = forward_result::answer;
@@ -606,8 +604,8 @@ struct gateway::impl {
     out.clear();
     if (!failure.empty() && !done_seen) {
       spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);
-      openai::append_sse(out, openai::error_body(fmt::format("The answer was cut off: {}.", failure),
-                                                 "upstream_error", {}, "stream_interrupted"));
+      openai::append_sse(out, openai::error_body(fmt::format("The answer was cut off: {}.", failure), "upstream_error",
+                                                 {}, "stream_interrupted"));
       out += openai::k_sse_done;
       result.status = 502;
     }
@@ -628,9 +626,9 @@ struct gateway::impl {
                                  const target_parts& target) {
     const auto query = query_param(target.query, "query");
     if (!query || query->empty())
-      co_return co_await reply(ctx, req, st,
-                               openai::invalid_request("'query' is required: GET /chat?query=...", "query",
-                                                       "missing_required_parameter"));
+      co_return co_await reply(
+          ctx, req, st,
+          openai::invalid_request("'query' is required: GET /chat?query=...", "query", "missing_required_parameter"));
     json::object body{{"model", cfg->models.front().name},
                       {"messages", json::array{json::object{{"role", "user"}, {"content", *query}}}}};
     const auto text_body = json::serialize(body);
@@ -697,9 +695,8 @@ int gateway::run() {
     net::co_spawn(w->ioc, m.accept_loop(*w), net::detached);
     w->thread = std::thread([&ioc = w->ioc] { ioc.run(); });
   }
-  spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host,
-               m.port, m.workers.size(), m.cfg->backends.size(), m.cfg->models.size(),
-               m.note.empty() ? "" : "; " + m.note);
+  spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host, m.port,
+               m.workers.size(), m.cfg->backends.size(), m.cfg->models.size(), m.note.empty() ? "" : "; " + m.note);
   fmt::print("llmgate listening on {}:{}\n", m.cfg->listen.host, m.port);
   std::fflush(stdout);
 
@@ -709,8 +706,7 @@ int gateway::run() {
   signals.async_wait([&](const boost::system::error_code&, int n) { signal_number = n; });
   signals_ioc.run();
 
-  spdlog::info("signal {}: draining (up to {})", signal_number,
-               control::format_duration(m.cfg->server.drain_timeout));
+  spdlog::info("signal {}: draining (up to {})", signal_number, control::format_duration(m.cfg->server.drain_timeout));
   m.draining = true;
   for (auto& w : m.workers)
     net::post(w->ioc, [&w] {

@@ -4,9 +4,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -112,9 +112,9 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
                         openai::payload_too_large(limits.max_body_bytes));
       else if (hec != beast::error::timeout && hec != http::error::end_of_stream && hec != net::error::eof &&
                hec != net::error::operation_aborted && hec != net::error::connection_reset)
-        co_await refuse(stream, limits, http::status::bad_request,
-                        openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {},
-                                                "bad_http_request"));
+        co_await refuse(
+            stream, limits, http::status::bad_request,
+            openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {}, "bad_http_request"));
       break;
     }
     if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
@@ -131,9 +131,9 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
                         openai::payload_too_large(limits.max_body_bytes));
       else if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
                bec != net::error::connection_reset && bec != http::error::partial_message)
-        co_await refuse(stream, limits, http::status::bad_request,
-                        openai::invalid_request(fmt::format("Malformed HTTP request: {}.", bec.message()), {},
-                                                "bad_http_request"));
+        co_await refuse(
+            stream, limits, http::status::bad_request,
+            openai::invalid_request(fmt::format("Malformed HTTP request: {}.", bec.message()), {}, "bad_http_request"));
       break;
     }
     request req = parser.release();
@@ -142,8 +142,7 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
       keep_alive = co_await handler(ctx, req);
     } catch (const std::exception& e) {
       // A bug in one request's handling must not reach other requests or the process.
-      spdlog::error("request {} {} failed: {}", std::string(req.method_string()), std::string(req.target()),
-                    e.what());
+      spdlog::error("request {} {} failed: {}", std::string(req.method_string()), std::string(req.target()), e.what());
       keep_alive = false;
     }
     entry->busy = false;

@@ -89,7 +89,6 @@ net::awaitable<bool> write_response(session_context& ctx, response& res);
                                      std::string_view content_type = "application/json");
 [[nodiscard]] response make_reply(const request& req, const openai::local_reply& reply);
 
-
 // True when the peer has closed its side (EOF pending) or the socket failed;
 // never blocks and consumes nothing.
 [[nodiscard]] bool peer_closed(tcp::socket& socket);

@@ -19,14 +19,16 @@ std::optional<std::string> percent_decode(std::string_view text) {
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
-    if (c == '+') out += ' ';
+    if (c == '+')
+      out += ' ';
     else if (c == '%') {
       if (i + 2 >= text.size()) return std::nullopt;
       const int hi = hex(text[i + 1]), lo = hex(text[i + 2]);
       if (hi < 0 || lo < 0) return std::nullopt;
       out += static_cast<char>(hi * 16 + lo);
       i += 2;
-    } else out += c;
+    } else
+      out += c;
   }
   return out;
 }

@@ -15,9 +15,9 @@ namespace llmgate::sim {
 
 struct profile {
   std::string name;
-  bool instant = false;                       // no engine: every token at once
-  std::chrono::microseconds step_base{15000}; // one sequence: 15 ms a token (Qwen3-1.7B on one L4 under vLLM)
-  std::chrono::microseconds step_per_seq{192}; // 256 sequences: 64 ms a step, about 4,000 tokens/s
+  bool instant = false;                              // no engine: every token at once
+  std::chrono::microseconds step_base{15000};        // one sequence: 15 ms a token (Qwen3-1.7B on one L4 under vLLM)
+  std::chrono::microseconds step_per_seq{192};       // 256 sequences: 64 ms a step, about 4,000 tokens/s
   std::chrono::nanoseconds prefill_per_token{85000}; // 8k prompt: about 0.7 s to first token
   std::size_t max_running = 256;
   std::int64_t kv_capacity_tokens = 262144;

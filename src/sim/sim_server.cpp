@@ -45,8 +45,7 @@ namespace {
 constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
 
 std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // Everything the prompt says, for seeding the text and counting tokens.
@@ -60,8 +59,10 @@ std::string prompt_text(const json::object& body, openai::endpoint kind) {
   for (const auto& m : body.at("messages").get_array()) {
     const auto& msg = m.get_object();
     if (const auto* c = msg.if_contains("content")) {
-      if (c->is_string()) out += c->get_string();
-      else if (!c->is_null()) out += json::serialize(*c);
+      if (c->is_string())
+        out += c->get_string();
+      else if (!c->is_null())
+        out += json::serialize(*c);
     }
     out += '\n';
   }
@@ -77,7 +78,8 @@ std::optional<std::string> tool_to_call(const json::object& body, std::string_vi
   for (const auto& t : tools->get_array())
     if (t.is_object())
       if (const auto* f = t.get_object().if_contains("function"); f && f->is_object())
-        if (const auto* n = f->get_object().if_contains("name"); n && n->is_string()) names.emplace_back(n->get_string());
+        if (const auto* n = f->get_object().if_contains("name"); n && n->is_string())
+          names.emplace_back(n->get_string());
   if (names.empty()) return std::nullopt;
   const auto* choice = body.if_contains("tool_choice");
   if (choice && choice->is_string() && choice->get_string() == "none") return std::nullopt;
@@ -101,26 +103,28 @@ struct sim_server::impl {
     for (const char* outcome : {"completed", "aborted", "failed"}) requests->with({outcome});
     running = &metrics.gauge("vllm:num_requests_running", "Requests in the running batch.", {"model_name"})
                    .with({opts.model});
-    waiting = &metrics.gauge("vllm:num_requests_waiting", "Requests waiting to run.", {"model_name"})
-                   .with({opts.model});
-    kv_usage = &metrics.gauge("vllm:kv_cache_usage_perc", "KV-cache usage, 1 is full.", {"model_name"})
-                    .with({opts.model});
-    prompt_tokens = &metrics.counter("vllm:prompt_tokens_total", "Prefill tokens processed.", {"model_name"})
-                         .with({opts.model});
-    generation_tokens = &metrics.counter("vllm:generation_tokens_total", "Tokens generated.", {"model_name"})
-                             .with({opts.model});
-    ttft = &metrics.histogram("vllm:time_to_first_token_seconds", "Time to first token.", {"model_name"},
-                              observe::latency_buckets())
+    waiting =
+        &metrics.gauge("vllm:num_requests_waiting", "Requests waiting to run.", {"model_name"}).with({opts.model});
+    kv_usage =
+        &metrics.gauge("vllm:kv_cache_usage_perc", "KV-cache usage, 1 is full.", {"model_name"}).with({opts.model});
+    prompt_tokens =
+        &metrics.counter("vllm:prompt_tokens_total", "Prefill tokens processed.", {"model_name"}).with({opts.model});
+    generation_tokens =
+        &metrics.counter("vllm:generation_tokens_total", "Tokens generated.", {"model_name"}).with({opts.model});
+    ttft = &metrics
+                .histogram("vllm:time_to_first_token_seconds", "Time to first token.", {"model_name"},
+                           observe::latency_buckets())
                 .with({opts.model});
-    e2e = &metrics.histogram("vllm:e2e_request_latency_seconds", "End-to-end request latency.", {"model_name"},
-                             observe::latency_buckets())
+    e2e = &metrics
+               .histogram("vllm:e2e_request_latency_seconds", "End-to-end request latency.", {"model_name"},
+                          observe::latency_buckets())
                .with({opts.model});
-    gpu_util = &metrics.gauge("DCGM_FI_DEV_GPU_UTIL", "GPU utilisation (%).", {"gpu", "modelName"})
-                    .with({"0", "NVIDIA L4"});
+    gpu_util =
+        &metrics.gauge("DCGM_FI_DEV_GPU_UTIL", "GPU utilisation (%).", {"gpu", "modelName"}).with({"0", "NVIDIA L4"});
     fb_used = &metrics.gauge("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (MiB).", {"gpu", "modelName"})
                    .with({"0", "NVIDIA L4"});
-    gpu_temp = &metrics.gauge("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (C).", {"gpu", "modelName"})
-                    .with({"0", "NVIDIA L4"});
+    gpu_temp =
+        &metrics.gauge("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (C).", {"gpu", "modelName"}).with({"0", "NVIDIA L4"});
     limits.idle_timeout = std::chrono::minutes(5);
     limits.header_timeout = std::chrono::seconds(30);
     limits.write_timeout = std::chrono::seconds(60);
@@ -174,10 +178,9 @@ struct sim_server::impl {
       net::co_spawn(
           ioc,
           [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
-            co_await server::run_session(std::move(s), limits, sessions,
-                                         [this](server::session_context& ctx, server::request& req) {
-                                           return handle(ctx, req);
-                                         });
+            co_await server::run_session(
+                std::move(s), limits, sessions,
+                [this](server::session_context& ctx, server::request& req) { return handle(ctx, req); });
           },
           net::detached);
     }
@@ -201,8 +204,8 @@ struct sim_server::impl {
     engine_running = false;
   }
 
-  net::awaitable<bool> reply(server::session_context& ctx, server::request& req, http::status status,
-                             std::string body, std::string_view type = "application/json") {
+  net::awaitable<bool> reply(server::session_context& ctx, server::request& req, http::status status, std::string body,
+                             std::string_view type = "application/json") {
     auto res = server::make_response(req, status, std::move(body), type);
     co_return co_await server::write_response(ctx, res) && res.keep_alive();
   }
@@ -215,7 +218,7 @@ struct sim_server::impl {
       co_return co_await reply(ctx, req, http::status::ok, metrics.expose(), "text/plain; version=0.0.4");
     }
     if (target.path == "/v1/models") {
-      json::object m{{"id", opts.model},   {"object", "model"},       {"created", unix_now()},
+      json::object m{{"id", opts.model},   {"object", "model"},  {"created", unix_now()},
                      {"owned_by", "vllm"}, {"root", opts.model}, {"max_model_len", 32768}};
       // (Built outside the co_await: g++ 12 miscompiles braced lists with string literals inside one.)
       auto list = json::serialize(json::object{{"object", "list"}, {"data", json::array{m}}});
@@ -230,8 +233,8 @@ struct sim_server::impl {
     }
     if (req.method() == http::verb::post &&
         (target.path == "/v1/chat/completions" || target.path == "/v1/completions")) {
-      const auto kind = target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions
-                                                              : openai::endpoint::completions;
+      const auto kind =
+          target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions : openai::endpoint::completions;
       co_return co_await complete(ctx, req, kind);
     }
     co_return co_await reply(ctx, req, http::status::not_found, openai::not_found(target.path).body);
@@ -264,15 +267,22 @@ struct sim_server::impl {
     if (ec || !v.is_object()) return "expected a JSON object";
     faults next = current;
     for (const auto& [key, value] : v.get_object()) {
-      if (key == "error_rate" && value.is_number()) next.error_rate = value.to_number<double>();
-      else if (key == "error_status" && value.is_number()) next.error_status = value.to_number<int>();
-      else if (key == "latency_ms" && value.is_number()) next.latency_ms = value.to_number<std::int64_t>();
-      else if (key == "hang" && value.is_bool()) next.hang = value.get_bool();
+      if (key == "error_rate" && value.is_number())
+        next.error_rate = value.to_number<double>();
+      else if (key == "error_status" && value.is_number())
+        next.error_status = value.to_number<int>();
+      else if (key == "latency_ms" && value.is_number())
+        next.latency_ms = value.to_number<std::int64_t>();
+      else if (key == "hang" && value.is_bool())
+        next.hang = value.get_bool();
       else if (key == "drop_after_tokens" && value.is_number())
         next.drop_after_tokens = value.to_number<std::int64_t>();
-      else if (key == "refuse" && value.is_bool()) next.refuse = value.get_bool();
-      else if (key == "gpu_temp" && value.is_number()) next.gpu_temp = value.to_number<double>();
-      else return fmt::format("unknown or mistyped fault '{}'", std::string_view(key));
+      else if (key == "refuse" && value.is_bool())
+        next.refuse = value.get_bool();
+      else if (key == "gpu_temp" && value.is_number())
+        next.gpu_temp = value.to_number<double>();
+      else
+        return fmt::format("unknown or mistyped fault '{}'", std::string_view(key));
     }
     const bool was_refusing = current.refuse;
     current = next;
@@ -309,16 +319,15 @@ struct sim_server::impl {
     }
     if (view->model != opts.model) {
       requests->with({"failed"}).inc();
-      co_return co_await reply(
-          ctx, req, http::status::not_found,
-          openai::error_body(fmt::format("The model `{}` does not exist.", view->model), "NotFoundError", "model",
-                             "model_not_found"));
+      co_return co_await reply(ctx, req, http::status::not_found,
+                               openai::error_body(fmt::format("The model `{}` does not exist.", view->model),
+                                                  "NotFoundError", "model", "model_not_found"));
     }
     if (current.error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < current.error_rate) {
       requests->with({"failed"}).inc();
-      co_return co_await reply(ctx, req, static_cast<http::status>(current.error_status),
-                               openai::error_body("Simulated failure (fault injection).", "InternalServerError", {},
-                                                  "simulated_fault"));
+      co_return co_await reply(
+          ctx, req, static_cast<http::status>(current.error_status),
+          openai::error_body("Simulated failure (fault injection).", "InternalServerError", {}, "simulated_fault"));
     }
 
     job j;
@@ -333,7 +342,8 @@ struct sim_server::impl {
     bool thinking = kind == openai::endpoint::chat_completions;
     if (thinking) {
       if (const auto* kw = view->body.if_contains("chat_template_kwargs"); kw && kw->is_object())
-        if (const auto* on = kw->get_object().if_contains("enable_thinking"); on && on->is_bool()) thinking = on->get_bool();
+        if (const auto* on = kw->get_object().if_contains("enable_thinking"); on && on->is_bool())
+          thinking = on->get_bool();
       bool soft = true;
       if (openai::has_soft_switch(view->body, &soft)) thinking = soft;
       j.tool = tool_to_call(view->body, prompt);
@@ -524,8 +534,10 @@ struct sim_server::impl {
 
   std::string chunk_json(const job& j, json::object delta, const char* finish) const {
     json::object choice{{"index", 0}};
-    if (j.kind == openai::endpoint::chat_completions) choice["delta"] = std::move(delta);
-    else choice["text"] = delta.contains("text") ? delta.at("text") : json::value("");
+    if (j.kind == openai::endpoint::chat_completions)
+      choice["delta"] = std::move(delta);
+    else
+      choice["text"] = delta.contains("text") ? delta.at("text") : json::value("");
     choice["logprobs"] = nullptr;
     choice["finish_reason"] = finish ? json::value(finish) : json::value(nullptr);
     if (finish) choice["stop_reason"] = nullptr;
@@ -540,8 +552,10 @@ struct sim_server::impl {
   std::string final_chunk(const job& j) const {
     const auto reason = finish_reason(j);
     json::object delta;
-    if (j.kind == openai::endpoint::chat_completions) delta["content"] = "";
-    else delta["text"] = "";
+    if (j.kind == openai::endpoint::chat_completions)
+      delta["content"] = "";
+    else
+      delta["text"] = "";
     return chunk_json(j, std::move(delta), reason.c_str());
   }
 
@@ -567,15 +581,15 @@ struct sim_server::impl {
         content += j.gen.tokens[i];
       }
     }
-    json::object choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason(j)},
-                        {"stop_reason", nullptr}};
+    json::object choice{
+        {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason(j)}, {"stop_reason", nullptr}};
     if (j.kind == openai::endpoint::completions) {
       choice["text"] = content;
     } else {
       json::object message{{"role", "assistant"},
                            {"content", j.tool && content.empty() ? json::value(nullptr) : json::value(content)}};
-      if (opts.reasoning_parser) message[opts.reasoning_field] = reasoning.empty() ? json::value(nullptr)
-                                                                                    : json::value(reasoning);
+      if (opts.reasoning_parser)
+        message[opts.reasoning_field] = reasoning.empty() ? json::value(nullptr) : json::value(reasoning);
       json::array calls;
       if (j.tool)
         calls.push_back(json::object{{"id", tool_call_id(j)},
@@ -584,13 +598,13 @@ struct sim_server::impl {
       message["tool_calls"] = std::move(calls);
       choice["message"] = std::move(message);
     }
-    return json::serialize(json::object{
-        {"id", j.id},
-        {"object", j.kind == openai::endpoint::chat_completions ? "chat.completion" : "text_completion"},
-        {"created", j.created},
-        {"model", opts.model},
-        {"choices", json::array{std::move(choice)}},
-        {"usage", usage(j)}});
+    return json::serialize(
+        json::object{{"id", j.id},
+                     {"object", j.kind == openai::endpoint::chat_completions ? "chat.completion" : "text_completion"},
+                     {"created", j.created},
+                     {"model", opts.model},
+                     {"choices", json::array{std::move(choice)}},
+                     {"usage", usage(j)}});
   }
 };
 

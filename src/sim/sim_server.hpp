@@ -12,23 +12,23 @@
 namespace llmgate::sim {
 
 struct faults {
-  double error_rate = 0;         // share of requests answered with error_status
+  double error_rate = 0; // share of requests answered with error_status
   int error_status = 500;
-  std::int64_t latency_ms = 0;   // added before the first token
-  bool hang = false;             // accept requests and never answer
+  std::int64_t latency_ms = 0;        // added before the first token
+  bool hang = false;                  // accept requests and never answer
   std::int64_t drop_after_tokens = 0; // >0: close the connection after this many tokens
-  bool refuse = false;           // stop listening: connections are refused
-  double gpu_temp = 0;           // >0: DCGM_FI_DEV_GPU_TEMP reports this
+  bool refuse = false;                // stop listening: connections are refused
+  double gpu_temp = 0;                // >0: DCGM_FI_DEV_GPU_TEMP reports this
 };
 
 struct sim_options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8000;
   std::string model = "Qwen3-1.7B";
-  profile timing;                // find_profile("default", ...) by default
-  bool reasoning_parser = false; // thinking in a field instead of inline <think>
+  profile timing;                            // find_profile("default", ...) by default
+  bool reasoning_parser = false;             // thinking in a field instead of inline <think>
   std::string reasoning_field = "reasoning"; // vLLM >= 0.17; "reasoning_content" as SGLang
-  std::size_t answer_tokens = 0; // 0: chosen by the prompt (16..48)
+  std::size_t answer_tokens = 0;             // 0: chosen by the prompt (16..48)
   std::size_t thinking_tokens = 0;
   std::uint64_t seed = 1;
   faults initial_faults;

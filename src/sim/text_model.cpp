@@ -7,16 +7,15 @@ namespace llmgate::sim {
 namespace {
 
 constexpr std::array<std::string_view, 48> k_words = {
-    "the",      "model",   "answer",  "Qwen3",   "gateway",  "request", "token",    "limit",
-    "stream",   "server",  "latency", "GPU",     "batch",    "cache",   "window",   "bucket",
-    "breaker",  "backend", "replica", "Redis",   "metric",   "level",   "fallback", "reply",
-    "so",       "and",     "then",    "because", "while",    "with",    "from",     "into",
-    "quickly",  "safely",  "always",  "never",   "often",    "each",    "every",    "some",
-    "is",       "runs",    "keeps",   "serves",  "counts",   "waits",   "answers",  "holds"};
+    "the",     "model", "answer",   "Qwen3",  "gateway", "request", "token",   "limit",   "stream",  "server",
+    "latency", "GPU",   "batch",    "cache",  "window",  "bucket",  "breaker", "backend", "replica", "Redis",
+    "metric",  "level", "fallback", "reply",  "so",      "and",     "then",    "because", "while",   "with",
+    "from",    "into",  "quickly",  "safely", "always",  "never",   "often",   "each",    "every",   "some",
+    "is",      "runs",  "keeps",    "serves", "counts",  "waits",   "answers", "holds"};
 
-constexpr std::array<std::string_view, 16> k_thoughts = {
-    "Let",   "me",    "think", "about", "what", "the",   "user",  "asks",
-    "first", "check", "the",   "facts", "then", "write", "a",     "reply"};
+constexpr std::array<std::string_view, 16> k_thoughts = {"Let",  "me",    "think", "about", "what", "the",
+                                                         "user", "asks",  "first", "check", "the",  "facts",
+                                                         "then", "write", "a",     "reply"};
 
 struct rng {
   std::uint64_t state;

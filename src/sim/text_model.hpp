@@ -10,16 +10,16 @@
 namespace llmgate::sim {
 
 struct generation {
-  std::vector<std::string> tokens; // in order; the <think> block's tokens first when thinking
+  std::vector<std::string> tokens;  // in order; the <think> block's tokens first when thinking
   std::size_t reasoning_tokens = 0; // how many leading tokens belong to the think block (tags included)
   bool truncated = false;           // stopped by max_tokens
 };
 
 struct generation_request {
-  std::string_view prompt;        // the text the output is seeded by
-  std::int64_t max_tokens = 0;    // 0: no cap
+  std::string_view prompt;     // the text the output is seeded by
+  std::int64_t max_tokens = 0; // 0: no cap
   bool thinking = true;
-  std::size_t answer_tokens = 0;  // 0: chosen from the prompt (16..48)
+  std::size_t answer_tokens = 0; // 0: chosen from the prompt (16..48)
   std::size_t thinking_tokens = 0;
 };
 

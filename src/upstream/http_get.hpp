@@ -28,7 +28,7 @@ struct get_result {
 
 // Connect, send and read, all within `timeout`; the body is capped at max_body bytes.
 boost::asio::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
-                                                                    std::size_t max_body = 8 << 20);
+                                                                   std::size_t max_body = 8 << 20);
 
 // The same, run to completion on a private event loop (for the CLI).
 [[nodiscard]] boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout);
