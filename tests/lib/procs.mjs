@@ -1,0 +1,337 @@
+// Process helpers for llmgate's JavaScript tests (node:test, Node >= 18).
+//
+// startSim() and startGateway() spawn build/llmgate (or $LLMGATE_BIN) on port 0,
+// wait (bounded) for the "listening on HOST:PORT" line, and return a handle
+// {port, host, url, proc, pid, stop(), output()}. Every process started here is
+// kept in a registry: call `after(stopAll)` in each test file, and a process
+// 'exit' handler SIGKILLs whatever is still alive if a file dies early.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const LLMGATE_BIN = process.env.LLMGATE_BIN || join(REPO_ROOT, "build", "llmgate");
+
+const READY_TIMEOUT_MS = Number(process.env.LLMGATE_READY_TIMEOUT_MS || 15000);
+const STOP_TIMEOUT_MS = 5000;
+const OUTPUT_TAIL_BYTES = 64 * 1024;
+const READY_RE = /^llmgate (?:sim )?listening on (\[[^\]]+\]|[^\s:]+):(\d+)\s*$/;
+
+/** Live handles, so that a failing test still stops everything. */
+const live = new Set();
+
+function killNow(pid) {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* already gone */
+  }
+}
+
+process.on("exit", () => {
+  for (const h of live) killNow(h.pid);
+});
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.once(sig, () => {
+    for (const h of live) killNow(h.pid);
+    process.exit(128 + (sig === "SIGINT" ? 2 : 15));
+  });
+}
+
+/** Keeps the last `max` bytes of a stream's text. */
+class Tail {
+  constructor(max) {
+    this.max = max;
+    this.text = "";
+  }
+  push(s) {
+    this.text += s;
+    if (this.text.length > this.max) this.text = this.text.slice(this.text.length - this.max);
+  }
+}
+
+/**
+ * Spawns `LLMGATE_BIN ...args` and resolves once it prints its listening line.
+ * stdout and stderr are drained for the whole life of the process (a full pipe
+ * would block the child) and their tails are kept for error messages.
+ */
+export function spawnLlmgate(args, { name = args[0], env, readyTimeoutMs = READY_TIMEOUT_MS, cleanup } = {}) {
+  if (!existsSync(LLMGATE_BIN)) {
+    return Promise.reject(new Error(`llmgate binary not found at ${LLMGATE_BIN} (build it, or set LLMGATE_BIN)`));
+  }
+  const proc = spawn(LLMGATE_BIN, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...(env || {}) },
+  });
+  const stdoutTail = new Tail(OUTPUT_TAIL_BYTES);
+  const stderrTail = new Tail(OUTPUT_TAIL_BYTES);
+  let exitInfo = null;
+  const exited = new Promise((res) => {
+    proc.once("exit", (code, signal) => {
+      exitInfo = { code, signal };
+      res(exitInfo);
+    });
+  });
+
+  const handle = {
+    name,
+    proc,
+    pid: proc.pid,
+    port: 0,
+    host: "127.0.0.1",
+    url: "",
+    exited,
+    get exitInfo() {
+      return exitInfo;
+    },
+    output() {
+      return { stdout: stdoutTail.text, stderr: stderrTail.text };
+    },
+    async stop(timeoutMs = STOP_TIMEOUT_MS) {
+      if (!exitInfo && handle.pid) {
+        try {
+          process.kill(handle.pid, "SIGTERM");
+        } catch {
+          /* gone */
+        }
+        const timedOut = await Promise.race([
+          exited.then(() => false),
+          new Promise((r) => setTimeout(() => r(true), timeoutMs).unref()),
+        ]);
+        if (timedOut && !exitInfo) {
+          killNow(handle.pid);
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 2000).unref())]);
+        }
+      }
+      live.delete(handle);
+      if (cleanup) {
+        try {
+          cleanup();
+        } catch {
+          /* ignore */
+        }
+      }
+      return exitInfo;
+    },
+  };
+  if (proc.pid) live.add(handle);
+
+  return new Promise((resolveReady, rejectReady) => {
+    let done = false;
+    let lineBuf = "";
+    const fail = async (msg) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      await handle.stop(1000);
+      const { stdout, stderr } = handle.output();
+      rejectReady(new Error(`${name}: ${msg}\n--- stdout ---\n${stdout.slice(-4000)}\n--- stderr ---\n${stderr.slice(-4000)}`));
+    };
+    const timer = setTimeout(() => fail(`not ready after ${readyTimeoutMs} ms`), readyTimeoutMs);
+    proc.once("error", (e) => fail(`spawn failed: ${e.message}`));
+    exited.then((info) => fail(`exited before ready (code ${info.code}, signal ${info.signal})`));
+    proc.stderr.setEncoding("utf8");
+    proc.stderr.on("data", (d) => stderrTail.push(d));
+    proc.stdout.setEncoding("utf8");
+    proc.stdout.on("data", (d) => {
+      stdoutTail.push(d);
+      if (done) return;
+      lineBuf += d;
+      let nl;
+      while ((nl = lineBuf.indexOf("\n")) >= 0) {
+        const line = lineBuf.slice(0, nl).replace(/\r$/, "");
+        lineBuf = lineBuf.slice(nl + 1);
+        const m = READY_RE.exec(line);
+        if (m) {
+          done = true;
+          clearTimeout(timer);
+          handle.host = m[1].replace(/^\[|\]$/g, "");
+          handle.port = Number(m[2]);
+          const hostForUrl = m[1].startsWith("[") ? m[1] : handle.host;
+          handle.url = `http://${hostForUrl}:${handle.port}`;
+          resolveReady(handle);
+          return;
+        }
+      }
+    });
+  });
+}
+
+/**
+ * Starts `llmgate sim` on 127.0.0.1:0.
+ * @param {{model?: string, profile?: string, args?: string[], env?: object}} opts
+ */
+export function startSim({ model = "Qwen3-1.7B", profile = "instant", args = [], env } = {}) {
+  return spawnLlmgate(
+    ["sim", "--host", "127.0.0.1", "--port", "0", "--model", model, "--profile", profile, ...args],
+    { name: `sim(${model},${profile})`, env },
+  );
+}
+
+/**
+ * Starts `llmgate serve -c <tmp>/config.yaml` with the given YAML text.
+ * The temp dir is removed when the gateway is stopped.
+ */
+export function startGateway(configYamlText, { args = [], env } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "llmgate-test-"));
+  const file = join(dir, "config.yaml");
+  writeFileSync(file, configYamlText);
+  return spawnLlmgate(["serve", "-c", file, ...args], {
+    name: "gateway",
+    env,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  }).then((h) => Object.assign(h, { configPath: file }));
+}
+
+/** Stops every process still running (use as `after(stopAll)`). */
+export async function stopAll() {
+  await Promise.all([...live].map((h) => h.stop()));
+}
+
+/**
+ * A minimal gateway config with one backend per sim handle (sim-a, sim-b, ...),
+ * all serving `model`. `extra` is appended verbatim (YAML text).
+ */
+export function gatewayConfig(sims, { model = "Qwen3-1.7B", aliases = ["qwen3-1.7b"], workers = 1, kind = "vllm", extra = "" } = {}) {
+  const names = "abcdefghijklmnopqrstuvwxyz";
+  const backends = sims
+    .map((s, i) => `  - {name: sim-${names[i]}, url: "${s.url}", kind: ${kind}, models: [${model}]}`)
+    .join("\n");
+  return [
+    "listen: 127.0.0.1:0",
+    `workers: ${workers}`,
+    "backends:",
+    backends,
+    "models:",
+    `  - {name: ${model}, aliases: [${aliases.join(", ")}]}`,
+    extra,
+  ]
+    .filter((l) => l !== "")
+    .join("\n") + "\n";
+}
+
+/**
+ * Starts `n` sims and a gateway in front of them. Returns {sims, gw, stop()};
+ * stop() stops the gateway first, then the sims. If any start fails, the ones
+ * already started are stopped before the error is thrown.
+ */
+export async function startStack({ n = 2, simOptions = {}, gatewayOptions = {} } = {}) {
+  const started = await Promise.allSettled(Array.from({ length: n }, () => startSim(simOptions)));
+  const sims = started.filter((r) => r.status === "fulfilled").map((r) => r.value);
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) {
+    await Promise.all(sims.map((s) => s.stop()));
+    throw failed.reason;
+  }
+  let gw;
+  try {
+    gw = await startGateway(gatewayConfig(sims, gatewayOptions));
+  } catch (e) {
+    await Promise.all(sims.map((s) => s.stop()));
+    throw e;
+  }
+  const stop = async () => {
+    await gw.stop();
+    await Promise.all(sims.map((s) => s.stop()));
+  };
+  return { sims, gw, stop };
+}
+
+/**
+ * fetch() + JSON. Returns {status, headers, text, json} (json is undefined when
+ * the body is not JSON). A plain object body is sent as JSON.
+ */
+export async function fetchJson(url, { method, body, headers = {}, signal } = {}) {
+  const init = { method: method || (body === undefined ? "GET" : "POST"), headers: { ...headers }, signal };
+  if (body !== undefined) {
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+    if (!Object.keys(init.headers).some((k) => k.toLowerCase() === "content-type")) {
+      init.headers["content-type"] = "application/json";
+    }
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+/**
+ * Reads a text/event-stream body and yields one event per blank-line-separated
+ * block: {event, data, json} where data is the joined `data:` lines, and json is
+ * the parsed data (undefined for "[DONE]" or non-JSON).
+ */
+export async function* readSSE(response) {
+  const decoder = new TextDecoder();
+  let buf = "";
+  const reader = response.body.getReader();
+  const parseBlock = (block) => {
+    let event;
+    const data = [];
+    for (const raw of block.split("\n")) {
+      const line = raw.replace(/\r$/, "");
+      if (!line || line.startsWith(":")) continue;
+      const idx = line.indexOf(":");
+      const field = idx < 0 ? line : line.slice(0, idx);
+      let value = idx < 0 ? "" : line.slice(idx + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "data") data.push(value);
+      else if (field === "event") event = value;
+    }
+    if (data.length === 0 && event === undefined) return null;
+    const d = data.join("\n");
+    let json;
+    if (d !== "[DONE]") {
+      try {
+        json = JSON.parse(d);
+      } catch {
+        json = undefined;
+      }
+    }
+    return { event, data: d, json };
+  };
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+      let sep;
+      while ((sep = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, sep);
+        buf = buf.slice(sep + 2);
+        const ev = parseBlock(block);
+        if (ev) yield ev;
+      }
+    }
+    buf += decoder.decode();
+    if (buf.trim()) {
+      const ev = parseBlock(buf);
+      if (ev) yield ev;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** POSTs a JSON body and collects the whole SSE stream: {status, headers, events}. */
+export async function postSSE(url, body, { headers = {} } = {}) {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream", ...headers },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok || !(res.headers.get("content-type") || "").includes("text/event-stream")) {
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, events: [], text };
+  }
+  const events = [];
+  for await (const ev of readSSE(res)) events.push(ev);
+  return { status: res.status, headers: res.headers, events };
+}
