@@ -304,7 +304,9 @@ public:
     if (b.name.empty()) problem(n, join(path, "name"), "every backend needs a name");
     if (b.url.empty()) problem(n, join(path, "url"), "every backend needs a url");
     if (b.models.empty()) problem(n, join(path, "models"), "every backend serves at least one model");
-    if (b.metrics_url.empty() && !b.url.empty()) b.metrics_url = b.url + "/metrics";
+    // vLLM, SGLang and llama.cpp serve /metrics beside the API root, not under /v1.
+    if (b.metrics_url.empty() && !b.address.host.empty())
+      b.metrics_url = fmt::format("http://{}:{}{}/metrics", b.address.host, b.address.port, b.base_path);
   }
 
   void parse_url(const YAML::Node& n, const std::string& key, backend_config& b) {

@@ -104,7 +104,16 @@ std::string number(double v) {
 }
 
 void header(std::string& out, const std::string& name, const std::string& help, std::string_view type) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  fmt::format_to(std::back_inserter(out), "# HELP {} ", name);
+  for (char c : help) { // HELP text escapes only backslash and newline
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  fmt::format_to(std::back_inserter(out), "\n# TYPE {} {}\n", name, type);
 }
 
 } // namespace

@@ -64,6 +64,8 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
       kind_ != endpoint::chat_completions ||
       std::all_of(splitters_.begin(), splitters_.end(), [](const think_splitter& s) { return s.passthrough(); });
   const bool may_carry_usage = carries_usage(data);
+  // Completions have no chat template, hence no reasoning to split: only usage is read.
+  if (kind_ != endpoint::chat_completions && !may_carry_usage) return std::nullopt;
   if (splitters_idle && !splitters_.empty() && data.find("reasoning") == std::string_view::npos &&
       data.find('<') == std::string_view::npos && !may_carry_usage) {
     ++content_chunks_;

@@ -58,7 +58,7 @@ void think_splitter::feed_thinking(std::string_view text, parts& out) {
   buf.append(text);
   std::string_view view = buf;
   if (skip_newlines_) {
-    const auto n = view.find_first_not_of('\n');
+    const auto n = view.find_first_not_of("\r\n");
     if (n == std::string_view::npos) return; // only newlines so far: keep skipping
     view.remove_prefix(n);
     skip_newlines_ = false;
@@ -77,7 +77,7 @@ void think_splitter::feed_thinking(std::string_view text, parts& out) {
 
 void think_splitter::feed_content(std::string_view text, parts& out) {
   if (skip_newlines_) {
-    const auto n = text.find_first_not_of('\n');
+    const auto n = text.find_first_not_of("\r\n");
     if (n == std::string_view::npos) return;
     text.remove_prefix(n);
     skip_newlines_ = false;

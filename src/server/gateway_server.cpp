@@ -134,7 +134,8 @@ struct gateway::impl {
 
   struct worker {
     explicit worker(const control::config& cfg) : router(cfg) {}
-    net::io_context ioc{1};
+    // One thread runs this loop; only posts (drain) come from elsewhere, so the reactor needs no locks.
+    net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<tcp::acceptor> acceptor;
     session_registry sessions;
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
@@ -343,7 +344,7 @@ struct gateway::impl {
   // request is closed at once so the backend stops generating.
   net::awaitable<forward_result> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
                                                  openai::request_view& view) {
-    co_return co_await while_watching(ctx.stream.socket(), forward(w, ctx, req, st, view), [&st] {
+    client_watch watch(ctx.stream.socket(), [&st] {
       st.client_gone = true;
       if (st.upstream) {
         boost::system::error_code ignored;
@@ -351,6 +352,7 @@ struct gateway::impl {
         st.upstream->stream.socket().close(ignored);
       }
     });
+    co_return co_await forward(w, ctx, req, st, view);
   }
 
   // Balance over the model's pool, trying the next backend when one cannot

@@ -39,6 +39,20 @@ bool peer_closed(tcp::socket& socket) {
   return false;
 }
 
+client_watch::client_watch(tcp::socket& socket, std::function<void()> on_gone)
+    : socket_(socket), state_(std::make_shared<state>(state{false, std::move(on_gone)})) {
+  socket_.async_wait(tcp::socket::wait_read, [s = state_, &socket](const boost::system::error_code& ec) {
+    if (s->done || ec == net::error::operation_aborted) return;
+    if (ec || peer_closed(socket)) s->on_gone();
+  });
+}
+
+client_watch::~client_watch() {
+  state_->done = true;
+  boost::system::error_code ignored;
+  socket_.cancel(ignored); // the wait completes with operation_aborted and does nothing
+}
+
 response make_response(const request& req, http::status status, std::string body, std::string_view content_type) {
   response res{status, req.version()};
   res.set(http::field::content_type, content_type);

@@ -7,20 +7,15 @@
 #include "control/duration.hpp"
 #include "openai/error.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <exception>
 #include <functional>
 #include <list>
-#include <optional>
+#include <memory>
 #include <string_view>
 
 namespace llmgate::server {
@@ -93,44 +88,26 @@ net::awaitable<bool> write_response(session_context& ctx, response& res);
 // never blocks and consumes nothing.
 [[nodiscard]] bool peer_closed(tcp::socket& socket);
 
-// Runs `work` while watching the client's socket. If the client closes its
-// side first, `on_gone` runs (it should make the work end soon, e.g. by
-// closing the upstream connection). Returns the work's result. Both halves
-// always finish before this returns, ended by explicit cancels rather than
-// per-operation cancellation, so no socket operation outlives the request.
-template <class T>
-net::awaitable<T> while_watching(tcp::socket& client, net::awaitable<T> work, std::function<void()> on_gone) {
-  using namespace net::experimental::awaitable_operators;
-  constexpr auto tuple = net::as_tuple(net::use_awaitable);
-  bool done = false;
-  net::steady_timer finished(client.get_executor(), net::steady_timer::time_point::max());
-  auto run = [&]() -> net::awaitable<T> {
-    std::exception_ptr error;
-    std::optional<T> result;
-    try {
-      result.emplace(co_await std::move(work));
-    } catch (...) {
-      error = std::current_exception();
-    }
-    done = true;
-    boost::system::error_code ignored;
-    client.cancel(ignored); // ends the watcher's wait
-    finished.cancel();
-    if (error) std::rethrow_exception(error);
-    co_return std::move(*result);
+// Watches a client's socket while its request is served: if the client
+// closes its side first, on_gone runs (it should make the work end soon, e.g.
+// by closing the upstream connection). A plain completion handler rather than
+// a second coroutine, since it sits on every request's path. Destroying the
+// watch stops it; the handler may still run afterwards, but then does nothing.
+// A client that sends its next request early (pipelining) only ends the watch.
+class client_watch final {
+public:
+  client_watch(tcp::socket& socket, std::function<void()> on_gone);
+  ~client_watch();
+  client_watch(const client_watch&) = delete;
+  client_watch& operator=(const client_watch&) = delete;
+
+private:
+  struct state {
+    bool done = false;
+    std::function<void()> on_gone;
   };
-  auto watch = [&]() -> net::awaitable<void> {
-    if (done) co_return; // the work may finish before the watcher starts
-    auto [ec] = co_await client.async_wait(tcp::socket::wait_read, tuple);
-    if (done) co_return;
-    if (ec || peer_closed(client)) {
-      on_gone();
-      co_return;
-    }
-    if (done) co_return;
-    co_await finished.async_wait(tuple); // the client sent its next request early (pipelining): not a disconnect
-  };
-  co_return co_await (run() && watch());
-}
+  tcp::socket& socket_;
+  std::shared_ptr<state> state_;
+};
 
 } // namespace llmgate::server

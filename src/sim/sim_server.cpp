@@ -356,10 +356,14 @@ struct sim_server::impl {
     }
     prompt_tokens->inc(static_cast<std::uint64_t>(j.prompt_tokens));
 
-    const bool keep = co_await server::while_watching(ctx.stream.socket(), run_job(ctx, req, j), [&j] {
-      j.gone = true;
-      if (j.waiting_on) j.waiting_on->cancel();
-    });
+    bool keep = false;
+    {
+      server::client_watch watch(ctx.stream.socket(), [&j] {
+        j.gone = true;
+        if (j.waiting_on) j.waiting_on->cancel();
+      });
+      keep = co_await run_job(ctx, req, j);
+    }
     if (j.gone) {
       requests->with({"aborted"}).inc();
       co_return false;

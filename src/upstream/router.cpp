@@ -1,6 +1,7 @@
 #include "upstream/router.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace llmgate::upstream {
 
@@ -19,7 +20,9 @@ const std::vector<std::size_t>& router::pool(std::string_view model) const {
 
 std::size_t router::pick(std::string_view model, std::size_t attempt, std::size_t& cursor) {
   const auto it = cfg_.model_index.find(model);
-  const auto& p = pools_.at(it->second);
+  if (it == cfg_.model_index.end() || pools_[it->second].empty())
+    throw std::out_of_range("router::pick: no pool for this model"); // callers check pool() first
+  const auto& p = pools_[it->second];
   if (attempt == 0) cursor = positions_[it->second]++;
   return p[(cursor + attempt) % p.size()];
 }

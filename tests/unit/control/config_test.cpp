@@ -1,0 +1,426 @@
+#include "control/config.hpp"
+
+#include <gtest/gtest.h>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmgate::control {
+namespace {
+
+using namespace std::chrono_literals;
+
+const char* fake_env(const char* name) {
+  static const std::map<std::string, std::string> env = {
+      {"LLMGATE_TEST_KEY", "sk-test"},
+      {"LLMGATE_TEST_HOST", "10.1.2.3"},
+      {"LLMGATE_TEST_EMPTY", ""},
+  };
+  const auto it = env.find(name);
+  return it == env.end() ? nullptr : it->second.c_str();
+}
+
+std::shared_ptr<const config> load(const std::string& yaml) { return load_config(yaml, "test.yaml", &fake_env); }
+
+// The problems a config is refused for; fails the test when it loads.
+std::vector<config_problem> problems_of(const std::string& yaml, std::string* what = nullptr) {
+  try {
+    (void)load(yaml);
+  } catch (const config_error& e) {
+    if (what) *what = e.what();
+    return e.problems();
+  }
+  ADD_FAILURE() << "config loaded:\n" << yaml;
+  return {};
+}
+
+const config_problem* find_problem(const std::vector<config_problem>& problems, std::string_view key) {
+  for (const auto& p : problems)
+    if (p.key == key) return &p;
+  return nullptr;
+}
+
+std::string describe(const std::vector<config_problem>& problems) {
+  std::string out;
+  for (const auto& p : problems) out += "line " + std::to_string(p.line) + " " + p.key + ": " + p.message + "\n";
+  return out;
+}
+
+bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+
+const std::string k_full = R"(listen: 0.0.0.0:9090
+workers: 3
+reasoning_field: both
+log_level: debug
+cors:
+  allow_origins: ["https://app.example", "http://localhost:3000"]
+  max_age: 5m
+server:
+  header_timeout: 2s
+  body_timeout: 15s
+  idle_timeout: 1m
+  drain_timeout: 20s
+  max_body_bytes: 1MiB
+  max_header_bytes: 32KiB
+  max_connections: 500
+upstream:
+  connect_timeout: 250ms
+  first_token_timeout: 30s
+  idle_timeout: 45s
+  total_timeout: 5m
+  max_idle_per_backend: 8
+  max_response_bytes: 16MiB
+backends:
+  - name: gpu-a
+    url: http://10.0.0.1:8000
+    kind: vllm
+    models: [Qwen3-1.7B, Qwen3-0.6B]
+    weight: 3
+  - name: gpu-b
+    url: http://10.0.0.2:30000/v1
+    kind: sglang
+    api_key: "${LLMGATE_TEST_KEY}"
+    models: [Qwen3-1.7B]
+  - name: laptop
+    url: "http://[::1]:11434/proxy/"
+    kind: ollama
+    api_key: "${LLMGATE_UNSET_VAR:-fallback-key}"
+    models: Qwen3-0.6B
+models:
+  - name: Qwen3-1.7B
+    aliases: [qwen3, Qwen/Qwen3-1.7B]
+    fallback: Qwen3-0.6B
+    context_length: 32768
+    default_max_tokens: 2048
+  - Qwen3-0.6B
+)";
+
+TEST(load_config, reads_a_full_config) {
+  const auto c = load(k_full);
+  EXPECT_EQ(c->listen.host, "0.0.0.0");
+  EXPECT_EQ(c->listen.port, 9090);
+  EXPECT_EQ(c->workers, 3u);
+  EXPECT_EQ(c->reasoning_field, openai::reasoning_field::both);
+  EXPECT_EQ(c->log_level, "debug");
+
+  EXPECT_EQ(c->cors.allow_origins, (std::vector<std::string>{"https://app.example", "http://localhost:3000"}));
+  EXPECT_EQ(c->cors.max_age, 5min);
+
+  EXPECT_EQ(c->server.header_timeout, 2s);
+  EXPECT_EQ(c->server.body_timeout, 15s);
+  EXPECT_EQ(c->server.idle_timeout, 1min);
+  EXPECT_EQ(c->server.drain_timeout, 20s);
+  EXPECT_EQ(c->server.max_body_bytes, 1024u * 1024);
+  EXPECT_EQ(c->server.max_header_bytes, 32u * 1024);
+  EXPECT_EQ(c->server.max_connections, 500u);
+
+  EXPECT_EQ(c->upstream.connect_timeout, 250ms);
+  EXPECT_EQ(c->upstream.first_token_timeout, 30s);
+  EXPECT_EQ(c->upstream.idle_timeout, 45s);
+  EXPECT_EQ(c->upstream.total_timeout, 5min);
+  EXPECT_EQ(c->upstream.max_idle_per_backend, 8u);
+  EXPECT_EQ(c->upstream.max_response_bytes, 16u * 1024 * 1024);
+}
+
+TEST(load_config, reads_backends) {
+  const auto c = load(k_full);
+  ASSERT_EQ(c->backends.size(), 3u);
+
+  const auto& a = c->backends[0];
+  EXPECT_EQ(a.name, "gpu-a");
+  EXPECT_EQ(a.url, "http://10.0.0.1:8000");
+  EXPECT_EQ(a.address.host, "10.0.0.1");
+  EXPECT_EQ(a.address.port, 8000);
+  EXPECT_EQ(a.base_path, "");
+  EXPECT_EQ(a.kind, openai::backend_kind::vllm);
+  EXPECT_EQ(a.api_key, "");
+  EXPECT_EQ(a.models, (std::vector<std::string>{"Qwen3-1.7B", "Qwen3-0.6B"}));
+  EXPECT_EQ(a.weight, 3);
+  EXPECT_EQ(a.metrics_url, "http://10.0.0.1:8000/metrics");
+
+  const auto& b = c->backends[1];
+  EXPECT_EQ(b.kind, openai::backend_kind::sglang);
+  EXPECT_EQ(b.api_key, "sk-test");
+  EXPECT_EQ(b.address.host, "10.0.0.2");
+  EXPECT_EQ(b.address.port, 30000);
+  EXPECT_EQ(b.base_path, ""); // "/v1" names the API root, which requests add themselves
+  EXPECT_EQ(b.weight, 1);
+
+  const auto& l = c->backends[2];
+  EXPECT_EQ(l.kind, openai::backend_kind::ollama);
+  EXPECT_EQ(l.api_key, "fallback-key");
+  EXPECT_EQ(l.address.host, "::1");
+  EXPECT_EQ(l.address.port, 11434);
+  EXPECT_EQ(l.base_path, "/proxy");
+  EXPECT_EQ(l.models, (std::vector<std::string>{"Qwen3-0.6B"})); // a single value is a list of one
+}
+
+TEST(load_config, reads_models_and_resolves_aliases) {
+  const auto c = load(k_full);
+  ASSERT_EQ(c->models.size(), 2u);
+  const auto* big = c->find_model("Qwen3-1.7B");
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(big->fallback, "Qwen3-0.6B");
+  EXPECT_EQ(big->context_length, 32768);
+  EXPECT_EQ(big->default_max_tokens, 2048);
+  EXPECT_EQ(c->find_model("qwen3"), big);
+  EXPECT_EQ(c->find_model("Qwen/Qwen3-1.7B"), big);
+
+  const auto* small = c->find_model("Qwen3-0.6B");
+  ASSERT_NE(small, nullptr);
+  EXPECT_NE(small, big);
+  EXPECT_EQ(small->context_length, 0);
+  EXPECT_EQ(small->default_max_tokens, 1024);
+
+  EXPECT_EQ(c->find_model("qwen3-0.6b"), nullptr); // names are case-sensitive
+  EXPECT_EQ(c->find_model("gpt-4"), nullptr);
+}
+
+const std::string k_minimal = R"(backends:
+  - name: a
+    url: http://127.0.0.1:8000
+    models: [m]
+models: [m]
+)";
+
+TEST(load_config, defaults_when_sections_are_absent) {
+  const auto c = load(k_minimal);
+  EXPECT_EQ(c->listen.host, "127.0.0.1");
+  EXPECT_EQ(c->listen.port, 8080);
+  EXPECT_GE(c->workers, 1u); // 0 means one per core
+  EXPECT_EQ(c->reasoning_field, openai::reasoning_field::reasoning_content);
+  EXPECT_EQ(c->log_level, "info");
+  EXPECT_EQ(c->server.header_timeout, 10s);
+  EXPECT_EQ(c->upstream.total_timeout, 10min);
+  ASSERT_EQ(c->backends.size(), 1u);
+  EXPECT_EQ(c->backends[0].kind, openai::backend_kind::vllm);
+  EXPECT_EQ(c->backends[0].weight, 1);
+}
+
+TEST(load_config, models_section_is_optional) {
+  // A model only named by a backend gets default settings.
+  const auto c = load(R"(backends:
+  - name: a
+    url: http://127.0.0.1:8000
+    models: [m]
+)");
+  const auto* m = c->find_model("m");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->default_max_tokens, 1024);
+}
+
+TEST(load_config, models_named_only_by_backends_are_added) {
+  const auto c = load(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [m, extra]}
+models: [m]
+)");
+  ASSERT_NE(c->find_model("extra"), nullptr);
+  EXPECT_EQ(c->find_model("extra")->name, "extra");
+}
+
+TEST(load_config, substitutes_environment_variables) {
+  const auto c = load(R"(backends:
+  - name: a
+    url: "http://${LLMGATE_TEST_HOST}:${LLMGATE_TEST_PORT:-8001}/x"
+    api_key: "${LLMGATE_TEST_EMPTY}"
+    models: [m]
+  - name: b
+    url: http://127.0.0.1:8000
+    api_key: "key-${LLMGATE_TEST_EMPTY:-dflt}-${LLMGATE_TEST_KEY}"
+    models: [m]
+models: [m]
+)");
+  EXPECT_EQ(c->backends[0].address.host, "10.1.2.3");
+  EXPECT_EQ(c->backends[0].address.port, 8001);
+  EXPECT_EQ(c->backends[0].base_path, "/x");
+  EXPECT_EQ(c->backends[0].api_key, "");                 // set but empty, no default: empty
+  EXPECT_EQ(c->backends[1].api_key, "key-dflt-sk-test"); // an empty value takes the default
+}
+
+TEST(load_config, unset_variable_without_default_names_variable_and_line) {
+  std::string what;
+  const auto problems = problems_of(R"(backends:
+  - name: a
+    url: http://127.0.0.1:8000
+    api_key: "${LLMGATE_UNSET_VAR}"
+    models: [m]
+models: [m]
+)",
+                                    &what);
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].line, 4);
+  EXPECT_EQ(problems[0].key, "backends[0].api_key");
+  EXPECT_TRUE(contains(problems[0].message, "LLMGATE_UNSET_VAR")) << problems[0].message;
+  EXPECT_TRUE(contains(what, "LLMGATE_UNSET_VAR")) << what;
+  EXPECT_TRUE(contains(what, "line 4")) << what;
+}
+
+TEST(load_config, unknown_keys_are_named_with_their_line) {
+  const auto problems = problems_of(R"(listen: 127.0.0.1:8080
+colour: blue
+backends:
+  - name: a
+    url: http://127.0.0.1:8000
+    models: [m]
+    wieght: 2
+models: [m]
+)");
+  ASSERT_EQ(problems.size(), 2u) << describe(problems);
+  const auto* top = find_problem(problems, "colour");
+  ASSERT_NE(top, nullptr) << describe(problems);
+  EXPECT_EQ(top->line, 2);
+  const auto* inner = find_problem(problems, "backends[0].wieght");
+  ASSERT_NE(inner, nullptr) << describe(problems);
+  EXPECT_EQ(inner->line, 7);
+  EXPECT_TRUE(contains(inner->message, "weight")) << inner->message; // the allowed keys are listed
+}
+
+TEST(load_config, reports_every_problem_at_once) {
+  const auto problems = problems_of(R"(workers: lots
+server:
+  header_timeout: 5
+backends:
+  - name: a
+    url: https://10.0.0.1:8000
+    kind: tgi
+    models: [m]
+models: [m]
+)");
+  ASSERT_EQ(problems.size(), 4u) << describe(problems);
+  const auto* workers = find_problem(problems, "workers");
+  ASSERT_NE(workers, nullptr) << describe(problems);
+  EXPECT_EQ(workers->line, 1);
+  const auto* timeout = find_problem(problems, "server.header_timeout");
+  ASSERT_NE(timeout, nullptr) << describe(problems);
+  EXPECT_EQ(timeout->line, 3);
+  const auto* url = find_problem(problems, "backends[0].url");
+  ASSERT_NE(url, nullptr) << describe(problems);
+  EXPECT_EQ(url->line, 6);
+  EXPECT_TRUE(contains(url->message, "https")) << url->message;
+  const auto* kind = find_problem(problems, "backends[0].kind");
+  ASSERT_NE(kind, nullptr) << describe(problems);
+  EXPECT_EQ(kind->line, 7);
+  EXPECT_TRUE(contains(kind->message, "tgi")) << kind->message;
+}
+
+TEST(load_config, bad_values_are_refused) {
+  auto problems = problems_of("reasoning_field: thoughts\n" + k_minimal);
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].key, "reasoning_field");
+
+  problems = problems_of("log_level: loud\n" + k_minimal);
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].key, "log_level");
+
+  problems = problems_of("listen: localhost\n" + k_minimal);
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].key, "listen");
+
+  problems = problems_of("upstream:\n  connect_timeout: soon\n" + k_minimal);
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].key, "upstream.connect_timeout");
+  EXPECT_EQ(problems[0].line, 2);
+}
+
+TEST(load_config, duplicate_backend_names_are_refused) {
+  const auto problems = problems_of(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [m]}
+  - {name: a, url: "http://127.0.0.1:8001", models: [m]}
+models: [m]
+)");
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].key, "backends");
+  EXPECT_TRUE(contains(problems[0].message, "'a'")) << problems[0].message;
+}
+
+TEST(load_config, model_served_by_no_backend_is_refused) {
+  const auto problems = problems_of(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [m]}
+models: [m, orphan]
+)");
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].key, "models[1]");
+  EXPECT_TRUE(contains(problems[0].message, "orphan")) << problems[0].message;
+}
+
+TEST(load_config, unknown_fallback_and_duplicate_alias_are_refused) {
+  const auto problems = problems_of(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [m, n]}
+models:
+  - {name: m, aliases: [x], fallback: ghost}
+  - {name: n, aliases: [x]}
+)");
+  ASSERT_EQ(problems.size(), 2u) << describe(problems);
+  const auto* fallback = find_problem(problems, "models[0].fallback");
+  ASSERT_NE(fallback, nullptr) << describe(problems);
+  EXPECT_TRUE(contains(fallback->message, "ghost"));
+  const auto* alias = find_problem(problems, "models");
+  ASSERT_NE(alias, nullptr) << describe(problems);
+  EXPECT_TRUE(contains(alias->message, "'x'"));
+}
+
+TEST(load_config, backend_needs_name_url_and_models) {
+  const auto problems = problems_of(R"(backends:
+  - kind: vllm
+models: [m]
+)");
+  EXPECT_NE(find_problem(problems, "backends[0].name"), nullptr) << describe(problems);
+  EXPECT_NE(find_problem(problems, "backends[0].url"), nullptr) << describe(problems);
+  EXPECT_NE(find_problem(problems, "backends[0].models"), nullptr) << describe(problems);
+}
+
+TEST(load_config, at_least_one_backend) {
+  const auto problems = problems_of("models: [m]\n");
+  EXPECT_NE(find_problem(problems, "backends"), nullptr) << describe(problems);
+}
+
+TEST(load_config, backend_url_forms) {
+  const auto c = load(R"(backends:
+  - {name: a, url: "http://h1:8000/v1/", models: [m]}
+  - {name: b, url: "http://h2:8000/proxy/v1", models: [m]}
+  - {name: c, url: "http://h3/api", models: [m]}
+models: [m]
+)");
+  EXPECT_EQ(c->backends[0].base_path, "");
+  EXPECT_EQ(c->backends[1].base_path, "/proxy");
+  EXPECT_EQ(c->backends[2].address.host, "h3");
+  EXPECT_EQ(c->backends[2].address.port, 80);
+  EXPECT_EQ(c->backends[2].base_path, "/api");
+}
+
+TEST(load_config, default_metrics_url_is_beside_the_api_root) {
+  // vLLM serves /metrics at the server root, not under /v1.
+  const auto c = load(R"(backends:
+  - {name: a, url: "http://h1:8000/v1", models: [m]}
+  - {name: b, url: "http://h2:8000/proxy/", models: [m]}
+models: [m]
+)");
+  EXPECT_EQ(c->backends[0].metrics_url, "http://h1:8000/metrics");
+  EXPECT_EQ(c->backends[1].metrics_url, "http://h2:8000/proxy/metrics");
+}
+
+TEST(load_config, yaml_syntax_error_is_a_config_error) {
+  const auto problems = problems_of("backends: [\n  {name: a\n");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_TRUE(contains(problems[0].message, "test.yaml")) << problems[0].message;
+}
+
+TEST(parse_host_port, reads_v4_v6_and_names) {
+  auto a = parse_host_port("127.0.0.1:8080");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "127.0.0.1");
+  EXPECT_EQ(a->port, 8080);
+  a = parse_host_port("[::1]:9000");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "::1");
+  EXPECT_EQ(a->port, 9000);
+  a = parse_host_port("gpu-box.internal:1");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "gpu-box.internal");
+  for (const std::string_view bad : {"localhost", ":80", "h:", "h:70000", "h:80x", "[::1]9000", "[::1"})
+    EXPECT_FALSE(parse_host_port(bad).has_value()) << bad;
+}
+
+} // namespace
+} // namespace llmgate::control

@@ -1,0 +1,266 @@
+#include "openai/request_view.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace llmgate::openai {
+namespace {
+
+namespace json = boost::json;
+
+std::string str(const json::value& v) { return std::string(v.as_string().data(), v.as_string().size()); }
+
+// The fields of an OpenAI error body; a null param or code is nullopt.
+struct refusal {
+  int status = 0;
+  std::string message;
+  std::string type;
+  std::optional<std::string> param;
+  std::optional<std::string> code;
+};
+
+refusal refuse(std::string_view body, endpoint kind = endpoint::chat_completions) {
+  const auto r = parse_request(body, kind);
+  if (r) {
+    ADD_FAILURE() << "accepted: " << body;
+    return {};
+  }
+  const local_reply reply = r.error();
+  refusal out;
+  out.status = reply.status;
+  const json::value doc = json::parse(reply.body);
+  const auto& root = doc.as_object();
+  EXPECT_EQ(root.size(), 1u) << reply.body;
+  const auto& err = root.at("error").as_object();
+  EXPECT_EQ(err.size(), 4u) << reply.body;
+  out.message = str(err.at("message"));
+  out.type = str(err.at("type"));
+  if (!err.at("param").is_null()) out.param = str(err.at("param"));
+  if (!err.at("code").is_null()) out.code = str(err.at("code"));
+  EXPECT_EQ(out.status, 400) << reply.body;
+  EXPECT_EQ(out.type, "invalid_request_error") << reply.body;
+  EXPECT_FALSE(out.message.empty());
+  return out;
+}
+
+request_view accept(std::string_view body, endpoint kind = endpoint::chat_completions) {
+  auto r = parse_request(body, kind);
+  if (!r) {
+    ADD_FAILURE() << "refused: " << body << " -> " << r.error().body;
+    return {};
+  }
+  return *r;
+}
+
+// A valid chat body with extra top-level fields spliced in.
+std::string chat(std::string_view extra = {}) {
+  std::string out = R"({"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}])";
+  if (!extra.empty()) {
+    out += ',';
+    out.append(extra);
+  }
+  out += '}';
+  return out;
+}
+
+void expect_refused(std::string_view body, std::string_view param, std::string_view code,
+                    endpoint kind = endpoint::chat_completions) {
+  const auto r = refuse(body, kind);
+  EXPECT_EQ(r.param, std::optional<std::string>(param)) << body;
+  EXPECT_EQ(r.code, std::optional<std::string>(code)) << body;
+}
+
+TEST(request_view, parses_a_valid_chat_request) {
+  const auto v = accept(chat());
+  EXPECT_EQ(v.kind, endpoint::chat_completions);
+  EXPECT_EQ(v.model, "Qwen3-1.7B");
+  EXPECT_FALSE(v.stream);
+  EXPECT_FALSE(v.include_usage);
+  EXPECT_FALSE(v.max_tokens.has_value());
+  EXPECT_FALSE(v.enable_thinking.has_value());
+  EXPECT_FALSE(v.thinking_at_top_level);
+  EXPECT_TRUE(v.return_reasoning);
+  EXPECT_TRUE(v.body.contains("messages"));
+}
+
+TEST(request_view, parses_a_valid_completions_request) {
+  auto v = accept(R"({"model":"m","prompt":"Once upon"})", endpoint::completions);
+  EXPECT_EQ(v.kind, endpoint::completions);
+  EXPECT_EQ(v.model, "m");
+  v = accept(R"({"model":"m","prompt":[1,2,3]})", endpoint::completions);
+  EXPECT_EQ(v.model, "m");
+  v = accept(R"({"model":"m","prompt":["a","b"]})", endpoint::completions);
+  EXPECT_EQ(v.model, "m");
+}
+
+TEST(request_view, refuses_invalid_json) {
+  auto r = refuse(R"({"model":"m",)");
+  EXPECT_EQ(r.code, "invalid_json");
+  EXPECT_FALSE(r.param.has_value());
+  r = refuse("");
+  EXPECT_EQ(r.code, "invalid_json");
+}
+
+TEST(request_view, refuses_a_body_that_is_not_an_object) {
+  for (const std::string_view body : {"[1,2]", "\"text\"", "42", "null"}) {
+    const auto r = refuse(body);
+    EXPECT_EQ(r.code, "invalid_json") << body;
+    EXPECT_FALSE(r.param.has_value()) << body;
+  }
+}
+
+TEST(request_view, refuses_invalid_utf8) {
+  const std::string body = std::string(R"({"model":"m)") + "\xff" + R"(","messages":[{"role":"user","content":"hi"}]})";
+  EXPECT_EQ(refuse(body).code, "invalid_json");
+  const std::string in_content =
+      std::string(R"({"model":"m","messages":[{"role":"user","content":"a)") + "\xc3" + R"("}]})";
+  EXPECT_EQ(refuse(in_content).code, "invalid_json");
+}
+
+TEST(request_view, model_must_be_a_non_empty_string) {
+  expect_refused(R"({"messages":[{"role":"user","content":"hi"}]})", "model", "missing_required_parameter");
+  expect_refused(R"({"model":"","messages":[{"role":"user","content":"hi"}]})", "model", "invalid_value");
+  const auto r = refuse(R"({"model":42,"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(r.param, "model");
+  EXPECT_EQ(r.code, "invalid_type");
+  EXPECT_NE(r.message.find("integer"), std::string::npos) << r.message;
+  expect_refused(R"({"model":null,"messages":[{"role":"user","content":"hi"}]})", "model", "invalid_type");
+}
+
+TEST(request_view, messages_must_be_a_non_empty_array) {
+  expect_refused(R"({"model":"m"})", "messages", "missing_required_parameter");
+  expect_refused(R"({"model":"m","messages":[]})", "messages", "empty_array");
+  expect_refused(R"({"model":"m","messages":"hi"})", "messages", "invalid_type");
+  expect_refused(R"({"model":"m","messages":{"role":"user"}})", "messages", "invalid_type");
+}
+
+TEST(request_view, each_message_is_checked) {
+  expect_refused(R"({"model":"m","messages":["hi"]})", "messages[0]", "invalid_type");
+  expect_refused(R"({"model":"m","messages":[{"content":"x"}]})", "messages[0].role", "missing_required_parameter");
+  expect_refused(R"({"model":"m","messages":[{"role":"user","content":"a"},{"content":"b"}]})", "messages[1].role",
+                 "missing_required_parameter");
+  expect_refused(R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})", "messages[0].role", "invalid_value");
+  expect_refused(R"({"model":"m","messages":[{"role":7,"content":"x"}]})", "messages[0].role", "invalid_type");
+  expect_refused(R"({"model":"m","messages":[{"role":"user","content":5}]})", "messages[0].content", "invalid_type");
+  expect_refused(R"({"model":"m","messages":[{"role":"user","content":{"text":"x"}}]})", "messages[0].content",
+                 "invalid_type");
+}
+
+TEST(request_view, accepts_every_role_and_content_shape) {
+  (void)accept(R"({"model":"m","messages":[
+      {"role":"system","content":"s"},{"role":"developer","content":"d"},
+      {"role":"user","content":[{"type":"text","text":"u"}]},
+      {"role":"assistant","content":null,"tool_calls":[]},
+      {"role":"tool","content":"t","tool_call_id":"1"},{"role":"function","content":"f","name":"x"}]})");
+}
+
+TEST(request_view, completions_need_a_prompt) {
+  expect_refused(R"({"model":"m"})", "prompt", "missing_required_parameter", endpoint::completions);
+  expect_refused(R"({"model":"m","prompt":[]})", "prompt", "empty_array", endpoint::completions);
+  expect_refused(R"({"model":"m","prompt":{"a":1}})", "prompt", "invalid_type", endpoint::completions);
+  expect_refused(R"({"model":"m","prompt":[true]})", "prompt[]", "invalid_type", endpoint::completions);
+  // Completions do not look at messages; chat does not look at prompt.
+  (void)accept(R"({"model":"m","prompt":"p","messages":"ignored"})", endpoint::completions);
+  expect_refused(R"({"model":"m","prompt":"p"})", "messages", "missing_required_parameter");
+}
+
+TEST(request_view, stream_must_be_a_boolean) {
+  expect_refused(chat(R"("stream":"yes")"), "stream", "invalid_type");
+  expect_refused(chat(R"("stream":1)"), "stream", "invalid_type");
+  EXPECT_TRUE(accept(chat(R"("stream":true)")).stream);
+  EXPECT_FALSE(accept(chat(R"("stream":null)")).stream);
+}
+
+TEST(request_view, include_usage_from_stream_options) {
+  EXPECT_TRUE(accept(chat(R"("stream":true,"stream_options":{"include_usage":true})")).include_usage);
+  EXPECT_FALSE(accept(chat(R"("stream":true,"stream_options":{"include_usage":false})")).include_usage);
+  EXPECT_FALSE(accept(chat(R"("stream":true,"stream_options":{})")).include_usage);
+  EXPECT_FALSE(accept(chat(R"("stream_options":null)")).include_usage);
+  expect_refused(chat(R"("stream_options":"x")"), "stream_options", "invalid_type");
+  expect_refused(chat(R"("stream_options":{"include_usage":"yes"})"), "stream_options.include_usage", "invalid_type");
+}
+
+TEST(request_view, max_tokens_must_be_a_positive_integer) {
+  expect_refused(chat(R"("max_tokens":0)"), "max_tokens", "invalid_value");
+  expect_refused(chat(R"("max_tokens":-5)"), "max_tokens", "invalid_value");
+  expect_refused(chat(R"("max_tokens":"100")"), "max_tokens", "invalid_type");
+  expect_refused(chat(R"("max_tokens":1.5)"), "max_tokens", "invalid_type");
+  expect_refused(chat(R"("max_tokens":18446744073709551615)"), "max_tokens", "invalid_value");
+  EXPECT_EQ(accept(chat(R"("max_tokens":100)")).max_tokens, 100);
+  EXPECT_EQ(accept(chat(R"("max_tokens":100.0)")).max_tokens, 100); // JS clients send integral doubles
+  EXPECT_EQ(accept(chat(R"("max_tokens":1e12)")).max_tokens, 1'000'000'000'000);
+  EXPECT_FALSE(accept(chat(R"("max_tokens":null)")).max_tokens.has_value());
+}
+
+TEST(request_view, max_completion_tokens_is_read_too) {
+  EXPECT_EQ(accept(chat(R"("max_completion_tokens":7)")).max_tokens, 7);
+  expect_refused(chat(R"("max_completion_tokens":0)"), "max_completion_tokens", "invalid_value");
+  expect_refused(chat(R"("max_completion_tokens":true)"), "max_completion_tokens", "invalid_type");
+  // The newer name wins when both are sent.
+  EXPECT_EQ(accept(chat(R"("max_tokens":5,"max_completion_tokens":9)")).max_tokens, 9);
+}
+
+TEST(request_view, n_is_bounded) {
+  expect_refused(chat(R"("n":0)"), "n", "invalid_value");
+  expect_refused(chat(R"("n":1000)"), "n", "invalid_value");
+  expect_refused(chat(R"("n":"2")"), "n", "invalid_type");
+  (void)accept(chat(R"("n":1)"));
+  (void)accept(chat(R"("n":128)"));
+  expect_refused(chat(R"("n":129)"), "n", "invalid_value");
+}
+
+TEST(request_view, sampling_parameters_are_range_checked) {
+  expect_refused(chat(R"("temperature":3)"), "temperature", "invalid_value");
+  expect_refused(chat(R"("temperature":-0.1)"), "temperature", "invalid_value");
+  expect_refused(chat(R"("temperature":"hot")"), "temperature", "invalid_type");
+  (void)accept(chat(R"("temperature":2)"));
+  (void)accept(chat(R"("temperature":0)"));
+  expect_refused(chat(R"("top_p":1.5)"), "top_p", "invalid_value");
+  (void)accept(chat(R"("top_p":0.9)"));
+  expect_refused(chat(R"("tools":"x")"), "tools", "invalid_type");
+}
+
+TEST(request_view, enable_thinking_at_top_level) {
+  auto v = accept(chat(R"("enable_thinking":false)"));
+  EXPECT_EQ(v.enable_thinking, false);
+  EXPECT_TRUE(v.thinking_at_top_level);
+  v = accept(chat(R"("enable_thinking":true)"));
+  EXPECT_EQ(v.enable_thinking, true);
+  expect_refused(chat(R"("enable_thinking":"no")"), "enable_thinking", "invalid_type");
+}
+
+TEST(request_view, enable_thinking_in_chat_template_kwargs) {
+  auto v = accept(chat(R"("chat_template_kwargs":{"enable_thinking":false})"));
+  EXPECT_EQ(v.enable_thinking, false);
+  EXPECT_FALSE(v.thinking_at_top_level);
+  // The top level wins over chat_template_kwargs.
+  v = accept(chat(R"("enable_thinking":true,"chat_template_kwargs":{"enable_thinking":false})"));
+  EXPECT_EQ(v.enable_thinking, true);
+  expect_refused(chat(R"("chat_template_kwargs":{"enable_thinking":0})"), "chat_template_kwargs.enable_thinking",
+                 "invalid_type");
+  expect_refused(chat(R"("chat_template_kwargs":5)"), "chat_template_kwargs", "invalid_type");
+}
+
+TEST(request_view, return_reasoning_defaults_to_true) {
+  EXPECT_TRUE(accept(chat()).return_reasoning);
+  auto v = accept(chat(R"("return_reasoning":false)"));
+  EXPECT_FALSE(v.return_reasoning);
+  EXPECT_TRUE(v.thinking_at_top_level);
+  EXPECT_FALSE(accept(chat(R"("chat_template_kwargs":{"return_reasoning":false})")).return_reasoning);
+  EXPECT_TRUE(
+      accept(chat(R"("return_reasoning":true,"chat_template_kwargs":{"return_reasoning":false})")).return_reasoning);
+  expect_refused(chat(R"("return_reasoning":"no")"), "return_reasoning", "invalid_type");
+}
+
+TEST(request_view, body_is_kept_for_later_steps) {
+  const auto v = accept(chat(R"("temperature":0.5,"user":"u1")"));
+  ASSERT_TRUE(v.body.contains("user"));
+  EXPECT_EQ(str(v.body.at("user")), "u1");
+  EXPECT_EQ(str(v.body.at("model")), "Qwen3-1.7B");
+}
+
+} // namespace
+} // namespace llmgate::openai

@@ -1,0 +1,356 @@
+#include "openai/response_rewrite.hpp"
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <gtest/gtest.h>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmgate::openai {
+namespace {
+
+namespace json = boost::json;
+
+std::string str(const json::value& v) { return std::string(v.as_string().data(), v.as_string().size()); }
+
+std::string chunk(json::object delta, json::value finish_reason = nullptr, std::int64_t index = 0) {
+  json::object choice{{"index", index}, {"delta", std::move(delta)}, {"finish_reason", std::move(finish_reason)}};
+  json::object c{{"id", "chatcmpl-1"},
+                 {"object", "chat.completion.chunk"},
+                 {"created", 7},
+                 {"model", "Qwen3-1.7B"},
+                 {"choices", json::array{std::move(choice)}}};
+  return json::serialize(c);
+}
+
+std::string content_chunk(std::string_view text) { return chunk(json::object{{"content", text}}); }
+
+const std::string k_usage_chunk =
+    R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"Qwen3-1.7B","choices":[],)"
+    R"("usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}})";
+
+// What a client assembles from the chunks it receives, per choice.
+struct assembled {
+  std::string reasoning_content;
+  std::string reasoning;
+  std::string content;
+  int reasoning_content_keys = 0;
+  int reasoning_keys = 0;
+};
+
+class client final {
+public:
+  explicit client(reasoning_options opts, endpoint kind = endpoint::chat_completions) : rw_(kind, opts) {}
+
+  // Sends one backend chunk through the rewriter; returns whether it was rewritten.
+  bool send(const std::string& data) {
+    const auto out = rw_.rewrite(data);
+    receive(out ? *out : data);
+    return out.has_value();
+  }
+  void end() {
+    for (const auto& data : rw_.flush()) receive(data);
+  }
+
+  assembled& choice(std::int64_t i = 0) { return choices_[i]; }
+  stream_rewriter& rewriter() { return rw_; }
+  std::vector<std::string> received;
+
+private:
+  void receive(const std::string& data) {
+    received.push_back(data);
+    const auto doc = json::parse(data);
+    for (const auto& c : doc.as_object().at("choices").as_array()) {
+      const auto& choice = c.as_object();
+      const auto* delta = choice.if_contains("delta");
+      if (!delta) continue;
+      auto& a = choices_[choice.at("index").to_number<std::int64_t>()];
+      const auto& d = delta->as_object();
+      if (const auto* v = d.if_contains("reasoning_content")) {
+        a.reasoning_content += str(*v);
+        ++a.reasoning_content_keys;
+      }
+      if (const auto* v = d.if_contains("reasoning")) {
+        a.reasoning += str(*v);
+        ++a.reasoning_keys;
+      }
+      if (const auto* v = d.if_contains("content"); v && v->is_string()) a.content += str(*v);
+    }
+  }
+
+  stream_rewriter rw_;
+  std::map<std::int64_t, assembled> choices_;
+};
+
+const std::vector<std::string> k_inline_think_pieces = {"<thi", "nk>\nLet me", " think.</th", "ink>\n\nThe",
+                                                        " answer."};
+
+void send_inline_think(client& c) {
+  EXPECT_FALSE(c.send(chunk(json::object{{"role", "assistant"}, {"content", ""}})));
+  for (const auto& piece : k_inline_think_pieces) c.send(content_chunk(piece));
+  c.send(chunk(json::object{}, "stop"));
+  c.end();
+}
+
+TEST(stream_rewriter, inline_think_across_chunks_becomes_reasoning_content) {
+  client c(reasoning_options{reasoning_field::reasoning_content, true});
+  send_inline_think(c);
+  EXPECT_EQ(c.choice().reasoning_content, "Let me think.");
+  EXPECT_EQ(c.choice().content, "The answer.");
+  EXPECT_EQ(c.choice().reasoning_keys, 0);
+  for (const auto& data : c.received) EXPECT_EQ(data.find("think>"), std::string::npos) << data;
+}
+
+TEST(stream_rewriter, inline_think_one_character_per_chunk) {
+  client c(reasoning_options{reasoning_field::reasoning_content, true});
+  const std::string text = "<think>\nLet me think.</think>\n\nThe answer.";
+  for (std::size_t i = 0; i < text.size(); ++i) c.send(content_chunk(text.substr(i, 1)));
+  c.send(chunk(json::object{}, "stop"));
+  c.end();
+  EXPECT_EQ(c.choice().reasoning_content, "Let me think.");
+  EXPECT_EQ(c.choice().content, "The answer.");
+}
+
+TEST(stream_rewriter, plain_content_after_think_is_relayed_unchanged) {
+  client c(reasoning_options{});
+  EXPECT_FALSE(c.send(chunk(json::object{{"role", "assistant"}, {"content", ""}})));
+  EXPECT_TRUE(c.send(content_chunk("<think>r</think>")));
+  EXPECT_TRUE(c.send(content_chunk("\n\nHello")));
+  EXPECT_FALSE(c.send(content_chunk(" world")));
+  EXPECT_FALSE(c.send(content_chunk(" again")));
+  EXPECT_FALSE(c.send(chunk(json::object{}, "stop")));
+  EXPECT_EQ(c.choice().content, "Hello world again");
+  EXPECT_EQ(c.choice().reasoning_content, "r");
+}
+
+TEST(stream_rewriter, stream_without_think_is_never_rewritten) {
+  client c(reasoning_options{});
+  EXPECT_FALSE(c.send(chunk(json::object{{"role", "assistant"}, {"content", ""}})));
+  EXPECT_FALSE(c.send(content_chunk("Hello")));
+  EXPECT_FALSE(c.send(content_chunk(" 1 < 2")));
+  EXPECT_FALSE(c.send(content_chunk(" world")));
+  EXPECT_FALSE(c.send(chunk(json::object{}, "stop")));
+  c.end();
+  EXPECT_EQ(c.choice().content, "Hello 1 < 2 world");
+  EXPECT_GE(c.rewriter().chunks_with_content(), 3);
+}
+
+TEST(stream_rewriter, backend_reasoning_field_is_renamed) {
+  client c(reasoning_options{reasoning_field::reasoning_content, true});
+  EXPECT_TRUE(c.send(chunk(json::object{{"reasoning", "Let me"}})));
+  EXPECT_TRUE(c.send(chunk(json::object{{"reasoning", " think."}})));
+  c.send(content_chunk("Answer."));
+  c.end();
+  EXPECT_EQ(c.choice().reasoning_content, "Let me think.");
+  EXPECT_EQ(c.choice().reasoning_keys, 0);
+  EXPECT_EQ(c.choice().content, "Answer.");
+}
+
+TEST(stream_rewriter, reasoning_content_becomes_reasoning_when_configured) {
+  client c(reasoning_options{reasoning_field::reasoning, true});
+  EXPECT_TRUE(c.send(chunk(json::object{{"reasoning_content", "sglang thinks"}})));
+  c.send(content_chunk("Answer."));
+  EXPECT_EQ(c.choice().reasoning, "sglang thinks");
+  EXPECT_EQ(c.choice().reasoning_content_keys, 0);
+  EXPECT_EQ(c.choice().content, "Answer.");
+
+  client d(reasoning_options{reasoning_field::reasoning, true});
+  d.send(content_chunk("<think>inline</think>x"));
+  EXPECT_EQ(d.choice().reasoning, "inline");
+  EXPECT_EQ(d.choice().reasoning_content_keys, 0);
+  EXPECT_EQ(d.choice().content, "x");
+}
+
+TEST(stream_rewriter, both_fields_when_configured) {
+  client c(reasoning_options{reasoning_field::both, true});
+  c.send(chunk(json::object{{"reasoning", "r1"}}));
+  c.send(content_chunk("Answer."));
+  EXPECT_EQ(c.choice().reasoning, "r1");
+  EXPECT_EQ(c.choice().reasoning_content, "r1");
+
+  client d(reasoning_options{reasoning_field::both, true});
+  send_inline_think(d);
+  EXPECT_EQ(d.choice().reasoning, "Let me think.");
+  EXPECT_EQ(d.choice().reasoning_content, "Let me think.");
+  EXPECT_EQ(d.choice().content, "The answer.");
+}
+
+TEST(stream_rewriter, return_reasoning_false_strips_reasoning_everywhere) {
+  for (const auto field : {reasoning_field::reasoning_content, reasoning_field::reasoning, reasoning_field::both}) {
+    client c(reasoning_options{field, false});
+    EXPECT_TRUE(c.send(chunk(json::object{{"reasoning", "backend thought"}})));
+    EXPECT_TRUE(c.send(chunk(json::object{{"reasoning_content", "other thought"}})));
+    send_inline_think(c);
+    EXPECT_EQ(c.choice().reasoning_content_keys, 0);
+    EXPECT_EQ(c.choice().reasoning_keys, 0);
+    EXPECT_EQ(c.choice().content, "The answer.");
+    for (const auto& data : c.received) EXPECT_EQ(data.find("thought"), std::string::npos) << data;
+    for (const auto& data : c.received) EXPECT_EQ(data.find("Let me"), std::string::npos) << data;
+  }
+}
+
+TEST(stream_rewriter, usage_is_read_from_the_usage_chunk) {
+  client c(reasoning_options{});
+  c.send(content_chunk("Hello"));
+  EXPECT_FALSE(c.rewriter().usage().has_value());
+  // vLLM sends "usage": null on every chunk.
+  const std::string null_usage =
+      R"({"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"Qwen3-1.7B",)"
+      R"("choices":[{"index":0,"delta":{"content":" world"},"finish_reason":null}],"usage":null})";
+  EXPECT_FALSE(c.send(null_usage));
+  EXPECT_FALSE(c.rewriter().usage().has_value());
+  EXPECT_FALSE(c.send(k_usage_chunk)); // read, but relayed unchanged
+  ASSERT_TRUE(c.rewriter().usage().has_value());
+  EXPECT_EQ(c.rewriter().usage()->prompt_tokens, 12);
+  EXPECT_EQ(c.rewriter().usage()->completion_tokens, 34);
+}
+
+TEST(stream_rewriter, completions_endpoint_is_untouched) {
+  stream_rewriter rw(endpoint::completions, {});
+  const std::string text_chunk = R"({"id":"cmpl-1","object":"text_completion","created":7,"model":"m",)"
+                                 R"("choices":[{"index":0,"text":"<think>x</think>y","reasoning":"r",)"
+                                 R"("finish_reason":null}]})";
+  EXPECT_FALSE(rw.rewrite(text_chunk).has_value());
+  EXPECT_FALSE(rw.rewrite(k_usage_chunk).has_value());
+  ASSERT_TRUE(rw.usage().has_value());
+  EXPECT_EQ(rw.usage()->completion_tokens, 34);
+  EXPECT_TRUE(rw.flush().empty());
+}
+
+TEST(stream_rewriter, flush_emits_held_reasoning) {
+  client c(reasoning_options{});
+  c.send(content_chunk("<think>\nabc"));
+  c.send(content_chunk(" </thi"));
+  EXPECT_EQ(c.choice().reasoning_content, "abc ");
+  const auto flushed = c.rewriter().flush();
+  ASSERT_EQ(flushed.size(), 1u);
+  const auto doc = json::parse(flushed[0]).as_object();
+  EXPECT_EQ(str(doc.at("id")), "chatcmpl-1");
+  EXPECT_EQ(str(doc.at("model")), "Qwen3-1.7B");
+  EXPECT_EQ(str(doc.at("object")), "chat.completion.chunk");
+  EXPECT_EQ(doc.at("created").to_number<std::int64_t>(), 7);
+  const auto& choice = doc.at("choices").as_array().at(0).as_object();
+  EXPECT_EQ(choice.at("index").to_number<std::int64_t>(), 0);
+  EXPECT_EQ(str(choice.at("delta").as_object().at("reasoning_content")), "</thi");
+  EXPECT_TRUE(c.rewriter().flush().empty()); // released once
+}
+
+TEST(stream_rewriter, flush_emits_held_content) {
+  client c(reasoning_options{});
+  c.send(content_chunk("<th"));
+  EXPECT_EQ(c.choice().content, "");
+  c.end();
+  EXPECT_EQ(c.choice().content, "<th");
+}
+
+TEST(stream_rewriter, finish_reason_releases_held_text) {
+  client c(reasoning_options{});
+  c.send(content_chunk("<think>abc"));
+  c.send(chunk(json::object{{"content", "</thi"}}, "length"));
+  EXPECT_EQ(c.choice().reasoning_content, "abc</thi");
+  EXPECT_TRUE(c.rewriter().flush().empty());
+}
+
+TEST(stream_rewriter, choices_are_split_independently) {
+  client c(reasoning_options{});
+  json::object first{
+      {"index", 0}, {"delta", json::object{{"content", "<think>a</think>b"}}}, {"finish_reason", nullptr}};
+  json::object second{{"index", 1}, {"delta", json::object{{"content", "plain"}}}, {"finish_reason", nullptr}};
+  json::object data{{"id", "chatcmpl-1"},
+                    {"object", "chat.completion.chunk"},
+                    {"created", 7},
+                    {"model", "m"},
+                    {"choices", json::array{std::move(first), std::move(second)}}};
+  c.send(json::serialize(data));
+  c.end();
+  EXPECT_EQ(c.choice(0).reasoning_content, "a");
+  EXPECT_EQ(c.choice(0).content, "b");
+  EXPECT_EQ(c.choice(1).reasoning_content, "");
+  EXPECT_EQ(c.choice(1).content, "plain");
+}
+
+std::string completion(std::string_view message_json) {
+  return std::string(R"({"id":"chatcmpl-1","object":"chat.completion","created":7,"model":"m",)"
+                     R"("choices":[{"index":0,"message":)") +
+         std::string(message_json) +
+         R"(,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":9,"total_tokens":12}})";
+}
+
+json::object message_of(const std::string& body) {
+  return json::parse(body).as_object().at("choices").as_array().at(0).as_object().at("message").as_object();
+}
+
+TEST(rewrite_response, inline_think_is_split) {
+  usage_counts usage;
+  const auto out = rewrite_response(completion(R"({"role":"assistant","content":"<think>\nr</think>\n\nanswer"})"),
+                                    endpoint::chat_completions, {}, &usage);
+  ASSERT_TRUE(out.has_value());
+  const auto m = message_of(*out);
+  EXPECT_EQ(str(m.at("content")), "answer");
+  EXPECT_EQ(str(m.at("reasoning_content")), "r");
+  EXPECT_FALSE(m.contains("reasoning"));
+  EXPECT_EQ(usage.prompt_tokens, 3);
+  EXPECT_EQ(usage.completion_tokens, 9);
+}
+
+TEST(rewrite_response, reasoning_field_is_renamed) {
+  auto out = rewrite_response(completion(R"({"role":"assistant","content":"answer","reasoning":"r"})"),
+                              endpoint::chat_completions, {});
+  ASSERT_TRUE(out.has_value());
+  auto m = message_of(*out);
+  EXPECT_EQ(str(m.at("reasoning_content")), "r");
+  EXPECT_FALSE(m.contains("reasoning"));
+  EXPECT_EQ(str(m.at("content")), "answer");
+
+  out = rewrite_response(completion(R"({"role":"assistant","content":"answer","reasoning_content":"r"})"),
+                         endpoint::chat_completions, {reasoning_field::both, true});
+  ASSERT_TRUE(out.has_value());
+  m = message_of(*out);
+  EXPECT_EQ(str(m.at("reasoning_content")), "r");
+  EXPECT_EQ(str(m.at("reasoning")), "r");
+}
+
+TEST(rewrite_response, return_reasoning_false_strips_it) {
+  for (const std::string_view message : {R"({"role":"assistant","content":"answer","reasoning":"r"})",
+                                         R"({"role":"assistant","content":"<think>r</think>answer"})"}) {
+    const auto out = rewrite_response(completion(message), endpoint::chat_completions, {reasoning_field::both, false});
+    ASSERT_TRUE(out.has_value()) << message;
+    const auto m = message_of(*out);
+    EXPECT_FALSE(m.contains("reasoning_content")) << message;
+    EXPECT_FALSE(m.contains("reasoning")) << message;
+    EXPECT_EQ(str(m.at("content")), "answer") << message;
+  }
+}
+
+TEST(rewrite_response, unchanged_body_gives_nullopt) {
+  usage_counts usage;
+  EXPECT_FALSE(rewrite_response(completion(R"({"role":"assistant","content":"plain answer"})"),
+                                endpoint::chat_completions, {}, &usage)
+                   .has_value());
+  EXPECT_EQ(usage.completion_tokens, 9); // usage is read even when nothing changes
+  EXPECT_FALSE(rewrite_response("not json", endpoint::chat_completions, {}).has_value());
+}
+
+TEST(rewrite_response, completions_are_untouched) {
+  usage_counts usage;
+  const std::string body = R"({"id":"cmpl-1","object":"text_completion","choices":[{"index":0,)"
+                           R"("text":"<think>x</think>y","finish_reason":"stop"}],)"
+                           R"("usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})";
+  EXPECT_FALSE(rewrite_response(body, endpoint::completions, {}, &usage).has_value());
+  EXPECT_EQ(usage.prompt_tokens, 1);
+  EXPECT_EQ(usage.completion_tokens, 2);
+}
+
+TEST(read_usage, absent_or_null_usage_is_nullopt) {
+  EXPECT_FALSE(read_usage(json::parse(R"({"id":"x"})").as_object()).has_value());
+  EXPECT_FALSE(read_usage(json::parse(R"({"usage":null})").as_object()).has_value());
+  const auto u = read_usage(json::parse(R"({"usage":{"prompt_tokens":4,"completion_tokens":5}})").as_object());
+  ASSERT_TRUE(u.has_value());
+  EXPECT_EQ(u->prompt_tokens, 4);
+  EXPECT_EQ(u->completion_tokens, 5);
+}
+
+} // namespace
+} // namespace llmgate::openai
