@@ -111,9 +111,9 @@ std::optional<local_reply> check_prompt(const json::object& body) {
 
 } // namespace
 
-parse_result parse_request(std::string_view text, endpoint kind) {
+parse_result parse_request(std::string_view text, endpoint kind, json::storage_ptr storage) {
   boost::system::error_code ec;
-  json::value parsed = json::parse(text, ec);
+  json::value parsed = json::parse(text, ec, std::move(storage));
   if (ec)
     return invalid_request(fmt::format("We could not parse the JSON body of your request: {}.", ec.message()), {},
                            "invalid_json");

@@ -5,6 +5,7 @@
 #include "openai/error.hpp"
 
 #include <boost/json/object.hpp>
+#include <boost/json/storage_ptr.hpp>
 #include <boost/system/result.hpp>
 #include <cstdint>
 #include <optional>
@@ -31,6 +32,9 @@ struct request_view {
 // to a GPU that would generate them all.
 inline constexpr std::int64_t k_max_choices = 128;
 
-[[nodiscard]] boost::system::result<request_view, local_reply> parse_request(std::string_view body, endpoint kind);
+// storage: where the parsed body lives (e.g. a per-request arena that
+// outlives the view); default: the heap.
+[[nodiscard]] boost::system::result<request_view, local_reply> parse_request(std::string_view body, endpoint kind,
+                                                                             boost::json::storage_ptr storage = {});
 
 } // namespace llmgate::openai

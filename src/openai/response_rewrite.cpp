@@ -1,5 +1,6 @@
 #include "openai/response_rewrite.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -71,8 +72,11 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
     ++content_chunks_;
     return std::nullopt;
   }
+  // Parsed into a stack arena: a chunk's values live only for this call.
+  unsigned char arena[8192];
+  json::monotonic_resource mr(arena, sizeof arena);
   boost::system::error_code ec;
-  json::value parsed = json::parse(data, ec);
+  json::value parsed = json::parse(data, ec, &mr);
   if (ec || !parsed.is_object()) return std::nullopt; // not ours to judge: relay as is
   auto& chunk = parsed.get_object();
   if (auto u = usage_of(chunk)) usage_ = u;
@@ -153,8 +157,10 @@ std::vector<std::string> stream_rewriter::flush() {
 
 std::optional<std::string> rewrite_response(std::string_view body, endpoint kind, reasoning_options opts,
                                             usage_counts* usage) {
+  unsigned char arena[16384];
+  json::monotonic_resource mr(arena, sizeof arena);
   boost::system::error_code ec;
-  json::value parsed = json::parse(body, ec);
+  json::value parsed = json::parse(body, ec, &mr);
   if (ec || !parsed.is_object()) return std::nullopt;
   auto& root = parsed.get_object();
   if (usage)

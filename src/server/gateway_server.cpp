@@ -9,6 +9,7 @@
 #include "upstream/router.hpp"
 #include "upstream/upstream_pool.hpp"
 
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -33,6 +34,7 @@
 #include <random>
 #include <spdlog/spdlog.h>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 namespace llmgate::server {
@@ -101,6 +103,7 @@ struct request_state {
   std::string request_id;
   std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
   std::string model = "-";
+  std::size_t model_index = SIZE_MAX; // into config::models, once resolved
   std::string backend;
   int status = 0;
   clock::time_point start = clock::now();
@@ -141,7 +144,38 @@ struct gateway::impl {
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
     upstream::router router;
     std::thread thread;
+    // Metric series looked up once per worker, so the request path does no
+    // label lookups (by model index and backend index).
+    struct model_series {
+      observe::histogram* duration;
+      observe::histogram* ttft;
+      observe::counter* prompt_tokens;
+      observe::counter* completion_tokens;
+      std::unordered_map<int, observe::counter*> by_status;
+    };
+    struct backend_series {
+      observe::counter* connects;
+      std::unordered_map<std::string_view, observe::counter*> by_result;
+    };
+    std::vector<model_series> model_metrics;
+    std::vector<backend_series> backend_metrics;
   };
+
+  void prepare_series(worker& w) {
+    for (const auto& m : cfg->models)
+      w.model_metrics.push_back({&metrics.duration.with({m.name}),
+                                 &metrics.ttft.with({m.name}),
+                                 &metrics.prompt_tokens.with({m.name}),
+                                 &metrics.completion_tokens.with({m.name}),
+                                 {}});
+    for (const auto& b : cfg->backends) w.backend_metrics.push_back({&metrics.upstream_connects.with({b.name}), {}});
+  }
+
+  observe::counter& upstream_result(worker& w, std::size_t backend, std::string_view result) {
+    auto& slot = w.backend_metrics[backend].by_result[result];
+    if (!slot) slot = &metrics.upstream.with({cfg->backends[backend].name, result});
+    return *slot;
+  }
 
   std::shared_ptr<const control::config> cfg;
   observe::registry& registry;
@@ -269,38 +303,39 @@ struct gateway::impl {
           403, openai::error_body("Origin not allowed.", "invalid_request_error", {}, "cors_origin_not_allowed"), {}};
       co_return co_await reply(ctx, req, st, forbidden);
     }
-    response res{http::status::no_content, req.version()};
-    res.keep_alive(req.keep_alive());
-    for (const auto& [k, v] : st.headers) res.set(k, v);
-    res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    auto headers = st.headers;
+    headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     const auto asked = req[http::field::access_control_request_headers];
-    res.set(http::field::access_control_allow_headers,
-            asked.empty() ? std::string("authorization, content-type") : std::string(asked));
-    res.set(http::field::access_control_max_age,
-            std::to_string(std::chrono::duration_cast<std::chrono::seconds>(cfg->cors.max_age).count()));
-    res.prepare_payload();
+    headers.emplace_back("Access-Control-Allow-Headers",
+                         asked.empty() ? std::string("authorization, content-type") : std::string(asked));
+    headers.emplace_back("Access-Control-Max-Age",
+                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(cfg->cors.max_age).count()));
     st.status = 204;
-    co_return co_await write_response(ctx, res);
+    co_return co_await write_answer(ctx, req, 204, {}, headers, {});
   }
 
   net::awaitable<bool> text(session_context& ctx, request& req, request_state& st, http::status status,
                             std::string body, std::string_view content_type = "application/json") {
-    auto res = make_response(req, status, std::move(body), content_type);
-    for (const auto& [k, v] : st.headers) res.set(k, v);
     st.status = static_cast<int>(status);
-    co_return co_await write_response(ctx, res) && res.keep_alive();
+    co_return co_await write_answer(ctx, req, st.status, content_type, st.headers, body);
   }
 
   net::awaitable<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
-    auto res = make_reply(req, r);
-    for (const auto& [k, v] : st.headers) res.set(k, v);
     st.status = r.status;
-    co_return co_await write_response(ctx, res) && res.keep_alive();
+    co_return co_await write_reply(ctx, req, r, st.headers);
   }
 
-  void record(request_state& st) {
-    metrics.requests.with({st.model, std::to_string(st.status)}).inc();
-    metrics.duration.with({st.model}).observe(seconds_since(st.start));
+  void record(worker& w, request_state& st) {
+    if (st.model_index == SIZE_MAX) {
+      metrics.requests.with({st.model, std::to_string(st.status)}).inc();
+      metrics.duration.with({st.model}).observe(seconds_since(st.start));
+      return;
+    }
+    auto& series = w.model_metrics[st.model_index];
+    auto& counter = series.by_status[st.status];
+    if (!counter) counter = &metrics.requests.with({st.model, std::to_string(st.status)});
+    counter->inc();
+    series.duration->observe(seconds_since(st.start));
   }
 
   // POST /v1/chat/completions and /v1/completions.
@@ -311,10 +346,12 @@ struct gateway::impl {
       ~in_flight_guard() { g.add(-1); }
     } guard{metrics.in_flight};
 
-    auto view = openai::parse_request(req.body(), kind);
+    // The parsed body lives in an arena that ends with the request.
+    json::monotonic_resource arena(4096);
+    auto view = openai::parse_request(req.body(), kind, &arena);
     if (!view) {
       const bool keep = co_await reply(ctx, req, st, view.error());
-      record(st);
+      record(w, st);
       co_return keep;
     }
     const auto result = co_await forward_watched(w, ctx, req, st, *view);
@@ -322,10 +359,8 @@ struct gateway::impl {
     switch (result.kind) {
     case forward_result::streamed: break;
     case forward_result::answer: {
-      auto res = make_response(req, static_cast<http::status>(result.status), result.body, result.content_type);
-      for (const auto& [k, v] : st.headers) res.set(k, v);
       st.status = result.status;
-      keep = co_await write_response(ctx, res) && res.keep_alive();
+      keep = co_await write_answer(ctx, req, result.status, result.content_type, st.headers, result.body);
       break;
     }
     case forward_result::reply:
@@ -336,7 +371,7 @@ struct gateway::impl {
       st.status = 499; // nginx's code for "client closed request"
       keep = false;
     }
-    record(st);
+    record(w, st);
     co_return keep;
   }
 
@@ -366,10 +401,10 @@ struct gateway::impl {
       co_return r;
     }
     st.model = model->name;
+    st.model_index = static_cast<std::size_t>(model - cfg->models.data());
     const auto& pool = w.router.pool(model->name);
     std::size_t cursor = 0;
-    forward_result last;
-    last.error = openai::bad_gateway(fmt::format("No backend could serve model '{}'.", model->name));
+    forward_result last; // the config guarantees every model a non-empty pool, so the loop sets it
     for (std::size_t attempt = 0; attempt < pool.size(); ++attempt) {
       const auto index = w.router.pick(model->name, attempt, cursor);
       const auto& backend = cfg->backends[index];
@@ -392,7 +427,7 @@ struct gateway::impl {
     const auto deadline = clock::now() + up.total_timeout;
     st.backend = backend.name;
     auto fail = [&](forward_result::kind_t kind, std::string_view result, openai::local_reply error) {
-      metrics.upstream.with({backend.name, std::string(result)}).inc();
+      upstream_result(w, index, result).inc();
       forward_result r;
       r.kind = kind;
       r.error = std::move(error);
@@ -409,31 +444,31 @@ struct gateway::impl {
                        openai::bad_gateway(
                            fmt::format("Backend {} is unreachable: {}.", backend.name, acquired.error().message())));
       auto conn = std::move(*acquired);
-      if (!conn->reused) metrics.upstream_connects.with({backend.name}).inc();
+      if (!conn->reused) w.backend_metrics[index].connects->inc();
       st.upstream = conn.get();
       struct clear_upstream {
         request_state& st;
         ~clear_upstream() { st.upstream = nullptr; }
       } clear{st};
 
-      http::request<http::string_body> ureq{
-          http::verb::post,
-          backend.base_path +
-              std::string(view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions" : "/v1/completions"),
-          11};
-      ureq.set(http::field::host, fmt::format("{}:{}", backend.address.host, backend.address.port));
-      ureq.set(http::field::content_type, "application/json");
-      ureq.set(http::field::accept, view.stream ? "text/event-stream" : "application/json");
-      ureq.set(http::field::user_agent, "llmgate/0.1");
-      ureq.set("x-request-id", st.request_id);
-      // The backend's own key replaces the client's: client keys never reach a backend.
-      if (!backend.api_key.empty()) ureq.set(http::field::authorization, "Bearer " + backend.api_key);
-      ureq.keep_alive(true);
-      ureq.body() = body;
-      ureq.prepare_payload();
+      // The head by hand, as for responses (see format_head). The backend's
+      // own key replaces the client's: client keys never reach a backend.
+      std::string request_head;
+      request_head.reserve(256);
+      fmt::format_to(std::back_inserter(request_head),
+                     "POST {}{} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nAccept: {}\r\n"
+                     "User-Agent: llmgate/0.1\r\nx-request-id: {}\r\n",
+                     backend.base_path,
+                     view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions" : "/v1/completions",
+                     backend.address.host, backend.address.port, view.stream ? "text/event-stream" : "application/json",
+                     st.request_id);
+      if (!backend.api_key.empty())
+        fmt::format_to(std::back_inserter(request_head), "Authorization: Bearer {}\r\n", backend.api_key);
+      fmt::format_to(std::back_inserter(request_head), "Content-Length: {}\r\n\r\n", body.size());
+      const std::array<net::const_buffer, 2> request_buffers{net::buffer(request_head), net::buffer(body)};
 
       conn->stream.expires_after(std::min<control::duration>(up.first_token_timeout, up.total_timeout));
-      auto [wec, wn] = co_await http::async_write(conn->stream, ureq, k_tuple);
+      auto [wec, wn] = co_await net::async_write(conn->stream, request_buffers, k_tuple);
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", {});
       if (wec) {
         if (conn->reused) continue;
@@ -466,10 +501,10 @@ struct gateway::impl {
       const openai::reasoning_options ropts{cfg->reasoning_field, view.return_reasoning};
 
       if (view.stream && status == 200 && content_type.starts_with("text/event-stream")) {
-        auto r = co_await relay_stream(ctx, req, st, view, *conn, parser, ropts, deadline);
+        auto r = co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, deadline);
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));
-        metrics.upstream.with({backend.name, st.client_gone ? "client_gone" : r.status == 200 ? "ok" : "broken"}).inc();
+        upstream_result(w, index, st.client_gone ? "client_gone" : r.status == 200 ? "ok" : "broken").inc();
         co_return r;
       }
 
@@ -506,47 +541,40 @@ struct gateway::impl {
         openai::usage_counts usage;
         usage.prompt_tokens = usage.completion_tokens = -1;
         auto rewritten = openai::rewrite_response(answer, view.kind, ropts, &usage);
-        count_usage(st, usage);
+        count_usage(w, st, usage);
         r.body = rewritten ? std::move(*rewritten) : std::move(answer);
       } else {
         r.body = std::move(answer);
       }
       if (reusable) pool.release(std::move(conn));
-      metrics.upstream.with({backend.name, status < 500 ? "ok" : "error_status"}).inc();
+      upstream_result(w, index, status < 500 ? "ok" : "error_status").inc();
       co_return r;
     }
     co_return fail(forward_result::retry, "broken",
                    openai::bad_gateway(fmt::format("Backend {} closed the connection.", backend.name)));
   }
 
-  void count_usage(const request_state& st, const openai::usage_counts& u) {
-    if (u.prompt_tokens > 0) metrics.prompt_tokens.with({st.model}).inc(static_cast<std::uint64_t>(u.prompt_tokens));
-    if (u.completion_tokens > 0)
-      metrics.completion_tokens.with({st.model}).inc(static_cast<std::uint64_t>(u.completion_tokens));
+  void count_usage(worker& w, const request_state& st, const openai::usage_counts& u) {
+    auto& series = w.model_metrics[st.model_index];
+    if (u.prompt_tokens > 0) series.prompt_tokens->inc(static_cast<std::uint64_t>(u.prompt_tokens));
+    if (u.completion_tokens > 0) series.completion_tokens->inc(static_cast<std::uint64_t>(u.completion_tokens));
   }
 
   // SSE from the backend to the client, event by event as it arrives: each
   // read's complete events go out in one chunk, rewritten only where reasoning
   // must change shape. A backend that breaks off mid-stream gets the client a
   // well-formed error event and a clean end.
-  net::awaitable<forward_result> relay_stream(session_context& ctx, request& req, request_state& st,
+  net::awaitable<forward_result> relay_stream(worker& w, session_context& ctx, request& req, request_state& st,
                                               const openai::request_view& view, upstream::connection& conn,
                                               http::response_parser<http::buffer_body>& parser,
                                               openai::reasoning_options ropts, clock::time_point deadline) {
     forward_result result;
     result.kind = forward_result::streamed;
     result.status = 200;
-    http::response<http::empty_body> head{http::status::ok, req.version()};
-    head.set(http::field::content_type, "text/event-stream");
-    head.set(http::field::cache_control, "no-cache");
-    for (const auto& [k, v] : st.headers) head.set(k, v);
-    head.keep_alive(req.keep_alive() && !ctx.registry.draining());
-    head.chunked(true);
-    result.keep_alive = head.keep_alive();
+    result.keep_alive = keep_alive_for(ctx, req);
     st.status = 200;
-    http::response_serializer<http::empty_body> sr{head};
-    ctx.stream.expires_after(ctx.limits.write_timeout);
-    if (auto [ec, n] = co_await http::async_write_header(ctx.stream, sr, k_tuple); ec) {
+    st.headers.emplace_back("Cache-Control", "no-cache");
+    if (!co_await write_stream_head(ctx, 200, "text/event-stream", st.headers, result.keep_alive)) {
       st.client_gone = true;
       co_return result;
     }
@@ -584,7 +612,7 @@ struct gateway::impl {
       }
       if (!out.empty()) {
         if (!first_sent) {
-          metrics.ttft.with({st.model}).observe(seconds_since(st.start));
+          w.model_metrics[st.model_index].ttft->observe(seconds_since(st.start));
           first_sent = true;
         }
         ctx.stream.expires_after(ctx.limits.write_timeout);
@@ -602,7 +630,7 @@ struct gateway::impl {
         break;
       }
     }
-    if (auto u = rewriter.usage()) count_usage(st, *u);
+    if (auto u = rewriter.usage()) count_usage(w, st, *u);
     out.clear();
     if (!failure.empty() && !done_seen) {
       spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);
@@ -655,7 +683,7 @@ struct gateway::impl {
     } else if (result.kind != forward_result::streamed) {
       keep = co_await reply(ctx, req, st, result.error);
     }
-    record(st);
+    record(w, st);
     co_return keep && !st.client_gone;
   }
 };
@@ -674,6 +702,7 @@ std::uint16_t gateway::start() {
   auto& m = *impl_;
   for (unsigned i = 0; i < m.cfg->workers; ++i) {
     auto w = std::make_unique<impl::worker>(*m.cfg);
+    m.prepare_series(*w);
     for (const auto& b : m.cfg->backends)
       w->pools.push_back(
           std::make_unique<upstream::pool>(w->ioc.get_executor(), b, m.cfg->upstream.max_idle_per_backend));

@@ -1,5 +1,6 @@
 #include "server/http_session.hpp"
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -53,25 +54,52 @@ client_watch::~client_watch() {
   socket_.cancel(ignored); // the wait completes with operation_aborted and does nothing
 }
 
-response make_response(const request& req, http::status status, std::string body, std::string_view content_type) {
-  response res{status, req.version()};
-  res.set(http::field::content_type, content_type);
-  res.keep_alive(req.keep_alive());
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
+std::string format_head(int status, std::string_view content_type, const header_list& headers,
+                        std::optional<std::size_t> content_length, bool keep_alive) {
+  std::string head;
+  head.reserve(256);
+  fmt::format_to(std::back_inserter(head), "HTTP/1.1 {} {}\r\n", status,
+                 std::string_view(http::obsolete_reason(static_cast<http::status>(status))));
+  if (!content_type.empty()) fmt::format_to(std::back_inserter(head), "Content-Type: {}\r\n", content_type);
+  for (const auto& [name, value] : headers) fmt::format_to(std::back_inserter(head), "{}: {}\r\n", name, value);
+  if (!content_length)
+    head += "Transfer-Encoding: chunked\r\n";
+  else if (status != 204 && status != 304)
+    fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", *content_length);
+  if (!keep_alive) head += "Connection: close\r\n";
+  head += "\r\n";
+  return head;
 }
 
-response make_reply(const request& req, const openai::local_reply& reply) {
-  auto res = make_response(req, static_cast<http::status>(reply.status), reply.body);
-  for (const auto& [name, value] : reply.headers) res.set(name, value);
-  return res;
+bool keep_alive_for(const session_context& ctx, const request& req) {
+  return req.keep_alive() && !ctx.registry.draining();
 }
 
-net::awaitable<bool> write_response(session_context& ctx, response& res) {
-  if (ctx.registry.draining()) res.keep_alive(false);
+net::awaitable<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
+                                  const header_list& headers, std::string_view body) {
+  const bool keep = keep_alive_for(ctx, req);
+  const auto head = format_head(status, content_type, headers, body.size(), keep);
+  const std::array<net::const_buffer, 2> buffers{
+      net::buffer(head), req.method() == http::verb::head ? net::const_buffer{} : net::buffer(body)};
   ctx.stream.expires_after(ctx.limits.write_timeout);
-  auto [ec, n] = co_await http::async_write(ctx.stream, res, k_tuple);
+  auto [ec, n] = co_await net::async_write(ctx.stream, buffers, k_tuple);
+  co_return !ec && keep;
+}
+
+net::awaitable<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
+                                 const header_list& headers) {
+  if (reply.headers.empty())
+    co_return co_await write_answer(ctx, req, reply.status, "application/json", headers, reply.body);
+  header_list all = headers;
+  all.insert(all.end(), reply.headers.begin(), reply.headers.end());
+  co_return co_await write_answer(ctx, req, reply.status, "application/json", all, reply.body);
+}
+
+net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
+                                       const header_list& headers, bool keep_alive) {
+  const auto head = format_head(status, content_type, headers, std::nullopt, keep_alive);
+  ctx.stream.expires_after(ctx.limits.write_timeout);
+  auto [ec, n] = co_await net::async_write(ctx.stream, net::buffer(head), k_tuple);
   co_return !ec;
 }
 
@@ -80,13 +108,10 @@ namespace {
 // A reply to a request that could not be read; the connection closes after it.
 net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& limits, http::status status,
                             const openai::local_reply& reply) {
-  response res{status, 11};
-  res.set(http::field::content_type, "application/json");
-  res.set(http::field::connection, "close");
-  res.body() = reply.body;
-  res.prepare_payload();
+  const auto head = format_head(static_cast<int>(status), "application/json", {}, reply.body.size(), false);
+  const std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(reply.body)};
   stream.expires_after(limits.write_timeout);
-  co_await http::async_write(stream, res, k_tuple);
+  co_await net::async_write(stream, buffers, k_tuple);
 }
 
 } // namespace

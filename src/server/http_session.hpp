@@ -16,7 +16,10 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace llmgate::server {
 
@@ -26,7 +29,6 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 using request = http::request<http::string_body>;
-using response = http::response<http::string_body>;
 
 struct session_limits {
   control::duration header_timeout{10000};
@@ -76,13 +78,31 @@ using request_handler = std::function<net::awaitable<bool>(session_context&, req
 net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
                                  request_handler handler);
 
-// Writes a whole response with its deadline; returns false when the connection failed.
-net::awaitable<bool> write_response(session_context& ctx, response& res);
+using header_list = std::vector<std::pair<std::string, std::string>>;
 
-// A JSON or text response with Content-Length set; keep-alive follows the request.
-[[nodiscard]] response make_response(const request& req, http::status status, std::string body,
-                                     std::string_view content_type = "application/json");
-[[nodiscard]] response make_reply(const request& req, const openai::local_reply& reply);
+// The head of a response, formatted by hand: at small sizes Beast's
+// serializer costs more CPU than the rest of the proxying. content_length
+// nullopt means a chunked body (a streamed answer); an empty content_type
+// sends none.
+[[nodiscard]] std::string format_head(int status, std::string_view content_type, const header_list& headers,
+                                      std::optional<std::size_t> content_length, bool keep_alive);
+
+// Whether the response to req may keep the connection (the request allows
+// it and the worker is not draining).
+[[nodiscard]] bool keep_alive_for(const session_context& ctx, const request& req);
+
+// Writes a whole response (head and body in one gather write) with its
+// deadline. Returns whether the connection may carry another request.
+net::awaitable<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
+                                  const header_list& headers, std::string_view body);
+
+// An OpenAI-shaped local reply plus the request's own headers.
+net::awaitable<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
+                                 const header_list& headers = {});
+
+// The head of a streamed (chunked) answer; returns false when the write failed.
+net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
+                                       const header_list& headers, bool keep_alive);
 
 // True when the peer has closed its side (EOF pending) or the socket failed;
 // never blocks and consumes nothing.

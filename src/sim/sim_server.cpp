@@ -206,8 +206,7 @@ struct sim_server::impl {
 
   net::awaitable<bool> reply(server::session_context& ctx, server::request& req, http::status status, std::string body,
                              std::string_view type = "application/json") {
-    auto res = server::make_response(req, status, std::move(body), type);
-    co_return co_await server::write_response(ctx, res) && res.keep_alive();
+    co_return co_await server::write_answer(ctx, req, static_cast<int>(status), type, {}, body);
   }
 
   net::awaitable<bool> handle(server::session_context& ctx, server::request& req) {
@@ -412,8 +411,8 @@ struct sim_server::impl {
       if (!engine_running) net::co_spawn(ioc, engine_loop(), net::detached);
     }
 
-    std::optional<http::response<http::empty_body>> head;
-    std::optional<http::response_serializer<http::empty_body>> serializer;
+    bool head_sent = false;
+    const bool keep = server::keep_alive_for(ctx, req);
     std::string out;
     std::int64_t emitted = 0;
     bool first = true;
@@ -430,14 +429,9 @@ struct sim_server::impl {
       const auto upto = drop_after > 0 ? std::min(seq.ready, drop_after) : seq.ready;
       if (j.stream) {
         out.clear();
-        if (!head) {
-          head.emplace(http::status::ok, req.version());
-          head->set(http::field::content_type, "text/event-stream; charset=utf-8");
-          head->keep_alive(req.keep_alive());
-          head->chunked(true);
-          serializer.emplace(*head);
-          ctx.stream.expires_after(limits.write_timeout);
-          if (auto [ec, n] = co_await http::async_write_header(ctx.stream, *serializer, k_tuple); ec) break;
+        if (!head_sent) {
+          if (!co_await server::write_stream_head(ctx, 200, "text/event-stream; charset=utf-8", {}, keep)) break;
+          head_sent = true;
           openai::append_sse(out, chunk_json(j, role_delta(j), nullptr));
         }
         for (auto i = emitted; i < upto; ++i)
@@ -464,18 +458,13 @@ struct sim_server::impl {
     e2e->observe(std::chrono::duration<double>(clock::now() - j.start).count());
     requests->with({"completed"}).inc();
     if (!j.stream) {
-      auto res = server::make_response(req, http::status::ok, whole_answer(j));
-      co_return co_await server::write_response(ctx, res) && res.keep_alive();
+      const auto answer = whole_answer(j);
+      co_return co_await server::write_answer(ctx, req, 200, "application/json", {}, answer);
     }
     out.clear();
-    if (!head) { // zero tokens: still a valid stream
-      head.emplace(http::status::ok, req.version());
-      head->set(http::field::content_type, "text/event-stream; charset=utf-8");
-      head->keep_alive(req.keep_alive());
-      head->chunked(true);
-      serializer.emplace(*head);
-      if (auto [ec, n] = co_await http::async_write_header(ctx.stream, *serializer, k_tuple); ec) co_return false;
-    }
+    if (!head_sent && // zero tokens: still a valid stream
+        !co_await server::write_stream_head(ctx, 200, "text/event-stream; charset=utf-8", {}, keep))
+      co_return false;
     openai::append_sse(out, final_chunk(j));
     if (j.include_usage) openai::append_sse(out, usage_chunk(j));
     out += openai::k_sse_done;
@@ -483,7 +472,7 @@ struct sim_server::impl {
     if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple); ec)
       co_return false;
     if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk_last(), k_tuple); ec) co_return false;
-    co_return head->keep_alive();
+    co_return keep;
   }
 
   // ---- vLLM's JSON shapes ---------------------------------------------------
