@@ -49,6 +49,53 @@ bool carries_usage(std::string_view data) {
   return value != std::string_view::npos && data[value] == '{';
 }
 
+// Whether the reasoning fields present must change to match what the client
+// asked for (a rename, a copy for "both", or removal).
+bool reasoning_fields_need_change(std::string_view data, reasoning_options opts) {
+  const bool has_reasoning = data.find("\"reasoning\"") != std::string_view::npos;
+  const bool has_reasoning_content = data.find("\"reasoning_content\"") != std::string_view::npos;
+  if (!opts.return_reasoning) return has_reasoning || has_reasoning_content;
+  switch (opts.field) {
+  case reasoning_field::reasoning_content: return has_reasoning;
+  case reasoning_field::reasoning: return has_reasoning_content;
+  case reasoning_field::both: return has_reasoning != has_reasoning_content;
+  }
+  return true;
+}
+
+// The usage object of a completion, read without parsing the rest: the last
+// "usage" key (JSON escapes every quote inside strings, so a raw "usage" is a
+// key or a whole string value) and its balanced braces.
+std::optional<usage_counts> scan_usage(std::string_view body) {
+  const auto at = body.rfind("\"usage\"");
+  if (at == std::string_view::npos) return std::nullopt;
+  const auto open = body.find_first_not_of(" \t\r\n:", at + 7);
+  if (open == std::string_view::npos || body[open] != '{') return std::nullopt;
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = open; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      unsigned char arena[2048];
+      json::monotonic_resource mr(arena, sizeof arena);
+      boost::system::error_code ec;
+      auto v = json::parse(body.substr(open, i - open + 1), ec, &mr);
+      if (ec || !v.is_object()) return std::nullopt;
+      return usage_of(json::object{{"usage", v}});
+    }
+  }
+  return std::nullopt;
+}
+
 } // namespace
 
 std::optional<usage_counts> read_usage(const json::object& o) { return usage_of(o); }
@@ -67,7 +114,7 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   const bool may_carry_usage = carries_usage(data);
   // Completions have no chat template, hence no reasoning to split: only usage is read.
   if (kind_ != endpoint::chat_completions && !may_carry_usage) return std::nullopt;
-  if (splitters_idle && !splitters_.empty() && data.find("reasoning") == std::string_view::npos &&
+  if (splitters_idle && !splitters_.empty() && !reasoning_fields_need_change(data, opts_) &&
       data.find('<') == std::string_view::npos && !may_carry_usage) {
     ++content_chunks_;
     return std::nullopt;
@@ -87,6 +134,7 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
 
   auto* choices = chunk.if_contains("choices");
   if (!choices || !choices->is_array()) return std::nullopt;
+  const bool rename = reasoning_fields_need_change(data, opts_);
   bool changed = false;
   for (auto& choice_value : choices->get_array()) {
     if (!choice_value.is_object()) continue;
@@ -100,8 +148,8 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
     auto& delta = delta_value->get_object();
     auto& split = splitter(index);
 
-    const bool had_reasoning = delta.contains("reasoning") || delta.contains("reasoning_content");
-    std::string reasoning = take_reasoning(delta);
+    const bool had_fields = delta.contains("reasoning") || delta.contains("reasoning_content");
+    std::string split_reasoning; // reasoning found inline in content
     auto* content = delta.if_contains("content");
     const bool finished = choice.contains("finish_reason") && !choice.at("finish_reason").is_null();
     if (content && content->is_string()) {
@@ -112,7 +160,7 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
         parts.reasoning += rest.reasoning;
         parts.content += rest.content;
       }
-      reasoning += parts.reasoning;
+      split_reasoning += parts.reasoning;
       if (parts.content != original) {
         *content = parts.content;
         changed = true;
@@ -120,14 +168,15 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
       if (!parts.content.empty()) ++content_chunks_;
     } else if (finished) {
       auto rest = split.finish();
-      reasoning += rest.reasoning;
+      split_reasoning += rest.reasoning;
       if (!rest.content.empty()) {
         delta["content"] = rest.content;
         changed = true;
       }
     }
-    if (had_reasoning || !reasoning.empty()) {
-      put_reasoning(delta, reasoning, opts_);
+    // Fields already in the client's dialect stay as they are (byte for byte).
+    if ((rename && had_fields) || !split_reasoning.empty()) {
+      put_reasoning(delta, take_reasoning(delta) + split_reasoning, opts_);
       changed = true;
     }
   }
@@ -157,6 +206,14 @@ std::vector<std::string> stream_rewriter::flush() {
 
 std::optional<std::string> rewrite_response(std::string_view body, endpoint kind, reasoning_options opts,
                                             usage_counts* usage) {
+  // Fast path: nothing to split or rename (thinking off, or a backend already
+  // speaking the client's dialect): only usage is read, without a full parse.
+  if (kind != endpoint::chat_completions ||
+      (body.find("<think>") == std::string_view::npos && !reasoning_fields_need_change(body, opts))) {
+    if (usage)
+      if (auto u = scan_usage(body)) *usage = *u;
+    return std::nullopt;
+  }
   unsigned char arena[16384];
   json::monotonic_resource mr(arena, sizeof arena);
   boost::system::error_code ec;
@@ -168,27 +225,28 @@ std::optional<std::string> rewrite_response(std::string_view body, endpoint kind
   if (kind != endpoint::chat_completions) return std::nullopt;
   auto* choices = root.if_contains("choices");
   if (!choices || !choices->is_array()) return std::nullopt;
+  const bool rename = reasoning_fields_need_change(body, opts);
   bool changed = false;
   for (auto& choice_value : choices->get_array()) {
     if (!choice_value.is_object()) continue;
     auto* message_value = choice_value.get_object().if_contains("message");
     if (!message_value || !message_value->is_object()) continue;
     auto& message = message_value->get_object();
-    const bool had_reasoning = message.contains("reasoning") || message.contains("reasoning_content");
-    std::string reasoning = take_reasoning(message);
+    const bool had_fields = message.contains("reasoning") || message.contains("reasoning_content");
+    std::string split_reasoning;
     if (auto* content = message.if_contains("content"); content && content->is_string()) {
       think_splitter split;
       auto parts = split.feed(content->get_string());
       auto rest = split.finish();
-      reasoning += parts.reasoning + rest.reasoning;
+      split_reasoning = parts.reasoning + rest.reasoning;
       std::string text = parts.content + rest.content;
       if (text != content->get_string()) {
         *content = text;
         changed = true;
       }
     }
-    if (had_reasoning || !reasoning.empty()) {
-      put_reasoning(message, reasoning, opts);
+    if ((rename && had_fields) || !split_reasoning.empty()) {
+      put_reasoning(message, take_reasoning(message) + split_reasoning, opts);
       changed = true;
     }
   }

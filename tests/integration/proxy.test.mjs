@@ -255,9 +255,10 @@ describe("proxying to two simulators", async () => {
 });
 
 describe("relay fidelity", async () => {
-  test("SSE is relayed byte for byte when no rewrite applies, even cut mid-event", async () => {
+  test("SSE is relayed byte for byte when no rewrite applies (reasoning already as reasoning_content), even cut mid-event", async () => {
     const events = [
       { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] },
+      { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { reasoning_content: "先想一想" }, finish_reason: null }] },
       { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { content: "你好" }, finish_reason: null }] },
       { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: "t1", type: "function", function: { name: "f", arguments: "{\"a\"" } }] }, finish_reason: null }] },
       { id: "c1", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta: { content: " world" }, finish_reason: "stop" }] },

@@ -353,4 +353,31 @@ TEST(read_usage, absent_or_null_usage_is_nullopt) {
 }
 
 } // namespace
+TEST(stream_rewriter, reasoning_already_in_the_clients_field_is_relayed_unchanged) {
+  stream_rewriter rw(endpoint::chat_completions, {reasoning_field::reasoning_content, true});
+  (void)rw.rewrite(chunk(json::object{{"role", "assistant"}, {"content", ""}}));
+  EXPECT_FALSE(rw.rewrite(chunk(json::object{{"reasoning_content", "step one"}})).has_value());
+  EXPECT_FALSE(rw.rewrite(content_chunk("The answer.")).has_value());
+  // The same field under the other name is renamed.
+  auto renamed = rw.rewrite(chunk(json::object{{"reasoning", "step two"}}));
+  ASSERT_TRUE(renamed.has_value());
+  EXPECT_NE(renamed->find("\"reasoning_content\":\"step two\""), std::string::npos);
+  EXPECT_EQ(renamed->find("\"reasoning\":"), std::string::npos);
+}
+
+TEST(rewrite_response, fast_path_keeps_the_bytes_and_still_reads_usage) {
+  const std::string body =
+      R"({"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",)"
+      R"("content":"say \"usage\": {\"prompt_tokens\": 999}","reasoning_content":"why"},"finish_reason":"stop"}],)"
+      R"("usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":1}}})";
+  usage_counts usage;
+  EXPECT_FALSE(rewrite_response(body, endpoint::chat_completions, {reasoning_field::reasoning_content, true}, &usage));
+  EXPECT_EQ(usage.prompt_tokens, 5);
+  EXPECT_EQ(usage.completion_tokens, 7);
+  // Asked for the other field name, the same body is rewritten.
+  auto other = rewrite_response(body, endpoint::chat_completions, {reasoning_field::reasoning, true});
+  ASSERT_TRUE(other.has_value());
+  EXPECT_NE(other->find("\"reasoning\":\"why\""), std::string::npos);
+}
+
 } // namespace llmgate::openai
