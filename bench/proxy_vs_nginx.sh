@@ -9,7 +9,9 @@
 #
 # Usage: bench/proxy_vs_nginx.sh [--workers N] [--duration S] [--connections C]
 #                                [--threads T] [--rounds R] [--warmup S]
-#                                [--bin PATH] [--keep-logs]
+#                                [--thinking on|off] [--bin PATH] [--keep-logs]
+# --thinking off asks the simulator not to think (chat_template_kwargs), so the
+# answer has no <think> block for llmgate to split: the pure proxying cost.
 # Needs: wrk and nginx (apt-get install wrk nginx-light), curl, python3 or node.
 # Installs nothing. Stops every process it started (by PID) on exit.
 
@@ -28,7 +30,7 @@ BIN="${LLMGATE_BIN:-$REPO/build/llmgate}"
 NGINX="${NGINX_BIN:-/usr/sbin/nginx}"
 WRK="${WRK_BIN:-$(command -v wrk || true)}"
 MODEL="Qwen3-1.7B"
-BODY='{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16}'
+THINKING=on
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -41,11 +43,17 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --warmup) WARMUP="${2%s}"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
+    --thinking) THINKING="$2"; shift 2 ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+case "$THINKING" in
+  on) BODY='{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16}' ;;
+  off) BODY='{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"chat_template_kwargs":{"enable_thinking":false}}' ;;
+  *) echo "--thinking must be on or off, got '$THINKING'" >&2; exit 2 ;;
+esac
 for v in WORKERS DURATION CONNECTIONS THREADS ROUNDS WARMUP; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "--${v,,} must be a whole number, got '${!v}'" >&2; exit 2; }
 done
@@ -258,7 +266,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-printf '%s\n' "${ROWS[@]}" | awk -v workers="$WORKERS" -v dur="$DURATION" -v conns="$CONNECTIONS" -v threads="$THREADS" '
+printf '%s\n' "${ROWS[@]}" | awk -v workers="$WORKERS" -v thinking="$THINKING" -v dur="$DURATION" -v conns="$CONNECTIONS" -v threads="$THREADS" '
   {
     round = $1; t = $2; rps = $3; p50 = $4; p99 = $5; bad = $6; err = $7
     rows[NR] = sprintf("| %d | %s | %.0f | %.3f | %.3f | %d | %d |", round, t, rps, p50, p99, bad, err)
@@ -266,7 +274,7 @@ printf '%s\n' "${ROWS[@]}" | awk -v workers="$WORKERS" -v dur="$DURATION" -v con
   }
   END {
     printf "## llmgate vs nginx (reverse proxy to llmgate sim, profile instant)\n\n"
-    printf "workers=%s, wrk -t%s -c%s -d%ss, POST /v1/chat/completions (non-streaming, max_tokens 16)\n\n", workers, threads, conns, dur
+    printf "workers=%s, wrk -t%s -c%s -d%ss, POST /v1/chat/completions (non-streaming, max_tokens 16, thinking %s)\n\n", workers, threads, conns, dur, thinking
     print "| round | proxy | req/s | p50 ms | p99 ms | non-2xx | socket errors |"
     print "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
     for (i = 1; i <= NR; i++) print rows[i]

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Instructions the gateway spends per proxied request, counted by callgrind:
+# repeatable whatever else the machine is doing (unlike requests/s on 2 shared
+# cores). Starts `llmgate sim --profile instant` and llmgate (1 worker) under
+# valgrind on 127.0.0.1, drives it with wrk for a few seconds, divides.
+#
+# Usage: bench/instructions_per_request.sh [--thinking on|off] [--bin PATH] [--seconds S]
+# Needs: valgrind, wrk, curl. Stops what it started (by PID).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BIN="$HERE/../build/llmgate"
+THINKING=on
+SECONDS_RUN=6
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --thinking) THINKING="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    --seconds) SECONDS_RUN="$2"; shift 2 ;;
+    *) sed -n '2,9p' "$0"; exit 2 ;;
+  esac
+done
+command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do grep -q 'listening on' "$1" 2>/dev/null && { grep -o '[0-9]*$' "$1" | head -1; return; }; sleep 0.1; done; echo "no listening line in $1" >&2; exit 1; }
+
+"$BIN" sim --port 0 --profile instant >"$TMP/sim.out" 2>&1 & PIDS+=($!)
+SIM_PORT=$(wait_port "$TMP/sim.out")
+printf 'listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' "$SIM_PORT" >"$TMP/gw.yaml"
+valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
+GW_PORT=$(wait_port "$TMP/gw.out")
+
+extra=""
+[[ $THINKING == off ]] && extra=',"chat_template_kwargs":{"enable_thinking":false}'
+cat >"$TMP/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16$extra}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+wrk -t1 -c8 -d"${SECONDS_RUN}s" -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
+requests=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests_total/{s+=$2} END{print s+0}')
+kill "$GW"; wait "$GW" 2>/dev/null || true
+total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+echo "thinking=$THINKING requests=$requests instructions=$total per_request=$((total / requests))"
