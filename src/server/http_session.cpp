@@ -23,6 +23,11 @@ void session_registry::drain() {
     if (!e.busy) e.stream->socket().cancel(); // its pending read ends; the loop sees draining and closes
 }
 
+void session_registry::close_idle() {
+  for (auto& e : entries_)
+    if (!e.busy) e.stream->socket().cancel();
+}
+
 void session_registry::close_all() {
   draining_ = true;
   for (auto& e : entries_) {

@@ -51,6 +51,8 @@ public:
   void remove(std::list<entry>::iterator it) { entries_.erase(it); }
   // Closes idle connections; busy ones finish their request and then close.
   void drain();
+  // Closes idle connections now, without draining (later ones stay keep-alive).
+  void close_idle();
   [[nodiscard]] bool draining() const noexcept { return draining_; }
   [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
   // Closes every connection, busy or not (the drain deadline passed).

@@ -159,6 +159,7 @@ struct sim_server::impl {
   std::unordered_map<std::uint64_t, live_sequence*> live;
   bool engine_running = false;
   net::steady_timer step_timer{ioc};
+  net::steady_timer refuse_timer{ioc};
 
   void listen() {
     tcp::endpoint ep(net::ip::make_address(opts.host), port ? port : opts.port);
@@ -228,7 +229,13 @@ struct sim_server::impl {
         if (auto err = apply_faults(req.body()))
           co_return co_await reply(ctx, req, http::status::bad_request, openai::invalid_request(*err).body);
       }
-      co_return co_await reply(ctx, req, http::status::ok, faults_json());
+      const auto state = faults_json();
+      if (current.refuse) { // a server that refuses connections keeps none open either
+        const server::header_list close{{"Connection", "close"}};
+        co_await server::write_answer(ctx, req, 200, "application/json", close, state);
+        co_return false;
+      }
+      co_return co_await reply(ctx, req, http::status::ok, state);
     }
     if (req.method() == http::verb::post &&
         (target.path == "/v1/chat/completions" || target.path == "/v1/completions")) {
@@ -256,6 +263,7 @@ struct sim_server::impl {
                                         {"hang", current.hang},
                                         {"drop_after_tokens", current.drop_after_tokens},
                                         {"refuse", current.refuse},
+                                        {"refuse_for_ms", current.refuse_for_ms},
                                         {"gpu_temp", current.gpu_temp}});
   }
 
@@ -278,6 +286,8 @@ struct sim_server::impl {
         next.drop_after_tokens = value.to_number<std::int64_t>();
       else if (key == "refuse" && value.is_bool())
         next.refuse = value.get_bool();
+      else if (key == "refuse_for_ms" && value.is_number())
+        next.refuse_for_ms = value.to_number<std::int64_t>();
       else if (key == "gpu_temp" && value.is_number())
         next.gpu_temp = value.to_number<double>();
       else
@@ -288,7 +298,17 @@ struct sim_server::impl {
     if (current.refuse && !was_refusing) {
       boost::system::error_code ignored;
       acceptor->close(ignored); // new connections are refused by the kernel
+      sessions.close_idle();
+      if (current.refuse_for_ms > 0) { // the only way back: nothing can reach the fault API meanwhile
+        refuse_timer.expires_after(std::chrono::milliseconds(current.refuse_for_ms));
+        refuse_timer.async_wait([this](const boost::system::error_code& ec) {
+          if (ec || !current.refuse) return;
+          current.refuse = false;
+          listen();
+        });
+      }
     } else if (!current.refuse && was_refusing) {
+      refuse_timer.cancel();
       listen();
     }
     return std::nullopt;

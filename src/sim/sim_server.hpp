@@ -17,7 +17,8 @@ struct faults {
   std::int64_t latency_ms = 0;        // added before the first token
   bool hang = false;                  // accept requests and never answer
   std::int64_t drop_after_tokens = 0; // >0: close the connection after this many tokens
-  bool refuse = false;                // stop listening: connections are refused
+  bool refuse = false;                // stop listening: connections are refused, idle ones closed
+  std::int64_t refuse_for_ms = 0;     // >0: listen again after this long (0: until told so)
   double gpu_temp = 0;                // >0: DCGM_FI_DEV_GPU_TEMP reports this
 };
 

@@ -131,3 +131,15 @@ backends:
   await gw.stop();
   await sim.stop();
 });
+
+test("every example config in deploy/examples passes check", async () => {
+  const { readdirSync } = await import("node:fs");
+  const { REPO_ROOT } = await import("../lib/procs.mjs");
+  const dir = join(REPO_ROOT, "deploy", "examples");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
+  assert.ok(files.length > 0);
+  for (const f of files) {
+    const r = check(join(dir, f));
+    assert.equal(r.status, 0, `${f}: ${r.stderr}`);
+  }
+});

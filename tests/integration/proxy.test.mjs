@@ -397,6 +397,34 @@ describe("failures", async () => {
   });
 });
 
+describe("slow clients", async () => {
+  test("headers dribbled a byte at a time are cut off at server.header_timeout; others are served meanwhile", async () => {
+    const sim = await startSim();
+    const gw = await startGateway(gatewayConfig([sim], { extra: "server: {header_timeout: 500ms, idle_timeout: 2s}" }));
+    const sock = net.connect(gw.port, "127.0.0.1");
+    await new Promise((r) => sock.on("connect", r));
+    let closed = false;
+    let received = "";
+    sock.on("data", (d) => (received += d));
+    sock.on("close", () => (closed = true));
+    sock.on("error", () => {});
+    const head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + "a".repeat(200);
+    let sent = 0;
+    // One byte every 20 ms would take 4+ s; the gateway must close the connection long before.
+    while (!closed && sent < head.length) {
+      sock.write(head[sent++]);
+      await new Promise((r) => setTimeout(r, 20));
+      if (sent === 10) assert.equal((await fetchJson(`${gw.url}/healthz`)).status, 200);
+    }
+    assert.ok(closed, "the slow connection was closed");
+    assert.ok(sent < head.length, `closed after ${sent} of ${head.length} bytes`);
+    assert.equal(received, "", "no response to a head that never completed");
+    sock.destroy();
+    await gw.stop();
+    await sim.stop();
+  });
+});
+
 describe("cancellation and drain", async () => {
   test("a client that disconnects cancels its upstream request (simulator counts it aborted)", async () => {
     const sim = await startSim({ profile: "default" });
