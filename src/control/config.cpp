@@ -1,6 +1,9 @@
 #include "control/config.hpp"
 
+#include "limit/rate_parse.hpp"
+
 #include <algorithm>
+#include <arpa/inet.h>
 #include <charconv>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -58,7 +61,70 @@ std::optional<endpoint_address> parse_host_port(std::string_view text) {
   return endpoint_address{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
+std::optional<std::array<unsigned char, 16>> parse_address(std::string_view text) {
+  std::array<unsigned char, 16> out{};
+  const std::string s(text);
+  if (s.find(':') == std::string::npos) {
+    unsigned char v4[4];
+    if (inet_pton(AF_INET, s.c_str(), v4) != 1) return std::nullopt;
+    out[10] = out[11] = 0xff; // ::ffff:a.b.c.d
+    std::copy(v4, v4 + 4, out.begin() + 12);
+    return out;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), out.data()) != 1) return std::nullopt;
+  return out;
+}
+
+std::optional<cidr> parse_cidr(std::string_view text) {
+  const auto slash = text.find('/');
+  const auto addr = parse_address(text.substr(0, slash));
+  if (!addr) return std::nullopt;
+  const bool v4 = text.substr(0, slash).find(':') == std::string_view::npos;
+  int prefix = v4 ? 32 : 128;
+  if (slash != std::string_view::npos) {
+    const auto digits = text.substr(slash + 1);
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+    if (ec != std::errc{} || ptr != digits.data() + digits.size() || prefix < 0 || prefix > (v4 ? 32 : 128))
+      return std::nullopt;
+  }
+  return cidr{*addr, v4 ? prefix + 96 : prefix};
+}
+
+bool cidr::contains(const std::array<unsigned char, 16>& a) const {
+  int bits = prefix;
+  for (std::size_t i = 0; i < 16 && bits > 0; ++i, bits -= 8) {
+    const unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+    if ((a[i] & mask) != (address[i] & mask)) return false;
+  }
+  return true;
+}
+
+std::string_view to_string(limit_algorithm a) {
+  switch (a) {
+  case limit_algorithm::fixed_window: return "fixed_window";
+  case limit_algorithm::sliding_window: return "sliding_window";
+  case limit_algorithm::sliding_log: return "sliding_log";
+  case limit_algorithm::token_bucket: return "token_bucket";
+  case limit_algorithm::leaky_bucket: return "leaky_bucket";
+  case limit_algorithm::gcra: return "gcra";
+  case limit_algorithm::concurrency: return "concurrency";
+  }
+  return "?";
+}
+
 namespace {
+
+std::optional<limit_algorithm> parse_algorithm(std::string_view s) {
+  for (auto a : {limit_algorithm::fixed_window, limit_algorithm::sliding_window, limit_algorithm::sliding_log,
+                 limit_algorithm::token_bucket, limit_algorithm::leaky_bucket, limit_algorithm::gcra,
+                 limit_algorithm::concurrency})
+    if (to_string(a) == s) return a;
+  return std::nullopt;
+}
+
+bool has_burst(limit_algorithm a) {
+  return a == limit_algorithm::token_bucket || a == limit_algorithm::gcra || a == limit_algorithm::leaky_bucket;
+}
 
 // Walks the YAML tree, converting and checking values; every mistake is
 // recorded with its line, and loading goes on so one run reports them all.
@@ -360,14 +426,205 @@ public:
     if (m.name.empty()) problem(n, join(path, "name"), "every model needs a name");
   }
 
+  void read_rule(const YAML::Node& n, const std::string& path, rule_config& r) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path,
+               {"name", "key", "algorithm", "limit", "burst", "cost", "tiers", "mode", "shape", "delay", "max_wait"});
+    std::optional<std::string> limit_text;
+    YAML::Node limit_node;
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      if (k == "name") {
+        get(kv.second, key, r.name);
+      } else if (k == "key") {
+        get_list(kv.second, key, r.key);
+        for (const auto& part : r.key)
+          if (part != "client_ip" && part != "api_key" && part != "model" && part != "route" && part != "global" &&
+              !(part.starts_with("header:") && part.size() > 7))
+            problem(kv.second, key,
+                    fmt::format("unknown key part '{}' (client_ip, api_key, model, route, global, header:NAME)", part));
+      } else if (k == "algorithm") {
+        std::string a;
+        get(kv.second, key, a);
+        if (auto parsed = parse_algorithm(a))
+          r.algorithm = *parsed;
+        else
+          problem(kv.second, key,
+                  fmt::format("unknown algorithm '{}' (fixed_window, sliding_window, sliding_log, token_bucket, "
+                              "leaky_bucket, gcra, concurrency)",
+                              a));
+      } else if (k == "limit") {
+        limit_text = scalar(kv.second, key);
+        limit_node = kv.second;
+      } else if (k == "burst") {
+        get_int(kv.second, key, r.burst, 1, 1'000'000'000'000);
+      } else if (k == "cost") {
+        std::string cost;
+        get(kv.second, key, cost);
+        if (cost == "tokens")
+          r.cost_tokens = true;
+        else if (cost != "requests")
+          problem(kv.second, key, fmt::format("expected requests or tokens, got '{}'", cost));
+      } else if (k == "tiers") {
+        get_list(kv.second, key, r.tiers);
+      } else if (k == "mode") {
+        std::string mode;
+        get(kv.second, key, mode);
+        if (mode == "shadow")
+          r.shadow = true;
+        else if (mode != "enforce")
+          problem(kv.second, key, fmt::format("expected enforce or shadow, got '{}'", mode));
+      } else if (k == "shape") {
+        get(kv.second, key, r.shape);
+      } else if (k == "delay") {
+        get_int(kv.second, key, r.delay, 0, 1'000'000'000);
+      } else if (k == "max_wait") {
+        get_duration(kv.second, key, r.max_wait);
+      }
+    }
+    if (r.name.empty()) problem(n, join(path, "name"), "every rule needs a name");
+    if (!limit_text) {
+      if (!n["limit"]) problem(n, join(path, "limit"), "every rule needs a limit");
+      return;
+    }
+    if (r.algorithm == limit_algorithm::concurrency) {
+      std::int64_t v = 0;
+      const auto [ptr, ec] = std::from_chars(limit_text->data(), limit_text->data() + limit_text->size(), v);
+      if (ec != std::errc{} || ptr != limit_text->data() + limit_text->size() || v < 1)
+        problem(
+            limit_node, join(path, "limit"),
+            fmt::format("a concurrency limit is a number of requests in flight (at least 1), got '{}'", *limit_text));
+      r.count = v;
+    } else if (auto rate = limit::parse_rate(*limit_text)) {
+      r.count = rate->count;
+      r.period = rate->period;
+    } else {
+      problem(limit_node, join(path, "limit"),
+              fmt::format("expected COUNT/PERIOD such as 30/minute, 5/second, 100000/hour (count at least 1), got "
+                          "'{}'",
+                          *limit_text));
+    }
+    if (r.burst == 0) r.burst = r.count; // "30/minute" means a burst of 30
+    if (r.burst != r.count && !has_burst(r.algorithm))
+      problem(n, join(path, "burst"), fmt::format("{} has no burst", to_string(r.algorithm)));
+    if ((r.shape || r.delay > 0) && r.algorithm != limit_algorithm::leaky_bucket)
+      problem(n, join(path, "shape"), "shape and delay apply to leaky_bucket only");
+    if (r.algorithm == limit_algorithm::sliding_log) {
+      if (r.cost_tokens)
+        problem(n, join(path, "cost"), "sliding_log keeps an entry per request; use another algorithm for tokens");
+      if (r.count > k_max_sliding_log_limit)
+        problem(
+            n, join(path, "limit"),
+            fmt::format("sliding_log keeps an entry per request; its limit is capped at {}", k_max_sliding_log_limit));
+    }
+    if (r.algorithm == limit_algorithm::concurrency && r.cost_tokens)
+      problem(n, join(path, "cost"), "a concurrency rule counts requests in flight, not tokens");
+  }
+
+  void read_limits(const YAML::Node& n, limits_config& l) {
+    if (!expect_map(n, "limits")) return;
+    check_keys(n, "limits", {"store", "max_tracked_keys", "rules"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("limits", k);
+      if (k == "store") {
+        std::string store;
+        get(kv.second, key, store);
+        if (store == "redis")
+          problem(kv.second, key, "the redis store is not implemented yet; use local");
+        else if (store != "local")
+          problem(kv.second, key, fmt::format("expected local or redis, got '{}'", store));
+      } else if (k == "max_tracked_keys") {
+        get_int(kv.second, key, l.max_tracked_keys, 1, 100'000'000);
+      } else if (k == "rules") {
+        if (!kv.second.IsSequence()) {
+          problem(kv.second, key, "expected a list of rules");
+          continue;
+        }
+        for (std::size_t i = 0; i < kv.second.size(); ++i)
+          read_rule(kv.second[i], fmt::format("limits.rules[{}]", i), l.rules.emplace_back());
+      }
+    }
+  }
+
+  void read_tiers(const YAML::Node& n, std::vector<tier_config>& tiers) {
+    if (!n.IsSequence()) {
+      problem(n, "tiers", "expected a list of tiers");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const auto path = fmt::format("tiers[{}]", i);
+      auto& t = tiers.emplace_back();
+      if (!expect_map(n[i], path)) continue;
+      check_keys(n[i], path, {"name", "degrade_from"});
+      for (const auto& kv : n[i]) {
+        const auto k = kv.first.Scalar();
+        if (k == "name")
+          get(kv.second, join(path, k), t.name);
+        else if (k == "degrade_from")
+          get_int(kv.second, join(path, k), t.degrade_from, 0, 4);
+      }
+      if (t.name.empty()) problem(n[i], join(path, "name"), "every tier needs a name");
+    }
+  }
+
+  void read_keys(const YAML::Node& n, std::vector<key_config>& keys) {
+    if (!n.IsSequence()) {
+      problem(n, "keys", "expected a list of keys");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const auto path = fmt::format("keys[{}]", i);
+      auto& k = keys.emplace_back();
+      if (!expect_map(n[i], path)) continue;
+      check_keys(n[i], path, {"key", "name", "tier"});
+      for (const auto& kv : n[i]) {
+        const auto name = kv.first.Scalar();
+        if (name == "key")
+          get(kv.second, join(path, name), k.key);
+        else if (name == "name")
+          get(kv.second, join(path, name), k.name);
+        else if (name == "tier")
+          get(kv.second, join(path, name), k.tier);
+      }
+      if (k.key.empty()) problem(n[i], join(path, "key"), "empty key (an unset ${VAR:-}?): it would match nobody");
+      if (k.name.empty())
+        problem(n[i], join(path, "name"), "every key needs a name (logs and metrics show it, never the key)");
+    }
+  }
+
+  void read_auth(const YAML::Node& v, config& c) {
+    if (!expect_map(v, "auth")) return;
+    check_keys(v, "auth", {"mode"});
+    if (!v["mode"]) return;
+    std::string mode;
+    get(v["mode"], "auth.mode", mode);
+    if (mode == "required")
+      c.auth_required = true;
+    else if (mode != "optional")
+      problem(v["mode"], "auth.mode", fmt::format("expected optional or required, got '{}'", mode));
+  }
+
+  void read_trusted_proxies(const YAML::Node& v, config& c) {
+    std::vector<std::string> ranges;
+    get_list(v, "trusted_proxies", ranges);
+    for (const auto& r : ranges) {
+      if (auto parsed = parse_cidr(r))
+        c.trusted_proxies.push_back(*parsed);
+      else
+        problem(v, "trusted_proxies", fmt::format("expected an address or CIDR range (10.0.0.0/8, ::1), got '{}'", r));
+    }
+  }
+
   void read(const YAML::Node& root, config& c) {
     if (!root.IsMap()) {
       problem(root, "", "the config must be a mapping of keys (listen, backends, models, ...)");
       return;
     }
-    check_keys(
-        root, "",
-        {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream", "backends", "models"});
+    check_keys(root, "",
+               {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream", "backends", "models",
+                "auth", "trusted_proxies", "tiers", "default_tier", "keys", "limits"});
     std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();
@@ -402,6 +659,18 @@ public:
         read_upstream(v, c.upstream);
       else if (k == "backends")
         backends_node = v;
+      else if (k == "auth")
+        read_auth(v, c);
+      else if (k == "trusted_proxies")
+        read_trusted_proxies(v, c);
+      else if (k == "tiers")
+        read_tiers(v, c.tiers);
+      else if (k == "default_tier")
+        get(v, k, c.default_tier);
+      else if (k == "keys")
+        read_keys(v, c.keys);
+      else if (k == "limits")
+        read_limits(v, c.limits);
       else if (k == "models")
         models_node = v;
     }
@@ -453,6 +722,25 @@ public:
         problems.push_back({0, 0, fmt::format("models[{}].fallback", i),
                             fmt::format("fallback model '{}' is not configured", c.models[i].fallback)});
     if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
+    // Tiers: none declared means one, "default", degraded from L1.
+    if (c.tiers.empty()) c.tiers.push_back({"default", 1});
+    auto tier_known = [&](const std::string& t) {
+      return std::any_of(c.tiers.begin(), c.tiers.end(), [&](const tier_config& x) { return x.name == t; });
+    };
+    if (!tier_known(c.default_tier))
+      problems.push_back({0, 0, "default_tier", fmt::format("tier '{}' is not declared in tiers", c.default_tier)});
+    for (std::size_t i = 0; i < c.keys.size(); ++i)
+      if (!c.keys[i].tier.empty() && !tier_known(c.keys[i].tier))
+        problems.push_back({0, 0, fmt::format("keys[{}].tier", i), fmt::format("unknown tier '{}'", c.keys[i].tier)});
+    std::set<std::string> rule_names;
+    for (std::size_t i = 0; i < c.limits.rules.size(); ++i) {
+      const auto& r = c.limits.rules[i];
+      if (!r.name.empty() && !rule_names.insert(r.name).second)
+        problems.push_back({0, 0, "limits.rules", fmt::format("rule name '{}' is used twice", r.name)});
+      for (const auto& t : r.tiers)
+        if (!tier_known(t))
+          problems.push_back({0, 0, fmt::format("limits.rules[{}].tiers", i), fmt::format("unknown tier '{}'", t)});
+    }
     (void)root;
   }
 

@@ -6,12 +6,15 @@
 #include "control/duration.hpp"
 #include "openai/dialect.hpp"
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace llmgate::control {
@@ -68,6 +71,56 @@ struct cors_config {
   duration max_age = 10min;
 };
 
+// A caller's API key: its name (logs and metrics never see the key) and tier.
+struct key_config {
+  std::string key;
+  std::string name;
+  std::string tier; // empty: default_tier
+};
+
+struct tier_config {
+  std::string name;
+  int degrade_from = 1; // the ladder level from which this tier is degraded
+};
+
+// An address range allowed to set X-Forwarded-For: 16 bytes (IPv4 mapped into IPv6) and a prefix length.
+struct cidr {
+  std::array<unsigned char, 16> address{};
+  int prefix = 128;
+  [[nodiscard]] bool contains(const std::array<unsigned char, 16>& a) const;
+};
+[[nodiscard]] std::optional<cidr> parse_cidr(std::string_view text);
+// An address as 16 bytes (IPv4 mapped into IPv6), or nullopt when it is not one.
+[[nodiscard]] std::optional<std::array<unsigned char, 16>> parse_address(std::string_view text);
+
+enum class limit_algorithm { fixed_window, sliding_window, sliding_log, token_bucket, leaky_bucket, gcra, concurrency };
+[[nodiscard]] std::string_view to_string(limit_algorithm a);
+
+// One limit rule (the `limits.rules` list).
+struct rule_config {
+  std::string name;
+  std::vector<std::string> key{
+      "client_ip"}; // client_ip, api_key, model, route, global, header:NAME; several: composite
+  limit_algorithm algorithm = limit_algorithm::sliding_window;
+  std::int64_t count = 0;                    // the limit's count (for concurrency: requests in flight)
+  std::chrono::nanoseconds period{0};        // the limit's period (none for concurrency)
+  std::int64_t burst = 0;                    // token_bucket, gcra, leaky_bucket; default: count
+  bool cost_tokens = false;                  // cost: tokens (else requests)
+  std::vector<std::string> tiers;            // empty: every caller
+  bool shadow = false;                       // mode: shadow counts and logs but lets through
+  bool shape = false;                        // leaky_bucket: delay requests to the rate instead of refusing
+  std::int64_t delay = 0;                    // shaper: excess forwarded without waiting (nginx's delay=)
+  duration max_wait{std::chrono::hours(24)}; // shaper: longest hold
+};
+
+// Most entries a sliding_log may keep per key (its memory grows with the limit).
+inline constexpr std::int64_t k_max_sliding_log_limit = 10000;
+
+struct limits_config {
+  std::uint64_t max_tracked_keys = 1'000'000; // per rule; past it the idlest keys are evicted
+  std::vector<rule_config> rules;
+};
+
 struct config {
   endpoint_address listen;
   unsigned workers = 0; // 0: one per core
@@ -78,6 +131,12 @@ struct config {
   upstream_config upstream;
   std::vector<backend_config> backends;
   std::vector<model_config> models;
+  bool auth_required = false; // auth.mode: required (unknown keys get 401) | optional
+  std::vector<cidr> trusted_proxies;
+  std::vector<tier_config> tiers; // none declared: one tier, "default", degraded from L1
+  std::string default_tier = "default";
+  std::vector<key_config> keys;
+  limits_config limits;
 
   // Derived at load time: every name and alias → index into models.
   std::map<std::string, std::size_t, std::less<>> model_index;

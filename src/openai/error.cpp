@@ -20,6 +20,13 @@ local_reply invalid_request(std::string_view message, std::string_view param, st
   return {400, error_body(message, "invalid_request_error", param, code), {}};
 }
 
+local_reply invalid_api_key() {
+  return {401,
+          error_body("Incorrect API key provided. This gateway requires a configured key (Authorization: Bearer ...).",
+                     "invalid_request_error", {}, "invalid_api_key"),
+          {{"WWW-Authenticate", "Bearer"}}};
+}
+
 local_reply model_not_found(std::string_view model) {
   return {404,
           error_body(fmt::format("The model `{}` does not exist or you do not have access to it.", model),

@@ -22,6 +22,7 @@ struct local_reply {
 // The error types OpenAI uses, with the status they go with.
 [[nodiscard]] local_reply invalid_request(std::string_view message, std::string_view param = {},
                                           std::string_view code = {});                          // 400
+[[nodiscard]] local_reply invalid_api_key();                                                    // 401
 [[nodiscard]] local_reply model_not_found(std::string_view model);                              // 404
 [[nodiscard]] local_reply not_found(std::string_view path);                                     // 404
 [[nodiscard]] local_reply method_not_allowed(std::string_view method);                          // 405

@@ -1,5 +1,8 @@
 #include "server/gateway_server.hpp"
 
+#include "control/caller.hpp"
+#include "limit/rate_parse.hpp"
+#include "limit/rule_set.hpp"
 #include "openai/body_rewrite.hpp"
 #include "openai/request_view.hpp"
 #include "openai/response_rewrite.hpp"
@@ -48,6 +51,18 @@ constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
 
 double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
 
+std::string_view as_view(boost::core::string_view v) { return {v.data(), v.size()}; }
+
+limit::nanos steady_now() { return std::chrono::duration_cast<limit::nanos>(clock::now().time_since_epoch()); }
+
+// The cost of a request for token rules before its answer is known: the
+// prompt (about 4 bytes a token until the tokenizer lands) plus what it may
+// generate. Corrected to the backend's usage afterwards.
+std::int64_t estimate_tokens(std::string_view body, const openai::request_view& view,
+                             const control::model_config& model) {
+  return static_cast<std::int64_t>(body.size() / 4) + view.max_tokens.value_or(model.default_max_tokens);
+}
+
 std::string new_request_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("{:016x}", rng());
@@ -82,7 +97,10 @@ struct gateway_metrics {
                                 .with({})),
         prompt_tokens(r.counter("llmgate_prompt_tokens_total", "Prompt tokens reported by backends.", {"model"})),
         completion_tokens(
-            r.counter("llmgate_completion_tokens_total", "Completion tokens reported by backends.", {"model"})) {}
+            r.counter("llmgate_completion_tokens_total", "Completion tokens reported by backends.", {"model"})),
+        refusals(r.counter("llmgate_ratelimit_refusals_total", "Requests refused by a limit rule (429).", {"rule"})),
+        shadow_refusals(r.counter("llmgate_ratelimit_shadow_refusals_total",
+                                  "Requests a shadow-mode rule would have refused (let through).", {"rule"})) {}
 
   observe::counter_family& requests;
   observe::histogram_family& duration;
@@ -96,6 +114,8 @@ struct gateway_metrics {
   observe::counter& connections_refused;
   observe::counter_family& prompt_tokens;
   observe::counter_family& completion_tokens;
+  observe::counter_family& refusals;
+  observe::counter_family& shadow_refusals;
 };
 
 // What one request carries through the pipeline.
@@ -104,6 +124,7 @@ struct request_state {
   std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
   std::string model = "-";
   std::size_t model_index = SIZE_MAX; // into config::models, once resolved
+  std::int64_t tokens_used = -1;      // prompt + completion tokens the backend reported; -1: unknown
   std::string backend;
   int status = 0;
   clock::time_point start = clock::now();
@@ -183,6 +204,7 @@ struct gateway::impl {
   std::string note;
   session_limits limits;
   std::vector<std::unique_ptr<worker>> workers;
+  limit::rule_set rules{*cfg};
   std::atomic<int> open_connections{0};
   std::atomic<bool> draining{false};
   std::uint16_t port = 0;
@@ -325,6 +347,54 @@ struct gateway::impl {
     co_return co_await write_reply(ctx, req, r, st.headers);
   }
 
+  // OpenAI's x-ratelimit-* headers from the most constraining request rule
+  // and token rule that applied.
+  void add_rate_headers(const limit::admission& a, request_state& st) const {
+    const limit::decision* requests = nullptr;
+    const limit::decision* tokens = nullptr;
+    for (const auto& h : a.holds) {
+      const auto& r = rules.rule(h.rule);
+      if (r.algorithm == control::limit_algorithm::concurrency) continue;
+      auto*& slot = r.cost_tokens ? tokens : requests;
+      if (!slot || h.verdict.remaining < slot->remaining) slot = &h.verdict;
+    }
+    auto put = [&](const limit::decision* d, std::string_view what) {
+      if (!d) return;
+      st.headers.emplace_back(fmt::format("x-ratelimit-limit-{}", what), std::to_string(d->limit));
+      st.headers.emplace_back(fmt::format("x-ratelimit-remaining-{}", what), std::to_string(d->remaining));
+      st.headers.emplace_back(fmt::format("x-ratelimit-reset-{}", what), limit::format_reset(d->reset));
+    };
+    put(requests, "requests");
+    put(tokens, "tokens");
+  }
+
+  openai::local_reply too_many_requests(const limit::admission& a, const control::caller& who) const {
+    const auto& r = *a.refused_by;
+    const auto& d = a.refusal;
+    const std::string limit_text = r.algorithm == control::limit_algorithm::concurrency
+                                       ? fmt::format("{} in flight", r.count)
+                                       : limit::format_rate({r.count, r.period});
+    openai::local_reply out;
+    out.status = 429;
+    std::string message;
+    if (d.retry_after == limit::k_never) {
+      message = fmt::format("Request too large for rule '{}' ({}, {}): its cost can never pass; the most it "
+                            "allows at once is {}.",
+                            r.name, limit_text, control::to_string(r.algorithm), d.limit);
+    } else {
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d.retry_after).count();
+      message =
+          fmt::format("Rate limit reached for rule '{}' ({}, {}) for {}: limit {}, remaining {}. Please try "
+                      "again in {}.",
+                      r.name, limit_text, control::to_string(r.algorithm), who.anonymous ? "your address" : who.name,
+                      d.limit, d.remaining, limit::format_reset(d.retry_after));
+      out.headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
+      out.headers.emplace_back("retry-after-ms", std::to_string(ms));
+    }
+    out.body = openai::error_body(message, r.cost_tokens ? "tokens" : "requests", {}, "rate_limit_exceeded");
+    return out;
+  }
+
   void record(worker& w, request_state& st) {
     if (st.model_index == SIZE_MAX) {
       metrics.requests.with({st.model, std::to_string(st.status)}).inc();
@@ -346,6 +416,17 @@ struct gateway::impl {
       ~in_flight_guard() { g.add(-1); }
     } guard{metrics.in_flight};
 
+    // The pipeline, in order: who calls (before anything else, so a refused
+    // caller costs nothing), what is asked (a bad request never reaches a
+    // backend or uses quota), which model (unknown: 404, no quota used),
+    // admission by the limit rules, then forwarding.
+    const auto client_ip = control::client_address(*cfg, ctx.peer, as_view(req["x-forwarded-for"]));
+    const auto who = control::identify(*cfg, as_view(req[http::field::authorization]), client_ip);
+    if (!who) {
+      const bool keep = co_await reply(ctx, req, st, openai::invalid_api_key());
+      record(w, st);
+      co_return keep;
+    }
     // The parsed body lives in an arena that ends with the request.
     json::monotonic_resource arena(4096);
     auto view = openai::parse_request(req.body(), kind, &arena);
@@ -354,7 +435,47 @@ struct gateway::impl {
       record(w, st);
       co_return keep;
     }
-    const auto result = co_await forward_watched(w, ctx, req, st, *view);
+    const auto* model = cfg->find_model(view->model);
+    if (!model) {
+      const bool keep = co_await reply(ctx, req, st, openai::model_not_found(view->model));
+      record(w, st);
+      co_return keep;
+    }
+    st.model = model->name;
+    st.model_index = static_cast<std::size_t>(model - cfg->models.data());
+
+    const auto target = parse_target(req.target());
+    limit::request_facts facts{client_ip,
+                               who->name,
+                               who->tier,
+                               model->name,
+                               target.path,
+                               [&req](std::string_view name) { return as_view(req[name]); },
+                               estimate_tokens(req.body(), *view, *model)};
+    const auto admitted = rules.admit(facts, steady_now());
+    for (const auto& name : admitted.shadow_refusals) {
+      metrics.shadow_refusals.with({name}).inc();
+      spdlog::info("request {}: shadow rule {} would have refused {}", st.request_id, name, who->name);
+    }
+    add_rate_headers(admitted, st);
+    if (!admitted.allowed) {
+      metrics.refusals.with({admitted.refused_by->name}).inc();
+      const bool keep = co_await reply(ctx, req, st, too_many_requests(admitted, *who));
+      record(w, st);
+      co_return keep;
+    }
+    struct release_guard { // concurrency slots go back however the request ends
+      limit::rule_set& rules;
+      const limit::admission& a;
+      ~release_guard() { rules.release(a); }
+    } release{rules, admitted};
+    if (admitted.delay > limit::nanos{0}) { // a leaky-bucket shaper holds the request to its rate
+      net::steady_timer hold(ctx.stream.get_executor(), admitted.delay);
+      co_await hold.async_wait(k_tuple);
+    }
+
+    const auto result = co_await forward_watched(w, ctx, req, st, *view, *model);
+    if (st.tokens_used >= 0) rules.settle_tokens(admitted, st.tokens_used, steady_now());
     bool keep = result.keep_alive;
     switch (result.kind) {
     case forward_result::streamed: break;
@@ -378,7 +499,7 @@ struct gateway::impl {
   // Forwards while watching the client: if it disconnects, the upstream
   // request is closed at once so the backend stops generating.
   net::awaitable<forward_result> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
-                                                 openai::request_view& view) {
+                                                 openai::request_view& view, const control::model_config& model) {
     client_watch watch(ctx.stream.socket(), [&st] {
       st.client_gone = true;
       if (st.upstream) {
@@ -387,21 +508,14 @@ struct gateway::impl {
         st.upstream->stream.socket().close(ignored);
       }
     });
-    co_return co_await forward(w, ctx, req, st, view);
+    co_return co_await forward(w, ctx, req, st, view, model);
   }
 
   // Balance over the model's pool, trying the next backend when one cannot
   // be reached (nothing was sent to the client yet).
   net::awaitable<forward_result> forward(worker& w, session_context& ctx, request& req, request_state& st,
-                                         openai::request_view& view) {
-    const auto* model = cfg->find_model(view.model);
-    if (!model) {
-      forward_result r;
-      r.error = openai::model_not_found(view.model);
-      co_return r;
-    }
-    st.model = model->name;
-    st.model_index = static_cast<std::size_t>(model - cfg->models.data());
+                                         openai::request_view& view, const control::model_config& model_cfg) {
+    const auto* model = &model_cfg;
     const auto& pool = w.router.pool(model->name);
     std::size_t cursor = 0;
     forward_result last; // the config guarantees every model a non-empty pool, so the loop sets it
@@ -554,7 +668,8 @@ struct gateway::impl {
                    openai::bad_gateway(fmt::format("Backend {} closed the connection.", backend.name)));
   }
 
-  void count_usage(worker& w, const request_state& st, const openai::usage_counts& u) {
+  void count_usage(worker& w, request_state& st, const openai::usage_counts& u) {
+    if (u.prompt_tokens >= 0 && u.completion_tokens >= 0) st.tokens_used = u.prompt_tokens + u.completion_tokens;
     auto& series = w.model_metrics[st.model_index];
     if (u.prompt_tokens > 0) series.prompt_tokens->inc(static_cast<std::uint64_t>(u.prompt_tokens));
     if (u.completion_tokens > 0) series.completion_tokens->inc(static_cast<std::uint64_t>(u.completion_tokens));
@@ -666,7 +781,10 @@ struct gateway::impl {
     if (!view) co_return co_await reply(ctx, req, st, view.error());
     request inner = req;
     inner.body() = text_body;
-    auto result = co_await forward_watched(w, ctx, inner, st, *view);
+    const auto* model = cfg->find_model(view->model);
+    st.model = model->name;
+    st.model_index = static_cast<std::size_t>(model - cfg->models.data());
+    auto result = co_await forward_watched(w, ctx, inner, st, *view, *model);
     bool keep = false;
     if (result.kind == forward_result::answer && result.status == 200) {
       boost::system::error_code ec;

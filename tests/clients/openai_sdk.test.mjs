@@ -341,3 +341,41 @@ for (const field of ["reasoning", "reasoning_content"]) {
     });
   });
 }
+
+describe("openai SDK meets a rate limit", { timeout: 60000 }, () => {
+  it("sees a RateLimitError, and with its retries on succeeds after waiting", async () => {
+    const { startSim, startGateway, gatewayConfig } = await import("../lib/procs.mjs");
+    const sim = await startSim();
+    const gw = await startGateway(
+      gatewayConfig([sim], {
+        extra: `limits:
+  rules:
+    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 2/2s}`,
+      }),
+    );
+    try {
+      const strict = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "EMPTY", maxRetries: 0 });
+      await strict.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 4 });
+      await strict.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 4 });
+      await assert.rejects(
+        strict.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 4 }),
+        (err) => {
+          assert.ok(err instanceof OpenAI.RateLimitError, `got ${err?.constructor?.name}`);
+          assert.equal(err.status, 429);
+          assert.equal(err.code, "rate_limit_exceeded");
+          assert.ok(Number(err.headers?.get?.("retry-after") ?? err.headers?.["retry-after"]) >= 1);
+          return true;
+        },
+      );
+      // The SDK honours Retry-After / retry-after-ms and tries again once the window has passed.
+      const patient = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: "EMPTY", maxRetries: 3 });
+      const started = Date.now();
+      const ok = await patient.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: 4 });
+      assert.equal(ok.object, "chat.completion");
+      assert.ok(Date.now() - started < 20000);
+    } finally {
+      await gw.stop();
+      await sim.stop();
+    }
+  });
+});

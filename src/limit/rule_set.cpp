@@ -1,0 +1,275 @@
+#include "limit/rule_set.hpp"
+
+#include "limit/concurrency.hpp"
+#include "limit/fixed_window.hpp"
+#include "limit/gcra.hpp"
+#include "limit/leaky_bucket.hpp"
+#include "limit/sliding_log.hpp"
+#include "limit/sliding_window.hpp"
+#include "limit/token_bucket.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <fmt/format.h>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <unordered_map>
+
+namespace llmgate::limit {
+
+namespace {
+
+constexpr std::size_t k_shards = 64;
+// Keys that no longer fit (max_tracked_keys reached, none idle) share this one.
+constexpr std::string_view k_overflow_key = "\x01overflow";
+
+} // namespace
+
+// One rule's key states: k_shards maps, each with its own lock. The caller
+// (rule_set) holds the shard's lock around every call below.
+class rule_set::store {
+public:
+  virtual ~store() = default;
+  [[nodiscard]] std::size_t shard_of(std::string_view key) const {
+    return std::hash<std::string_view>{}(key) % k_shards;
+  }
+  std::mutex& lock(std::size_t shard) { return locks_[shard]; }
+
+  virtual decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) = 0;
+  // Commits under `key`, or under the overflow key when the store is full; returns the key used.
+  virtual std::string commit(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) = 0;
+  virtual void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta) = 0;
+  virtual void release(std::size_t shard, const std::string& key, std::int64_t cost) = 0;
+  [[nodiscard]] virtual std::size_t size() const = 0;
+  std::atomic<std::uint64_t> overflowed{0};
+
+private:
+  std::array<std::mutex, k_shards> locks_;
+};
+
+namespace {
+
+template <class Algo> class algo_store final : public rule_set::store {
+public:
+  algo_store(typename Algo::params p, std::size_t max_keys, std::string rule)
+      : params_(std::move(p)), max_per_shard_(std::max<std::size_t>(1, max_keys / k_shards)), rule_(std::move(rule)) {}
+
+  decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) override {
+    const auto& map = shards_[shard];
+    auto it = map.find(key);
+    if (it == map.end() && map.size() >= max_per_shard_) it = map.find(std::string(k_overflow_key));
+    static const typename Algo::state fresh{};
+    return Algo::check(params_, it == map.end() ? fresh : it->second, now, cost);
+  }
+
+  std::string commit(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) override {
+    auto& map = shards_[shard];
+    auto it = map.find(key);
+    std::string used = key;
+    if (it == map.end()) {
+      if (map.size() >= max_per_shard_) evict_idle(map, now);
+      if (map.size() >= max_per_shard_) {
+        // Every tracked key is busy: new ones share one bucket, so a flood of
+        // fresh keys can neither exhaust memory nor buy itself fresh quota.
+        if (overflowed.fetch_add(1) == 0)
+          spdlog::warn("rule {}: max_tracked_keys reached with no idle key; new keys share one overflow bucket", rule_);
+        used = std::string(k_overflow_key);
+      }
+      it = map.try_emplace(used).first;
+    }
+    Algo::commit(params_, it->second, now, cost);
+    return used;
+  }
+
+  void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta) override {
+    if constexpr (!std::is_same_v<Algo, concurrency>) {
+      auto& map = shards_[shard];
+      if (auto it = map.find(key); it != map.end()) Algo::adjust(params_, it->second, now, delta);
+    }
+  }
+
+  void release(std::size_t shard, const std::string& key, std::int64_t cost) override {
+    if constexpr (std::is_same_v<Algo, concurrency>) {
+      auto& map = shards_[shard];
+      if (auto it = map.find(key); it != map.end()) {
+        Algo::release(params_, it->second, cost);
+        if (it->second.in_flight == 0) map.erase(it); // an idle concurrency key holds nothing worth keeping
+      }
+    }
+  }
+
+  std::size_t size() const override {
+    std::size_t n = 0;
+    for (const auto& m : shards_) n += m.size(); // racy read, for metrics only
+    return n;
+  }
+
+private:
+  void evict_idle(std::unordered_map<std::string, typename Algo::state>& map, nanos now) {
+    std::erase_if(map, [&](const auto& kv) { return Algo::idle(params_, kv.second, now); });
+  }
+
+  typename Algo::params params_;
+  std::size_t max_per_shard_;
+  std::string rule_;
+  std::array<std::unordered_map<std::string, typename Algo::state>, k_shards> shards_;
+};
+
+std::unique_ptr<rule_set::store> make_store(const control::rule_config& r, std::size_t max_keys) {
+  const rate rt{r.count, r.period};
+  using control::limit_algorithm;
+  switch (r.algorithm) {
+  case limit_algorithm::fixed_window:
+    return std::make_unique<algo_store<fixed_window>>(fixed_window::params{r.count, r.period}, max_keys, r.name);
+  case limit_algorithm::sliding_window:
+    return std::make_unique<algo_store<sliding_window>>(sliding_window::params{r.count, r.period}, max_keys, r.name);
+  case limit_algorithm::sliding_log:
+    return std::make_unique<algo_store<sliding_log>>(sliding_log::params{r.count, r.period}, max_keys, r.name);
+  case limit_algorithm::token_bucket:
+    return std::make_unique<algo_store<token_bucket>>(token_bucket::params{rt, r.burst}, max_keys, r.name);
+  case limit_algorithm::gcra: return std::make_unique<algo_store<gcra>>(gcra::params{rt, r.burst}, max_keys, r.name);
+  case limit_algorithm::leaky_bucket:
+    return std::make_unique<algo_store<leaky_bucket>>(
+        leaky_bucket::params{rt, r.burst, r.shape ? leaky_bucket::mode::shaper : leaky_bucket::mode::meter, r.delay,
+                             r.max_wait},
+        max_keys, r.name);
+  case limit_algorithm::concurrency:
+    return std::make_unique<algo_store<concurrency>>(concurrency::params{r.count}, max_keys, r.name);
+  }
+  return nullptr;
+}
+
+bool applies(const control::rule_config& r, std::string_view tier) {
+  return r.tiers.empty() || std::find(r.tiers.begin(), r.tiers.end(), tier) != r.tiers.end();
+}
+
+} // namespace
+
+rule_set::rule_set(const control::config& cfg) : rules_(cfg.limits.rules) {
+  for (const auto& r : rules_) stores_.push_back(make_store(r, cfg.limits.max_tracked_keys));
+}
+
+rule_set::~rule_set() = default;
+
+std::string rule_set::key_for(const control::rule_config& r, const request_facts& f) {
+  std::string key;
+  for (const auto& part : r.key) {
+    if (!key.empty()) key += '\x1f';
+    if (part == "client_ip")
+      key += f.client_ip;
+    else if (part == "api_key")
+      key += f.caller;
+    else if (part == "model")
+      key += f.model;
+    else if (part == "route")
+      key += f.route;
+    else if (part.starts_with("header:") && f.header)
+      key += f.header(std::string_view(part).substr(7));
+    // "global": one bucket for everyone, nothing to add
+  }
+  return key;
+}
+
+admission rule_set::admit(const request_facts& facts, nanos now) {
+  admission out;
+  struct pending {
+    std::size_t rule;
+    std::size_t shard;
+    std::string key;
+    std::int64_t cost;
+  };
+  std::vector<pending> todo;
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const auto& r = rules_[i];
+    if (!applies(r, facts.tier)) continue;
+    auto key = key_for(r, facts);
+    const auto shard = stores_[i]->shard_of(key);
+    todo.push_back({i, shard, std::move(key), r.cost_tokens ? std::max<std::int64_t>(1, facts.token_cost) : 1});
+  }
+  if (todo.empty()) return out;
+
+  // Lock every shard involved, in (rule, shard) order, each once.
+  std::vector<std::pair<std::size_t, std::size_t>> order;
+  for (const auto& p : todo) order.emplace_back(p.rule, p.shard);
+  std::sort(order.begin(), order.end());
+  order.erase(std::unique(order.begin(), order.end()), order.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(order.size());
+  for (const auto& [rule, shard] : order) locks.emplace_back(stores_[rule]->lock(shard));
+
+  std::vector<decision> verdicts(todo.size());
+  for (std::size_t j = 0; j < todo.size(); ++j) {
+    const auto& p = todo[j];
+    verdicts[j] = stores_[p.rule]->check(p.shard, p.key, now, p.cost);
+    if (verdicts[j].allowed) continue;
+    if (rules_[p.rule].shadow) {
+      out.shadow_refusals.push_back(rules_[p.rule].name);
+      continue;
+    }
+    if (out.allowed) { // the first enforced refusal is the one reported
+      out.allowed = false;
+      out.refused_by = &rules_[p.rule];
+      out.refusal = verdicts[j];
+    }
+  }
+  if (!out.allowed) {
+    // Report the others' state too (for the headers), without committing anything.
+    for (std::size_t j = 0; j < todo.size(); ++j)
+      if (!rules_[todo[j].rule].shadow) out.holds.push_back({todo[j].rule, todo[j].key, 0, verdicts[j]});
+    return out;
+  }
+  for (std::size_t j = 0; j < todo.size(); ++j) {
+    auto& p = todo[j];
+    if (!verdicts[j].allowed) continue; // a shadow rule that would refuse: counted, not committed
+    auto used = stores_[p.rule]->commit(p.shard, p.key, now, p.cost);
+    if (rules_[p.rule].shadow) continue;
+    out.delay = std::max(out.delay, verdicts[j].delay);
+    out.holds.push_back({p.rule, std::move(used), p.cost, verdicts[j]});
+  }
+  return out;
+}
+
+void rule_set::release(const admission& a) {
+  if (!a.allowed) return;
+  for (const auto& h : a.holds) {
+    if (rules_[h.rule].algorithm != control::limit_algorithm::concurrency || h.cost == 0) continue;
+    auto& s = *stores_[h.rule];
+    const auto shard = s.shard_of(h.key);
+    std::lock_guard lock(s.lock(shard));
+    s.release(shard, h.key, h.cost);
+  }
+}
+
+void rule_set::settle_tokens(const admission& a, std::int64_t actual_tokens, nanos now) {
+  if (!a.allowed) return;
+  for (const auto& h : a.holds) {
+    if (!rules_[h.rule].cost_tokens || h.cost == actual_tokens) continue;
+    auto& s = *stores_[h.rule];
+    const auto shard = s.shard_of(h.key);
+    std::lock_guard lock(s.lock(shard));
+    s.adjust(shard, h.key, now, actual_tokens - h.cost);
+  }
+}
+
+std::size_t rule_set::tracked_keys(std::size_t rule) const { return stores_[rule]->size(); }
+std::uint64_t rule_set::overflowed(std::size_t rule) const { return stores_[rule]->overflowed.load(); }
+
+std::string format_reset(nanos d) {
+  using namespace std::chrono;
+  if (d <= nanos{0}) return "0s";
+  const auto ms = duration_cast<milliseconds>(d + nanos{999'999}).count(); // round up
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  if (ms < 60'000) {
+    if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+    std::string s = fmt::format("{:.3f}", static_cast<double>(ms) / 1000);
+    while (s.back() == '0') s.pop_back();
+    return s + "s";
+  }
+  const auto total_s = (ms + 999) / 1000;
+  const auto h = total_s / 3600, m = (total_s % 3600) / 60, sec = total_s % 60;
+  if (h > 0) return fmt::format("{}h{}m{}s", h, m, sec);
+  return fmt::format("{}m{}s", m, sec);
+}
+
+} // namespace llmgate::limit

@@ -1,0 +1,80 @@
+#pragma once
+// The configured limit rules and the state of every key they track, shared
+// by all workers. admit() checks every rule that applies to a request and
+// commits to all of them only when none refuses, under the locks of the key
+// shards involved (taken in one global order, so admissions never deadlock):
+// a request refused by one rule consumes nothing from the others.
+// Thread-safe.
+#include "control/config.hpp"
+#include "limit/decision.hpp"
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmgate::limit {
+
+// What the rules know about a request.
+struct request_facts {
+  std::string_view client_ip;
+  std::string_view caller; // the key's name, or "ip:<client ip>" for anonymous callers
+  std::string_view tier;
+  std::string_view model;
+  std::string_view route;
+  std::function<std::string_view(std::string_view)> header; // a request header's value by name
+  std::int64_t token_cost = 0;                              // estimate for cost: tokens rules
+};
+
+// A rule's answer for one request, kept for the response headers, the later
+// token correction and the release of concurrency slots.
+struct rule_hold {
+  std::size_t rule = 0;
+  std::string key;
+  std::int64_t cost = 0;
+  decision verdict;
+};
+
+struct admission {
+  bool allowed = true;
+  const control::rule_config* refused_by = nullptr;
+  decision refusal;                         // the refusing rule's decision
+  std::vector<rule_hold> holds;             // every enforced rule that applied and committed
+  std::vector<std::string> shadow_refusals; // names of shadow rules that would have refused
+  nanos delay{0};                           // the longest shaper delay among the rules
+};
+
+class rule_set final {
+public:
+  explicit rule_set(const control::config& cfg);
+  ~rule_set();
+  rule_set(const rule_set&) = delete;
+  rule_set& operator=(const rule_set&) = delete;
+
+  [[nodiscard]] admission admit(const request_facts& facts, nanos now);
+  // Gives back the concurrency slots an admission took (call exactly once, however the request ended).
+  void release(const admission& a);
+  // Corrects the token rules once the real usage is known (refund or charge the difference).
+  void settle_tokens(const admission& a, std::int64_t actual_tokens, nanos now);
+
+  [[nodiscard]] const control::rule_config& rule(std::size_t i) const { return rules_[i]; }
+  [[nodiscard]] std::size_t size() const noexcept { return rules_.size(); }
+  [[nodiscard]] std::size_t tracked_keys(std::size_t rule) const;
+  [[nodiscard]] std::uint64_t overflowed(std::size_t rule) const;
+
+  // The key a rule tracks a request under; empty optional when a part is missing (e.g. an absent header).
+  [[nodiscard]] static std::string key_for(const control::rule_config& r, const request_facts& f);
+
+  class store; // one rule's key states (defined in rule_set.cpp)
+
+private:
+  std::vector<control::rule_config> rules_;
+  std::vector<std::unique_ptr<store>> stores_;
+};
+
+// OpenAI's way of writing a reset delay: "20ms", "1s", "1.5s", "6m0s", "1h2m3s".
+[[nodiscard]] std::string format_reset(nanos d);
+
+} // namespace llmgate::limit

@@ -1,0 +1,145 @@
+#include "limit/rule_set.hpp"
+
+#include <gtest/gtest.h>
+
+namespace llmgate::limit {
+namespace {
+
+using namespace std::chrono_literals;
+
+control::config with_rules(std::vector<control::rule_config> rules, std::uint64_t max_keys = 1'000'000) {
+  control::config c;
+  c.limits.rules = std::move(rules);
+  c.limits.max_tracked_keys = max_keys;
+  return c;
+}
+
+control::rule_config rule(std::string name, control::limit_algorithm a, std::int64_t count, nanos period,
+                          std::vector<std::string> key = {"client_ip"}) {
+  control::rule_config r;
+  r.name = std::move(name);
+  r.algorithm = a;
+  r.count = count;
+  r.period = period;
+  r.burst = count;
+  r.key = std::move(key);
+  return r;
+}
+
+request_facts facts(std::string_view ip, std::string_view tier = "default") {
+  request_facts f;
+  f.client_ip = ip;
+  f.caller = "anon";
+  f.tier = tier;
+  f.model = "Qwen3-1.7B";
+  f.route = "/v1/chat/completions";
+  return f;
+}
+
+TEST(rule_set, a_request_refused_by_one_rule_consumes_nothing_from_the_others) {
+  auto cfg = with_rules({rule("tight", control::limit_algorithm::fixed_window, 1, 60s),
+                         rule("loose", control::limit_algorithm::fixed_window, 5, 60s, {"global"})});
+  rule_set rs(cfg);
+  ASSERT_TRUE(rs.admit(facts("1.1.1.1"), 1s).allowed);
+  const auto refused = rs.admit(facts("1.1.1.1"), 1s);
+  ASSERT_FALSE(refused.allowed);
+  EXPECT_EQ(refused.refused_by->name, "tight");
+  // "loose" saw one admitted request, not two: another address has 4 - 1 = 3 left after its own.
+  const auto other = rs.admit(facts("2.2.2.2"), 1s);
+  ASSERT_TRUE(other.allowed);
+  for (const auto& h : other.holds)
+    if (rs.rule(h.rule).name == "loose") EXPECT_EQ(h.verdict.remaining, 3);
+}
+
+TEST(rule_set, keys_are_separate_and_composite_keys_combine_parts) {
+  auto cfg = with_rules({rule("per-ip-model", control::limit_algorithm::fixed_window, 1, 60s, {"client_ip", "model"})});
+  rule_set rs(cfg);
+  EXPECT_TRUE(rs.admit(facts("1.1.1.1"), 0s).allowed);
+  EXPECT_TRUE(rs.admit(facts("2.2.2.2"), 0s).allowed);
+  auto f = facts("1.1.1.1");
+  f.model = "Qwen3-0.6B";
+  EXPECT_TRUE(rs.admit(f, 0s).allowed);
+  EXPECT_FALSE(rs.admit(facts("1.1.1.1"), 0s).allowed);
+  EXPECT_EQ(rs.tracked_keys(0), 3u);
+}
+
+TEST(rule_set, tiers_select_the_rules_that_apply) {
+  auto r = rule("free-only", control::limit_algorithm::fixed_window, 1, 60s);
+  r.tiers = {"free"};
+  auto cfg = with_rules({r});
+  rule_set rs(cfg);
+  EXPECT_TRUE(rs.admit(facts("1.1.1.1", "gold"), 0s).allowed);
+  EXPECT_TRUE(rs.admit(facts("1.1.1.1", "gold"), 0s).allowed);
+  EXPECT_TRUE(rs.admit(facts("1.1.1.1", "free"), 0s).allowed);
+  EXPECT_FALSE(rs.admit(facts("1.1.1.1", "free"), 0s).allowed);
+}
+
+TEST(rule_set, shadow_rules_count_but_let_through) {
+  auto r = rule("watch", control::limit_algorithm::fixed_window, 1, 60s);
+  r.shadow = true;
+  auto cfg = with_rules({r});
+  rule_set rs(cfg);
+  EXPECT_TRUE(rs.admit(facts("1.1.1.1"), 0s).shadow_refusals.empty());
+  const auto second = rs.admit(facts("1.1.1.1"), 0s);
+  EXPECT_TRUE(second.allowed);
+  ASSERT_EQ(second.shadow_refusals.size(), 1u);
+  EXPECT_EQ(second.shadow_refusals[0], "watch");
+}
+
+TEST(rule_set, concurrency_slots_come_back_on_release) {
+  auto cfg = with_rules({rule("parallel", control::limit_algorithm::concurrency, 2, 0s)});
+  rule_set rs(cfg);
+  auto a = rs.admit(facts("1.1.1.1"), 0s);
+  auto b = rs.admit(facts("1.1.1.1"), 0s);
+  ASSERT_TRUE(a.allowed && b.allowed);
+  EXPECT_FALSE(rs.admit(facts("1.1.1.1"), 0s).allowed);
+  rs.release(a);
+  auto c = rs.admit(facts("1.1.1.1"), 0s);
+  EXPECT_TRUE(c.allowed);
+  rs.release(b);
+  rs.release(c);
+  EXPECT_EQ(rs.tracked_keys(0), 0u); // nothing held, nothing kept
+}
+
+TEST(rule_set, token_rules_are_settled_to_the_real_usage) {
+  auto r = rule("tpm", control::limit_algorithm::token_bucket, 1000, 60s);
+  r.cost_tokens = true;
+  auto cfg = with_rules({r});
+  rule_set rs(cfg);
+  auto f = facts("1.1.1.1");
+  f.token_cost = 600;
+  auto a = rs.admit(f, 0s);
+  ASSERT_TRUE(a.allowed);
+  EXPECT_FALSE(rs.admit(f, 0s).allowed); // 400 left
+  rs.settle_tokens(a, 100, 0s);          // it used only 100: 500 come back
+  EXPECT_TRUE(rs.admit(f, 0s).allowed);
+  f.token_cost = 1001;
+  EXPECT_EQ(rs.admit(f, 0s).refusal.retry_after, k_never);
+}
+
+TEST(rule_set, a_flood_of_new_keys_shares_one_overflow_bucket_when_none_is_idle) {
+  auto cfg = with_rules({rule("per-ip", control::limit_algorithm::fixed_window, 2, 60s)}, 64); // 1 key per shard
+  rule_set rs(cfg);
+  std::size_t admitted = 0;
+  std::vector<std::string> ips;
+  for (int i = 0; i < 2000; ++i) ips.push_back("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256));
+  for (const auto& ip : ips) admitted += rs.admit(facts(ip), 1s).allowed ? 1 : 0;
+  EXPECT_LE(rs.tracked_keys(0), 128u); // bounded: one key and the overflow bucket per shard
+  EXPECT_GT(rs.overflowed(0), 0u);
+  EXPECT_LT(admitted, 2000u / 4); // fresh keys did not buy fresh quota
+  // A window later every key is idle again and can be evicted for new ones.
+  EXPECT_TRUE(rs.admit(facts("192.168.0.1"), 61s).allowed);
+}
+
+TEST(format_reset, writes_durations_as_openai_does) {
+  EXPECT_EQ(format_reset(20ms), "20ms");
+  EXPECT_EQ(format_reset(1s), "1s");
+  EXPECT_EQ(format_reset(1500ms), "1.5s");
+  EXPECT_EQ(format_reset(360s), "6m0s");
+  EXPECT_EQ(format_reset(3723s), "1h2m3s");
+  EXPECT_EQ(format_reset(nanos{1}), "1ms");
+  EXPECT_EQ(format_reset(0s), "0s");
+}
+
+} // namespace
+} // namespace llmgate::limit
