@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: all deps build run test unit unit-asan node-tests asan clean
+.PHONY: all deps build run test unit unit-asan node-tests asan bench-limits clean
 
 all: build
 
@@ -45,6 +45,11 @@ test:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory unit unit-asan node-tests; status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start ))s (status $$status)"; exit $$status
+
+# ns per decision of each limit algorithm, contended admission, bytes per key (not a test)
+bench-limits: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j$(JOBS) limit_bench
+	./$(BUILD)/limit_bench --benchmark_min_time=0.2
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
