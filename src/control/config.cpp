@@ -2,6 +2,9 @@
 
 #include "limit/rate_parse.hpp"
 
+#include <cstdio>
+#include <date/tz.h>
+
 #include <algorithm>
 #include <arpa/inet.h>
 #include <charconv>
@@ -429,7 +432,9 @@ public:
   void read_rule(const YAML::Node& n, const std::string& path, rule_config& r) {
     if (!expect_map(n, path)) return;
     check_keys(n, path,
-               {"name", "key", "algorithm", "limit", "burst", "cost", "tiers", "mode", "shape", "delay", "max_wait"});
+               {"name", "key", "algorithm", "limit", "burst", "cost", "tiers", "mode", "shape", "delay", "max_wait",
+                "schedule", "timezone"});
+    YAML::Node schedule_node;
     std::optional<std::string> limit_text;
     YAML::Node limit_node;
     for (const auto& kv : n) {
@@ -481,6 +486,16 @@ public:
         get_int(kv.second, key, r.delay, 0, 1'000'000'000);
       } else if (k == "max_wait") {
         get_duration(kv.second, key, r.max_wait);
+      } else if (k == "schedule") {
+        schedule_node = kv.second;
+      } else if (k == "timezone") {
+        get(kv.second, key, r.timezone);
+        try {
+          (void)date::locate_zone(r.timezone);
+        } catch (const std::exception&) {
+          problem(kv.second, key,
+                  fmt::format("unknown time zone '{}' (an IANA name such as Asia/Shanghai)", r.timezone));
+        }
       }
     }
     if (r.name.empty()) problem(n, join(path, "name"), "every rule needs a name");
@@ -520,6 +535,52 @@ public:
     }
     if (r.algorithm == limit_algorithm::concurrency && r.cost_tokens)
       problem(n, join(path, "cost"), "a concurrency rule counts requests in flight, not tokens");
+    if (schedule_node.IsDefined() && !schedule_node.IsNull()) read_schedule(schedule_node, join(path, "schedule"), r);
+  }
+
+  // [{at: "22:00-08:00", limit: 200/minute, burst: 50}, ...]
+  void read_schedule(const YAML::Node& n, const std::string& path, rule_config& r) {
+    if (!n.IsSequence()) {
+      problem(n, path, "expected a list of {at: HH:MM-HH:MM, limit: ...}");
+      return;
+    }
+    if (r.algorithm == limit_algorithm::concurrency) {
+      problem(n, path, "a concurrency rule has no schedule");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const auto item = fmt::format("{}[{}]", path, i);
+      if (!expect_map(n[i], item)) continue;
+      check_keys(n[i], item, {"at", "limit", "burst"});
+      schedule_entry e;
+      if (auto at = n[i]["at"] ? scalar(n[i]["at"], join(item, "at")) : std::nullopt) {
+        int h1 = 0, m1 = 0, h2 = 0, m2 = 0;
+        char tail = 0;
+        if (std::sscanf(at->c_str(), "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 || h1 > 24 || h2 < 0 ||
+            h2 > 24 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59 || (h1 * 60 + m1) == (h2 * 60 + m2))
+          problem(n[i]["at"], join(item, "at"), fmt::format("expected HH:MM-HH:MM (e.g. 22:00-08:00), got '{}'", *at));
+        e.start_minute = (h1 * 60 + m1) % 1440;
+        e.end_minute = (h2 * 60 + m2) % 1440;
+      } else {
+        problem(n[i], join(item, "at"), "every schedule entry needs at: HH:MM-HH:MM");
+      }
+      if (auto text = n[i]["limit"] ? scalar(n[i]["limit"], join(item, "limit")) : std::nullopt) {
+        auto rate = limit::parse_rate(*text);
+        if (!rate)
+          problem(n[i]["limit"], join(item, "limit"), fmt::format("expected COUNT/PERIOD, got '{}'", *text));
+        else if (rate->period != r.period)
+          problem(n[i]["limit"], join(item, "limit"),
+                  fmt::format("a schedule changes the count, not the period: use the rule's period ({})",
+                              limit::format_rate({1, r.period}).substr(2)));
+        else
+          e.count = rate->count;
+      } else {
+        problem(n[i], join(item, "limit"), "every schedule entry needs a limit");
+      }
+      e.burst = e.count;
+      if (n[i]["burst"]) get_int(n[i]["burst"], join(item, "burst"), e.burst, 1, 1'000'000'000'000);
+      r.schedule.push_back(e);
+    }
   }
 
   void read_limits(const YAML::Node& n, limits_config& l) {

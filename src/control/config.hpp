@@ -96,6 +96,20 @@ struct cidr {
 enum class limit_algorithm { fixed_window, sliding_window, sliding_log, token_bucket, leaky_bucket, gcra, concurrency };
 [[nodiscard]] std::string_view to_string(limit_algorithm a);
 
+// A time-of-day override of a rule's limit: from `start` to `end` (minutes
+// after local midnight; end < start wraps past midnight) the limit is count
+// per the rule's period, with its own burst.
+struct schedule_entry {
+  int start_minute = 0;
+  int end_minute = 0;
+  std::int64_t count = 0;
+  std::int64_t burst = 0;
+  [[nodiscard]] bool covers(int minute_of_day) const {
+    return start_minute <= end_minute ? minute_of_day >= start_minute && minute_of_day < end_minute
+                                      : minute_of_day >= start_minute || minute_of_day < end_minute;
+  }
+};
+
 // One limit rule (the `limits.rules` list).
 struct rule_config {
   std::string name;
@@ -111,6 +125,8 @@ struct rule_config {
   bool shape = false;                        // leaky_bucket: delay requests to the rate instead of refusing
   std::int64_t delay = 0;                    // shaper: excess forwarded without waiting (nginx's delay=)
   duration max_wait{std::chrono::hours(24)}; // shaper: longest hold
+  std::vector<schedule_entry> schedule;      // first entry covering the local time wins; none: the limit above
+  std::string timezone = "UTC";              // for schedule (IANA name, e.g. Asia/Shanghai)
 };
 
 // Most entries a sliding_log may keep per key (its memory grows with the limit).

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <date/tz.h>
 #include <fmt/format.h>
 #include <mutex>
 #include <spdlog/spdlog.h>
@@ -36,10 +37,14 @@ public:
   }
   std::mutex& lock(std::size_t shard) { return locks_[shard]; }
 
-  virtual decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) = 0;
+  // `variant` picks the limit in force (a schedule's override, or the rule's own).
+  virtual decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost,
+                         std::size_t variant) = 0;
   // Commits under `key`, or under the overflow key when the store is full; returns the key used.
-  virtual std::string commit(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) = 0;
-  virtual void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta) = 0;
+  virtual std::string commit(std::size_t shard, const std::string& key, nanos now, std::int64_t cost,
+                             std::size_t variant) = 0;
+  virtual void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta,
+                      std::size_t variant) = 0;
   virtual void release(std::size_t shard, const std::string& key, std::int64_t cost) = 0;
   [[nodiscard]] virtual std::size_t size() const = 0;
   std::atomic<std::uint64_t> overflowed{0};
@@ -52,23 +57,28 @@ namespace {
 
 template <class Algo> class algo_store final : public rule_set::store {
 public:
-  algo_store(typename Algo::params p, std::size_t max_keys, std::string rule)
-      : params_(std::move(p)), max_per_shard_(std::max<std::size_t>(1, max_keys / k_shards)), rule_(std::move(rule)) {}
+  algo_store(std::vector<typename Algo::params> variants, std::size_t max_keys, std::string rule)
+      : variants_(std::move(variants)), max_per_shard_(std::max<std::size_t>(1, max_keys / k_shards)),
+        rule_(std::move(rule)) {}
 
-  decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) override {
+  decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost,
+                 std::size_t variant) override {
     const auto& map = shards_[shard];
     auto it = map.find(key);
     if (it == map.end() && map.size() >= max_per_shard_) it = map.find(std::string(k_overflow_key));
     static const typename Algo::state fresh{};
-    return Algo::check(params_, it == map.end() ? fresh : it->second, now, cost);
+    return Algo::check(variants_[variant], it == map.end() ? fresh : it->second, now, cost);
   }
 
-  std::string commit(std::size_t shard, const std::string& key, nanos now, std::int64_t cost) override {
+  std::string commit(std::size_t shard, const std::string& key, nanos now, std::int64_t cost,
+                     std::size_t variant) override {
+    const auto& p = variants_[variant];
     auto& map = shards_[shard];
     auto it = map.find(key);
     std::string used = key;
     if (it == map.end()) {
-      if (map.size() >= max_per_shard_) evict_idle(map, now);
+      if (map.size() >= max_per_shard_)
+        std::erase_if(map, [&](const auto& kv) { return Algo::idle(p, kv.second, now); });
       if (map.size() >= max_per_shard_) {
         // Every tracked key is busy: new ones share one bucket, so a flood of
         // fresh keys can neither exhaust memory nor buy itself fresh quota.
@@ -78,14 +88,14 @@ public:
       }
       it = map.try_emplace(used).first;
     }
-    Algo::commit(params_, it->second, now, cost);
+    Algo::commit(p, it->second, now, cost);
     return used;
   }
 
-  void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta) override {
+  void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta, std::size_t variant) override {
     if constexpr (!std::is_same_v<Algo, concurrency>) {
       auto& map = shards_[shard];
-      if (auto it = map.find(key); it != map.end()) Algo::adjust(params_, it->second, now, delta);
+      if (auto it = map.find(key); it != map.end()) Algo::adjust(variants_[variant], it->second, now, delta);
     }
   }
 
@@ -93,7 +103,7 @@ public:
     if constexpr (std::is_same_v<Algo, concurrency>) {
       auto& map = shards_[shard];
       if (auto it = map.find(key); it != map.end()) {
-        Algo::release(params_, it->second, cost);
+        Algo::release(variants_.front(), it->second, cost);
         if (it->second.in_flight == 0) map.erase(it); // an idle concurrency key holds nothing worth keeping
       }
     }
@@ -106,36 +116,49 @@ public:
   }
 
 private:
-  void evict_idle(std::unordered_map<std::string, typename Algo::state>& map, nanos now) {
-    std::erase_if(map, [&](const auto& kv) { return Algo::idle(params_, kv.second, now); });
-  }
-
-  typename Algo::params params_;
+  std::vector<typename Algo::params> variants_; // the rule's own limit, then one per schedule entry
   std::size_t max_per_shard_;
   std::string rule_;
   std::array<std::unordered_map<std::string, typename Algo::state>, k_shards> shards_;
 };
 
+// The rule's own limit and one per schedule entry (same period, own count and burst).
+template <class Algo, class Make>
+std::unique_ptr<rule_set::store> store_of(const control::rule_config& r, std::size_t max_keys, Make make) {
+  std::vector<typename Algo::params> variants{make(r.count, r.burst)};
+  for (const auto& e : r.schedule) variants.push_back(make(e.count, e.burst));
+  return std::make_unique<algo_store<Algo>>(std::move(variants), max_keys, r.name);
+}
+
 std::unique_ptr<rule_set::store> make_store(const control::rule_config& r, std::size_t max_keys) {
-  const rate rt{r.count, r.period};
   using control::limit_algorithm;
+  const nanos period = r.period;
   switch (r.algorithm) {
   case limit_algorithm::fixed_window:
-    return std::make_unique<algo_store<fixed_window>>(fixed_window::params{r.count, r.period}, max_keys, r.name);
+    return store_of<fixed_window>(r, max_keys, [&](std::int64_t n, std::int64_t) {
+      return fixed_window::params{n, period};
+    });
   case limit_algorithm::sliding_window:
-    return std::make_unique<algo_store<sliding_window>>(sliding_window::params{r.count, r.period}, max_keys, r.name);
+    return store_of<sliding_window>(r, max_keys, [&](std::int64_t n, std::int64_t) {
+      return sliding_window::params{n, period};
+    });
   case limit_algorithm::sliding_log:
-    return std::make_unique<algo_store<sliding_log>>(sliding_log::params{r.count, r.period}, max_keys, r.name);
+    return store_of<sliding_log>(r, max_keys, [&](std::int64_t n, std::int64_t) {
+      return sliding_log::params{n, period};
+    });
   case limit_algorithm::token_bucket:
-    return std::make_unique<algo_store<token_bucket>>(token_bucket::params{rt, r.burst}, max_keys, r.name);
-  case limit_algorithm::gcra: return std::make_unique<algo_store<gcra>>(gcra::params{rt, r.burst}, max_keys, r.name);
+    return store_of<token_bucket>(r, max_keys, [&](std::int64_t n, std::int64_t b) {
+      return token_bucket::params{{n, period}, b};
+    });
+  case limit_algorithm::gcra:
+    return store_of<gcra>(r, max_keys, [&](std::int64_t n, std::int64_t b) { return gcra::params{{n, period}, b}; });
   case limit_algorithm::leaky_bucket:
-    return std::make_unique<algo_store<leaky_bucket>>(
-        leaky_bucket::params{rt, r.burst, r.shape ? leaky_bucket::mode::shaper : leaky_bucket::mode::meter, r.delay,
-                             r.max_wait},
-        max_keys, r.name);
+    return store_of<leaky_bucket>(r, max_keys, [&](std::int64_t n, std::int64_t b) {
+      return leaky_bucket::params{
+          {n, period}, b, r.shape ? leaky_bucket::mode::shaper : leaky_bucket::mode::meter, r.delay, r.max_wait};
+    });
   case limit_algorithm::concurrency:
-    return std::make_unique<algo_store<concurrency>>(concurrency::params{r.count}, max_keys, r.name);
+    return store_of<concurrency>(r, max_keys, [&](std::int64_t n, std::int64_t) { return concurrency::params{n}; });
   }
   return nullptr;
 }
@@ -147,7 +170,22 @@ bool applies(const control::rule_config& r, std::string_view tier) {
 } // namespace
 
 rule_set::rule_set(const control::config& cfg) : rules_(cfg.limits.rules) {
-  for (const auto& r : rules_) stores_.push_back(make_store(r, cfg.limits.max_tracked_keys));
+  for (const auto& r : rules_) {
+    stores_.push_back(make_store(r, cfg.limits.max_tracked_keys));
+    zones_.push_back(r.schedule.empty() ? nullptr : date::locate_zone(r.timezone)); // checked when loading
+  }
+}
+
+std::size_t rule_set::variant(std::size_t rule, std::chrono::system_clock::time_point wall) const {
+  const auto& schedule = rules_[rule].schedule;
+  if (schedule.empty()) return 0;
+  const auto* zone = static_cast<const date::time_zone*>(zones_[rule]);
+  const auto local = zone->to_local(std::chrono::time_point_cast<std::chrono::seconds>(wall));
+  const auto since_midnight = local - date::floor<date::days>(local);
+  const int minute = static_cast<int>(std::chrono::duration_cast<std::chrono::minutes>(since_midnight).count());
+  for (std::size_t i = 0; i < schedule.size(); ++i)
+    if (schedule[i].covers(minute)) return i + 1;
+  return 0;
 }
 
 rule_set::~rule_set() = default;
@@ -178,14 +216,18 @@ admission rule_set::admit(const request_facts& facts, nanos now) {
     std::size_t shard;
     std::string key;
     std::int64_t cost;
+    std::size_t variant;
   };
+  const auto wall =
+      facts.wall == std::chrono::system_clock::time_point{} ? std::chrono::system_clock::now() : facts.wall;
   std::vector<pending> todo;
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const auto& r = rules_[i];
     if (!applies(r, facts.tier)) continue;
     auto key = key_for(r, facts);
     const auto shard = stores_[i]->shard_of(key);
-    todo.push_back({i, shard, std::move(key), r.cost_tokens ? std::max<std::int64_t>(1, facts.token_cost) : 1});
+    todo.push_back(
+        {i, shard, std::move(key), r.cost_tokens ? std::max<std::int64_t>(1, facts.token_cost) : 1, variant(i, wall)});
   }
   if (todo.empty()) return out;
 
@@ -201,7 +243,7 @@ admission rule_set::admit(const request_facts& facts, nanos now) {
   std::vector<decision> verdicts(todo.size());
   for (std::size_t j = 0; j < todo.size(); ++j) {
     const auto& p = todo[j];
-    verdicts[j] = stores_[p.rule]->check(p.shard, p.key, now, p.cost);
+    verdicts[j] = stores_[p.rule]->check(p.shard, p.key, now, p.cost, p.variant);
     if (verdicts[j].allowed) continue;
     if (rules_[p.rule].shadow) {
       out.shadow_refusals.push_back(rules_[p.rule].name);
@@ -216,16 +258,17 @@ admission rule_set::admit(const request_facts& facts, nanos now) {
   if (!out.allowed) {
     // Report the others' state too (for the headers), without committing anything.
     for (std::size_t j = 0; j < todo.size(); ++j)
-      if (!rules_[todo[j].rule].shadow) out.holds.push_back({todo[j].rule, todo[j].key, 0, verdicts[j]});
+      if (!rules_[todo[j].rule].shadow)
+        out.holds.push_back({todo[j].rule, todo[j].key, 0, verdicts[j], todo[j].variant});
     return out;
   }
   for (std::size_t j = 0; j < todo.size(); ++j) {
     auto& p = todo[j];
     if (!verdicts[j].allowed) continue; // a shadow rule that would refuse: counted, not committed
-    auto used = stores_[p.rule]->commit(p.shard, p.key, now, p.cost);
+    auto used = stores_[p.rule]->commit(p.shard, p.key, now, p.cost, p.variant);
     if (rules_[p.rule].shadow) continue;
     out.delay = std::max(out.delay, verdicts[j].delay);
-    out.holds.push_back({p.rule, std::move(used), p.cost, verdicts[j]});
+    out.holds.push_back({p.rule, std::move(used), p.cost, verdicts[j], p.variant});
   }
   return out;
 }
@@ -248,7 +291,7 @@ void rule_set::settle_tokens(const admission& a, std::int64_t actual_tokens, nan
     auto& s = *stores_[h.rule];
     const auto shard = s.shard_of(h.key);
     std::lock_guard lock(s.lock(shard));
-    s.adjust(shard, h.key, now, actual_tokens - h.cost);
+    s.adjust(shard, h.key, now, actual_tokens - h.cost, h.variant);
   }
 }
 

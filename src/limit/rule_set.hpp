@@ -8,6 +8,7 @@
 #include "control/config.hpp"
 #include "limit/decision.hpp"
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -26,6 +27,7 @@ struct request_facts {
   std::string_view route;
   std::function<std::string_view(std::string_view)> header; // a request header's value by name
   std::int64_t token_cost = 0;                              // estimate for cost: tokens rules
+  std::chrono::system_clock::time_point wall{};             // for schedules; default: now
 };
 
 // A rule's answer for one request, kept for the response headers, the later
@@ -35,6 +37,7 @@ struct rule_hold {
   std::string key;
   std::int64_t cost = 0;
   decision verdict;
+  std::size_t variant = 0; // the limit in force when it was admitted (0: the rule's own, i + 1: schedule entry i)
 };
 
 struct admission {
@@ -70,8 +73,12 @@ public:
   class store; // one rule's key states (defined in rule_set.cpp)
 
 private:
+  // Which of a rule's limits applies at `wall`: 0 the rule's own, i + 1 its schedule entry i.
+  [[nodiscard]] std::size_t variant(std::size_t rule, std::chrono::system_clock::time_point wall) const;
+
   std::vector<control::rule_config> rules_;
   std::vector<std::unique_ptr<store>> stores_;
+  std::vector<const void*> zones_; // the date::time_zone of each rule with a schedule (opaque here)
 };
 
 // OpenAI's way of writing a reset delay: "20ms", "1s", "1.5s", "6m0s", "1h2m3s".

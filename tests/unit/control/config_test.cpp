@@ -423,4 +423,41 @@ TEST(parse_host_port, reads_v4_v6_and_names) {
 }
 
 } // namespace
+TEST(load_config, reads_limit_rules_with_schedules_and_names_bad_ones) {
+  const auto c = load_config(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8001", models: [Qwen3-1.7B]}
+limits:
+  rules:
+    - name: night-owls
+      key: client_ip
+      algorithm: fixed_window
+      limit: 50/minute
+      schedule: [{at: "22:00-08:00", limit: 200/minute}]
+      timezone: Asia/Shanghai
+)",
+                             "t.yaml");
+  ASSERT_EQ(c->limits.rules.size(), 1u);
+  const auto& r = c->limits.rules[0];
+  ASSERT_EQ(r.schedule.size(), 1u);
+  EXPECT_EQ(r.schedule[0].count, 200);
+  EXPECT_TRUE(r.schedule[0].covers(23 * 60));
+  EXPECT_TRUE(r.schedule[0].covers(3 * 60));
+  EXPECT_FALSE(r.schedule[0].covers(12 * 60));
+  try {
+    (void)load_config(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8001", models: [Qwen3-1.7B]}
+limits:
+  rules:
+    - {name: a, algorithm: fixed_window, limit: 5/minute, timezone: Mars/Olympus, schedule: [{at: "25:00-08:00", limit: 9/hour}]}
+)",
+                      "t.yaml");
+    FAIL() << "expected a config error";
+  } catch (const config_error& e) {
+    const std::string text = e.what();
+    EXPECT_NE(text.find("unknown time zone 'Mars/Olympus'"), std::string::npos) << text;
+    EXPECT_NE(text.find("expected HH:MM-HH:MM"), std::string::npos) << text;
+    EXPECT_NE(text.find("changes the count, not the period"), std::string::npos) << text;
+  }
+}
+
 } // namespace llmgate::control

@@ -131,6 +131,27 @@ TEST(rule_set, a_flood_of_new_keys_shares_one_overflow_bucket_when_none_is_idle)
   EXPECT_TRUE(rs.admit(facts("192.168.0.1"), 61s).allowed);
 }
 
+TEST(rule_set, schedules_change_the_limit_by_local_time_of_day) {
+  // The seed: 50/minute by day, 200/minute at night, in Asia/Shanghai (UTC+8).
+  auto r = rule("day-night", control::limit_algorithm::fixed_window, 50, 60s);
+  r.schedule = {{22 * 60, 8 * 60, 200, 200}};
+  r.timezone = "Asia/Shanghai";
+  auto cfg = with_rules({r});
+  rule_set rs(cfg);
+  using std::chrono::system_clock;
+  const auto day = system_clock::time_point{} + std::chrono::hours(24 * 20000 + 4);    // 12:00 in Shanghai
+  const auto night = system_clock::time_point{} + std::chrono::hours(24 * 20000 + 16); // 00:00 in Shanghai
+  auto count_admitted = [&](system_clock::time_point wall, std::string_view ip) {
+    int n = 0;
+    auto f = facts(ip);
+    f.wall = wall;
+    while (rs.admit(f, 1s).allowed && n < 1000) ++n;
+    return n;
+  };
+  EXPECT_EQ(count_admitted(day, "1.1.1.1"), 50);
+  EXPECT_EQ(count_admitted(night, "2.2.2.2"), 200);
+}
+
 TEST(format_reset, writes_durations_as_openai_does) {
   EXPECT_EQ(format_reset(20ms), "20ms");
   EXPECT_EQ(format_reset(1s), "1s");
