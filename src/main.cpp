@@ -5,6 +5,11 @@
 #include "observe/metrics.hpp"
 #include "server/gateway_server.hpp"
 #include "sim/sim_server.hpp"
+#include "tokenize/qwen_tokenizer.hpp"
+
+#include <boost/json.hpp>
+#include <iostream>
+#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -102,6 +107,40 @@ int check(const std::string& path, bool probe) {
   return failed ? 1 : 0;
 }
 
+int run_tokenize(const std::string& path, const std::string* text, bool lines) {
+  std::shared_ptr<const tokenize::qwen_tokenizer> tok;
+  try {
+    tok = tokenize::qwen_tokenizer::load(path);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return 1;
+  }
+  auto print = [&](std::string_view t) { fmt::print("[{}]\n", fmt::join(tok->encode(t), ",")); };
+  if (text) {
+    print(*text);
+    return 0;
+  }
+  std::stringstream all;
+  all << std::cin.rdbuf();
+  if (!lines) {
+    print(all.str());
+    return 0;
+  }
+  // Each line a JSON string, so texts with newlines and any bytes survive the pipe.
+  std::string line;
+  while (std::getline(all, line)) {
+    if (line.empty()) continue;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(line, ec);
+    if (ec || !v.is_string()) {
+      fmt::print(stderr, "--lines: each line must be a JSON string\n");
+      return 2;
+    }
+    print(v.as_string());
+  }
+  return 0;
+}
+
 int run_sim(sim::sim_options opts, const std::string& profile_name) {
   if (!sim::find_profile(profile_name, opts.timing)) {
     fmt::print(stderr, "unknown profile '{}' (instant, default)\n", profile_name);
@@ -175,6 +214,13 @@ int main(int argc, char** argv) {
   sim_cmd->add_flag("--refuse", sim_opts.initial_faults.refuse, "start refusing connections");
   sim_cmd->add_option("--gpu-temp", sim_opts.initial_faults.gpu_temp, "reported GPU temperature (C)");
 
+  std::string tokenizer_path, text;
+  auto* tokenize_cmd = app.add_subcommand("tokenize", "Print the Qwen3 token ids of a text (stdin without --text)");
+  tokenize_cmd->add_option("--tokenizer", tokenizer_path, "tokenizer.json of the model")->required();
+  tokenize_cmd->add_option("--text", text, "the text; without it, stdin");
+  bool lines = false;
+  tokenize_cmd->add_flag("--lines", lines, "one JSON array of ids per input line (JSON-encoded strings)");
+
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -185,6 +231,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (app.got_subcommand(check_cmd)) return check(config_path, probe);
+  if (app.got_subcommand(tokenize_cmd))
+    return run_tokenize(tokenizer_path, tokenize_cmd->count("--text") ? &text : nullptr, lines);
   if (app.got_subcommand(sim_cmd)) {
     sim_opts.initial_faults.latency_ms = static_cast<std::int64_t>(latency_ms);
     return run_sim(sim_opts, profile);
