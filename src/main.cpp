@@ -107,7 +107,7 @@ int check(const std::string& path, bool probe) {
   return failed ? 1 : 0;
 }
 
-int run_tokenize(const std::string& path, const std::string* text, bool lines) {
+int run_tokenize(const std::string& path, const std::string* text, bool lines, bool timed) {
   std::shared_ptr<const tokenize::qwen_tokenizer> tok;
   try {
     tok = tokenize::qwen_tokenizer::load(path);
@@ -115,7 +115,16 @@ int run_tokenize(const std::string& path, const std::string* text, bool lines) {
     fmt::print(stderr, "{}\n", e.what());
     return 1;
   }
-  auto print = [&](std::string_view t) { fmt::print("[{}]\n", fmt::join(tok->encode(t), ",")); };
+  auto print = [&](std::string_view t) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto ids = tok->encode(t);
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    if (timed) // encoding only, not loading: what a request pays
+      fmt::print(stderr, "{} bytes, {} tokens, {:.3f} s, {:.2f} MB/s\n", t.size(), ids.size(), took.count(),
+                 static_cast<double>(t.size()) / 1e6 / took.count());
+    else
+      fmt::print("[{}]\n", fmt::join(ids, ","));
+  };
   if (text) {
     print(*text);
     return 0;
@@ -220,6 +229,8 @@ int main(int argc, char** argv) {
   tokenize_cmd->add_option("--text", text, "the text; without it, stdin");
   bool lines = false;
   tokenize_cmd->add_flag("--lines", lines, "one JSON array of ids per input line (JSON-encoded strings)");
+  bool timed = false;
+  tokenize_cmd->add_flag("--time", timed, "print the encoding speed instead of the ids");
 
   app.add_subcommand("version", "Print the version");
 
@@ -232,7 +243,7 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand(check_cmd)) return check(config_path, probe);
   if (app.got_subcommand(tokenize_cmd))
-    return run_tokenize(tokenizer_path, tokenize_cmd->count("--text") ? &text : nullptr, lines);
+    return run_tokenize(tokenizer_path, tokenize_cmd->count("--text") ? &text : nullptr, lines, timed);
   if (app.got_subcommand(sim_cmd)) {
     sim_opts.initial_faults.latency_ms = static_cast<std::int64_t>(latency_ms);
     return run_sim(sim_opts, profile);

@@ -411,7 +411,7 @@ public:
       return;
     }
     if (!expect_map(n, path)) return;
-    check_keys(n, path, {"name", "aliases", "fallback", "context_length", "default_max_tokens"});
+    check_keys(n, path, {"name", "aliases", "fallback", "context_length", "default_max_tokens", "tokenizer"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join(path, k);
@@ -425,6 +425,11 @@ public:
         get_int(kv.second, key, m.context_length, 1, 100'000'000);
       else if (k == "default_max_tokens")
         get_int(kv.second, key, m.default_max_tokens, 1, 100'000'000);
+      else if (k == "tokenizer") {
+        get(kv.second, key, m.tokenizer);
+        if (!m.tokenizer.empty() && !std::ifstream(m.tokenizer))
+          problem(kv.second, key, fmt::format("cannot read tokenizer file '{}'", m.tokenizer));
+      }
     }
     if (m.name.empty()) problem(n, join(path, "name"), "every model needs a name");
   }

@@ -45,6 +45,7 @@ struct model_config {
   std::string fallback;            // the ladder's L3 (used by the degradation issue)
   std::int64_t context_length = 0; // 0: unknown
   std::int64_t default_max_tokens = 1024;
+  std::string tokenizer; // tokenizer.json of the model: exact token counts; empty: an estimate (bytes / 4)
 };
 
 struct server_config {

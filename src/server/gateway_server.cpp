@@ -9,6 +9,8 @@
 #include "openai/sse.hpp"
 #include "server/http_session.hpp"
 #include "server/url.hpp"
+#include "tokenize/chat_template.hpp"
+#include "tokenize/prompt_tokens.hpp"
 #include "upstream/router.hpp"
 #include "upstream/upstream_pool.hpp"
 
@@ -33,6 +35,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <random>
 #include <spdlog/spdlog.h>
@@ -55,12 +58,13 @@ std::string_view as_view(boost::core::string_view v) { return {v.data(), v.size(
 
 limit::nanos steady_now() { return std::chrono::duration_cast<limit::nanos>(clock::now().time_since_epoch()); }
 
-// The cost of a request for token rules before its answer is known: the
-// prompt (about 4 bytes a token until the tokenizer lands) plus what it may
-// generate. Corrected to the backend's usage afterwards.
-std::int64_t estimate_tokens(std::string_view body, const openai::request_view& view,
-                             const control::model_config& model) {
-  return static_cast<std::int64_t>(body.size() / 4) + view.max_tokens.value_or(model.default_max_tokens);
+openai::local_reply context_too_long(const control::model_config& m, std::int64_t prompt,
+                                     std::optional<std::int64_t> max_tokens) {
+  return openai::invalid_request(
+      fmt::format("This model's maximum context length is {} tokens. However, you requested {} tokens ({} in the "
+                  "messages, {} in the completion). Please reduce the length of the messages or completion.",
+                  m.context_length, prompt + max_tokens.value_or(0), prompt, max_tokens.value_or(0)),
+      "messages", "context_length_exceeded");
 }
 
 std::string new_request_id() {
@@ -205,6 +209,23 @@ struct gateway::impl {
   session_limits limits;
   std::vector<std::unique_ptr<worker>> workers;
   limit::rule_set rules{*cfg};
+  std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> tokenizers = load_tokenizers(*cfg); // by model index
+
+  // Each model's tokenizer, each file loaded once (a second or so each).
+  static std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> load_tokenizers(const control::config& c) {
+    std::map<std::string, std::shared_ptr<const tokenize::qwen_tokenizer>> by_path;
+    std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> out;
+    for (const auto& m : c.models) {
+      if (m.tokenizer.empty()) {
+        out.emplace_back();
+        continue;
+      }
+      auto& t = by_path[m.tokenizer];
+      if (!t) t = tokenize::qwen_tokenizer::load(m.tokenizer);
+      out.push_back(t);
+    }
+    return out;
+  }
   std::atomic<int> open_connections{0};
   std::atomic<bool> draining{false};
   std::uint16_t port = 0;
@@ -267,6 +288,11 @@ struct gateway::impl {
     const auto method = req.method();
     if (method == http::verb::options) co_return co_await preflight(ctx, req, st);
 
+    if (target.path == "/tokenize") {
+      if (method != http::verb::post)
+        co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
+      co_return co_await tokenize_endpoint(w, ctx, req, st);
+    }
     if (target.path == "/v1/chat/completions" || target.path == "/v1/completions") {
       if (method != http::verb::post)
         co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
@@ -444,6 +470,15 @@ struct gateway::impl {
     st.model = model->name;
     st.model_index = static_cast<std::size_t>(model - cfg->models.data());
 
+    // Prompt tokens: exact with the model's tokenizer, else an estimate. A
+    // prompt that cannot fit the context is refused before any backend is touched.
+    const auto prompt = tokenize::count_prompt(*view, req.body(), tokenizers[st.model_index].get());
+    if (prompt.exact && model->context_length > 0 &&
+        prompt.tokens + view->max_tokens.value_or(0) > model->context_length) {
+      const bool keep = co_await reply(ctx, req, st, context_too_long(*model, prompt.tokens, view->max_tokens));
+      record(w, st);
+      co_return keep;
+    }
     const auto target = parse_target(req.target());
     limit::request_facts facts{client_ip,
                                who->name,
@@ -451,7 +486,7 @@ struct gateway::impl {
                                model->name,
                                target.path,
                                [&req](std::string_view name) { return as_view(req[name]); },
-                               estimate_tokens(req.body(), *view, *model)};
+                               prompt.tokens + view->max_tokens.value_or(model->default_max_tokens)};
     const auto admitted = rules.admit(facts, steady_now());
     for (const auto& name : admitted.shadow_refusals) {
       metrics.shadow_refusals.with({name}).inc();
@@ -764,6 +799,41 @@ struct gateway::impl {
     if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk_last(), k_tuple); ec)
       st.client_gone = true;
     co_return result;
+  }
+
+  // POST /tokenize in vLLM's shape: {"model", "prompt"} or {"model",
+  // "messages"} → {"count", "tokens", "max_model_len"}, from the gateway's own
+  // tokenizer, so clients can count before they send.
+  net::awaitable<bool> tokenize_endpoint(worker& w, session_context& ctx, request& req, request_state& st) {
+    const bool chat = req.body().find("\"messages\"") != std::string::npos;
+    json::monotonic_resource arena(4096);
+    auto view = openai::parse_request(
+        req.body(), chat ? openai::endpoint::chat_completions : openai::endpoint::completions, &arena);
+    if (!view) co_return co_await reply(ctx, req, st, view.error());
+    const auto* model = cfg->find_model(view->model);
+    if (!model) co_return co_await reply(ctx, req, st, openai::model_not_found(view->model));
+    const auto* tok = tokenizers[static_cast<std::size_t>(model - cfg->models.data())].get();
+    if (!tok)
+      co_return co_await reply(
+          ctx, req, st,
+          openai::invalid_request(
+              fmt::format("Model '{}' has no tokenizer configured (models[].tokenizer).", model->name), "model",
+              "tokenizer_not_configured"));
+    std::vector<std::int32_t> ids;
+    if (chat) {
+      ids = tok->encode(tokenize::render_qwen3_chat(view->body, view->enable_thinking));
+    } else if (const auto& p = view->body.at("prompt"); p.is_string()) {
+      ids = tok->encode(p.get_string());
+    } else {
+      co_return co_await reply(ctx, req, st,
+                               openai::invalid_request("'prompt' must be a string here.", "prompt", "invalid_type"));
+    }
+    json::array tokens;
+    for (auto id : ids) tokens.push_back(id);
+    json::object out{{"count", ids.size()}, {"tokens", std::move(tokens)}};
+    out["max_model_len"] = model->context_length > 0 ? json::value(model->context_length) : json::value(nullptr);
+    auto body = json::serialize(out);
+    co_return co_await text(ctx, req, st, http::status::ok, std::move(body));
   }
 
   // The seed's GET /chat?query=...: the default model, answered as {"result": "..."}.
