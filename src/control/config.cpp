@@ -438,7 +438,8 @@ public:
     if (!expect_map(n, path)) return;
     check_keys(n, path,
                {"name", "key", "algorithm", "limit", "burst", "cost", "tiers", "mode", "shape", "delay", "max_wait",
-                "schedule", "timezone"});
+                "schedule", "timezone", "on_limit"});
+    bool max_wait_given = false;
     YAML::Node schedule_node;
     std::optional<std::string> limit_text;
     YAML::Node limit_node;
@@ -489,7 +490,15 @@ public:
         get(kv.second, key, r.shape);
       } else if (k == "delay") {
         get_int(kv.second, key, r.delay, 0, 1'000'000'000);
+      } else if (k == "on_limit") {
+        std::string what;
+        get(kv.second, key, what);
+        if (what == "queue")
+          r.queue = true;
+        else if (what != "reject")
+          problem(kv.second, key, fmt::format("expected reject or queue, got '{}'", what));
       } else if (k == "max_wait") {
+        max_wait_given = true;
         get_duration(kv.second, key, r.max_wait);
       } else if (k == "schedule") {
         schedule_node = kv.second;
@@ -541,6 +550,8 @@ public:
     if (r.algorithm == limit_algorithm::concurrency && r.cost_tokens)
       problem(n, join(path, "cost"), "a concurrency rule counts requests in flight, not tokens");
     if (schedule_node.IsDefined() && !schedule_node.IsNull()) read_schedule(schedule_node, join(path, "schedule"), r);
+    if (r.queue && !max_wait_given)
+      problem(n, join(path, "max_wait"), "on_limit: queue needs max_wait (how long a request may wait its turn)");
   }
 
   // [{at: "22:00-08:00", limit: 200/minute, burst: 50}, ...]

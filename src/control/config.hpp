@@ -123,6 +123,7 @@ struct rule_config {
   bool cost_tokens = false;                  // cost: tokens (else requests)
   std::vector<std::string> tiers;            // empty: every caller
   bool shadow = false;                       // mode: shadow counts and logs but lets through
+  bool queue = false;                        // on_limit: queue — wait (FIFO per key) up to max_wait instead of a 429
   bool shape = false;                        // leaky_bucket: delay requests to the rate instead of refusing
   std::int64_t delay = 0;                    // shaper: excess forwarded without waiting (nginx's delay=)
   duration max_wait{std::chrono::hours(24)}; // shaper: longest hold

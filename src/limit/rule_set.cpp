@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <date/tz.h>
+#include <deque>
 #include <fmt/format.h>
 #include <mutex>
 #include <spdlog/spdlog.h>
@@ -48,6 +49,9 @@ public:
   virtual void release(std::size_t shard, const std::string& key, std::int64_t cost) = 0;
   [[nodiscard]] virtual std::size_t size() const = 0;
   std::atomic<std::uint64_t> overflowed{0};
+  // Requests waiting their turn, per key (on_limit: queue); guarded by the shard's lock.
+  std::array<std::unordered_map<std::string, std::deque<std::uint64_t>>, k_shards> lines;
+  std::atomic<std::uint64_t> next_ticket{1};
 
 private:
   std::array<std::mutex, k_shards> locks_;
@@ -209,7 +213,27 @@ std::string rule_set::key_for(const control::rule_config& r, const request_facts
   return key;
 }
 
-admission rule_set::admit(const request_facts& facts, nanos now) {
+queue_ticket rule_set::enqueue(std::size_t rule, const std::string& key) {
+  auto& s = *stores_[rule];
+  const auto shard = s.shard_of(key);
+  queue_ticket t{rule, key, s.next_ticket.fetch_add(1)};
+  std::lock_guard lock(s.lock(shard));
+  s.lines[shard][key].push_back(t.id);
+  return t;
+}
+
+void rule_set::leave(const queue_ticket& t) {
+  auto& s = *stores_[t.rule];
+  const auto shard = s.shard_of(t.key);
+  std::lock_guard lock(s.lock(shard));
+  auto& lines = s.lines[shard];
+  const auto it = lines.find(t.key);
+  if (it == lines.end()) return;
+  std::erase(it->second, t.id);
+  if (it->second.empty()) lines.erase(it);
+}
+
+admission rule_set::admit(const request_facts& facts, nanos now, const queue_ticket* ticket) {
   admission out;
   struct pending {
     std::size_t rule;
@@ -244,6 +268,19 @@ admission rule_set::admit(const request_facts& facts, nanos now) {
   for (std::size_t j = 0; j < todo.size(); ++j) {
     const auto& p = todo[j];
     verdicts[j] = stores_[p.rule]->check(p.shard, p.key, now, p.cost, p.variant);
+    // FIFO: while requests of this key wait in line, only the first of them may pass.
+    bool behind = false;
+    if (rules_[p.rule].queue && verdicts[j].allowed) {
+      const auto& lines = stores_[p.rule]->lines[p.shard];
+      if (const auto it = lines.find(p.key); it != lines.end() && !it->second.empty()) {
+        const bool first = ticket && ticket->rule == p.rule && ticket->key == p.key && it->second.front() == ticket->id;
+        if (!first) {
+          behind = true;
+          verdicts[j].allowed = false;
+          verdicts[j].retry_after = nanos{0}; // its turn comes after the others'
+        }
+      }
+    }
     if (verdicts[j].allowed) continue;
     if (rules_[p.rule].shadow) {
       out.shadow_refusals.push_back(rules_[p.rule].name);
@@ -252,7 +289,10 @@ admission rule_set::admit(const request_facts& facts, nanos now) {
     if (out.allowed) { // the first enforced refusal is the one reported
       out.allowed = false;
       out.refused_by = &rules_[p.rule];
+      out.refused_rule = p.rule;
+      out.refused_key = p.key;
       out.refusal = verdicts[j];
+      out.behind_others = behind;
     }
   }
   if (!out.allowed) {

@@ -40,9 +40,19 @@ struct rule_hold {
   std::size_t variant = 0; // the limit in force when it was admitted (0: the rule's own, i + 1: schedule entry i)
 };
 
+// A place in a rule's wait line for one key (on_limit: queue).
+struct queue_ticket {
+  std::size_t rule = 0;
+  std::string key;
+  std::uint64_t id = 0;
+};
+
 struct admission {
   bool allowed = true;
   const control::rule_config* refused_by = nullptr;
+  std::size_t refused_rule = 0;             // index of refused_by
+  std::string refused_key;                  // the key it refused under
+  bool behind_others = false;               // refused because earlier requests of this key wait in line
   decision refusal;                         // the refusing rule's decision
   std::vector<rule_hold> holds;             // every enforced rule that applied and committed
   std::vector<std::string> shadow_refusals; // names of shadow rules that would have refused
@@ -56,7 +66,13 @@ public:
   rule_set(const rule_set&) = delete;
   rule_set& operator=(const rule_set&) = delete;
 
-  [[nodiscard]] admission admit(const request_facts& facts, nanos now);
+  // `ticket`: the caller already waits in line (on_limit: queue); a request
+  // of a key with others waiting is admitted only when its ticket is first.
+  [[nodiscard]] admission admit(const request_facts& facts, nanos now, const queue_ticket* ticket = nullptr);
+  // Joins the wait line of the rule and key that refused (FIFO).
+  [[nodiscard]] queue_ticket enqueue(std::size_t rule, const std::string& key);
+  // Leaves the line, admitted or not (call exactly once per ticket).
+  void leave(const queue_ticket& t);
   // Gives back the concurrency slots an admission took (call exactly once, however the request ended).
   void release(const admission& a);
   // Corrects the token rules once the real usage is known (refund or charge the difference).

@@ -373,6 +373,45 @@ struct gateway::impl {
     co_return co_await write_reply(ctx, req, r, st.headers);
   }
 
+  // on_limit: queue — wait in the key's line (FIFO) instead of a 429, for as
+  // long as the rule's max_wait allows; polled, since the capacity that frees
+  // up may belong to any worker. A client that leaves leaves the line too.
+  net::awaitable<limit::admission> wait_in_line(session_context& ctx, request_state& st,
+                                                const limit::request_facts& facts, limit::admission refused) {
+    const auto& rule = *refused.refused_by;
+    const auto ticket = rules.enqueue(refused.refused_rule, refused.refused_key);
+    struct leave_guard {
+      limit::rule_set& rules;
+      const limit::queue_ticket& t;
+      ~leave_guard() { rules.leave(t); }
+    } leave{rules, ticket};
+    const auto deadline = steady_now() + rule.max_wait;
+    net::steady_timer timer(ctx.stream.get_executor());
+    client_watch watch(ctx.stream.socket(), [&] {
+      st.client_gone = true;
+      timer.cancel();
+    });
+    auto current = std::move(refused);
+    for (;;) {
+      if (current.allowed || st.client_gone) co_return current;
+      if (!current.refused_by->queue || current.refusal.retry_after == limit::k_never) co_return current;
+      // Sleep until this request could pass, checking at least every 20 ms
+      // (the line ahead may move sooner), and never past the deadline.
+      auto wait = std::clamp<limit::nanos>(current.refusal.retry_after, std::chrono::milliseconds(1),
+                                           std::chrono::milliseconds(20));
+      const auto now = steady_now();
+      if (!current.behind_others && now + current.refusal.retry_after > deadline) co_return current;
+      if (now + wait > deadline) {
+        if (now >= deadline) co_return current;
+        wait = deadline - now;
+      }
+      timer.expires_after(wait);
+      co_await timer.async_wait(k_tuple);
+      if (st.client_gone) co_return current;
+      current = rules.admit(facts, steady_now(), &ticket);
+    }
+  }
+
   // OpenAI's x-ratelimit-* headers from the most constraining request rule
   // and token rule that applied.
   void add_rate_headers(const limit::admission& a, request_state& st) const {
@@ -408,7 +447,7 @@ struct gateway::impl {
                             "allows at once is {}.",
                             r.name, limit_text, control::to_string(r.algorithm), d.limit);
     } else {
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d.retry_after).count();
+      const auto ms = std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(d.retry_after).count());
       message =
           fmt::format("Rate limit reached for rule '{}' ({}, {}) for {}: limit {}, remaining {}. Please try "
                       "again in {}.",
@@ -487,7 +526,16 @@ struct gateway::impl {
                                target.path,
                                [&req](std::string_view name) { return as_view(req[name]); },
                                prompt.tokens + view->max_tokens.value_or(model->default_max_tokens)};
-    const auto admitted = rules.admit(facts, steady_now());
+    auto admitted = rules.admit(facts, steady_now());
+    if (!admitted.allowed && admitted.refused_by->queue && admitted.refusal.retry_after != limit::k_never)
+      admitted = co_await wait_in_line(ctx, st, facts, std::move(admitted));
+    if (st.client_gone) {
+      metrics.disconnects.inc();
+      st.status = 499;
+      rules.release(admitted);
+      record(w, st);
+      co_return false;
+    }
     for (const auto& name : admitted.shadow_refusals) {
       metrics.shadow_refusals.with({name}).inc();
       spdlog::info("request {}: shadow rule {} would have refused {}", st.request_id, name, who->name);

@@ -205,3 +205,45 @@ limits:
   assert.match(r.stderr, /:7:\d+: limits\.rules\[2\]\.burst: must be between 1/);
   assert.match(r.stderr, /limits\.rules\[3\]\.tiers: unknown tier 'platinum'/);
 });
+
+test("on_limit: queue — requests wait their turn in order, up to max_wait, instead of a 429", async () => {
+  const sim = await startSim();
+  const gw = await startGateway(
+    gatewayConfig([sim], {
+      extra: `limits:
+  rules:
+    - {name: paced, key: client_ip, algorithm: token_bucket, limit: 4/second, burst: 1, on_limit: queue, max_wait: 3s}`,
+    }),
+  );
+  const started = Date.now();
+  const order = [];
+  const requests = [];
+  for (let i = 0; i < 5; i++) {
+    requests.push(
+      fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() }).then((r) => {
+        order.push(i);
+        return r;
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 15)); // arrive in order
+  }
+  const results = await Promise.all(requests);
+  for (const r of results) assert.equal(r.status, 200);
+  assert.deepEqual(order, [0, 1, 2, 3, 4], "served first come, first served");
+  // 1 at once, then one every 250 ms: about a second for five.
+  assert.ok(Date.now() - started >= 900, `took ${Date.now() - started} ms`);
+  await gw.stop();
+
+  const short = await startGateway(
+    gatewayConfig([sim], {
+      extra: `limits:
+  rules:
+    - {name: paced, key: client_ip, algorithm: token_bucket, limit: 1/second, burst: 1, on_limit: queue, max_wait: 300ms}`,
+    }),
+  );
+  const burst = await Promise.all([0, 1, 2].map(() => fetchJson(`${short.url}/v1/chat/completions`, { body: chat() })));
+  const statuses = burst.map((r) => r.status).sort();
+  assert.deepEqual(statuses, [200, 429, 429], "a wait past max_wait is refused at once");
+  await short.stop();
+  await sim.stop();
+});
