@@ -48,6 +48,7 @@ public:
                       std::size_t variant) = 0;
   virtual void release(std::size_t shard, const std::string& key, std::int64_t cost) = 0;
   [[nodiscard]] virtual std::size_t size() const = 0;
+  virtual std::size_t sweep(std::size_t shard, nanos now) = 0;
   std::atomic<std::uint64_t> overflowed{0};
   // Requests waiting their turn, per key (on_limit: queue); guarded by the shard's lock.
   std::array<std::unordered_map<std::string, std::deque<std::uint64_t>>, k_shards> lines;
@@ -111,6 +112,11 @@ public:
         if (it->second.in_flight == 0) map.erase(it); // an idle concurrency key holds nothing worth keeping
       }
     }
+  }
+
+  std::size_t sweep(std::size_t shard, nanos now) override {
+    const auto& p = variants_.front(); // idle means "as good as new" under any of the rule's limits
+    return std::erase_if(shards_[shard], [&](const auto& kv) { return Algo::idle(p, kv.second, now); });
   }
 
   std::size_t size() const override {
@@ -333,6 +339,16 @@ void rule_set::settle_tokens(const admission& a, std::int64_t actual_tokens, nan
     std::lock_guard lock(s.lock(shard));
     s.adjust(shard, h.key, now, actual_tokens - h.cost, h.variant);
   }
+}
+
+std::size_t rule_set::sweep(nanos now) {
+  std::size_t dropped = 0;
+  for (auto& s : stores_)
+    for (std::size_t shard = 0; shard < k_shards; ++shard) {
+      std::lock_guard lock(s->lock(shard));
+      dropped += s->sweep(shard, now);
+    }
+  return dropped;
 }
 
 std::size_t rule_set::tracked_keys(std::size_t rule) const { return stores_[rule]->size(); }

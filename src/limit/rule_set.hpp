@@ -80,6 +80,9 @@ public:
 
   [[nodiscard]] const control::rule_config& rule(std::size_t i) const { return rules_[i]; }
   [[nodiscard]] std::size_t size() const noexcept { return rules_.size(); }
+  // Drops every idle key (state equal to a fresh one), one shard lock at a
+  // time; returns how many went. Run periodically so memory follows traffic.
+  std::size_t sweep(nanos now);
   [[nodiscard]] std::size_t tracked_keys(std::size_t rule) const;
   [[nodiscard]] std::uint64_t overflowed(std::size_t rule) const;
 

@@ -104,7 +104,12 @@ struct gateway_metrics {
             r.counter("llmgate_completion_tokens_total", "Completion tokens reported by backends.", {"model"})),
         refusals(r.counter("llmgate_ratelimit_refusals_total", "Requests refused by a limit rule (429).", {"rule"})),
         shadow_refusals(r.counter("llmgate_ratelimit_shadow_refusals_total",
-                                  "Requests a shadow-mode rule would have refused (let through).", {"rule"})) {}
+                                  "Requests a shadow-mode rule would have refused (let through).", {"rule"})),
+        tracked_keys(r.gauge("llmgate_ratelimit_tracked_keys", "Keys a limit rule holds state for.", {"rule"})),
+        overflowed(r.gauge("llmgate_ratelimit_overflowed_requests",
+                           "Requests counted in a rule's shared overflow bucket because max_tracked_keys was "
+                           "reached with no idle key.",
+                           {"rule"})) {}
 
   observe::counter_family& requests;
   observe::histogram_family& duration;
@@ -120,6 +125,8 @@ struct gateway_metrics {
   observe::counter_family& completion_tokens;
   observe::counter_family& refusals;
   observe::counter_family& shadow_refusals;
+  observe::gauge_family& tracked_keys;
+  observe::gauge_family& overflowed;
 };
 
 // What one request carries through the pipeline.
@@ -312,8 +319,10 @@ struct gateway::impl {
         co_return co_await text(ctx, req, st, http::status::service_unavailable, R"({"status":"draining"})");
       co_return co_await text(ctx, req, st, http::status::ok, R"({"status":"ready"})");
     }
-    if (target.path == "/metrics")
+    if (target.path == "/metrics") {
+      refresh_limit_gauges();
       co_return co_await text(ctx, req, st, http::status::ok, registry.expose(), "text/plain; version=0.0.4");
+    }
     if (target.path == "/v1/models") co_return co_await text(ctx, req, st, http::status::ok, models_json());
     if (target.path == "/chat") co_return co_await seed_chat(w, ctx, req, st, target);
     co_return co_await reply(ctx, req, st, openai::not_found(target.path));
@@ -371,6 +380,25 @@ struct gateway::impl {
   net::awaitable<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
     st.status = r.status;
     co_return co_await write_reply(ctx, req, r, st.headers);
+  }
+
+  // Keys tracked and overflows per rule, read when scraped (not on the request path).
+  void refresh_limit_gauges() {
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      metrics.tracked_keys.with({rules.rule(i).name}).set(static_cast<double>(rules.tracked_keys(i)));
+      metrics.overflowed.with({rules.rule(i).name}).set(static_cast<double>(rules.overflowed(i)));
+    }
+  }
+
+  // Every 10 s, idle limit keys are dropped so memory follows the traffic (worker 0 runs it).
+  net::awaitable<void> sweep_loop(worker& w) {
+    net::steady_timer timer(w.ioc);
+    while (!draining.load()) {
+      timer.expires_after(std::chrono::seconds(10));
+      if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
+      if (const auto dropped = rules.sweep(steady_now()); dropped > 0)
+        spdlog::debug("limits: dropped {} idle key(s)", dropped);
+    }
   }
 
   // on_limit: queue — wait in the key's line (FIFO) instead of a 429, for as
@@ -960,6 +988,7 @@ int gateway::run() {
   for (auto& w : m.workers) {
     guards.push_back(net::make_work_guard(w->ioc));
     net::co_spawn(w->ioc, m.accept_loop(*w), net::detached);
+    if (w == m.workers.front() && m.rules.size() > 0) net::co_spawn(w->ioc, m.sweep_loop(*w), net::detached);
     w->thread = std::thread([&ioc = w->ioc] { ioc.run(); });
   }
   spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host, m.port,

@@ -42,6 +42,7 @@ test("the seed's 30/minute per client IP: 30 pass with OpenAI's headers, the 31s
   assert.ok(Number(refused.headers.get("retry-after-ms")) > 0);
   assert.equal(refused.headers.get("x-ratelimit-remaining-requests"), "0");
   assert.equal(await metric(gw.url, "llmgate_ratelimit_refusals_total", 'rule="per-ip"'), 1);
+  assert.equal(await metric(gw.url, "llmgate_ratelimit_tracked_keys", 'rule="per-ip"'), 1);
   // Refusals never reach the backend.
   assert.equal(await metric(sim.url, "llmgate_sim_requests_total", 'outcome="completed"'), 30);
   await gw.stop();

@@ -152,6 +152,17 @@ TEST(rule_set, schedules_change_the_limit_by_local_time_of_day) {
   EXPECT_EQ(count_admitted(night, "2.2.2.2"), 200);
 }
 
+TEST(rule_set, sweeping_drops_idle_keys_only) {
+  auto cfg = with_rules({rule("per-ip", control::limit_algorithm::token_bucket, 10, 1s)});
+  rule_set rs(cfg);
+  for (int i = 0; i < 100; ++i) (void)rs.admit(facts("10.0.0." + std::to_string(i)), 0s);
+  (void)rs.admit(facts("10.0.1.1"), 950ms); // not refilled by 1 s
+  EXPECT_EQ(rs.tracked_keys(0), 101u);
+  EXPECT_EQ(rs.sweep(1s), 100u); // refilled: as good as new
+  EXPECT_EQ(rs.tracked_keys(0), 1u);
+  EXPECT_EQ(rs.sweep(2s), 1u);
+}
+
 TEST(format_reset, writes_durations_as_openai_does) {
   EXPECT_EQ(format_reset(20ms), "20ms");
   EXPECT_EQ(format_reset(1s), "1s");
