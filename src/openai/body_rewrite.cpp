@@ -60,7 +60,8 @@ bool has_soft_switch(const json::object& body, bool* thinking_on) {
 }
 
 std::string rewrite_request(const request_view& view, std::string_view original, std::string_view upstream_model,
-                            backend_kind kind) {
+                            backend_kind kind, bool want_usage) {
+  const bool add_usage = want_usage && view.stream && !view.include_usage;
   const auto* kwargs = view.body.if_contains("chat_template_kwargs");
   const bool kwargs_has_ours = kwargs && kwargs->is_object() && kwargs->get_object().contains("return_reasoning");
   const bool chat = view.kind == endpoint::chat_completions;
@@ -70,11 +71,16 @@ std::string rewrite_request(const request_view& view, std::string_view original,
                               kwargs->get_object().at("enable_thinking") == json::value(*view.enable_thinking));
   const bool kwargs_unwanted = kwargs && !takes_template_kwargs(kind);
   if (view.model == upstream_model && !view.thinking_at_top_level && !kwargs_has_ours && !needs_soft_switch &&
-      !needs_kwargs && !kwargs_unwanted)
+      !needs_kwargs && !kwargs_unwanted && !add_usage)
     return std::string(original);
 
   json::object body = view.body;
   body["model"] = upstream_model;
+  if (add_usage) {
+    auto& opts = body["stream_options"];
+    if (!opts.is_object()) opts = json::object{};
+    opts.get_object()["include_usage"] = true;
+  }
   body.erase("enable_thinking");
   body.erase("return_reasoning");
   if (auto* kw = body.if_contains("chat_template_kwargs"); kw && kw->is_object()) {

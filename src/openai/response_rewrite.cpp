@@ -126,7 +126,11 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   json::value parsed = json::parse(data, ec, &mr);
   if (ec || !parsed.is_object()) return std::nullopt; // not ours to judge: relay as is
   auto& chunk = parsed.get_object();
-  if (auto u = usage_of(chunk)) usage_ = u;
+  if (auto u = usage_of(chunk)) {
+    usage_ = u;
+    const auto* choices = chunk.if_contains("choices");
+    if (drop_usage_chunk_ && choices && choices->is_array() && choices->get_array().empty()) return std::string();
+  }
   if (const auto* id = chunk.if_contains("id"); id && id->is_string()) last_id_ = id->get_string();
   if (const auto* m = chunk.if_contains("model"); m && m->is_string()) last_model_ = m->get_string();
   if (const auto* c = chunk.if_contains("created"); c && c->is_number()) last_created_ = c->to_number<std::int64_t>();

@@ -28,10 +28,14 @@ struct usage_counts {
 
 class stream_rewriter final {
 public:
-  stream_rewriter(endpoint kind, reasoning_options opts) : kind_(kind), opts_(opts) {}
+  // drop_usage_chunk: the client did not ask for usage (the gateway did, for
+  // token limits): the usage-only chunk is read and not sent.
+  stream_rewriter(endpoint kind, reasoning_options opts, bool drop_usage_chunk = false)
+      : kind_(kind), opts_(opts), drop_usage_chunk_(drop_usage_chunk) {}
 
   // One SSE event's data (a chat.completion.chunk). Returns the data to send
-  // instead, or nullopt when the original bytes go out unchanged.
+  // instead, nullopt when the original bytes go out unchanged, or an empty
+  // string when the event is not to be sent at all.
   [[nodiscard]] std::optional<std::string> rewrite(std::string_view data);
   // Chunks for text still held back by a think splitter when the stream ends
   // (before [DONE]); usually empty.
@@ -45,6 +49,7 @@ private:
 
   endpoint kind_;
   reasoning_options opts_;
+  bool drop_usage_chunk_ = false;
   std::vector<think_splitter> splitters_;
   std::optional<usage_counts> usage_;
   std::int64_t content_chunks_ = 0;

@@ -136,6 +136,7 @@ struct request_state {
   std::string model = "-";
   std::size_t model_index = SIZE_MAX; // into config::models, once resolved
   std::int64_t tokens_used = -1;      // prompt + completion tokens the backend reported; -1: unknown
+  bool want_usage = false;            // a token rule admitted this request: ask the backend for usage
   std::string backend;
   int status = 0;
   clock::time_point start = clock::now();
@@ -575,6 +576,8 @@ struct gateway::impl {
       record(w, st);
       co_return keep;
     }
+    st.want_usage = std::any_of(admitted.holds.begin(), admitted.holds.end(),
+                                [&](const limit::rule_hold& h) { return rules.rule(h.rule).cost_tokens; });
     struct release_guard { // concurrency slots go back however the request ends
       limit::rule_set& rules;
       const limit::admission& a;
@@ -633,7 +636,7 @@ struct gateway::impl {
     for (std::size_t attempt = 0; attempt < pool.size(); ++attempt) {
       const auto index = w.router.pick(model->name, attempt, cursor);
       const auto& backend = cfg->backends[index];
-      const auto body = openai::rewrite_request(view, req.body(), model->name, backend.kind);
+      const auto body = openai::rewrite_request(view, req.body(), model->name, backend.kind, st.want_usage);
       auto r = co_await exchange(w, ctx, req, st, view, index, body);
       if (r.kind != forward_result::retry || st.client_gone) co_return r;
       last = std::move(r);
@@ -806,7 +809,7 @@ struct gateway::impl {
     }
 
     openai::sse_reader reader;
-    openai::stream_rewriter rewriter(view.kind, ropts);
+    openai::stream_rewriter rewriter(view.kind, ropts, st.want_usage && !view.include_usage);
     std::vector<openai::sse_event> events;
     std::string out;
     bool done_seen = false, first_sent = false;
@@ -834,6 +837,7 @@ struct gateway::impl {
           continue;
         }
         auto rewritten = rewriter.rewrite(e.data);
+        if (rewritten && rewritten->empty()) continue; // read for accounting, not for the client
         openai::append_sse(out, rewritten ? *rewritten : e.data, e.event);
       }
       if (!out.empty()) {

@@ -248,3 +248,36 @@ test("on_limit: queue — requests wait their turn in order, up to max_wait, ins
   await short.stop();
   await sim.stop();
 });
+
+test("token rules settle streamed answers too: usage is asked of the backend and not shown to a client that did not ask", async () => {
+  const sim = await startSim();
+  const gw = await startGateway(
+    gatewayConfig([sim], {
+      extra: `limits:
+  rules:
+    - {name: tpm, key: client_ip, algorithm: token_bucket, limit: 2000/minute, cost: tokens}`,
+    }),
+  );
+  const stream = async () => {
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(chat({ stream: true, max_tokens: 500 })),
+    });
+    const events = [];
+    for await (const e of readSSE(res)) events.push(e);
+    return { res, events };
+  };
+  const first = await stream();
+  assert.ok(!first.events.some((e) => e.json?.usage), "no usage chunk for a client that did not ask");
+  assert.equal(first.events.at(-1).data, "[DONE]");
+  const reservedAfterFirst = 2000 - Number(first.res.headers.get("x-ratelimit-remaining-tokens"));
+  assert.ok(reservedAfterFirst >= 500);
+  // The first stream used far fewer than 500 tokens; the refund shows in the next request's headers.
+  const second = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat({ max_tokens: 10 }) });
+  const remaining = Number(second.headers.get("x-ratelimit-remaining-tokens"));
+  // Unsettled, remaining would be below 2000 - reservedAfterFirst; settled, most of the 500 came back.
+  assert.ok(remaining > 2000 - reservedAfterFirst + 200, `remaining ${remaining} after a settled stream`);
+  await gw.stop();
+  await sim.stop();
+});
