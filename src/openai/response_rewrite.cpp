@@ -49,6 +49,13 @@ bool carries_usage(std::string_view data) {
   return value != std::string_view::npos && data[value] == '{';
 }
 
+// Whether a chunk carries generated text under this field: the field is
+// there and its string is not empty.
+bool carries_text(std::string_view data, std::string_view field_open) {
+  const auto at = data.find(field_open);
+  return at != std::string_view::npos && at + field_open.size() < data.size() && data[at + field_open.size()] != '"';
+}
+
 // Whether the reasoning fields present must change to match what the client
 // asked for (a rename, a copy for "both", or removal).
 bool reasoning_fields_need_change(std::string_view data, reasoning_options opts) {
@@ -113,10 +120,15 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
       std::all_of(splitters_.begin(), splitters_.end(), [](const think_splitter& s) { return s.passthrough(); });
   const bool may_carry_usage = carries_usage(data);
   // Completions have no chat template, hence no reasoning to split: only usage is read.
-  if (kind_ != endpoint::chat_completions && !may_carry_usage) return std::nullopt;
+  if (kind_ != endpoint::chat_completions && !may_carry_usage) {
+    if (carries_text(data, "\"text\":\"")) ++content_chunks_;
+    return std::nullopt;
+  }
   if (splitters_idle && !splitters_.empty() && !reasoning_fields_need_change(data, opts_) &&
       data.find('<') == std::string_view::npos && !may_carry_usage) {
-    ++content_chunks_;
+    if (carries_text(data, "\"content\":\"") || carries_text(data, "\"reasoning\":\"") ||
+        carries_text(data, "\"reasoning_content\":\""))
+      ++content_chunks_;
     return std::nullopt;
   }
   // Parsed into a stack arena: a chunk's values live only for this call.
@@ -169,7 +181,7 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
         *content = parts.content;
         changed = true;
       }
-      if (!parts.content.empty()) ++content_chunks_;
+      if (!parts.content.empty() || !split_reasoning.empty() || had_fields) ++content_chunks_;
     } else if (finished) {
       auto rest = split.finish();
       split_reasoning += rest.reasoning;

@@ -42,6 +42,8 @@ public:
   [[nodiscard]] std::vector<std::string> flush();
 
   [[nodiscard]] const std::optional<usage_counts>& usage() const noexcept { return usage_; }
+  // Events that carried generated text: a count of completion tokens for
+  // backends that report no usage (vLLM sends one token per event).
   [[nodiscard]] std::int64_t chunks_with_content() const noexcept { return content_chunks_; }
 
 private:

@@ -137,6 +137,7 @@ struct request_state {
   std::size_t model_index = SIZE_MAX; // into config::models, once resolved
   std::int64_t tokens_used = -1;      // prompt + completion tokens the backend reported; -1: unknown
   bool want_usage = false;            // a token rule admitted this request: ask the backend for usage
+  std::int64_t prompt_tokens = -1;    // counted (or estimated) before admission
   std::string backend;
   int status = 0;
   clock::time_point start = clock::now();
@@ -541,6 +542,7 @@ struct gateway::impl {
     // Prompt tokens: exact with the model's tokenizer, else an estimate. A
     // prompt that cannot fit the context is refused before any backend is touched.
     const auto prompt = tokenize::count_prompt(*view, req.body(), tokenizers[st.model_index].get());
+    st.prompt_tokens = prompt.tokens;
     if (prompt.exact && model->context_length > 0 &&
         prompt.tokens + view->max_tokens.value_or(0) > model->context_length) {
       const bool keep = co_await reply(ctx, req, st, context_too_long(*model, prompt.tokens, view->max_tokens));
@@ -860,7 +862,11 @@ struct gateway::impl {
         break;
       }
     }
-    if (auto u = rewriter.usage()) count_usage(w, st, *u);
+    if (auto u = rewriter.usage())
+      count_usage(w, st, *u);
+    else if (st.prompt_tokens >=
+             0) // no usage from the backend: count the stream (one token per content event, as vLLM sends)
+      st.tokens_used = st.prompt_tokens + rewriter.chunks_with_content();
     out.clear();
     if (!failure.empty() && !done_seen) {
       spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);

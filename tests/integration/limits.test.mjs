@@ -281,3 +281,59 @@ test("token rules settle streamed answers too: usage is asked of the backend and
   await gw.stop();
   await sim.stop();
 });
+
+test("a stream without usage is counted event by event to settle token rules", async () => {
+  const http = await import("node:http");
+  const chunk = (delta, finish = null) =>
+    `data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", created: 1, model: "Qwen3-1.7B", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      // No usage anywhere, even though the gateway asks for it.
+      res.end(chunk({ role: "assistant", content: "" }) + chunk({ content: "one" }) + chunk({ content: " two" }) +
+        chunk({ content: " three" }) + chunk({ content: "" }, "stop") + "data: [DONE]\n\n");
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const backend = { url: `http://127.0.0.1:${server.address().port}` };
+  const gw = await startGateway(
+    gatewayConfig([backend], {
+      extra: `limits:
+  rules:
+    - {name: tpm, key: client_ip, algorithm: token_bucket, limit: 1000/minute, cost: tokens}`,
+    }),
+  );
+  const res = await fetch(`${gw.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(chat({ stream: true, max_tokens: 600 })),
+  });
+  const reserved = 1000 - Number(res.headers.get("x-ratelimit-remaining-tokens"));
+  for await (const _ of readSSE(res));
+  const prompt = reserved - 600;
+  const next = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat({ stream: true, max_tokens: 10 }) });
+  // Settled to prompt + 3 content events, not the 600 reserved: the next one finds about 1000 - prompt - 3 - (prompt + 10).
+  const remaining = Number(next.headers.get("x-ratelimit-remaining-tokens"));
+  assert.ok(remaining >= 1000 - prompt - 3 - (prompt + 10) - 1 && remaining <= 1000 - prompt - 3 - (prompt + 10) + 5, `remaining ${remaining}, prompt ${prompt}`);
+  await gw.stop();
+  server.close();
+});
+
+test("a concurrency slot comes back when the backend times out", async () => {
+  const sim = await startSim({ args: ["--hang"] });
+  const gw = await startGateway(
+    gatewayConfig([sim], {
+      extra: `upstream: {first_token_timeout: 200ms}
+limits:
+  rules:
+    - {name: parallel, key: global, algorithm: concurrency, limit: 1}`,
+    }),
+  );
+  for (let i = 0; i < 3; i++) {
+    const r = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() });
+    assert.equal(r.status, 504, `attempt ${i + 1} must time out, not be refused for a leaked slot`);
+  }
+  await gw.stop();
+  await sim.stop();
+});

@@ -163,6 +163,19 @@ TEST(rule_set, sweeping_drops_idle_keys_only) {
   EXPECT_EQ(rs.sweep(2s), 1u);
 }
 
+TEST(rule_set, keys_from_headers_routes_and_global) {
+  control::rule_config r;
+  r.key = {"header:x-team", "route"};
+  request_facts f = facts("1.1.1.1");
+  f.header = [](std::string_view name) { return name == "x-team" ? std::string_view("blue") : std::string_view(); };
+  EXPECT_EQ(rule_set::key_for(r, f), "blue\x1f/v1/chat/completions");
+  r.key = {"global"};
+  EXPECT_EQ(rule_set::key_for(r, f), "");
+  r.key = {"api_key"};
+  f.caller = "team-a";
+  EXPECT_EQ(rule_set::key_for(r, f), "team-a");
+}
+
 TEST(format_reset, writes_durations_as_openai_does) {
   EXPECT_EQ(format_reset(20ms), "20ms");
   EXPECT_EQ(format_reset(1s), "1s");
