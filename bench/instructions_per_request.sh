@@ -20,15 +20,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 100); do grep -q 'listening on' "$1" 2>/dev/null && { grep -o '[0-9]*$' "$1" | head -1; return; }; sleep 0.1; done; echo "no listening line in $1" >&2; exit 1; }
-
-"$BIN" sim --port 0 --profile instant >"$TMP/sim.out" 2>&1 & PIDS+=($!)
-SIM_PORT=$(wait_port "$TMP/sim.out")
+source "$HERE/lib.sh"
+start_instant_sim
 printf 'listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' "$SIM_PORT" >"$TMP/gw.yaml"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
 GW_PORT=$(wait_port "$TMP/gw.out")

@@ -16,14 +16,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 3; }
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
-trap cleanup EXIT
-wait_port() { for _ in $(seq 100); do grep -q 'listening on' "$1" 2>/dev/null && { grep -o '[0-9]*$' "$1" | head -1; return; }; sleep 0.1; done; echo "no listening line in $1" >&2; exit 1; }
-
-"$BIN" sim --port 0 --profile instant >"$TMP/sim.out" 2>&1 & PIDS+=($!)
-SIM=$(wait_port "$TMP/sim.out")
+source "$HERE/lib.sh"
+start_instant_sim
+SIM=$SIM_PORT
 cat >"$TMP/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16}'
