@@ -47,7 +47,7 @@ public:
   virtual void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta,
                       std::size_t variant) = 0;
   virtual void release(std::size_t shard, const std::string& key, std::int64_t cost) = 0;
-  [[nodiscard]] virtual std::size_t size() const = 0;
+  [[nodiscard]] virtual std::size_t size() = 0; // takes each shard's lock
   virtual std::size_t sweep(std::size_t shard, nanos now) = 0;
   std::atomic<std::uint64_t> overflowed{0};
   // Requests waiting their turn, per key (on_limit: queue); guarded by the shard's lock.
@@ -119,9 +119,12 @@ public:
     return std::erase_if(shards_[shard], [&](const auto& kv) { return Algo::idle(p, kv.second, now); });
   }
 
-  std::size_t size() const override {
+  std::size_t size() override {
     std::size_t n = 0;
-    for (const auto& m : shards_) n += m.size(); // racy read, for metrics only
+    for (std::size_t i = 0; i < k_shards; ++i) {
+      std::lock_guard lock(this->lock(i));
+      n += shards_[i].size();
+    }
     return n;
   }
 
@@ -305,7 +308,7 @@ admission rule_set::admit(const request_facts& facts, nanos now, const queue_tic
     // Report the others' state too (for the headers), without committing anything.
     for (std::size_t j = 0; j < todo.size(); ++j)
       if (!rules_[todo[j].rule].shadow)
-        out.holds.push_back({todo[j].rule, todo[j].key, 0, verdicts[j], todo[j].variant});
+        out.holds.push_back({todo[j].rule, todo[j].key, 0, verdicts[j], todo[j].variant, todo[j].shard});
     return out;
   }
   for (std::size_t j = 0; j < todo.size(); ++j) {
@@ -314,7 +317,7 @@ admission rule_set::admit(const request_facts& facts, nanos now, const queue_tic
     auto used = stores_[p.rule]->commit(p.shard, p.key, now, p.cost, p.variant);
     if (rules_[p.rule].shadow) continue;
     out.delay = std::max(out.delay, verdicts[j].delay);
-    out.holds.push_back({p.rule, std::move(used), p.cost, verdicts[j], p.variant});
+    out.holds.push_back({p.rule, std::move(used), p.cost, verdicts[j], p.variant, p.shard});
   }
   return out;
 }
@@ -324,7 +327,7 @@ void rule_set::release(const admission& a) {
   for (const auto& h : a.holds) {
     if (rules_[h.rule].algorithm != control::limit_algorithm::concurrency || h.cost == 0) continue;
     auto& s = *stores_[h.rule];
-    const auto shard = s.shard_of(h.key);
+    const auto shard = h.shard;
     std::lock_guard lock(s.lock(shard));
     s.release(shard, h.key, h.cost);
   }
@@ -335,7 +338,7 @@ void rule_set::settle_tokens(const admission& a, std::int64_t actual_tokens, nan
   for (const auto& h : a.holds) {
     if (!rules_[h.rule].cost_tokens || h.cost == actual_tokens) continue;
     auto& s = *stores_[h.rule];
-    const auto shard = s.shard_of(h.key);
+    const auto shard = h.shard;
     std::lock_guard lock(s.lock(shard));
     s.adjust(shard, h.key, now, actual_tokens - h.cost, h.variant);
   }

@@ -56,6 +56,17 @@ double seconds_since(clock::time_point t) { return std::chrono::duration<double>
 
 std::string_view as_view(boost::core::string_view v) { return {v.data(), v.size()}; }
 
+// Every X-Forwarded-For field in order, joined: a proxy that adds its own
+// line must not let a client-sent first line speak for the client.
+std::string forwarded_for(const request& req) {
+  std::string out;
+  for (auto [it, end] = req.equal_range("x-forwarded-for"); it != end; ++it) {
+    if (!out.empty()) out += ", ";
+    out.append(it->value().data(), it->value().size());
+  }
+  return out;
+}
+
 limit::nanos steady_now() { return std::chrono::duration_cast<limit::nanos>(clock::now().time_since_epoch()); }
 
 openai::local_reply context_too_long(const control::model_config& m, std::int64_t prompt,
@@ -263,11 +274,12 @@ struct gateway::impl {
         co_await t.async_wait(k_tuple);
         continue;
       }
-      if (open_connections.load() >= static_cast<int>(cfg->server.max_connections)) {
+      // Take the slot first, then check: workers accept concurrently.
+      if (open_connections.fetch_add(1) >= static_cast<int>(cfg->server.max_connections)) {
+        --open_connections;
         metrics.connections_refused.inc();
         continue; // socket closes as it goes out of scope
       }
-      ++open_connections;
       metrics.connections.inc();
       metrics.connections_open.add(1);
       net::co_spawn(
@@ -427,8 +439,12 @@ struct gateway::impl {
       if (!current.refused_by->queue || current.refusal.retry_after == limit::k_never) co_return current;
       // Sleep until this request could pass, checking at least every 20 ms
       // (the line ahead may move sooner), and never past the deadline.
-      auto wait = std::clamp<limit::nanos>(current.refusal.retry_after, std::chrono::milliseconds(1),
-                                           std::chrono::milliseconds(20));
+      // Behind others in line: nothing to compute, so check back at the 20 ms cap
+      // rather than spinning on the shard's lock.
+      auto wait = current.behind_others
+                      ? limit::nanos{std::chrono::milliseconds(20)}
+                      : std::clamp<limit::nanos>(current.refusal.retry_after, std::chrono::milliseconds(1),
+                                                 std::chrono::milliseconds(20));
       const auto now = steady_now();
       if (!current.behind_others && now + current.refusal.retry_after > deadline) co_return current;
       if (now + wait > deadline) {
@@ -504,7 +520,10 @@ struct gateway::impl {
   }
 
   // POST /v1/chat/completions and /v1/completions.
-  net::awaitable<bool> proxy(worker& w, session_context& ctx, request& req, request_state& st, openai::endpoint kind) {
+  // capture: instead of writing a whole answer, hand it back (the seed's
+  // /chat reshapes it); refusals and errors are written as usual.
+  net::awaitable<bool> proxy(worker& w, session_context& ctx, request& req, request_state& st, openai::endpoint kind,
+                             forward_result* capture = nullptr) {
     metrics.in_flight.add(1);
     struct in_flight_guard {
       observe::gauge& g;
@@ -515,7 +534,7 @@ struct gateway::impl {
     // caller costs nothing), what is asked (a bad request never reaches a
     // backend or uses quota), which model (unknown: 404, no quota used),
     // admission by the limit rules, then forwarding.
-    const auto client_ip = control::client_address(*cfg, ctx.peer, as_view(req["x-forwarded-for"]));
+    const auto client_ip = control::client_address(*cfg, ctx.peer, forwarded_for(req));
     const auto who = control::identify(*cfg, as_view(req[http::field::authorization]), client_ip);
     if (!who) {
       const bool keep = co_await reply(ctx, req, st, openai::invalid_api_key());
@@ -544,8 +563,8 @@ struct gateway::impl {
     const auto prompt = tokenize::count_prompt(*view, req.body(), tokenizers[st.model_index].get());
     st.prompt_tokens = prompt.tokens;
     if (prompt.exact && model->context_length > 0 &&
-        prompt.tokens + view->max_tokens.value_or(0) > model->context_length) {
-      const bool keep = co_await reply(ctx, req, st, context_too_long(*model, prompt.tokens, view->max_tokens));
+        prompt.longest + view->max_tokens.value_or(0) > model->context_length) {
+      const bool keep = co_await reply(ctx, req, st, context_too_long(*model, prompt.longest, view->max_tokens));
       record(w, st);
       co_return keep;
     }
@@ -593,6 +612,10 @@ struct gateway::impl {
     const auto result = co_await forward_watched(w, ctx, req, st, *view, *model);
     if (st.tokens_used >= 0) rules.settle_tokens(admitted, st.tokens_used, steady_now());
     bool keep = result.keep_alive;
+    if (capture && result.kind == forward_result::answer && !st.client_gone) {
+      *capture = result;
+      co_return true; // the caller writes it, and records the request
+    }
     switch (result.kind) {
     case forward_result::streamed: break;
     case forward_result::answer: {
@@ -661,7 +684,9 @@ struct gateway::impl {
       forward_result r;
       r.kind = kind;
       r.error = std::move(error);
-      r.error.headers.emplace_back("x-llmgate-backend", backend.name);
+      const bool named = std::any_of(st.headers.begin(), st.headers.end(),
+                                     [](const auto& h) { return h.first == "x-llmgate-backend"; });
+      if (!named) r.error.headers.emplace_back("x-llmgate-backend", backend.name);
       return r;
     };
 
@@ -922,7 +947,9 @@ struct gateway::impl {
     co_return co_await text(ctx, req, st, http::status::ok, std::move(body));
   }
 
-  // The seed's GET /chat?query=...: the default model, answered as {"result": "..."}.
+  // The seed's GET /chat?query=...: the default model, answered as
+  // {"result": "..."} — through the same caller check, limits and accounting
+  // as /v1/chat/completions.
   net::awaitable<bool> seed_chat(worker& w, session_context& ctx, request& req, request_state& st,
                                  const target_parts& target) {
     const auto query = query_param(target.query, "query");
@@ -932,33 +959,28 @@ struct gateway::impl {
           openai::invalid_request("'query' is required: GET /chat?query=...", "query", "missing_required_parameter"));
     json::object body{{"model", cfg->models.front().name},
                       {"messages", json::array{json::object{{"role", "user"}, {"content", *query}}}}};
-    const auto text_body = json::serialize(body);
-    auto view = openai::parse_request(text_body, openai::endpoint::chat_completions);
-    if (!view) co_return co_await reply(ctx, req, st, view.error());
-    request inner = req;
-    inner.body() = text_body;
-    const auto* model = cfg->find_model(view->model);
-    st.model = model->name;
-    st.model_index = static_cast<std::size_t>(model - cfg->models.data());
-    auto result = co_await forward_watched(w, ctx, inner, st, *view, *model);
-    bool keep = false;
-    if (result.kind == forward_result::answer && result.status == 200) {
+    request inner = req; // same caller, same address, same route for the limits
+    inner.body() = json::serialize(body);
+    forward_result captured;
+    captured.kind = forward_result::reply;
+    const bool keep = co_await proxy(w, ctx, inner, st, openai::endpoint::chat_completions, &captured);
+    if (captured.kind != forward_result::answer) co_return keep; // proxy already answered (error, refusal)
+    bool out = false;
+    if (captured.status == 200) {
       boost::system::error_code ec;
-      auto parsed = json::parse(result.body, ec);
+      auto parsed = json::parse(captured.body, ec);
       std::string content;
       if (!ec && parsed.is_object())
         if (const auto* p = parsed.find_pointer("/choices/0/message/content", ec); p && p->is_string())
           content = p->get_string();
       // (Built outside the co_await: g++ 12 miscompiles braced lists with string literals inside one.)
       auto answer = json::serialize(json::object{{"result", content}});
-      keep = co_await text(ctx, req, st, http::status::ok, std::move(answer));
-    } else if (result.kind == forward_result::answer) {
-      keep = co_await reply(ctx, req, st, {result.status, result.body, {}});
-    } else if (result.kind != forward_result::streamed) {
-      keep = co_await reply(ctx, req, st, result.error);
+      out = co_await text(ctx, req, st, http::status::ok, std::move(answer));
+    } else {
+      out = co_await reply(ctx, req, st, {captured.status, captured.body, {}});
     }
     record(w, st);
-    co_return keep && !st.client_gone;
+    co_return out;
   }
 };
 
@@ -970,6 +992,9 @@ gateway::~gateway() {
     w->ioc.stop();
     if (w->thread.joinable()) w->thread.join();
   }
+  // Coroutine frames still pending are destroyed with their io_context; their
+  // guards call into the rule set, so the workers go before the rest of impl.
+  impl_->workers.clear();
 }
 
 std::uint16_t gateway::start() {

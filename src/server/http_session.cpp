@@ -48,7 +48,8 @@ bool peer_closed(tcp::socket& socket) {
 client_watch::client_watch(tcp::socket& socket, std::function<void()> on_gone)
     : socket_(socket), state_(std::make_shared<state>(state{false, std::move(on_gone)})) {
   socket_.async_wait(tcp::socket::wait_read, [s = state_, &socket](const boost::system::error_code& ec) {
-    if (s->done || ec == net::error::operation_aborted) return;
+    if (s->done) return; // our own cancel: the work ended first
+    // Anything else, a forced close at the drain deadline included, means the client is gone.
     if (ec || peer_closed(socket)) s->on_gone();
   });
 }
@@ -130,6 +131,11 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   auto entry = registry.add(stream);
+  struct unregister { // however this coroutine ends, the registry forgets the stream
+    session_registry& registry;
+    std::list<session_registry::entry>::iterator entry;
+    ~unregister() { registry.remove(entry); }
+  } forget{registry, entry};
   session_context ctx{stream, buffer, registry, limits, peer};
 
   while (!registry.draining()) {
@@ -192,7 +198,6 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
     entry->busy = false;
     if (!keep_alive) break;
   }
-  registry.remove(entry);
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.socket().close(ec);
 }

@@ -11,7 +11,8 @@
 namespace llmgate::tokenize {
 
 struct prompt_count {
-  std::int64_t tokens = 0;
+  std::int64_t tokens = 0;  // all prompts together: what the backend will process (the cost)
+  std::int64_t longest = 0; // the longest single prompt (what must fit the context)
   bool exact = false;
 };
 

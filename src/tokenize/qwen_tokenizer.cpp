@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <pcre2.h>
+#include <queue>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -83,28 +84,49 @@ struct qwen_tokenizer::impl {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
-    std::vector<std::int32_t> ids;
-    ids.reserve(piece.size());
-    for (unsigned char c : piece) ids.push_back(byte_ids[c]);
-    while (ids.size() > 1) {
-      std::int32_t best_rank = std::numeric_limits<std::int32_t>::max();
-      std::size_t best = 0;
-      std::int32_t merged = 0;
-      for (std::size_t i = 0; i + 1 < ids.size(); ++i) {
-        const auto it = merges.find({ids[i], ids[i + 1]});
-        if (it != merges.end() && it->second.first < best_rank) {
-          best_rank = it->second.first;
-          best = i;
-          merged = it->second.second;
-        }
-      }
-      if (best_rank == std::numeric_limits<std::int32_t>::max()) break;
-      ids[best] = merged;
-      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    // Merges by rank in O(n log n): symbols in a linked list, candidate pairs
+    // in a min-heap checked lazily (a pair whose sides changed is skipped), so
+    // a long run of letters cannot stall the worker.
+    const std::size_t n = piece.size();
+    std::vector<std::int32_t> id(n);
+    std::vector<std::int32_t> prev(n), next(n);
+    std::vector<bool> alive(n, true);
+    for (std::size_t i = 0; i < n; ++i) {
+      id[i] = byte_ids[static_cast<unsigned char>(piece[i])];
+      prev[i] = static_cast<std::int32_t>(i) - 1;
+      next[i] = i + 1 < n ? static_cast<std::int32_t>(i + 1) : -1;
     }
+    struct candidate {
+      std::int32_t rank, left, left_id, right_id;
+      bool operator>(const candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+    };
+    std::priority_queue<candidate, std::vector<candidate>, std::greater<>> heap;
+    auto consider = [&](std::int32_t left) {
+      if (left < 0 || next[left] < 0) return;
+      const auto it = merges.find({id[left], id[next[left]]});
+      if (it != merges.end()) heap.push({it->second.first, left, id[left], id[next[left]]});
+    };
+    for (std::int32_t i = 0; i + 1 < static_cast<std::int32_t>(n); ++i) consider(i);
+    while (!heap.empty()) {
+      const auto c = heap.top();
+      heap.pop();
+      const auto right = next[c.left];
+      if (!alive[c.left] || right < 0 || id[c.left] != c.left_id || id[right] != c.right_id) continue; // stale
+      id[c.left] = merges.at({c.left_id, c.right_id}).second;
+      alive[right] = false;
+      next[c.left] = next[right];
+      if (next[right] >= 0) prev[next[right]] = c.left;
+      consider(prev[c.left]);
+      consider(c.left);
+    }
+    std::vector<std::int32_t> ids;
+    for (std::int32_t i = 0; i >= 0 && static_cast<std::size_t>(i) < n; i = next[i])
+      if (alive[i]) ids.push_back(id[i]);
     out.insert(out.end(), ids.begin(), ids.end());
-    if (cache.size() > 100'000) cache.clear();
-    cache.emplace(word, std::move(ids));
+    if (word.size() <= 64) { // short words repeat; long ones would only fill memory
+      if (cache.size() > 100'000) cache.clear();
+      cache.emplace(word, std::move(ids));
+    }
   }
 
   // NFC, the split pattern, then BPE on each piece.
@@ -121,11 +143,12 @@ struct qwen_tokenizer::impl {
     } else {
       nfc.assign(text); // invalid UTF-8: tokenised as raw bytes
     }
+    const std::uint32_t match_options = len >= 0 ? PCRE2_NO_UTF_CHECK : 0;
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(pattern, nullptr);
     PCRE2_SIZE at = 0;
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(nfc.data());
     while (at < nfc.size()) {
-      const int rc = pcre2_match(pattern, subject, nfc.size(), at, PCRE2_NO_UTF_CHECK, md, nullptr);
+      const int rc = pcre2_match(pattern, subject, nfc.size(), at, match_options, md, nullptr);
       if (rc < 0) { // no match (or invalid UTF-8): the rest as one piece
         bpe(std::string_view(nfc).substr(at), out);
         break;
@@ -216,24 +239,33 @@ std::shared_ptr<const qwen_tokenizer> qwen_tokenizer::load(const std::string& pa
 
 std::vector<std::int32_t> qwen_tokenizer::encode(std::string_view text) const {
   std::vector<std::int32_t> out;
-  // Added tokens are atomic: split on the earliest (then longest) occurrence of any.
-  while (!text.empty()) {
+  // Added tokens are atomic: split on the earliest (then longest) occurrence
+  // of any. Each token's next position is remembered and searched again only
+  // once the cursor has passed it, so the text is scanned once per token.
+  const auto& added = impl_->added;
+  std::vector<std::size_t> next_at(added.size(), 0);
+  std::vector<bool> known(added.size(), false);
+  std::size_t cursor = 0;
+  while (cursor < text.size()) {
     std::size_t best_at = std::string_view::npos;
-    const std::pair<std::string, std::int32_t>* best = nullptr;
-    for (const auto& a : impl_->added) {
-      const auto at = text.find(a.first);
-      if (at != std::string_view::npos && at < best_at) {
-        best_at = at;
-        best = &a;
+    std::size_t best = added.size();
+    for (std::size_t i = 0; i < added.size(); ++i) {
+      if (!known[i] || (next_at[i] != std::string_view::npos && next_at[i] < cursor)) {
+        next_at[i] = text.find(added[i].first, cursor);
+        known[i] = true;
+      }
+      if (next_at[i] < best_at) { // ties: the longer token (added is sorted longest first)
+        best_at = next_at[i];
+        best = i;
       }
     }
-    if (!best) {
-      impl_->encode_plain(text, out);
+    if (best == added.size()) {
+      impl_->encode_plain(text.substr(cursor), out);
       break;
     }
-    impl_->encode_plain(text.substr(0, best_at), out);
-    out.push_back(best->second);
-    text.remove_prefix(best_at + best->first.size());
+    impl_->encode_plain(text.substr(cursor, best_at - cursor), out);
+    out.push_back(added[best].second);
+    cursor = best_at + added[best].first.size();
   }
   return out;
 }

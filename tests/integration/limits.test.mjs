@@ -34,6 +34,7 @@ test("the seed's 30/minute per client IP: 30 pass with OpenAI's headers, the 31s
   assert.match(last.headers.get("x-ratelimit-reset-requests"), /^\d+(\.\d+)?s$|^\d+m\d+s$/);
   const refused = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() });
   assert.equal(refused.status, 429);
+  assert.equal((await fetchJson(`${gw.url}/chat?query=hi`)).status, 429, "the seed's /chat is limited too");
   assert.equal(refused.json.error.code, "rate_limit_exceeded");
   assert.equal(refused.json.error.type, "requests");
   assert.match(refused.json.error.message, /rule 'per-ip' \(30\/minute, sliding_window\)/);
@@ -41,7 +42,7 @@ test("the seed's 30/minute per client IP: 30 pass with OpenAI's headers, the 31s
   assert.ok(retry >= 1 && retry <= 120, `Retry-After ${retry}`);
   assert.ok(Number(refused.headers.get("retry-after-ms")) > 0);
   assert.equal(refused.headers.get("x-ratelimit-remaining-requests"), "0");
-  assert.equal(await metric(gw.url, "llmgate_ratelimit_refusals_total", 'rule="per-ip"'), 1);
+  assert.equal(await metric(gw.url, "llmgate_ratelimit_refusals_total", 'rule="per-ip"'), 2);
   assert.equal(await metric(gw.url, "llmgate_ratelimit_tracked_keys", 'rule="per-ip"'), 1);
   // Refusals never reach the backend.
   assert.equal(await metric(sim.url, "llmgate_sim_requests_total", 'outcome="completed"'), 30);
@@ -147,7 +148,10 @@ keys:
   assert.equal((await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() })).status, 401);
   const good = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat(), headers: { authorization: "Bearer sk-good" } });
   assert.equal(good.status, 200);
-  assert.equal(await metric(sim.url, "llmgate_sim_requests_total", 'outcome="completed"'), 1);
+  // The seed's GET /chat goes through the same check.
+  assert.equal((await fetchJson(`${gw.url}/chat?query=hi`)).status, 401);
+  assert.equal((await fetchJson(`${gw.url}/chat?query=hi`, { headers: { authorization: "Bearer sk-good" } })).status, 200);
+  assert.equal(await metric(sim.url, "llmgate_sim_requests_total", 'outcome="completed"'), 2);
   await gw.stop();
   await sim.stop();
 });

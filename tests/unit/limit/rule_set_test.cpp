@@ -176,6 +176,27 @@ TEST(rule_set, keys_from_headers_routes_and_global) {
   EXPECT_EQ(rule_set::key_for(r, f), "team-a");
 }
 
+TEST(rule_set, slots_taken_in_the_overflow_bucket_come_back) {
+  // One key per shard: a second key in the same shard lands in the overflow bucket.
+  auto cfg = with_rules({rule("parallel", control::limit_algorithm::concurrency, 1, 0s)}, 64);
+  rule_set rs(cfg);
+  auto shard = [](const std::string& k) { return std::hash<std::string_view>{}(k) % 64; };
+  std::vector<std::string> same;
+  for (int i = 0; same.size() < 3; ++i) {
+    const auto ip = "10.9." + std::to_string(i / 256) + "." + std::to_string(i % 256);
+    if (same.empty() || shard(ip) == shard(same[0])) same.push_back(ip);
+  }
+  auto held = rs.admit(facts(same[0]), 0s); // the shard's one key, kept busy
+  ASSERT_TRUE(held.allowed);
+  for (int round = 0; round < 5; ++round) {
+    auto a = rs.admit(facts(same[1]), 0s); // overflow bucket
+    ASSERT_TRUE(a.allowed) << "round " << round;
+    EXPECT_FALSE(rs.admit(facts(same[2]), 0s).allowed); // shares it: full
+    rs.release(a);
+  }
+  rs.release(held);
+}
+
 TEST(format_reset, writes_durations_as_openai_does) {
   EXPECT_EQ(format_reset(20ms), "20ms");
   EXPECT_EQ(format_reset(1s), "1s");
