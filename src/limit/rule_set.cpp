@@ -82,8 +82,12 @@ public:
     auto it = map.find(key);
     std::string used = key;
     if (it == map.end()) {
-      if (map.size() >= max_per_shard_)
+      // A full shard is scanned for idle keys at most once a second: under a
+      // flood of new keys the overflow bucket takes them without a scan each.
+      if (map.size() >= max_per_shard_ && now - last_scan_[shard] >= std::chrono::seconds(1)) {
+        last_scan_[shard] = now;
         std::erase_if(map, [&](const auto& kv) { return Algo::idle(p, kv.second, now); });
+      }
       if (map.size() >= max_per_shard_) {
         // Every tracked key is busy: new ones share one bucket, so a flood of
         // fresh keys can neither exhaust memory nor buy itself fresh quota.
@@ -133,6 +137,7 @@ private:
   std::size_t max_per_shard_;
   std::string rule_;
   std::array<std::unordered_map<std::string, typename Algo::state>, k_shards> shards_;
+  std::array<nanos, k_shards> last_scan_{}; // when each full shard was last scanned for idle keys
 };
 
 // The rule's own limit and one per schedule entry (same period, own count and burst).

@@ -816,6 +816,13 @@ struct gateway::impl {
     if (u.completion_tokens > 0) series.completion_tokens->inc(static_cast<std::uint64_t>(u.completion_tokens));
   }
 
+  // One piece of a streamed answer, as a chunk or (HTTP/1.0) as raw bytes.
+  static net::awaitable<std::tuple<boost::system::error_code, std::size_t>>
+  send_piece(session_context& ctx, const std::string& out, bool chunked) {
+    if (chunked) co_return co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple);
+    co_return co_await net::async_write(ctx.stream, net::buffer(out), k_tuple);
+  }
+
   // SSE from the backend to the client, event by event as it arrives: each
   // read's complete events go out in one chunk, rewritten only where reasoning
   // must change shape. A backend that breaks off mid-stream gets the client a
@@ -827,10 +834,12 @@ struct gateway::impl {
     forward_result result;
     result.kind = forward_result::streamed;
     result.status = 200;
-    result.keep_alive = keep_alive_for(ctx, req);
+    // HTTP/1.0 knows no chunked encoding: its stream ends when the connection closes.
+    const bool chunked = req.version() >= 11;
+    result.keep_alive = chunked && keep_alive_for(ctx, req);
     st.status = 200;
     st.headers.emplace_back("Cache-Control", "no-cache");
-    if (!co_await write_stream_head(ctx, 200, "text/event-stream", st.headers, result.keep_alive)) {
+    if (!co_await write_stream_head(ctx, 200, "text/event-stream", st.headers, result.keep_alive, chunked)) {
       st.client_gone = true;
       co_return result;
     }
@@ -873,7 +882,7 @@ struct gateway::impl {
           first_sent = true;
         }
         ctx.stream.expires_after(ctx.limits.write_timeout);
-        auto [wec, wn] = co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple);
+        auto [wec, wn] = co_await send_piece(ctx, out, chunked);
         if (wec) { // the client went away: drop the backend's answer
           st.client_gone = true;
           boost::system::error_code ignored;
@@ -902,11 +911,12 @@ struct gateway::impl {
     }
     ctx.stream.expires_after(ctx.limits.write_timeout);
     if (!out.empty()) {
-      if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple); ec) {
+      if (auto [ec, n] = co_await send_piece(ctx, out, chunked); ec) {
         st.client_gone = true;
         co_return result;
       }
     }
+    if (!chunked) co_return result; // the connection's close ends the body
     if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk_last(), k_tuple); ec)
       st.client_gone = true;
     co_return result;

@@ -61,16 +61,16 @@ client_watch::~client_watch() {
 }
 
 std::string format_head(int status, std::string_view content_type, const header_list& headers,
-                        std::optional<std::size_t> content_length, bool keep_alive) {
+                        std::optional<std::size_t> content_length, bool keep_alive, bool chunked) {
   std::string head;
   head.reserve(256);
   fmt::format_to(std::back_inserter(head), "HTTP/1.1 {} {}\r\n", status,
                  std::string_view(http::obsolete_reason(static_cast<http::status>(status))));
   if (!content_type.empty()) fmt::format_to(std::back_inserter(head), "Content-Type: {}\r\n", content_type);
   for (const auto& [name, value] : headers) fmt::format_to(std::back_inserter(head), "{}: {}\r\n", name, value);
-  if (!content_length)
-    head += "Transfer-Encoding: chunked\r\n";
-  else if (status != 204 && status != 304)
+  if (!content_length) {
+    if (chunked) head += "Transfer-Encoding: chunked\r\n";
+  } else if (status != 204 && status != 304)
     fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", *content_length);
   if (!keep_alive) head += "Connection: close\r\n";
   head += "\r\n";
@@ -102,8 +102,8 @@ net::awaitable<bool> write_reply(session_context& ctx, const request& req, const
 }
 
 net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
-                                       const header_list& headers, bool keep_alive) {
-  const auto head = format_head(status, content_type, headers, std::nullopt, keep_alive);
+                                       const header_list& headers, bool keep_alive, bool chunked) {
+  const auto head = format_head(status, content_type, headers, std::nullopt, keep_alive, chunked);
   ctx.stream.expires_after(ctx.limits.write_timeout);
   auto [ec, n] = co_await net::async_write(ctx.stream, net::buffer(head), k_tuple);
   co_return !ec;

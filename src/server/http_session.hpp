@@ -86,8 +86,10 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 // serializer costs more CPU than the rest of the proxying. content_length
 // nullopt means a chunked body (a streamed answer); an empty content_type
 // sends none.
+// chunked = false with no content_length: the body runs until the connection
+// closes (HTTP/1.0 clients, which know no chunked encoding).
 [[nodiscard]] std::string format_head(int status, std::string_view content_type, const header_list& headers,
-                                      std::optional<std::size_t> content_length, bool keep_alive);
+                                      std::optional<std::size_t> content_length, bool keep_alive, bool chunked = true);
 
 // Whether the response to req may keep the connection (the request allows
 // it and the worker is not draining).
@@ -104,7 +106,7 @@ net::awaitable<bool> write_reply(session_context& ctx, const request& req, const
 
 // The head of a streamed (chunked) answer; returns false when the write failed.
 net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
-                                       const header_list& headers, bool keep_alive);
+                                       const header_list& headers, bool keep_alive, bool chunked = true);
 
 // True when the peer has closed its side (EOF pending) or the socket failed;
 // never blocks and consumes nothing.

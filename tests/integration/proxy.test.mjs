@@ -315,6 +315,26 @@ describe("relay fidelity", async () => {
   });
 });
 
+describe("HTTP/1.0 clients", async () => {
+  test("a stream to an HTTP/1.0 client is sent without chunked encoding and ends with the connection", async () => {
+    const sim = await startSim();
+    const gw = await startGateway(gatewayConfig([sim]));
+    const body = JSON.stringify(chat({ stream: true, max_tokens: 6 }));
+    const raw = await rawRequest(
+      gw.port,
+      `POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    assert.ok(raw.closed, "the gateway closed the connection to end the body");
+    const [head, payload] = raw.data.split("\r\n\r\n", 2);
+    assert.match(head, /^HTTP\/1\.1 200/);
+    assert.doesNotMatch(head, /transfer-encoding/i);
+    assert.match(payload, /^data: \{/);
+    assert.ok(raw.data.endsWith("data: [DONE]\n\n"));
+    await gw.stop();
+    await sim.stop();
+  });
+});
+
 describe("failures", async () => {
   test("unreachable backend → 502; the next backend is tried first", async () => {
     // A port that was free a moment ago: connections are refused.
