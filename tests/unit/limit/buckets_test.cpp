@@ -55,53 +55,41 @@ TEST(token_bucket, matches_the_reference_on_random_streams) {
   }
 }
 
-TEST(gcra, decides_exactly_like_the_token_bucket) {
-  std::uint64_t seed = 100;
+// Runs the token bucket and another algorithm side by side over the same
+// streams, committing what the token bucket admits, and requires the same
+// decision in every field.
+template <class Other, class MakeParams> void decides_like_the_token_bucket(std::uint64_t seed, MakeParams make) {
   for (const auto& c : cases()) {
     const token_bucket::params tp{c.r, c.burst};
-    const gcra::params gp{c.r, c.burst};
+    const typename Other::params op = make(c);
     for (int round = 0; round < 3; ++round, ++seed) {
       token_bucket::state ts;
-      gcra::state gs;
+      typename Other::state os;
       for (const auto& a : testing::random_stream(seed, 3000, c.r.period, c.burst)) {
         const auto td = token_bucket::check(tp, ts, a.at, a.cost);
-        const auto gd = gcra::check(gp, gs, a.at, a.cost);
-        ASSERT_EQ(td.allowed, gd.allowed) << "seed " << seed;
-        EXPECT_EQ(td.remaining, gd.remaining);
-        EXPECT_EQ(td.retry_after, gd.retry_after);
-        EXPECT_EQ(td.reset, gd.reset);
-        EXPECT_TRUE(testing::retry_is_exact<gcra>(gp, gs, a.at, a.cost, gd));
+        const auto od = Other::check(op, os, a.at, a.cost);
+        ASSERT_EQ(td.allowed, od.allowed) << "seed " << seed;
+        EXPECT_EQ(td.remaining, od.remaining);
+        EXPECT_EQ(td.retry_after, od.retry_after);
+        EXPECT_EQ(td.reset, od.reset);
+        EXPECT_TRUE(testing::retry_is_exact<Other>(op, os, a.at, a.cost, od));
         if (td.allowed) {
           token_bucket::commit(tp, ts, a.at, a.cost);
-          gcra::commit(gp, gs, a.at, a.cost);
+          Other::commit(op, os, a.at, a.cost);
         }
       }
     }
   }
 }
 
+TEST(gcra, decides_exactly_like_the_token_bucket) {
+  decides_like_the_token_bucket<gcra>(100, [](const bucket_case& c) { return gcra::params{c.r, c.burst}; });
+}
+
 TEST(leaky_bucket, as_a_meter_decides_exactly_like_the_token_bucket) {
-  std::uint64_t seed = 200;
-  for (const auto& c : cases()) {
-    const token_bucket::params tp{c.r, c.burst};
-    const leaky_bucket::params lp{c.r, c.burst, leaky_bucket::mode::meter};
-    for (int round = 0; round < 3; ++round, ++seed) {
-      token_bucket::state ts;
-      leaky_bucket::state ls;
-      for (const auto& a : testing::random_stream(seed, 3000, c.r.period, c.burst)) {
-        const auto td = token_bucket::check(tp, ts, a.at, a.cost);
-        const auto ld = leaky_bucket::check(lp, ls, a.at, a.cost);
-        ASSERT_EQ(td.allowed, ld.allowed) << "seed " << seed;
-        EXPECT_EQ(td.remaining, ld.remaining);
-        EXPECT_EQ(td.retry_after, ld.retry_after);
-        EXPECT_TRUE(testing::retry_is_exact<leaky_bucket>(lp, ls, a.at, a.cost, ld));
-        if (td.allowed) {
-          token_bucket::commit(tp, ts, a.at, a.cost);
-          leaky_bucket::commit(lp, ls, a.at, a.cost);
-        }
-      }
-    }
-  }
+  decides_like_the_token_bucket<leaky_bucket>(200, [](const bucket_case& c) {
+    return leaky_bucket::params{c.r, c.burst, leaky_bucket::mode::meter};
+  });
 }
 
 TEST(token_bucket, starts_full_refills_at_the_rate_and_caps_at_the_burst) {
