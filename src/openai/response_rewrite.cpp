@@ -3,6 +3,7 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <charconv>
 
 namespace llmgate::openai {
 
@@ -78,29 +79,30 @@ std::optional<usage_counts> scan_usage(std::string_view body) {
   if (at == std::string_view::npos) return std::nullopt;
   const auto open = body.find_first_not_of(" \t\r\n:", at + 7);
   if (open == std::string_view::npos || body[open] != '{') return std::nullopt;
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = open; i < body.size(); ++i) {
-    const char c = body[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
+  // The object's extent, nested objects (prompt_tokens_details) and strings included.
+  std::size_t end = open;
+  for (int depth = 0; end < body.size(); ++end) {
+    const char c = body[end];
+    if (c == '"') {
+      for (++end; end < body.size() && body[end] != '"'; ++end)
+        if (body[end] == '\\') ++end;
     } else if (c == '{') {
       ++depth;
     } else if (c == '}' && --depth == 0) {
-      unsigned char arena[2048];
-      json::monotonic_resource mr(arena, sizeof arena);
-      boost::system::error_code ec;
-      auto v = json::parse(body.substr(open, i - open + 1), ec, &mr);
-      if (ec || !v.is_object()) return std::nullopt;
-      return usage_of(json::object{{"usage", v}});
+      break;
     }
   }
-  return std::nullopt;
+  const auto usage = body.substr(open, end - open);
+  auto number = [&](std::string_view key) -> std::int64_t {
+    const auto k = usage.find(key);
+    if (k == std::string_view::npos) return 0;
+    auto v = usage.find_first_not_of(" \t\r\n:", k + key.size());
+    if (v == std::string_view::npos) return 0;
+    std::int64_t n = 0;
+    std::from_chars(usage.data() + v, usage.data() + usage.size(), n);
+    return n;
+  };
+  return usage_counts{number("\"prompt_tokens\""), number("\"completion_tokens\"")};
 }
 
 } // namespace
@@ -224,8 +226,10 @@ std::optional<std::string> rewrite_response(std::string_view body, endpoint kind
                                             usage_counts* usage) {
   // Fast path: nothing to split or rename (thinking off, or a backend already
   // speaking the client's dialect): only usage is read, without a full parse.
-  if (kind != endpoint::chat_completions ||
-      (body.find("<think>") == std::string_view::npos && !reasoning_fields_need_change(body, opts))) {
+  // One scan for the common case of no reasoning at all.
+  const bool mentions_reasoning = body.find("reasoning") != std::string_view::npos;
+  if (kind != endpoint::chat_completions || (body.find("<think>") == std::string_view::npos &&
+                                             (!mentions_reasoning || !reasoning_fields_need_change(body, opts)))) {
     if (usage)
       if (auto u = scan_usage(body)) *usage = *u;
     return std::nullopt;

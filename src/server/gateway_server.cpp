@@ -80,7 +80,11 @@ openai::local_reply context_too_long(const control::model_config& m, std::int64_
 
 std::string new_request_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return fmt::format("{:016x}", rng());
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string id(16, '0');
+  auto v = rng();
+  for (int i = 15; i >= 0; --i, v >>= 4) id[static_cast<std::size_t>(i)] = k_hex[v & 15];
+  return id;
 }
 
 // The metrics every request updates; looked up once.
@@ -710,16 +714,26 @@ struct gateway::impl {
       // own key replaces the client's: client keys never reach a backend.
       std::string request_head;
       request_head.reserve(256);
-      fmt::format_to(std::back_inserter(request_head),
-                     "POST {}{} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nAccept: {}\r\n"
-                     "User-Agent: llmgate/0.1\r\nx-request-id: {}\r\n",
-                     backend.base_path,
-                     view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions" : "/v1/completions",
-                     backend.address.host, backend.address.port, view.stream ? "text/event-stream" : "application/json",
-                     st.request_id);
-      if (!backend.api_key.empty())
-        fmt::format_to(std::back_inserter(request_head), "Authorization: Bearer {}\r\n", backend.api_key);
-      fmt::format_to(std::back_inserter(request_head), "Content-Length: {}\r\n\r\n", body.size());
+      request_head += "POST ";
+      request_head += backend.base_path;
+      request_head += view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions" : "/v1/completions";
+      request_head += " HTTP/1.1\r\nHost: ";
+      request_head += backend.address.host;
+      request_head += ':';
+      request_head += std::to_string(backend.address.port);
+      request_head += "\r\nContent-Type: application/json\r\nAccept: ";
+      request_head += view.stream ? "text/event-stream" : "application/json";
+      request_head += "\r\nUser-Agent: llmgate/0.1\r\nx-request-id: ";
+      request_head += st.request_id;
+      request_head += "\r\n";
+      if (!backend.api_key.empty()) {
+        request_head += "Authorization: Bearer ";
+        request_head += backend.api_key;
+        request_head += "\r\n";
+      }
+      request_head += "Content-Length: ";
+      request_head += std::to_string(body.size());
+      request_head += "\r\n\r\n";
       const std::array<net::const_buffer, 2> request_buffers{net::buffer(request_head), net::buffer(body)};
 
       conn->stream.expires_after(std::min<control::duration>(up.first_token_timeout, up.total_timeout));

@@ -62,16 +62,33 @@ client_watch::~client_watch() {
 
 std::string format_head(int status, std::string_view content_type, const header_list& headers,
                         std::optional<std::size_t> content_length, bool keep_alive, bool chunked) {
+  // Plain appends rather than fmt: this runs for every answer.
+  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
   std::string head;
   head.reserve(256);
-  fmt::format_to(std::back_inserter(head), "HTTP/1.1 {} {}\r\n", status,
-                 std::string_view(http::obsolete_reason(static_cast<http::status>(status))));
-  if (!content_type.empty()) fmt::format_to(std::back_inserter(head), "Content-Type: {}\r\n", content_type);
-  for (const auto& [name, value] : headers) fmt::format_to(std::back_inserter(head), "{}: {}\r\n", name, value);
+  head += "HTTP/1.1 ";
+  head += std::to_string(status);
+  head += ' ';
+  head.append(reason.data(), reason.size());
+  head += "\r\n";
+  if (!content_type.empty()) {
+    head += "Content-Type: ";
+    head += content_type;
+    head += "\r\n";
+  }
+  for (const auto& [name, value] : headers) {
+    head += name;
+    head += ": ";
+    head += value;
+    head += "\r\n";
+  }
   if (!content_length) {
     if (chunked) head += "Transfer-Encoding: chunked\r\n";
-  } else if (status != 204 && status != 304)
-    fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", *content_length);
+  } else if (status != 204 && status != 304) {
+    head += "Content-Length: ";
+    head += std::to_string(*content_length);
+    head += "\r\n";
+  }
   if (!keep_alive) head += "Connection: close\r\n";
   head += "\r\n";
   return head;

@@ -374,6 +374,13 @@ TEST(rewrite_response, fast_path_keeps_the_bytes_and_still_reads_usage) {
   EXPECT_FALSE(rewrite_response(body, endpoint::chat_completions, {reasoning_field::reasoning_content, true}, &usage));
   EXPECT_EQ(usage.prompt_tokens, 5);
   EXPECT_EQ(usage.completion_tokens, 7);
+  // Key order is not fixed: counts after a nested object are found too.
+  usage_counts reordered;
+  EXPECT_FALSE(rewrite_response(
+      R"({"choices":[],"usage":{"prompt_tokens_details":{"cached_tokens":3},"prompt_tokens":9,"completion_tokens":4}})",
+      endpoint::chat_completions, {reasoning_field::reasoning_content, true}, &reordered));
+  EXPECT_EQ(reordered.prompt_tokens, 9);
+  EXPECT_EQ(reordered.completion_tokens, 4);
   // Asked for the other field name, the same body is rewritten.
   auto other = rewrite_response(body, endpoint::chat_completions, {reasoning_field::reasoning, true});
   ASSERT_TRUE(other.has_value());
