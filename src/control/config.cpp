@@ -115,6 +115,23 @@ std::string_view to_string(limit_algorithm a) {
   return "?";
 }
 
+std::optional<http_url> parse_http_url(std::string_view url) {
+  if (!url.starts_with("http://")) return std::nullopt;
+  url.remove_prefix(7);
+  const auto slash = url.find('/');
+  const auto authority = url.substr(0, slash);
+  http_url out;
+  if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
+  if (auto hp = parse_host_port(authority)) {
+    out.host = hp->host;
+    out.port = hp->port;
+  } else {
+    out.host = std::string(authority);
+  }
+  if (out.host.empty()) return std::nullopt;
+  return out;
+}
+
 namespace {
 
 std::optional<limit_algorithm> parse_algorithm(std::string_view s) {
@@ -384,24 +401,16 @@ public:
       problem(n, key, "https backends are not supported yet; use http:// (TLS is tracked in the hardening work)");
       return;
     }
-    if (!url.starts_with("http://")) {
+    const auto parsed = parse_http_url(url);
+    if (!parsed) {
       problem(n, key, fmt::format("expected http://host:port[/path], got '{}'", url));
       return;
     }
-    url.remove_prefix(7);
-    const auto slash = url.find('/');
-    const std::string_view authority = url.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? std::string_view{} : url.substr(slash);
+    std::string_view path = parsed->target;
     while (path.ends_with('/')) path.remove_suffix(1);
     // A base URL written the OpenAI way (".../v1") names the API root; requests add /v1 themselves.
     if (path.ends_with("/v1")) path.remove_suffix(3);
-    auto addr = parse_host_port(authority);
-    if (!addr) addr = endpoint_address{std::string(authority), 80};
-    if (addr->host.empty()) {
-      problem(n, key, fmt::format("no host in '{}'", b.url));
-      return;
-    }
-    b.address = *addr;
+    b.address = {parsed->host, parsed->port};
     b.base_path = path;
   }
 

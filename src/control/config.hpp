@@ -189,4 +189,13 @@ using env_lookup = const char* (*)(const char*);
 // "host:port" or "[v6]:port".
 [[nodiscard]] std::optional<endpoint_address> parse_host_port(std::string_view text);
 
+// http://host[:port][/path]: where to connect and the request target ("/" when none).
+struct http_url {
+  std::string host;
+  std::uint16_t port = 80;
+  std::string target = "/";
+};
+// nullopt for anything but a plain http:// URL with a host.
+[[nodiscard]] std::optional<http_url> parse_http_url(std::string_view url);
+
 } // namespace llmgate::control

@@ -27,7 +27,7 @@ std::vector<std::string> model_ids(const std::string& body) {
 
 void check_metrics(const backend_config& b, const std::string& url, std::string_view label, std::string_view expect,
                    duration timeout, std::vector<probe_finding>& out) {
-  auto parsed = upstream::parse_http_url(url);
+  auto parsed = parse_http_url(url);
   if (!parsed) {
     out.push_back({b.name, false, fmt::format("{} {}: not an http:// URL", label, url)});
     return;

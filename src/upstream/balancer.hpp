@@ -5,7 +5,8 @@
 // backends' own queue and KV-cache figures) and prefix_affinity (rendezvous
 // hashing of the prompt's start with bounded load, so a backend's prefix
 // cache stays warm without overloading it). Pure; one per worker and model
-// (not thread-safe). Not yet wired into the request path.
+// (not thread-safe). The router uses round_robin today; the other
+// strategies are wired in by the resilience work.
 #include <cstdint>
 #include <optional>
 #include <random>

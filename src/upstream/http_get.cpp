@@ -25,23 +25,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
-boost::system::result<http_url> parse_http_url(std::string_view url) {
-  if (!url.starts_with("http://")) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
-  url.remove_prefix(7);
-  const auto slash = url.find('/');
-  const auto authority = url.substr(0, slash);
-  http_url out;
-  if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
-  if (auto hp = control::parse_host_port(authority)) {
-    out.host = hp->host;
-    out.port = hp->port;
-  } else {
-    out.host = std::string(authority);
-  }
-  if (out.host.empty()) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
-  return out;
-}
-
 net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
                                                            std::size_t max_body) {
   constexpr auto tuple = net::as_tuple(net::use_awaitable);

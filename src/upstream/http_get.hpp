@@ -1,6 +1,7 @@
 #pragma once
 // A one-shot HTTP/1.1 GET on a new connection, for probes and metric
 // scrapes (not the request path, which uses pooled connections).
+#include "control/config.hpp"
 #include "control/duration.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -11,14 +12,7 @@
 
 namespace llmgate::upstream {
 
-struct http_url {
-  std::string host;
-  std::uint16_t port = 80;
-  std::string target = "/"; // path and query
-};
-
-// http://host[:port][/path]; https and other schemes are refused.
-[[nodiscard]] boost::system::result<http_url> parse_http_url(std::string_view url);
+using http_url = control::http_url; // parsed by control::parse_http_url
 
 struct get_result {
   int status = 0;

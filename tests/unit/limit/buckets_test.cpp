@@ -6,6 +6,7 @@
 #include "limit/leaky_bucket.hpp"
 #include "limit/token_bucket.hpp"
 
+#include <functional>
 #include <gtest/gtest.h>
 
 #include "streams.hpp"
@@ -136,40 +137,38 @@ TEST(token_bucket, a_clock_that_goes_back_refills_nothing) {
   EXPECT_TRUE(token_bucket::check(p, s, 11s, 1).allowed);
 }
 
-// nginx's limit_req: rate=1r/s burst=5; six requests at once.
-TEST(leaky_bucket, shaper_delays_the_excess_like_nginx) {
-  leaky_bucket::params p{{1, 1s}, 5, leaky_bucket::mode::shaper};
+constexpr nanos k_refused{-1};
+
+// n requests at the same instant through a shaper: each one's hold, or
+// k_refused; refusals' retry_after is passed to on_refused.
+std::vector<nanos> hold_times(const leaky_bucket::params& p, int n, const std::function<void(nanos)>& on_refused = {}) {
   leaky_bucket::state s;
-  std::vector<nanos> delays;
-  for (int i = 0; i < 7; ++i) {
+  std::vector<nanos> out;
+  for (int i = 0; i < n; ++i) {
     const auto d = leaky_bucket::check(p, s, 0s, 1);
     if (!d.allowed) {
-      delays.push_back(nanos{-1});
+      out.push_back(k_refused);
+      if (on_refused) on_refused(d.retry_after);
       continue;
     }
-    delays.push_back(d.delay);
+    out.push_back(d.delay);
     leaky_bucket::commit(p, s, 0s, 1);
   }
-  const std::vector<nanos> expect{0s, 1s, 2s, 3s, 4s, 5s, nanos{-1}};
-  EXPECT_EQ(delays, expect);
+  return out;
+}
+
+// nginx's limit_req: rate=1r/s burst=5; six requests at once.
+TEST(leaky_bucket, shaper_delays_the_excess_like_nginx) {
+  const std::vector<nanos> expect{0s, 1s, 2s, 3s, 4s, 5s, k_refused};
+  EXPECT_EQ(hold_times({{1, 1s}, 5, leaky_bucket::mode::shaper}, 7), expect);
 }
 
 TEST(leaky_bucket, shaper_forwards_the_first_delay_units_at_once_and_respects_max_wait) {
-  leaky_bucket::params p{{1, 1s}, 5, leaky_bucket::mode::shaper, 2, 2500ms};
-  leaky_bucket::state s;
-  std::vector<nanos> delays;
-  for (int i = 0; i < 7; ++i) {
-    const auto d = leaky_bucket::check(p, s, 0s, 1);
-    if (!d.allowed) {
-      delays.push_back(nanos{-1});
-      EXPECT_EQ(d.retry_after, 500ms); // when the line has drained to a 2.5 s wait
-      continue;
-    }
-    delays.push_back(d.delay);
-    leaky_bucket::commit(p, s, 0s, 1);
-  }
-  const std::vector<nanos> expect{0s, 0s, 0s, 1s, 2s, nanos{-1}, nanos{-1}};
-  EXPECT_EQ(delays, expect);
+  const std::vector<nanos> expect{0s, 0s, 0s, 1s, 2s, k_refused, k_refused};
+  // A refusal is told when the line will have drained to a 2.5 s wait.
+  EXPECT_EQ(
+      hold_times({{1, 1s}, 5, leaky_bucket::mode::shaper, 2, 2500ms}, 7, [](nanos retry) { EXPECT_EQ(retry, 500ms); }),
+      expect);
   // nodelay: delay = burst, every admitted request goes at once.
   leaky_bucket::params nodelay{{1, 1s}, 5, leaky_bucket::mode::shaper, 5};
   leaky_bucket::state n;
