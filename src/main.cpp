@@ -51,7 +51,7 @@ int serve(const std::string& path, const std::string& log_level, const std::stri
         sim::sim_options o;
         o.model = model;
         o.port = 0;
-        sim::find_profile("default", o.timing);
+        (void)sim::find_profile("default", o.timing);
         o.seed = ports.size() + 1;
         sims.push_back(std::make_unique<sim::sim_server>(o));
         ports.push_back(sims.back()->start());

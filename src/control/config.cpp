@@ -115,6 +115,41 @@ std::string_view to_string(limit_algorithm a) {
   return "?";
 }
 
+std::string_view to_string(balance_strategy s) {
+  switch (s) {
+  case balance_strategy::round_robin: return "round_robin";
+  case balance_strategy::weighted: return "weighted";
+  case balance_strategy::least_outstanding: return "least_outstanding";
+  case balance_strategy::least_busy: return "least_busy";
+  case balance_strategy::prefix_affinity: return "prefix_affinity";
+  }
+  return "?";
+}
+
+std::optional<balance_strategy> parse_balance_strategy(std::string_view s) {
+  for (auto b : {balance_strategy::round_robin, balance_strategy::weighted, balance_strategy::least_outstanding,
+                 balance_strategy::least_busy, balance_strategy::prefix_affinity})
+    if (to_string(b) == s) return b;
+  return std::nullopt;
+}
+
+std::string_view to_string(failure_kind k) {
+  switch (k) {
+  case failure_connect: return "connect_error";
+  case failure_timeout: return "timeout";
+  case failure_5xx: return "status_5xx";
+  case failure_429: return "status_429";
+  case failure_interrupted: return "interrupted";
+  }
+  return "?";
+}
+
+std::optional<failure_kind> parse_failure_kind(std::string_view s) {
+  for (auto k : {failure_connect, failure_timeout, failure_5xx, failure_429, failure_interrupted})
+    if (to_string(k) == s) return k;
+  return std::nullopt;
+}
+
 std::optional<http_url> parse_http_url(std::string_view url) {
   if (!url.starts_with("http://")) return std::nullopt;
   url.remove_prefix(7);
@@ -266,6 +301,37 @@ public:
       problem(n, key, fmt::format("expected a duration with a unit (250ms, 5s, 10m, 1h), got '{}'", *s));
   }
 
+  void get_double(const YAML::Node& n, const std::string& key, double& out, double lo, double hi) {
+    auto s = scalar(n, key);
+    if (!s) return;
+    char* end = nullptr;
+    const double v = std::strtod(s->c_str(), &end);
+    if (s->empty() || end != s->c_str() + s->size()) {
+      problem(n, key, fmt::format("expected a number, got '{}'", *s));
+      return;
+    }
+    if (!(v >= lo && v <= hi)) {
+      problem(n, key, fmt::format("must be between {} and {}, got {}", lo, hi, *s));
+      return;
+    }
+    out = v;
+  }
+
+  // A list of failure kinds (connect_error, timeout, status_5xx, status_429, interrupted).
+  void get_failures(const YAML::Node& n, const std::string& key, failure_set& out) {
+    std::vector<std::string> names;
+    get_list(n, key, names);
+    failure_set set = 0;
+    for (const auto& name : names) {
+      if (auto k = parse_failure_kind(name))
+        set |= *k;
+      else
+        problem(n, key,
+                fmt::format("unknown failure '{}' (connect_error, timeout, status_5xx, status_429, interrupted)", name));
+    }
+    out = set;
+  }
+
   template <class Int> void get_size(const YAML::Node& n, const std::string& key, Int& out, std::uint64_t hi) {
     auto s = scalar(n, key);
     if (!s) return;
@@ -346,6 +412,116 @@ public:
     }
   }
 
+  void read_breaker(const YAML::Node& n, const std::string& path, breaker_config& b) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path,
+               {"enabled", "failure_threshold", "recovery_timeout", "half_open_probes", "window", "minimum_calls",
+                "failure_rate_threshold", "slow_call_duration", "slow_call_rate_threshold", "failure_on"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      if (k == "enabled")
+        get(kv.second, key, b.enabled);
+      else if (k == "failure_threshold")
+        get_int(kv.second, key, b.failure_threshold, 1, 1'000'000);
+      else if (k == "recovery_timeout")
+        get_duration(kv.second, key, b.recovery_timeout);
+      else if (k == "half_open_probes")
+        get_int(kv.second, key, b.half_open_probes, 1, 10'000);
+      else if (k == "window")
+        get_int(kv.second, key, b.window, 1, 100'000);
+      else if (k == "minimum_calls")
+        get_int(kv.second, key, b.minimum_calls, 1, 100'000);
+      else if (k == "failure_rate_threshold")
+        get_double(kv.second, key, b.failure_rate_threshold, 0.01, 1.0);
+      else if (k == "slow_call_duration")
+        get_duration(kv.second, key, b.slow_call_duration);
+      else if (k == "slow_call_rate_threshold")
+        get_double(kv.second, key, b.slow_call_rate_threshold, 0.01, 1.0);
+      else if (k == "failure_on")
+        get_failures(kv.second, key, b.failure_on);
+    }
+  }
+
+  void read_health(const YAML::Node& n, const std::string& path, health_config& h) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path, {"enabled", "path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      if (k == "enabled")
+        get(kv.second, key, h.enabled);
+      else if (k == "path") {
+        get(kv.second, key, h.path);
+        if (!h.path.empty() && !h.path.starts_with('/'))
+          problem(kv.second, key, fmt::format("a path starts with '/', got '{}'", h.path));
+      } else if (k == "interval")
+        get_duration(kv.second, key, h.interval);
+      else if (k == "timeout")
+        get_duration(kv.second, key, h.timeout);
+      else if (k == "healthy_threshold")
+        get_int(kv.second, key, h.healthy_threshold, 1, 1000);
+      else if (k == "unhealthy_threshold")
+        get_int(kv.second, key, h.unhealthy_threshold, 1, 1000);
+    }
+    if (h.interval.count() <= 0) problem(n, join(path, "interval"), "must be longer than 0");
+  }
+
+  void read_retry(const YAML::Node& n, retry_config& r) {
+    if (!expect_map(n, "retry")) return;
+    check_keys(n, "retry",
+               {"max_attempts", "backoff", "max_backoff", "budget_ratio", "budget_min_per_second", "budget_window",
+                "on"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("retry", k);
+      if (k == "max_attempts")
+        get_int(kv.second, key, r.max_attempts, 1, 100);
+      else if (k == "backoff")
+        get_duration(kv.second, key, r.backoff);
+      else if (k == "max_backoff")
+        get_duration(kv.second, key, r.max_backoff);
+      else if (k == "budget_ratio")
+        get_double(kv.second, key, r.budget_ratio, 0.0, 10.0);
+      else if (k == "budget_min_per_second")
+        get_double(kv.second, key, r.budget_min_per_second, 0.0, 1e6);
+      else if (k == "budget_window")
+        get_duration(kv.second, key, r.budget_window);
+      else if (k == "on")
+        get_failures(kv.second, key, r.on);
+    }
+    if (r.budget_window < std::chrono::seconds(1)) problem(n, "retry.budget_window", "must be at least 1s");
+  }
+
+  void read_scrape(const YAML::Node& n, scrape_config& s) {
+    if (!expect_map(n, "scrape")) return;
+    check_keys(n, "scrape", {"enabled", "interval", "timeout"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("scrape", k);
+      if (k == "enabled")
+        get(kv.second, key, s.enabled);
+      else if (k == "interval")
+        get_duration(kv.second, key, s.interval);
+      else if (k == "timeout")
+        get_duration(kv.second, key, s.timeout);
+    }
+    if (s.interval.count() <= 0) problem(n, "scrape.interval", "must be longer than 0");
+  }
+
+  void read_queue(const YAML::Node& n, const std::string& path, backend_config& b, bool& max_given) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path, {"max", "timeout"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      if (k == "max") {
+        get_int(kv.second, join(path, k), b.queue_max, 0, 1'000'000);
+        max_given = true;
+      } else if (k == "timeout")
+        get_duration(kv.second, join(path, k), b.queue_timeout);
+    }
+  }
+
   void read_cors(const YAML::Node& n, cors_config& c) {
     if (!expect_map(n, "cors")) return;
     check_keys(n, "cors", {"allow_origins", "max_age"});
@@ -360,7 +536,10 @@ public:
 
   void read_backend(const YAML::Node& n, const std::string& path, backend_config& b) {
     if (!expect_map(n, path)) return;
-    check_keys(n, path, {"name", "url", "kind", "api_key", "models", "weight", "metrics_url", "gpu_metrics_url"});
+    check_keys(n, path,
+               {"name", "url", "kind", "api_key", "models", "weight", "metrics_url", "gpu_metrics_url",
+                "max_in_flight", "queue", "breaker", "health"});
+    bool metrics_url_given = false, queue_max_given = false;
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join(path, k);
@@ -382,17 +561,40 @@ public:
         get_list(kv.second, key, b.models);
       else if (k == "weight")
         get_int(kv.second, key, b.weight, 1, 1000);
-      else if (k == "metrics_url")
+      else if (k == "metrics_url") {
         get(kv.second, key, b.metrics_url);
-      else if (k == "gpu_metrics_url")
+        metrics_url_given = true;
+        check_metrics_url(kv.second, key, b.metrics_url);
+      } else if (k == "gpu_metrics_url") {
         get(kv.second, key, b.gpu_metrics_url);
+        check_metrics_url(kv.second, key, b.gpu_metrics_url);
+      } else if (k == "max_in_flight")
+        get_int(kv.second, key, b.max_in_flight, 0, 1'000'000);
+      else if (k == "queue")
+        read_queue(kv.second, key, b, queue_max_given);
+      else if (k == "breaker")
+        read_breaker(kv.second, key, b.breaker);
+      else if (k == "health")
+        read_health(kv.second, key, b.health);
     }
+    if (!queue_max_given) b.queue_max = b.max_in_flight; // one GPU's worth may wait
+    if (b.health.path.empty())
+      b.health.path = b.kind == openai::backend_kind::ollama   ? "/api/version"
+                      : b.kind == openai::backend_kind::openai ? "/v1/models"
+                                                               : "/health";
     if (b.name.empty()) problem(n, join(path, "name"), "every backend needs a name");
     if (b.url.empty()) problem(n, join(path, "url"), "every backend needs a url");
     if (b.models.empty()) problem(n, join(path, "models"), "every backend serves at least one model");
-    // vLLM, SGLang and llama.cpp serve /metrics beside the API root, not under /v1.
-    if (b.metrics_url.empty() && !b.address.host.empty())
+    // vLLM, SGLang and llama.cpp serve /metrics beside the API root, not under /v1;
+    // Ollama and hosted OpenAI-compatible APIs serve none.
+    const bool has_metrics = b.kind == openai::backend_kind::vllm || b.kind == openai::backend_kind::sglang ||
+                             b.kind == openai::backend_kind::llamacpp;
+    if (!metrics_url_given && has_metrics && !b.address.host.empty())
       b.metrics_url = fmt::format("http://{}:{}{}/metrics", b.address.host, b.address.port, b.base_path);
+  }
+
+  void check_metrics_url(const YAML::Node& n, const std::string& key, const std::string& url) {
+    if (!url.empty() && !parse_http_url(url)) problem(n, key, fmt::format("expected http://host:port/path, got '{}'", url));
   }
 
   void parse_url(const YAML::Node& n, const std::string& key, backend_config& b) {
@@ -420,7 +622,8 @@ public:
       return;
     }
     if (!expect_map(n, path)) return;
-    check_keys(n, path, {"name", "aliases", "fallback", "context_length", "default_max_tokens", "tokenizer"});
+    check_keys(n, path,
+               {"name", "aliases", "fallback", "context_length", "default_max_tokens", "tokenizer", "balance"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join(path, k);
@@ -434,6 +637,17 @@ public:
         get_int(kv.second, key, m.context_length, 1, 100'000'000);
       else if (k == "default_max_tokens")
         get_int(kv.second, key, m.default_max_tokens, 1, 100'000'000);
+      else if (k == "balance") {
+        std::string b;
+        get(kv.second, key, b);
+        if (auto parsed = parse_balance_strategy(b))
+          m.balance = *parsed;
+        else
+          problem(kv.second, key,
+                  fmt::format("unknown strategy '{}' (round_robin, weighted, least_outstanding, least_busy, "
+                              "prefix_affinity)",
+                              b));
+      }
       else if (k == "tokenizer") {
         get(kv.second, key, m.tokenizer);
         if (!m.tokenizer.empty() && !std::ifstream(m.tokenizer))
@@ -710,7 +924,8 @@ public:
     }
     check_keys(root, "",
                {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream", "backends", "models",
-                "auth", "trusted_proxies", "tiers", "default_tier", "keys", "limits"});
+                "auth", "trusted_proxies", "tiers", "default_tier", "keys", "limits", "breaker", "health", "retry",
+                "scrape"});
     std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();
@@ -743,6 +958,14 @@ public:
         read_server(v, c.server);
       else if (k == "upstream")
         read_upstream(v, c.upstream);
+      else if (k == "breaker")
+        read_breaker(v, k, c.breaker);
+      else if (k == "health")
+        read_health(v, k, c.health);
+      else if (k == "retry")
+        read_retry(v, c.retry);
+      else if (k == "scrape")
+        read_scrape(v, c.scrape);
       else if (k == "backends")
         backends_node = v;
       else if (k == "auth")
@@ -763,8 +986,12 @@ public:
     if (!backends_node || !backends_node->IsSequence() || backends_node->size() == 0)
       problem(backends_node ? *backends_node : root, "backends", "at least one backend is required (a list)");
     else
-      for (std::size_t i = 0; i < backends_node->size(); ++i)
-        read_backend((*backends_node)[i], fmt::format("backends[{}]", i), c.backends.emplace_back());
+      for (std::size_t i = 0; i < backends_node->size(); ++i) {
+        auto& b = c.backends.emplace_back();
+        b.breaker = c.breaker; // a backend's own breaker and health keys override these
+        b.health = c.health;
+        read_backend((*backends_node)[i], fmt::format("backends[{}]", i), b);
+      }
     if (models_node) {
       if (!models_node->IsSequence())
         problem(*models_node, "models", "expected a list");
@@ -785,7 +1012,7 @@ public:
     for (const auto& b : c.backends)
       for (const auto& m : b.models)
         if (std::none_of(c.models.begin(), c.models.end(), [&](const model_config& mc) { return mc.name == m; }))
-          c.models.push_back(model_config{.name = m});
+          c.models.emplace_back().name = m;
     for (std::size_t i = 0; i < c.models.size(); ++i) {
       const auto& m = c.models[i];
       if (m.name.empty()) continue;

@@ -26,6 +26,67 @@ struct endpoint_address {
   std::uint16_t port = 8080;
 };
 
+// How a model's pool picks a backend (models[].balance).
+enum class balance_strategy { round_robin, weighted, least_outstanding, least_busy, prefix_affinity };
+[[nodiscard]] std::string_view to_string(balance_strategy s);
+[[nodiscard]] std::optional<balance_strategy> parse_balance_strategy(std::string_view s);
+
+// Ways an exchange with a backend can fail, as a bit set: what the breaker
+// counts (breaker.failure_on) and what is retried (retry.on). A 4xx other
+// than 429 is the client's fault and is never either.
+enum failure_kind : unsigned {
+  failure_connect = 1,     // connect_error: refused, reset, or no valid response head
+  failure_timeout = 2,     // timeout: connect, first token, idle gap or total
+  failure_5xx = 4,         // status_5xx: the backend answered 5xx
+  failure_429 = 8,         // status_429: the backend's own rate limit
+  failure_interrupted = 16 // interrupted: the answer broke off after it began
+};
+using failure_set = unsigned;
+[[nodiscard]] std::optional<failure_kind> parse_failure_kind(std::string_view s);
+[[nodiscard]] std::string_view to_string(failure_kind k);
+
+// A circuit breaker per backend (the top-level `breaker`, overridden per backend).
+struct breaker_config {
+  bool enabled = true;
+  int failure_threshold = 5;                                           // consecutive failures (the seed's default)
+  duration recovery_timeout = 30s; // open this long (the seed's default)
+  int half_open_probes = 1;                                            // calls let through when half-open
+  int window = 20;                                                     // calls the rates are taken over
+  int minimum_calls = 10;                                              // before the rates may open the breaker
+  double failure_rate_threshold = 0.5;                                 // 1.0 or more: off
+  duration slow_call_duration = 60s; // to the response head / first token
+  double slow_call_rate_threshold = 1.0;                                 // 1.0 or more: off
+  failure_set failure_on = failure_connect | failure_timeout | failure_5xx | failure_interrupted;
+};
+
+// Active health checks (the top-level `health`, overridden per backend).
+struct health_config {
+  bool enabled = true;
+  std::string path;                      // empty: by kind (/health; ollama /api/version; openai /v1/models)
+  duration interval = 5s;
+  duration timeout = 2s;
+  int healthy_threshold = 2;   // consecutive passes before an unhealthy backend takes traffic again
+  int unhealthy_threshold = 3; // consecutive failures before a healthy one is taken out
+};
+
+// Retries on another backend before anything reached the client.
+struct retry_config {
+  int max_attempts = 3;                                         // tries in all, the first included
+  duration backoff = 25ms; // base of the full-jitter backoff
+  duration max_backoff = 1s;
+  double budget_ratio = 0.2;     // retries at most this share of requests ...
+  double budget_min_per_second = 3; // ... plus this many per second, over budget_window
+  duration budget_window = 10s;
+  failure_set on = failure_connect | failure_timeout | failure_5xx | failure_429 | failure_interrupted;
+};
+
+// Scrapes of the backends' metrics_url and gpu_metrics_url (least_busy, dashboards).
+struct scrape_config {
+  bool enabled = true;
+  duration interval = 2s;
+  duration timeout = 1s;
+};
+
 struct backend_config {
   std::string name;
   std::string url;          // as written
@@ -35,8 +96,13 @@ struct backend_config {
   std::string api_key; // sent upstream instead of the client's key; empty: no Authorization
   std::vector<std::string> models;
   int weight = 1;
-  std::string metrics_url;     // vLLM /metrics; default: <url>/metrics
+  std::string metrics_url;     // vLLM /metrics; default: <url>/metrics (vllm, sglang, llamacpp)
   std::string gpu_metrics_url; // DCGM exporter, optional
+  std::uint32_t max_in_flight = 0; // requests the GPU holds at once; 0: no cap
+  std::uint32_t queue_max = 0;     // waiting for a slot at most; default: max_in_flight
+  duration queue_timeout = 5s;
+  breaker_config breaker;
+  health_config health;
 };
 
 struct model_config {
@@ -46,6 +112,7 @@ struct model_config {
   std::int64_t context_length = 0; // 0: unknown
   std::int64_t default_max_tokens = 1024;
   std::string tokenizer; // tokenizer.json of the model: exact token counts; empty: an estimate (bytes / 4)
+  balance_strategy balance = balance_strategy::round_robin;
 };
 
 struct server_config {
@@ -147,6 +214,10 @@ struct config {
   cors_config cors;
   server_config server;
   upstream_config upstream;
+  breaker_config breaker; // defaults for every backend's breaker
+  health_config health;   // defaults for every backend's health checks
+  retry_config retry;
+  scrape_config scrape;
   std::vector<backend_config> backends;
   std::vector<model_config> models;
   bool auth_required = false; // auth.mode: required (unknown keys get 401) | optional

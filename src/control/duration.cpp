@@ -1,6 +1,8 @@
 #include "control/duration.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <fmt/format.h>
 
@@ -44,6 +46,17 @@ std::optional<duration> parse_duration(std::string_view text) {
     return std::nullopt; // a bare number has no unit: refuse rather than guess seconds or milliseconds
   if (ms > 1e12) return std::nullopt;
   return duration(static_cast<std::int64_t>(std::llround(ms)));
+}
+
+std::optional<duration> parse_timeout_seconds(std::string_view text) {
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  if (text.empty() || text.size() > 32) return std::nullopt;
+  const std::string copy(text);
+  char* end = nullptr;
+  const double seconds = std::strtod(copy.c_str(), &end);
+  if (end != copy.c_str() + copy.size() || !(seconds > 0) || seconds > 86'400) return std::nullopt;
+  return duration(std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(seconds * 1000))));
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {

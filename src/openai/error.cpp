@@ -57,9 +57,9 @@ local_reply bad_gateway(std::string_view message) {
   return {502, error_body(message, "upstream_error", {}, "bad_gateway"), {}};
 }
 
-local_reply service_unavailable(std::string_view message, int retry_after_s) {
+local_reply service_unavailable(std::string_view message, int retry_after_s, std::string_view code) {
   return {503,
-          error_body(message, "service_unavailable", {}, "service_busy"),
+          error_body(message, "service_unavailable", {}, code),
           {{"Retry-After", std::to_string(retry_after_s)}}};
 }
 

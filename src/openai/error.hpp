@@ -28,7 +28,8 @@ struct local_reply {
 [[nodiscard]] local_reply method_not_allowed(std::string_view method);                          // 405
 [[nodiscard]] local_reply payload_too_large(std::size_t limit);                                 // 413
 [[nodiscard]] local_reply bad_gateway(std::string_view message);                                // 502
-[[nodiscard]] local_reply service_unavailable(std::string_view message, int retry_after_s = 1); // 503
+[[nodiscard]] local_reply service_unavailable(std::string_view message, int retry_after_s = 1,
+                                              std::string_view code = "service_busy"); // 503
 [[nodiscard]] local_reply gateway_timeout(std::string_view message);                            // 504
 
 } // namespace llmgate::openai

@@ -182,3 +182,49 @@ parse_result parse_request(std::string_view text, endpoint kind, json::storage_p
 }
 
 } // namespace llmgate::openai
+
+namespace llmgate::openai {
+
+namespace {
+
+void append_capped(std::string& out, std::string_view s, std::size_t max_bytes) {
+  if (out.size() < max_bytes) out.append(s.substr(0, max_bytes - out.size()));
+}
+
+void append_text(std::string& out, const boost::json::value& content, std::size_t max_bytes) {
+  if (content.is_string()) {
+    append_capped(out, content.get_string(), max_bytes);
+  } else if (content.is_array()) { // content parts: their text
+    for (const auto& part : content.get_array())
+      if (const auto* o = part.if_object())
+        if (const auto* t = o->if_contains("text"); t && t->is_string()) append_capped(out, t->get_string(), max_bytes);
+  }
+}
+
+} // namespace
+
+std::string prompt_prefix(const request_view& view, std::size_t max_bytes) {
+  std::string out;
+  if (view.kind == endpoint::chat_completions) {
+    const auto* messages = view.body.if_contains("messages");
+    if (!messages || !messages->is_array()) return out;
+    for (const auto& m : messages->get_array()) {
+      if (out.size() >= max_bytes) break;
+      const auto* o = m.if_object();
+      if (!o) continue;
+      if (const auto* role = o->if_contains("role"); role && role->is_string())
+        append_capped(out, role->get_string(), max_bytes);
+      append_capped(out, "\n", max_bytes);
+      if (const auto* c = o->if_contains("content")) append_text(out, *c, max_bytes);
+      append_capped(out, "\n", max_bytes);
+    }
+  } else if (const auto* p = view.body.if_contains("prompt")) {
+    if (p->is_array() && !p->get_array().empty())
+      append_text(out, p->get_array().front(), max_bytes);
+    else
+      append_text(out, *p, max_bytes);
+  }
+  return out;
+}
+
+} // namespace llmgate::openai

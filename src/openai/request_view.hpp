@@ -38,3 +38,12 @@ inline constexpr std::int64_t k_max_choices = 128;
                                                                              boost::json::storage_ptr storage = {});
 
 } // namespace llmgate::openai
+
+namespace llmgate::openai {
+
+// The start of the prompt (chat: each message's role and text in order;
+// completions: the prompt), at most max_bytes: what prefix_affinity hashes,
+// so requests sharing a system prompt and history land where it is cached.
+[[nodiscard]] std::string prompt_prefix(const request_view& view, std::size_t max_bytes = 512);
+
+} // namespace llmgate::openai

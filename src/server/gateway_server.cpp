@@ -11,6 +11,8 @@
 #include "server/url.hpp"
 #include "tokenize/chat_template.hpp"
 #include "tokenize/prompt_tokens.hpp"
+#include "upstream/monitor.hpp"
+#include "upstream/retry_budget.hpp"
 #include "upstream/router.hpp"
 #include "upstream/upstream_pool.hpp"
 
@@ -124,7 +126,58 @@ struct gateway_metrics {
         overflowed(r.gauge("llmgate_ratelimit_overflowed_requests",
                            "Requests counted in a rule's shared overflow bucket because max_tracked_keys was "
                            "reached with no idle key.",
-                           {"rule"})) {}
+                           {"rule"})),
+        retries(r.counter("llmgate_retries_total", "Attempts repeated on another backend, by what failed.",
+                          {"reason"})),
+        retries_refused(r.counter("llmgate_retries_refused_total",
+                                  "Retries not sent because the retry budget was spent.")
+                            .with({})),
+        busy(r.counter("llmgate_busy_rejections_total",
+                       "Requests answered 503: every backend of the model full (slots and queues), queue timeout, "
+                       "or none available.",
+                       {"model"})),
+        breaker_transitions(r.counter("llmgate_breaker_transitions_total",
+                                      "Circuit breaker state changes, by backend and new state.", {"backend", "state"})),
+        queue_wait(r.histogram("llmgate_backend_queue_wait_seconds",
+                               "Time requests waited in a backend's line for a slot (max_in_flight).", {"backend"},
+                               observe::latency_buckets())),
+        queued(r.counter("llmgate_backend_queued_total", "Requests that waited in a backend's line.", {"backend"})),
+        queue_rejected(r.counter("llmgate_backend_queue_rejections_total",
+                                 "Requests refused because a backend's line was full.", {"backend"})),
+        backend_healthy(r.gauge("llmgate_backend_healthy", "1 when the backend's active health checks pass.",
+                                {"backend"})),
+        backend_breaker(r.gauge("llmgate_backend_breaker_state",
+                                "The backend's circuit breaker: 0 closed, 1 half-open, 2 open.", {"backend"})),
+        backend_in_flight(r.gauge("llmgate_backend_in_flight", "Requests this gateway has at the backend now.",
+                                  {"backend"})),
+        backend_in_flight_peak(r.gauge("llmgate_backend_in_flight_peak",
+                                       "The most requests this gateway had at the backend at once since start.",
+                                       {"backend"})),
+        backend_queue(r.gauge("llmgate_backend_queue_length", "Requests waiting in the backend's line now.",
+                              {"backend"})),
+        backend_queue_peak(r.gauge("llmgate_backend_queue_peak",
+                                   "The most requests waiting in the backend's line at once since start.",
+                                   {"backend"})),
+        health_checks(r.counter("llmgate_health_checks_total", "Active health checks, by backend and result.",
+                                {"backend", "result"})),
+        scrapes(r.counter("llmgate_backend_scrapes_total",
+                          "Scrapes of backends' metrics_url and gpu_metrics_url, by backend, target and result.",
+                          {"backend", "target", "result"})),
+        engine_waiting(r.gauge("llmgate_backend_engine_waiting_requests",
+                               "Requests waiting in the backend's engine (scraped: vllm:num_requests_waiting).",
+                               {"backend"})),
+        engine_running(r.gauge("llmgate_backend_engine_running_requests",
+                               "Requests running in the backend's engine (scraped: vllm:num_requests_running).",
+                               {"backend"})),
+        engine_kv(r.gauge("llmgate_backend_kv_cache_usage_ratio",
+                          "The backend's KV cache in use, 0..1 (scraped: vllm:kv_cache_usage_perc).", {"backend"})),
+        gpu_util(r.gauge("llmgate_backend_gpu_utilization_percent",
+                         "GPU utilisation, mean over the backend's GPUs (scraped: DCGM_FI_DEV_GPU_UTIL).",
+                         {"backend"})),
+        gpu_memory(r.gauge("llmgate_backend_gpu_memory_used_bytes",
+                           "GPU memory in use on the backend's GPUs (scraped: DCGM_FI_DEV_FB_USED).", {"backend"})),
+        gpu_temp(r.gauge("llmgate_backend_gpu_temperature_celsius",
+                         "The hottest of the backend's GPUs (scraped: DCGM_FI_DEV_GPU_TEMP).", {"backend"})) {}
 
   observe::counter_family& requests;
   observe::histogram_family& duration;
@@ -142,6 +195,27 @@ struct gateway_metrics {
   observe::counter_family& shadow_refusals;
   observe::gauge_family& tracked_keys;
   observe::gauge_family& overflowed;
+  observe::counter_family& retries;
+  observe::counter& retries_refused;
+  observe::counter_family& busy;
+  observe::counter_family& breaker_transitions;
+  observe::histogram_family& queue_wait;
+  observe::counter_family& queued;
+  observe::counter_family& queue_rejected;
+  observe::gauge_family& backend_healthy;
+  observe::gauge_family& backend_breaker;
+  observe::gauge_family& backend_in_flight;
+  observe::gauge_family& backend_in_flight_peak;
+  observe::gauge_family& backend_queue;
+  observe::gauge_family& backend_queue_peak;
+  observe::counter_family& health_checks;
+  observe::counter_family& scrapes;
+  observe::gauge_family& engine_waiting;
+  observe::gauge_family& engine_running;
+  observe::gauge_family& engine_kv;
+  observe::gauge_family& gpu_util;
+  observe::gauge_family& gpu_memory;
+  observe::gauge_family& gpu_temp;
 };
 
 // What one request carries through the pipeline.
@@ -158,12 +232,17 @@ struct request_state {
   clock::time_point start = clock::now();
   bool client_gone = false;
   upstream::connection* upstream = nullptr; // the exchange in progress, closed if the client leaves
+  net::steady_timer* waiting_on = nullptr;  // a wait in progress (line, backoff), cancelled if the client leaves
+  clock::time_point deadline = clock::time_point::max(); // the client's own (x-request-timeout, x-stainless-timeout)
 };
 
 // What forwarding produced: already streamed to the client, a whole answer
 // to write, or a local error reply.
 struct forward_result {
-  enum kind_t { streamed, answer, reply, retry } kind = reply;
+  enum kind_t { streamed, answer, reply } kind = reply;
+  unsigned failure = 0;             // a control::failure_kind when the backend failed
+  clock::duration took{0};          // request sent → response head or first token
+  std::size_t backend = SIZE_MAX;   // who answered (config index)
   bool keep_alive = true;
   int status = 0;
   std::string content_type;
@@ -185,13 +264,16 @@ struct gateway::impl {
   }
 
   struct worker {
-    explicit worker(const control::config& cfg) : router(cfg) {}
+    worker(const control::config& cfg, const std::vector<std::unique_ptr<upstream::backend_state>>& backends,
+           std::uint64_t seed)
+        : router(cfg, backends, seed), rng(seed) {}
     // One thread runs this loop; only posts (drain) come from elsewhere, so the reactor needs no locks.
     net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<tcp::acceptor> acceptor;
     session_registry sessions;
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
     upstream::router router;
+    std::mt19937_64 rng; // retry jitter
     std::thread thread;
     // Metric series looked up once per worker, so the request path does no
     // label lookups (by model index and backend index).
@@ -233,6 +315,14 @@ struct gateway::impl {
   session_limits limits;
   std::vector<std::unique_ptr<worker>> workers;
   limit::rule_set rules{*cfg};
+  // Health, breaker, slots and scraped load of each backend, shared by the workers.
+  std::vector<std::unique_ptr<upstream::backend_state>> backends = [this] {
+    std::vector<std::unique_ptr<upstream::backend_state>> out;
+    for (const auto& b : cfg->backends) out.push_back(std::make_unique<upstream::backend_state>(b));
+    return out;
+  }();
+  upstream::retry_budget budget{cfg->retry.budget_ratio, cfg->retry.budget_min_per_second,
+                                cfg->retry.budget_window};
   std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> tokenizers = load_tokenizers(*cfg); // by model index
 
   // Each model's tokenizer, each file loaded once (a second or so each).
@@ -339,6 +429,7 @@ struct gateway::impl {
     }
     if (target.path == "/metrics") {
       refresh_limit_gauges();
+      refresh_backend_gauges();
       co_return co_await text(ctx, req, st, http::status::ok, registry.expose(), "text/plain; version=0.0.4");
     }
     if (target.path == "/v1/models") co_return co_await text(ctx, req, st, http::status::ok, models_json());
@@ -405,6 +496,47 @@ struct gateway::impl {
     for (std::size_t i = 0; i < rules.size(); ++i) {
       metrics.tracked_keys.with({rules.rule(i).name}).set(static_cast<double>(rules.tracked_keys(i)));
       metrics.overflowed.with({rules.rule(i).name}).set(static_cast<double>(rules.overflowed(i)));
+    }
+  }
+
+  // Each backend's health, breaker, slots and scraped load, read when scraped.
+  void refresh_backend_gauges() {
+    const auto now = steady_now();
+    for (const auto& s : backends) {
+      const std::string& name = s->config().name;
+      metrics.backend_healthy.with({name}).set(s->healthy() ? 1 : 0);
+      const auto b = s->breaker(now);
+      metrics.backend_breaker.with({name}).set(b == upstream::backend_state::breaker_state::closed      ? 0
+                                               : b == upstream::backend_state::breaker_state::half_open ? 1
+                                                                                                         : 2);
+      const auto f = s->slots.read();
+      metrics.backend_in_flight.with({name}).set(f.in_flight);
+      metrics.backend_in_flight_peak.with({name}).set(f.peak_in_flight);
+      metrics.backend_queue.with({name}).set(f.queued);
+      metrics.backend_queue_peak.with({name}).set(f.peak_queued);
+      const auto e = s->engine();
+      if (e.waiting) metrics.engine_waiting.with({name}).set(*e.waiting);
+      if (e.running) metrics.engine_running.with({name}).set(*e.running);
+      if (e.kv_usage) metrics.engine_kv.with({name}).set(*e.kv_usage);
+      const auto g = s->gpu();
+      if (g.util_percent) metrics.gpu_util.with({name}).set(*g.util_percent);
+      if (g.memory_used_mib) metrics.gpu_memory.with({name}).set(*g.memory_used_mib * 1024 * 1024);
+      if (g.temperature_c) metrics.gpu_temp.with({name}).set(*g.temperature_c);
+    }
+  }
+
+  // Health checks and metric scrapes of every backend, on worker 0's loop.
+  void start_monitors(worker& w) {
+    for (auto& s : backends) {
+      const std::string name = s->config().name;
+      upstream::monitor_hooks hooks{
+          [this, name](std::string_view result) { metrics.health_checks.with({name, result}).inc(); },
+          [this, name](std::string_view target, std::string_view result) {
+            metrics.scrapes.with({name, target, result}).inc();
+          }};
+      if (s->config().health.enabled) net::co_spawn(w.ioc, upstream::check_health(*s, draining, hooks), net::detached);
+      if (cfg->scrape.enabled)
+        net::co_spawn(w.ioc, upstream::scrape_metrics(*s, cfg->scrape, draining, hooks), net::detached);
     }
   }
 
@@ -545,6 +677,21 @@ struct gateway::impl {
       record(w, st);
       co_return keep;
     }
+    // The client's own deadline caps every wait and timeout of this request.
+    if (const auto h = req["x-request-timeout"]; !h.empty()) {
+      const auto t = control::parse_timeout_seconds(as_view(h));
+      if (!t) {
+        const bool keep = co_await reply(
+            ctx, req, st,
+            openai::invalid_request("x-request-timeout must be a number of seconds (e.g. 30 or 2.5), at most 86400.",
+                                    "x-request-timeout", "invalid_timeout"));
+        record(w, st);
+        co_return keep;
+      }
+      st.deadline = st.start + *t;
+    } else if (const auto t = control::parse_timeout_seconds(as_view(req["x-stainless-timeout"]))) {
+      st.deadline = st.start + *t;
+    }
     // The parsed body lives in an arena that ends with the request.
     json::monotonic_resource arena(4096);
     auto view = openai::parse_request(req.body(), kind, &arena);
@@ -627,8 +774,7 @@ struct gateway::impl {
       keep = co_await write_answer(ctx, req, result.status, result.content_type, st.headers, result.body);
       break;
     }
-    case forward_result::reply:
-    case forward_result::retry: keep = co_await reply(ctx, req, st, result.error); break;
+    case forward_result::reply: keep = co_await reply(ctx, req, st, result.error); break;
     }
     if (st.client_gone) {
       metrics.disconnects.inc();
@@ -640,11 +786,13 @@ struct gateway::impl {
   }
 
   // Forwards while watching the client: if it disconnects, the upstream
-  // request is closed at once so the backend stops generating.
+  // request is closed at once so the backend stops generating, and a wait
+  // (in a backend's line, or before a retry) ends.
   net::awaitable<forward_result> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
                                                  openai::request_view& view, const control::model_config& model) {
     client_watch watch(ctx.stream.socket(), [&st] {
       st.client_gone = true;
+      if (st.waiting_on) st.waiting_on->cancel();
       if (st.upstream) {
         boost::system::error_code ignored;
         st.upstream->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -654,24 +802,163 @@ struct gateway::impl {
     co_return co_await forward(w, ctx, req, st, view, model);
   }
 
-  // Balance over the model's pool, trying the next backend when one cannot
-  // be reached (nothing was sent to the client yet).
+  // Sleeps unless the client leaves or the deadline comes first; false when it did not sleep it out.
+  net::awaitable<bool> pause(session_context& ctx, request_state& st, clock::duration d) {
+    if (clock::now() + d >= st.deadline) co_return false;
+    net::steady_timer t(ctx.stream.get_executor(), d);
+    st.waiting_on = &t;
+    co_await t.async_wait(k_tuple);
+    st.waiting_on = nullptr;
+    co_return !st.client_gone;
+  }
+
+  // Balance over the model's pool; retry on another backend what failed
+  // before anything reached the client, within max_attempts, with backoff and
+  // within the retry budget. Every outcome feeds the backend's breaker.
   net::awaitable<forward_result> forward(worker& w, session_context& ctx, request& req, request_state& st,
-                                         openai::request_view& view, const control::model_config& model_cfg) {
-    const auto* model = &model_cfg;
-    const auto& pool = w.router.pool(model->name);
-    std::size_t cursor = 0;
-    forward_result last; // the config guarantees every model a non-empty pool, so the loop sets it
-    for (std::size_t attempt = 0; attempt < pool.size(); ++attempt) {
-      const auto index = w.router.pick(model->name, attempt, cursor);
-      const auto& backend = cfg->backends[index];
-      const auto body = openai::rewrite_request(view, req.body(), model->name, backend.kind, st.want_usage);
-      auto r = co_await exchange(w, ctx, req, st, view, index, body);
-      if (r.kind != forward_result::retry || st.client_gone) co_return r;
+                                         openai::request_view& view, const control::model_config& model) {
+    const auto& retry = cfg->retry;
+    budget.on_request(steady_now());
+    const auto prompt_key =
+        model.balance == control::balance_strategy::prefix_affinity ? openai::prompt_prefix(view) : std::string();
+    std::vector<std::size_t> tried;
+    std::optional<forward_result> last;
+    for (int attempt = 0; attempt < retry.max_attempts; ++attempt) {
+      if (attempt > 0) {
+        const auto why = control::to_string(static_cast<control::failure_kind>(last->failure));
+        if (!budget.try_retry(steady_now())) {
+          metrics.retries_refused.inc();
+          spdlog::debug("request {}: no retry after {} (retry budget spent)", st.request_id, why);
+          break;
+        }
+        if (!co_await pause(ctx, st, upstream::full_jitter_backoff(attempt, retry.backoff, retry.max_backoff, w.rng))) break;
+        metrics.retries.with({std::string(why)}).inc();
+      }
+      const auto choice = w.router.choose(st.model_index, prompt_key, tried, steady_now());
+      if (choice.kind == upstream::router::choice::down) {
+        if (last) break; // the failure already seen says more than "none left"
+        co_return no_backend(model);
+      }
+      if (choice.kind == upstream::router::choice::busy) co_return busy(model, "every backend's queue is full");
+      auto& state = *backends[choice.backend];
+      if (choice.kind == upstream::router::choice::line) {
+        const auto waited_from = clock::now();
+        const bool granted = co_await wait_for_slot(ctx, st, state);
+        metrics.queue_wait.with({state.config().name}).observe(seconds_since(waited_from));
+        if (!granted) {
+          (void)state.report(steady_now(), {0, true, {}}); // the breaker's probe slot goes back
+          if (st.client_gone) co_return gone();
+          co_return busy(model, fmt::format("no slot on backend {} within its queue timeout ({})",
+                                            state.config().name,
+                                            control::format_duration(state.config().queue_timeout)));
+        }
+      }
+      struct slot_guard { // the slot is held for the whole exchange, stream included
+        upstream::bulkhead& slots;
+        ~slot_guard() { slots.release(); }
+      } slot{state.slots};
+      tried.push_back(choice.backend);
+      const auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind, st.want_usage);
+      auto r = co_await exchange(w, ctx, req, st, view, choice.backend, body);
+      const bool ignored = st.client_gone && r.failure == 0;
+      if (auto change = state.report(steady_now(), {r.failure, ignored, r.took})) breaker_changed(choice.backend, *change);
+      if (st.client_gone || r.kind == forward_result::streamed || r.failure == 0 || !(r.failure & retry.on))
+        co_return settled(st, std::move(r));
       last = std::move(r);
     }
-    last.kind = forward_result::reply;
-    co_return last;
+    co_return settled(st, std::move(*last));
+  }
+
+  // The final result: a whole answer names the backend that gave it.
+  forward_result settled(request_state& st, forward_result r) const {
+    if (r.kind == forward_result::answer && r.backend != SIZE_MAX) name_backend(st, cfg->backends[r.backend].name);
+    return r;
+  }
+
+  static forward_result gone() {
+    forward_result r;
+    r.kind = forward_result::streamed; // nothing more to write
+    return r;
+  }
+
+  forward_result busy(const control::model_config& model, std::string_view why) {
+    metrics.busy.with({model.name}).inc();
+    forward_result r;
+    r.error = openai::service_unavailable(
+        fmt::format("Model {} is busy: {}. Please try again shortly.", model.name, why), 1, "service_busy");
+    return r;
+  }
+
+  // Every backend of the pool is unhealthy or has its breaker open: 503 with
+  // Retry-After from the breaker that reopens first.
+  forward_result no_backend(const control::model_config& model) {
+    metrics.busy.with({model.name}).inc();
+    const auto now = steady_now();
+    auto wait = std::chrono::nanoseconds::max();
+    for (const auto b : workers.front()->router.pool(model_index_of(model))) {
+      const auto& s = *backends[b];
+      if (s.healthy()) wait = std::min<std::chrono::nanoseconds>(wait, s.breaker_retry_after(now));
+      else wait = std::min<std::chrono::nanoseconds>(wait, s.config().health.interval);
+    }
+    const auto seconds =
+        wait == std::chrono::nanoseconds::max() ? 1 : std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(wait).count());
+    forward_result r;
+    r.error = openai::service_unavailable(
+        fmt::format("No backend for model {} is available (unhealthy or circuit breaker open). Please try again in "
+                    "{} s.",
+                    model.name, seconds),
+        static_cast<int>(seconds), "no_backend_available");
+    return r;
+  }
+
+  std::size_t model_index_of(const control::model_config& m) const {
+    return static_cast<std::size_t>(&m - cfg->models.data());
+  }
+
+  void breaker_changed(std::size_t backend, upstream::backend_state::breaker_state s) {
+    using bs = upstream::backend_state::breaker_state;
+    const auto name = s == bs::open ? "open" : s == bs::half_open ? "half_open" : "closed";
+    metrics.breaker_transitions.with({cfg->backends[backend].name, name}).inc();
+    if (s == bs::open)
+      spdlog::warn("backend {}: circuit breaker opened; no traffic for {}", cfg->backends[backend].name,
+                   control::format_duration(cfg->backends[backend].breaker.recovery_timeout));
+    else
+      spdlog::info("backend {}: circuit breaker {}", cfg->backends[backend].name, name);
+  }
+
+  // In the backend's line until a slot is handed over, the queue timeout,
+  // the request's deadline or the client's departure. True with a slot held.
+  net::awaitable<bool> wait_for_slot(session_context& ctx, request_state& st, upstream::backend_state& b) {
+    auto timer = std::make_shared<net::steady_timer>(ctx.stream.get_executor());
+    auto waiter = std::make_shared<upstream::bulkhead::waiter>();
+    // A release on another worker's thread wakes this one on its own loop.
+    waiter->wake = [timer, ex = ctx.stream.get_executor()] { net::post(ex, [timer] { timer->cancel(); }); };
+    switch (b.slots.acquire(waiter)) {
+    case upstream::bulkhead::outcome::acquired: co_return true;
+    case upstream::bulkhead::outcome::full: metrics.queue_rejected.with({b.config().name}).inc(); co_return false;
+    case upstream::bulkhead::outcome::queued: metrics.queued.with({b.config().name}).inc(); break;
+    }
+    timer->expires_at(std::min(clock::now() + b.config().queue_timeout, st.deadline));
+    st.waiting_on = timer.get();
+    co_await timer->async_wait(k_tuple);
+    st.waiting_on = nullptr;
+    const bool granted = b.slots.leave(waiter);
+    if (granted && st.client_gone) {
+      b.slots.release();
+      co_return false;
+    }
+    co_return granted;
+  }
+
+  // Names the backend that answered (once, whichever attempt it was).
+  static void name_backend(request_state& st, const std::string& name) {
+    for (auto& [k, v] : st.headers)
+      if (k == "x-llmgate-backend") {
+        v = name;
+        return;
+      }
+    st.headers.emplace_back("x-llmgate-backend", name);
+    st.headers.emplace_back("x-llmgate-degraded", "L0");
   }
 
   // One backend: send the request, read the answer, relay it.
@@ -681,27 +968,44 @@ struct gateway::impl {
     auto& pool = *w.pools[index];
     const auto& backend = pool.backend();
     const auto& up = cfg->upstream;
-    const auto deadline = clock::now() + up.total_timeout;
+    const auto started = clock::now();
+    const auto deadline = std::min(started + up.total_timeout, st.deadline);
+    const bool client_deadline = st.deadline <= started + up.total_timeout;
     st.backend = backend.name;
-    auto fail = [&](forward_result::kind_t kind, std::string_view result, openai::local_reply error) {
+    auto fail = [&](forward_result::kind_t kind, std::string_view result, unsigned failure,
+                    openai::local_reply error) {
       upstream_result(w, index, result).inc();
       forward_result r;
       r.kind = kind;
+      r.failure = failure;
+      r.took = clock::now() - started;
       r.error = std::move(error);
-      const bool named = std::any_of(st.headers.begin(), st.headers.end(),
-                                     [](const auto& h) { return h.first == "x-llmgate-backend"; });
-      if (!named) r.error.headers.emplace_back("x-llmgate-backend", backend.name);
+      r.error.headers.emplace_back("x-llmgate-backend", backend.name);
       return r;
+    };
+    auto timed_out = [&](std::string_view what) {
+      return fail(forward_result::reply, "timeout", control::failure_timeout,
+                  openai::gateway_timeout(
+                      clock::now() >= st.deadline && client_deadline
+                          ? fmt::format("The request's own deadline (x-request-timeout) passed while backend {} {}.",
+                                        backend.name, what)
+                          : fmt::format("Backend {} {}.", backend.name, what)));
     };
 
     // A keep-alive connection the backend closed meanwhile fails on first use;
     // then, and only then, the same backend is tried once on a new connection.
     for (int fresh = 0; fresh < 2; ++fresh) {
-      auto acquired = co_await pool.acquire(up.connect_timeout, fresh == 1);
-      if (!acquired)
-        co_return fail(forward_result::retry, "connect_error",
+      const auto connect_limit = std::min<clock::duration>(up.connect_timeout, deadline - clock::now());
+      auto acquired = co_await pool.acquire(std::chrono::duration_cast<control::duration>(connect_limit), fresh == 1);
+      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
+      if (!acquired) {
+        if (acquired.error() == beast::error::timeout)
+          co_return timed_out(fmt::format("could not be reached within {}",
+                                          control::format_duration(up.connect_timeout)));
+        co_return fail(forward_result::reply, "connect_error", control::failure_connect,
                        openai::bad_gateway(
                            fmt::format("Backend {} is unreachable: {}.", backend.name, acquired.error().message())));
+      }
       auto conn = std::move(*acquired);
       if (!conn->reused) w.backend_metrics[index].connects->inc();
       st.upstream = conn.get();
@@ -736,46 +1040,52 @@ struct gateway::impl {
       request_head += "\r\n\r\n";
       const std::array<net::const_buffer, 2> request_buffers{net::buffer(request_head), net::buffer(body)};
 
-      conn->stream.expires_after(std::min<control::duration>(up.first_token_timeout, up.total_timeout));
+      // Until the first token: the head of a whole answer, or a stream's first event.
+      const auto first_token_by = std::min(clock::now() + up.first_token_timeout, deadline);
+      conn->stream.expires_at(first_token_by);
       auto [wec, wn] = co_await net::async_write(conn->stream, request_buffers, k_tuple);
-      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", {});
+      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
+      if (wec == beast::error::timeout) co_return timed_out("did not take the request");
       if (wec) {
         if (conn->reused) continue;
-        co_return fail(forward_result::retry, "connect_error",
+        co_return fail(forward_result::reply, "connect_error", control::failure_connect,
                        openai::bad_gateway(fmt::format("Backend {} failed: {}.", backend.name, wec.message())));
       }
 
       http::response_parser<http::buffer_body> parser;
       parser.body_limit(up.max_response_bytes);
       auto [hec, hn] = co_await http::async_read_header(conn->stream, conn->buffer, parser, k_tuple);
-      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", {});
+      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (hec == beast::error::timeout)
-        co_return fail(forward_result::reply, "timeout",
-                       openai::gateway_timeout(fmt::format("Backend {} did not answer within {}.", backend.name,
-                                                           control::format_duration(up.first_token_timeout))));
+        co_return timed_out(
+            fmt::format("did not answer within {}", control::format_duration(up.first_token_timeout)));
       if (hec) {
         if (conn->reused &&
             (hec == http::error::end_of_stream || hec == net::error::connection_reset || hec == net::error::eof))
           continue;
         co_return fail(
-            forward_result::retry, "broken",
+            forward_result::reply, "connect_error", control::failure_connect,
             openai::bad_gateway(fmt::format("Backend {} sent no valid answer: {}.", backend.name, hec.message())));
       }
 
       const auto& head = parser.get();
       const int status = static_cast<int>(head.result_int());
       const std::string content_type(head[http::field::content_type]);
-      st.headers.emplace_back("x-llmgate-backend", backend.name);
-      st.headers.emplace_back("x-llmgate-degraded", "L0");
       const openai::reasoning_options ropts{cfg->reasoning_field, view.return_reasoning};
 
       if (view.stream && status == 200 && content_type.starts_with("text/event-stream")) {
-        auto r = co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, deadline);
+        auto r = co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, first_token_by, deadline, started);
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));
-        upstream_result(w, index, st.client_gone ? "client_gone" : r.status == 200 ? "ok" : "broken").inc();
+        const std::string_view result = st.client_gone                            ? "client_gone"
+                                        : r.failure == control::failure_timeout   ? "timeout"
+                                        : r.failure != 0                          ? "interrupted"
+                                                                                  : "ok";
+        upstream_result(w, index, result).inc();
+        if (r.kind != forward_result::streamed) r.error.headers.emplace_back("x-llmgate-backend", backend.name);
         co_return r;
       }
+      const auto took = clock::now() - started;
 
       // A whole answer: read it, then rewrite the reasoning once.
       std::string answer;
@@ -793,18 +1103,18 @@ struct gateway::impl {
           break;
         }
       }
-      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", {});
-      if (rec == beast::error::timeout)
-        co_return fail(forward_result::reply, "timeout",
-                       openai::gateway_timeout(fmt::format("Backend {} stopped answering.", backend.name)));
+      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
+      if (rec == beast::error::timeout) co_return timed_out("stopped answering");
       if (rec)
         co_return fail(
-            forward_result::reply, "broken",
+            forward_result::reply, "interrupted", control::failure_interrupted,
             openai::bad_gateway(fmt::format("Backend {} broke off its answer: {}.", backend.name, rec.message())));
       const bool reusable = parser.keep_alive();
       forward_result r;
       r.kind = forward_result::answer;
       r.status = status;
+      r.took = took;
+      r.failure = status >= 500 ? control::failure_5xx : status == 429 ? control::failure_429 : 0u;
       r.content_type = content_type.empty() ? "application/json" : content_type;
       if (status == 200 && content_type.starts_with("application/json")) {
         openai::usage_counts usage;
@@ -816,10 +1126,11 @@ struct gateway::impl {
         r.body = std::move(answer);
       }
       if (reusable) pool.release(std::move(conn));
-      upstream_result(w, index, status < 500 ? "ok" : "error_status").inc();
+      upstream_result(w, index, status >= 500 ? "status_5xx" : status == 429 ? "status_429" : "ok").inc();
+      r.backend = index;
       co_return r;
     }
-    co_return fail(forward_result::retry, "broken",
+    co_return fail(forward_result::reply, "connect_error", control::failure_connect,
                    openai::bad_gateway(fmt::format("Backend {} closed the connection.", backend.name)));
   }
 
@@ -839,24 +1150,35 @@ struct gateway::impl {
 
   // SSE from the backend to the client, event by event as it arrives: each
   // read's complete events go out in one chunk, rewritten only where reasoning
-  // must change shape. A backend that breaks off mid-stream gets the client a
-  // well-formed error event and a clean end.
+  // must change shape. The response head goes out with the first event, so a
+  // backend that fails before its first token leaves the request free to be
+  // retried elsewhere (kind reply); once committed, a backend that breaks off
+  // gets the client a well-formed error event and a clean end.
   net::awaitable<forward_result> relay_stream(worker& w, session_context& ctx, request& req, request_state& st,
                                               const openai::request_view& view, upstream::connection& conn,
                                               http::response_parser<http::buffer_body>& parser,
-                                              openai::reasoning_options ropts, clock::time_point deadline) {
+                                              openai::reasoning_options ropts, clock::time_point first_token_by,
+                                              clock::time_point deadline, clock::time_point started) {
     forward_result result;
-    result.kind = forward_result::streamed;
-    result.status = 200;
+    result.kind = forward_result::reply;
     // HTTP/1.0 knows no chunked encoding: its stream ends when the connection closes.
     const bool chunked = req.version() >= 11;
-    result.keep_alive = chunked && keep_alive_for(ctx, req);
-    st.status = 200;
-    st.headers.emplace_back("Cache-Control", "no-cache");
-    if (!co_await write_stream_head(ctx, 200, "text/event-stream", st.headers, result.keep_alive, chunked)) {
-      st.client_gone = true;
-      co_return result;
-    }
+    bool committed = false;
+    auto commit = [&]() -> net::awaitable<bool> {
+      committed = true;
+      result.kind = forward_result::streamed;
+      result.status = 200;
+      result.took = clock::now() - started;
+      result.keep_alive = chunked && keep_alive_for(ctx, req);
+      st.status = 200;
+      name_backend(st, st.backend);
+      st.headers.emplace_back("Cache-Control", "no-cache");
+      if (!co_await write_stream_head(ctx, 200, "text/event-stream", st.headers, result.keep_alive, chunked)) {
+        st.client_gone = true;
+        co_return false;
+      }
+      co_return true;
+    };
 
     openai::sse_reader reader;
     openai::stream_rewriter rewriter(view.kind, ropts, st.want_usage && !view.include_usage);
@@ -864,11 +1186,13 @@ struct gateway::impl {
     std::string out;
     bool done_seen = false, first_sent = false;
     std::string failure;
+    unsigned failure_kind = 0;
     char buf[16384];
     while (!parser.is_done()) {
       parser.get().body().data = buf;
       parser.get().body().size = sizeof buf;
-      conn.stream.expires_at(std::min(clock::now() + cfg->upstream.idle_timeout, deadline));
+      conn.stream.expires_at(committed ? std::min(clock::now() + cfg->upstream.idle_timeout, deadline)
+                                       : first_token_by);
       auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, k_tuple);
       if (ec == http::error::need_buffer) ec = {};
       const std::size_t got = sizeof buf - parser.get().body().size;
@@ -876,6 +1200,7 @@ struct gateway::impl {
       events.clear();
       if (!reader.feed(std::string_view(buf, got), events)) {
         failure = "the backend sent an oversized event";
+        failure_kind = control::failure_interrupted;
         break;
       }
       out.clear();
@@ -891,6 +1216,7 @@ struct gateway::impl {
         openai::append_sse(out, rewritten ? *rewritten : e.data, e.event);
       }
       if (!out.empty()) {
+        if (!committed && !co_await commit()) co_return result;
         if (!first_sent) {
           w.model_metrics[st.model_index].ttft->observe(seconds_since(st.start));
           first_sent = true;
@@ -905,8 +1231,11 @@ struct gateway::impl {
         }
       }
       if (ec) {
-        failure = ec == beast::error::timeout ? "the backend stopped sending (timeout)"
-                                              : fmt::format("the backend connection failed ({})", ec.message());
+        failure_kind = ec == beast::error::timeout ? control::failure_timeout : control::failure_interrupted;
+        failure = ec != beast::error::timeout ? fmt::format("the backend connection failed ({})", ec.message())
+                  : !committed                ? "no first token within upstream.first_token_timeout"
+                  : clock::now() >= st.deadline ? "the request's own deadline (x-request-timeout) passed"
+                                                : "the backend stopped sending (timeout)";
         break;
       }
     }
@@ -915,6 +1244,15 @@ struct gateway::impl {
     else if (st.prompt_tokens >=
              0) // no usage from the backend: count the stream (one token per content event, as vLLM sends)
       st.tokens_used = st.prompt_tokens + rewriter.chunks_with_content();
+    if (!committed) { // nothing reached the client: the caller may retry elsewhere
+      result.failure = failure_kind ? failure_kind : control::failure_interrupted;
+      result.took = clock::now() - started;
+      const auto message = fmt::format("Backend {} failed before its first token: {}.", st.backend,
+                                       failure.empty() ? "the stream ended empty" : failure);
+      result.error = failure_kind == control::failure_timeout ? openai::gateway_timeout(message)
+                                                              : openai::bad_gateway(message);
+      co_return result;
+    }
     out.clear();
     if (!failure.empty() && !done_seen) {
       spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);
@@ -922,6 +1260,7 @@ struct gateway::impl {
                                                  {}, "stream_interrupted"));
       out += openai::k_sse_done;
       result.status = 502;
+      result.failure = failure_kind;
     }
     ctx.stream.expires_after(ctx.limits.write_timeout);
     if (!out.empty()) {
@@ -1024,7 +1363,7 @@ gateway::~gateway() {
 std::uint16_t gateway::start() {
   auto& m = *impl_;
   for (unsigned i = 0; i < m.cfg->workers; ++i) {
-    auto w = std::make_unique<impl::worker>(*m.cfg);
+    auto w = std::make_unique<impl::worker>(*m.cfg, m.backends, std::random_device{}() + i);
     m.prepare_series(*w);
     for (const auto& b : m.cfg->backends)
       w->pools.push_back(
@@ -1048,6 +1387,7 @@ int gateway::run() {
     guards.push_back(net::make_work_guard(w->ioc));
     net::co_spawn(w->ioc, m.accept_loop(*w), net::detached);
     if (w == m.workers.front() && m.rules.size() > 0) net::co_spawn(w->ioc, m.sweep_loop(*w), net::detached);
+    if (w == m.workers.front()) m.start_monitors(*w);
     w->thread = std::thread([&ioc = w->ioc] { ioc.run(); });
   }
   spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host, m.port,

@@ -5,8 +5,9 @@
 // backends' own queue and KV-cache figures) and prefix_affinity (rendezvous
 // hashing of the prompt's start with bounded load, so a backend's prefix
 // cache stays warm without overloading it). Pure; one per worker and model
-// (not thread-safe). The router uses round_robin today; the other
-// strategies are wired in by the resilience work.
+// (not thread-safe).
+#include "control/config.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -16,7 +17,7 @@
 
 namespace llmgate::upstream {
 
-enum class balance_strategy { round_robin, weighted, least_outstanding, least_busy, prefix_affinity };
+using balance_strategy = control::balance_strategy;
 
 // What the balancer knows of one backend of the pool at the moment of choice.
 struct backend_load {

@@ -53,6 +53,10 @@ void circuit_breaker::on_failure(nanos now) {
   record(true, false, now);
 }
 
+void circuit_breaker::on_ignored() {
+  if (state_ == state::half_open) probes_in_flight_ = std::max(0, probes_in_flight_ - 1);
+}
+
 void circuit_breaker::record(bool failed, bool slow, nanos now) {
   outcomes_.push_back(static_cast<std::uint8_t>((failed ? 1 : 0) | (slow ? 2 : 0)));
   failures_in_window_ += failed;

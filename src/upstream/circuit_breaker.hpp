@@ -6,23 +6,16 @@
 // seen); open for `recovery_timeout`; then half-open, letting `half_open_probes`
 // calls through: all succeed → closed, any fails → open again.
 // Pure (time passed in); not thread-safe (one per backend and worker, or
-// guarded by the caller). Not yet wired into the request path.
+// guarded by the caller: upstream::backend_state holds one per backend).
+#include "control/config.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <deque>
 
 namespace llmgate::upstream {
 
-struct breaker_config {
-  int failure_threshold = 5;                                           // consecutive failures (the seed's default)
-  std::chrono::nanoseconds recovery_timeout{std::chrono::seconds(30)}; // the seed's default
-  int half_open_probes = 1;
-  int window = 20;                     // calls the rates are taken over
-  int minimum_calls = 10;              // before the rates may open the breaker
-  double failure_rate_threshold = 0.5; // 1.0 or more: off
-  std::chrono::nanoseconds slow_call_duration{std::chrono::seconds(60)};
-  double slow_call_rate_threshold = 1.0; // 1.0 or more: off
-};
+using breaker_config = control::breaker_config;
 
 class circuit_breaker final {
 public:
@@ -36,6 +29,9 @@ public:
   [[nodiscard]] bool allow(nanos now);
   void on_success(nanos now, nanos took);
   void on_failure(nanos now);
+  // The call ended with no verdict on the backend (the client left): a
+  // half-open probe slot is given back, nothing is counted.
+  void on_ignored();
 
   [[nodiscard]] state current(nanos now) const;
   // Open: how long until probes are let through; otherwise zero.

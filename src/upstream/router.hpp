@@ -1,11 +1,16 @@
 #pragma once
-// Which backends may serve a model, and which one to try next. The pools are
-// built once per config; a router's round-robin position is per worker
-// (not thread-safe: each event-loop thread has its own).
+// Which backends may serve a model, and which one an attempt goes to: the
+// model's balancing strategy over the backends that are routable (health
+// checks pass, breaker not open) and have a free slot; when every slot is
+// taken, the shortest waiting line with room. A router is per worker (its
+// balancers are not thread-safe); the backend states it reads are shared.
 #include "control/config.hpp"
+#include "upstream/backend_state.hpp"
 #include "upstream/balancer.hpp"
 
+#include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -13,22 +18,33 @@ namespace llmgate::upstream {
 
 class router final {
 public:
-  explicit router(const control::config& cfg);
+  router(const control::config& cfg, const std::vector<std::unique_ptr<backend_state>>& states,
+         std::uint64_t seed = 1);
 
-  // Backend indices (into config::backends) serving this canonical model name.
-  [[nodiscard]] const std::vector<std::size_t>& pool(std::string_view model) const;
+  // Backend indices (into config::backends) serving this model (by index into config::models).
+  [[nodiscard]] const std::vector<std::size_t>& pool(std::size_t model) const { return pools_[model]; }
 
-  // The backend for attempt number `attempt` (0 first) of a request: the
-  // model's balancer (round robin for now) picks the first, retries take the
-  // next backends in turn.
-  [[nodiscard]] std::size_t pick(std::string_view model, std::size_t attempt, std::size_t& cursor);
+  struct choice {
+    enum kind_t {
+      slot, // a slot on `backend` is held (release it through backend_state::slots)
+      line, // every slot is taken: wait in `backend`'s line (the breaker has admitted the call)
+      busy, // routable backends exist but every slot and line is full
+      down  // no backend is routable (all unhealthy, breakers open, or already tried)
+    } kind = down;
+    std::size_t backend = 0; // into config::backends
+  };
+
+  // The backend for one attempt. tried: backends (by config index) this
+  // request already used; a retry never goes back to them.
+  [[nodiscard]] choice choose(std::size_t model, std::string_view prompt_key, const std::vector<std::size_t>& tried,
+                              std::chrono::nanoseconds now);
 
 private:
-  const control::config& cfg_;
+  const std::vector<std::unique_ptr<backend_state>>& states_;
   std::vector<std::vector<std::size_t>> pools_; // by model index
   std::vector<balancer> balancers_;             // by model index
   std::vector<backend_load> loads_;             // scratch: one entry per pool member
-  std::vector<std::size_t> empty_;
+  std::vector<bool> candidate_;                 // scratch
 };
 
 } // namespace llmgate::upstream

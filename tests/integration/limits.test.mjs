@@ -329,6 +329,7 @@ test("a concurrency slot comes back when the backend times out", async () => {
   const gw = await startGateway(
     gatewayConfig([sim], {
       extra: `upstream: {first_token_timeout: 200ms}
+breaker: {enabled: false}
 limits:
   rules:
     - {name: parallel, key: global, algorithm: concurrency, limit: 1}`,

@@ -48,7 +48,8 @@ function fixedBackend(pieces, { status = 200, contentType = "text/event-stream" 
     let body = "";
     req.on("data", (d) => (body += d));
     req.on("end", async () => {
-      seen.push({ url: req.url, headers: req.headers, body });
+      // Health checks and metric scrapes (GET) come too; only completions are recorded.
+      if (req.method === "POST") seen.push({ url: req.url, headers: req.headers, body });
       res.writeHead(status, { "content-type": contentType });
       for (const p of pieces) {
         res.write(p);
