@@ -326,8 +326,9 @@ public:
       if (auto k = parse_failure_kind(name))
         set |= *k;
       else
-        problem(n, key,
-                fmt::format("unknown failure '{}' (connect_error, timeout, status_5xx, status_429, interrupted)", name));
+        problem(
+            n, key,
+            fmt::format("unknown failure '{}' (connect_error, timeout, status_5xx, status_429, interrupted)", name));
     }
     out = set;
   }
@@ -469,9 +470,9 @@ public:
 
   void read_retry(const YAML::Node& n, retry_config& r) {
     if (!expect_map(n, "retry")) return;
-    check_keys(n, "retry",
-               {"max_attempts", "backoff", "max_backoff", "budget_ratio", "budget_min_per_second", "budget_window",
-                "on"});
+    check_keys(
+        n, "retry",
+        {"max_attempts", "backoff", "max_backoff", "budget_ratio", "budget_min_per_second", "budget_window", "on"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("retry", k);
@@ -537,8 +538,8 @@ public:
   void read_backend(const YAML::Node& n, const std::string& path, backend_config& b) {
     if (!expect_map(n, path)) return;
     check_keys(n, path,
-               {"name", "url", "kind", "api_key", "models", "weight", "metrics_url", "gpu_metrics_url",
-                "max_in_flight", "queue", "breaker", "health"});
+               {"name", "url", "kind", "api_key", "models", "weight", "metrics_url", "gpu_metrics_url", "max_in_flight",
+                "queue", "breaker", "health"});
     bool metrics_url_given = false, queue_max_given = false;
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
@@ -594,7 +595,8 @@ public:
   }
 
   void check_metrics_url(const YAML::Node& n, const std::string& key, const std::string& url) {
-    if (!url.empty() && !parse_http_url(url)) problem(n, key, fmt::format("expected http://host:port/path, got '{}'", url));
+    if (!url.empty() && !parse_http_url(url))
+      problem(n, key, fmt::format("expected http://host:port/path, got '{}'", url));
   }
 
   void parse_url(const YAML::Node& n, const std::string& key, backend_config& b) {
@@ -647,8 +649,7 @@ public:
                   fmt::format("unknown strategy '{}' (round_robin, weighted, least_outstanding, least_busy, "
                               "prefix_affinity)",
                               b));
-      }
-      else if (k == "tokenizer") {
+      } else if (k == "tokenizer") {
         get(kv.second, key, m.tokenizer);
         if (!m.tokenizer.empty() && !std::ifstream(m.tokenizer))
           problem(kv.second, key, fmt::format("cannot read tokenizer file '{}'", m.tokenizer));

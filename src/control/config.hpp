@@ -48,21 +48,21 @@ using failure_set = unsigned;
 // A circuit breaker per backend (the top-level `breaker`, overridden per backend).
 struct breaker_config {
   bool enabled = true;
-  int failure_threshold = 5;                                           // consecutive failures (the seed's default)
-  duration recovery_timeout = 30s; // open this long (the seed's default)
-  int half_open_probes = 1;                                            // calls let through when half-open
-  int window = 20;                                                     // calls the rates are taken over
-  int minimum_calls = 10;                                              // before the rates may open the breaker
-  double failure_rate_threshold = 0.5;                                 // 1.0 or more: off
-  duration slow_call_duration = 60s; // to the response head / first token
-  double slow_call_rate_threshold = 1.0;                                 // 1.0 or more: off
+  int failure_threshold = 5;             // consecutive failures (the seed's default)
+  duration recovery_timeout = 30s;       // open this long (the seed's default)
+  int half_open_probes = 1;              // calls let through when half-open
+  int window = 20;                       // calls the rates are taken over
+  int minimum_calls = 10;                // before the rates may open the breaker
+  double failure_rate_threshold = 0.5;   // 1.0 or more: off
+  duration slow_call_duration = 60s;     // to the response head / first token
+  double slow_call_rate_threshold = 1.0; // 1.0 or more: off
   failure_set failure_on = failure_connect | failure_timeout | failure_5xx | failure_interrupted;
 };
 
 // Active health checks (the top-level `health`, overridden per backend).
 struct health_config {
   bool enabled = true;
-  std::string path;                      // empty: by kind (/health; ollama /api/version; openai /v1/models)
+  std::string path; // empty: by kind (/health; ollama /api/version; openai /v1/models)
   duration interval = 5s;
   duration timeout = 2s;
   int healthy_threshold = 2;   // consecutive passes before an unhealthy backend takes traffic again
@@ -71,10 +71,10 @@ struct health_config {
 
 // Retries on another backend before anything reached the client.
 struct retry_config {
-  int max_attempts = 3;                                         // tries in all, the first included
+  int max_attempts = 3;    // tries in all, the first included
   duration backoff = 25ms; // base of the full-jitter backoff
   duration max_backoff = 1s;
-  double budget_ratio = 0.2;     // retries at most this share of requests ...
+  double budget_ratio = 0.2;        // retries at most this share of requests ...
   double budget_min_per_second = 3; // ... plus this many per second, over budget_window
   duration budget_window = 10s;
   failure_set on = failure_connect | failure_timeout | failure_5xx | failure_429 | failure_interrupted;
@@ -96,8 +96,8 @@ struct backend_config {
   std::string api_key; // sent upstream instead of the client's key; empty: no Authorization
   std::vector<std::string> models;
   int weight = 1;
-  std::string metrics_url;     // vLLM /metrics; default: <url>/metrics (vllm, sglang, llamacpp)
-  std::string gpu_metrics_url; // DCGM exporter, optional
+  std::string metrics_url;         // vLLM /metrics; default: <url>/metrics (vllm, sglang, llamacpp)
+  std::string gpu_metrics_url;     // DCGM exporter, optional
   std::uint32_t max_in_flight = 0; // requests the GPU holds at once; 0: no cap
   std::uint32_t queue_max = 0;     // waiting for a slot at most; default: max_in_flight
   duration queue_timeout = 5s;

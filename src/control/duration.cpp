@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <fmt/format.h>
 
 namespace llmgate::control {
@@ -51,12 +51,16 @@ std::optional<duration> parse_duration(std::string_view text) {
 std::optional<duration> parse_timeout_seconds(std::string_view text) {
   while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
   while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-  if (text.empty() || text.size() > 32) return std::nullopt;
+  // Plain decimals only ("30", "2.5"): no sign, exponent or hex, which strtod would take.
+  if (text.empty() || text.size() > 32 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; }))
+    return std::nullopt;
   const std::string copy(text);
   char* end = nullptr;
   const double seconds = std::strtod(copy.c_str(), &end);
   if (end != copy.c_str() + copy.size() || !(seconds > 0) || seconds > 86'400) return std::nullopt;
-  return duration(std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(seconds * 1000))));
+  // Whole milliseconds, rounded up (2.0071 s → 2008 ms) but not by binary noise (2.007 s → 2007 ms).
+  return duration(std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(seconds * 1000 - 1e-6))));
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {

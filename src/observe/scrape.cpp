@@ -41,7 +41,7 @@ std::optional<sample> parse_line(std::string_view line) {
     bool quoted = false;
     for (; i < line.size(); ++i) {
       if (quoted && line[i] == '\\') {
-        ++i;
+        if (i + 1 < line.size()) ++i; // skip the escaped character (a line may end on the backslash)
         continue;
       }
       if (line[i] == '"') quoted = !quoted;
@@ -98,9 +98,9 @@ engine_figures read_engine_figures(std::string_view text) {
   pick waiting{{"vllm:num_requests_waiting", "sglang:num_queue_reqs", "llamacpp:requests_deferred"}};
   pick running{{"vllm:num_requests_running", "sglang:num_running_reqs", "llamacpp:requests_processing"}};
   // Several model_name series on one engine share one cache: the fullest speaks for it.
-  pick kv{{"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage",
-           "llamacpp:kv_cache_usage_ratio"},
-          true};
+  pick kv{
+      {"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage", "llamacpp:kv_cache_usage_ratio"},
+      true};
   for_each_sample(text, [&](const sample& s) {
     waiting.offer(s);
     running.offer(s);
@@ -116,7 +116,7 @@ gpu_figures read_gpu_figures(std::string_view text) {
   pick temp{{"DCGM_FI_DEV_GPU_TEMP"}, true};
   int gpus = 0;
   for_each_sample(text, [&](const sample& s) {
-    if (s.name == "DCGM_FI_DEV_GPU_UTIL") ++gpus;
+    if (s.name == "DCGM_FI_DEV_GPU_UTIL" && std::isfinite(s.value)) ++gpus;
     util.offer(s);
     used.offer(s);
     free_mem.offer(s);

@@ -58,9 +58,7 @@ local_reply bad_gateway(std::string_view message) {
 }
 
 local_reply service_unavailable(std::string_view message, int retry_after_s, std::string_view code) {
-  return {503,
-          error_body(message, "service_unavailable", {}, code),
-          {{"Retry-After", std::to_string(retry_after_s)}}};
+  return {503, error_body(message, "service_unavailable", {}, code), {{"Retry-After", std::to_string(retry_after_s)}}};
 }
 
 local_reply gateway_timeout(std::string_view message) {

@@ -21,15 +21,15 @@ struct local_reply {
 
 // The error types OpenAI uses, with the status they go with.
 [[nodiscard]] local_reply invalid_request(std::string_view message, std::string_view param = {},
-                                          std::string_view code = {});                          // 400
-[[nodiscard]] local_reply invalid_api_key();                                                    // 401
-[[nodiscard]] local_reply model_not_found(std::string_view model);                              // 404
-[[nodiscard]] local_reply not_found(std::string_view path);                                     // 404
-[[nodiscard]] local_reply method_not_allowed(std::string_view method);                          // 405
-[[nodiscard]] local_reply payload_too_large(std::size_t limit);                                 // 413
-[[nodiscard]] local_reply bad_gateway(std::string_view message);                                // 502
+                                          std::string_view code = {}); // 400
+[[nodiscard]] local_reply invalid_api_key();                           // 401
+[[nodiscard]] local_reply model_not_found(std::string_view model);     // 404
+[[nodiscard]] local_reply not_found(std::string_view path);            // 404
+[[nodiscard]] local_reply method_not_allowed(std::string_view method); // 405
+[[nodiscard]] local_reply payload_too_large(std::size_t limit);        // 413
+[[nodiscard]] local_reply bad_gateway(std::string_view message);       // 502
 [[nodiscard]] local_reply service_unavailable(std::string_view message, int retry_after_s = 1,
                                               std::string_view code = "service_busy"); // 503
-[[nodiscard]] local_reply gateway_timeout(std::string_view message);                            // 504
+[[nodiscard]] local_reply gateway_timeout(std::string_view message);                   // 504
 
 } // namespace llmgate::openai

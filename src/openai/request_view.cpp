@@ -1,6 +1,7 @@
 #include "openai/request_view.hpp"
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
 namespace llmgate::openai {
@@ -194,10 +195,18 @@ void append_capped(std::string& out, std::string_view s, std::size_t max_bytes) 
 void append_text(std::string& out, const boost::json::value& content, std::size_t max_bytes) {
   if (content.is_string()) {
     append_capped(out, content.get_string(), max_bytes);
-  } else if (content.is_array()) { // content parts: their text
-    for (const auto& part : content.get_array())
-      if (const auto* o = part.if_object())
+  } else if (content.is_int64() || content.is_uint64()) { // a token id of a pre-tokenized prompt
+    append_capped(out, boost::json::serialize(content), max_bytes);
+    append_capped(out, " ", max_bytes);
+  } else if (content.is_array()) { // content parts' text, or token ids
+    for (const auto& part : content.get_array()) {
+      if (out.size() >= max_bytes) break;
+      if (const auto* o = part.if_object()) {
         if (const auto* t = o->if_contains("text"); t && t->is_string()) append_capped(out, t->get_string(), max_bytes);
+      } else {
+        append_text(out, part, max_bytes);
+      }
+    }
   }
 }
 
@@ -219,10 +228,10 @@ std::string prompt_prefix(const request_view& view, std::size_t max_bytes) {
       append_capped(out, "\n", max_bytes);
     }
   } else if (const auto* p = view.body.if_contains("prompt")) {
-    if (p->is_array() && !p->get_array().empty())
-      append_text(out, p->get_array().front(), max_bytes);
-    else
-      append_text(out, *p, max_bytes);
+    // A batch of prompts (strings or token lists): the first one; a token list: itself.
+    const bool batch = p->is_array() && !p->get_array().empty() &&
+                       (p->get_array().front().is_string() || p->get_array().front().is_array());
+    append_text(out, batch ? p->get_array().front() : *p, max_bytes);
   }
   return out;
 }

@@ -127,34 +127,33 @@ struct gateway_metrics {
                            "Requests counted in a rule's shared overflow bucket because max_tracked_keys was "
                            "reached with no idle key.",
                            {"rule"})),
-        retries(r.counter("llmgate_retries_total", "Attempts repeated on another backend, by what failed.",
-                          {"reason"})),
-        retries_refused(r.counter("llmgate_retries_refused_total",
-                                  "Retries not sent because the retry budget was spent.")
-                            .with({})),
+        retries(
+            r.counter("llmgate_retries_total", "Attempts repeated on another backend, by what failed.", {"reason"})),
+        retries_refused(
+            r.counter("llmgate_retries_refused_total", "Retries not sent because the retry budget was spent.")
+                .with({})),
         busy(r.counter("llmgate_busy_rejections_total",
                        "Requests answered 503: every backend of the model full (slots and queues), queue timeout, "
                        "or none available.",
                        {"model"})),
         breaker_transitions(r.counter("llmgate_breaker_transitions_total",
-                                      "Circuit breaker state changes, by backend and new state.", {"backend", "state"})),
+                                      "Circuit breaker state changes, by backend and new state.",
+                                      {"backend", "state"})),
         queue_wait(r.histogram("llmgate_backend_queue_wait_seconds",
                                "Time requests waited in a backend's line for a slot (max_in_flight).", {"backend"},
                                observe::latency_buckets())),
         queued(r.counter("llmgate_backend_queued_total", "Requests that waited in a backend's line.", {"backend"})),
-        queue_rejected(r.counter("llmgate_backend_queue_rejections_total",
-                                 "Requests refused because a backend's line was full.", {"backend"})),
-        backend_healthy(r.gauge("llmgate_backend_healthy", "1 when the backend's active health checks pass.",
-                                {"backend"})),
+        backend_healthy(
+            r.gauge("llmgate_backend_healthy", "1 when the backend's active health checks pass.", {"backend"})),
         backend_breaker(r.gauge("llmgate_backend_breaker_state",
                                 "The backend's circuit breaker: 0 closed, 1 half-open, 2 open.", {"backend"})),
-        backend_in_flight(r.gauge("llmgate_backend_in_flight", "Requests this gateway has at the backend now.",
-                                  {"backend"})),
+        backend_in_flight(
+            r.gauge("llmgate_backend_in_flight", "Requests this gateway has at the backend now.", {"backend"})),
         backend_in_flight_peak(r.gauge("llmgate_backend_in_flight_peak",
                                        "The most requests this gateway had at the backend at once since start.",
                                        {"backend"})),
-        backend_queue(r.gauge("llmgate_backend_queue_length", "Requests waiting in the backend's line now.",
-                              {"backend"})),
+        backend_queue(
+            r.gauge("llmgate_backend_queue_length", "Requests waiting in the backend's line now.", {"backend"})),
         backend_queue_peak(r.gauge("llmgate_backend_queue_peak",
                                    "The most requests waiting in the backend's line at once since start.",
                                    {"backend"})),
@@ -201,7 +200,6 @@ struct gateway_metrics {
   observe::counter_family& breaker_transitions;
   observe::histogram_family& queue_wait;
   observe::counter_family& queued;
-  observe::counter_family& queue_rejected;
   observe::gauge_family& backend_healthy;
   observe::gauge_family& backend_breaker;
   observe::gauge_family& backend_in_flight;
@@ -240,9 +238,9 @@ struct request_state {
 // to write, or a local error reply.
 struct forward_result {
   enum kind_t { streamed, answer, reply } kind = reply;
-  unsigned failure = 0;             // a control::failure_kind when the backend failed
-  clock::duration took{0};          // request sent → response head or first token
-  std::size_t backend = SIZE_MAX;   // who answered (config index)
+  unsigned failure = 0;           // a control::failure_kind when the backend failed
+  clock::duration took{0};        // request sent → response head or first token
+  std::size_t backend = SIZE_MAX; // who answered (config index)
   bool keep_alive = true;
   int status = 0;
   std::string content_type;
@@ -321,8 +319,7 @@ struct gateway::impl {
     for (const auto& b : cfg->backends) out.push_back(std::make_unique<upstream::backend_state>(b));
     return out;
   }();
-  upstream::retry_budget budget{cfg->retry.budget_ratio, cfg->retry.budget_min_per_second,
-                                cfg->retry.budget_window};
+  upstream::retry_budget budget{cfg->retry.budget_ratio, cfg->retry.budget_min_per_second, cfg->retry.budget_window};
   std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> tokenizers = load_tokenizers(*cfg); // by model index
 
   // Each model's tokenizer, each file loaded once (a second or so each).
@@ -508,7 +505,7 @@ struct gateway::impl {
       const auto b = s->breaker(now);
       metrics.backend_breaker.with({name}).set(b == upstream::backend_state::breaker_state::closed      ? 0
                                                : b == upstream::backend_state::breaker_state::half_open ? 1
-                                                                                                         : 2);
+                                                                                                        : 2);
       const auto f = s->slots.read();
       metrics.backend_in_flight.with({name}).set(f.in_flight);
       metrics.backend_in_flight_peak.with({name}).set(f.peak_in_flight);
@@ -529,11 +526,12 @@ struct gateway::impl {
   void start_monitors(worker& w) {
     for (auto& s : backends) {
       const std::string name = s->config().name;
-      upstream::monitor_hooks hooks{
-          [this, name](std::string_view result) { metrics.health_checks.with({name, result}).inc(); },
-          [this, name](std::string_view target, std::string_view result) {
-            metrics.scrapes.with({name, target, result}).inc();
-          }};
+      upstream::monitor_hooks hooks{[this, name](std::string_view result) {
+                                      metrics.health_checks.with({name, result}).inc();
+                                    },
+                                    [this, name](std::string_view target, std::string_view result) {
+                                      metrics.scrapes.with({name, target, result}).inc();
+                                    }};
       if (s->config().health.enabled) net::co_spawn(w.ioc, upstream::check_health(*s, draining, hooks), net::detached);
       if (cfg->scrape.enabled)
         net::co_spawn(w.ioc, upstream::scrape_metrics(*s, cfg->scrape, draining, hooks), net::detached);
@@ -831,7 +829,8 @@ struct gateway::impl {
           spdlog::debug("request {}: no retry after {} (retry budget spent)", st.request_id, why);
           break;
         }
-        if (!co_await pause(ctx, st, upstream::full_jitter_backoff(attempt, retry.backoff, retry.max_backoff, w.rng))) break;
+        if (!co_await pause(ctx, st, upstream::full_jitter_backoff(attempt, retry.backoff, retry.max_backoff, w.rng)))
+          break;
         metrics.retries.with({std::string(why)}).inc();
       }
       const auto choice = w.router.choose(st.model_index, prompt_key, tried, steady_now());
@@ -843,13 +842,13 @@ struct gateway::impl {
       auto& state = *backends[choice.backend];
       if (choice.kind == upstream::router::choice::line) {
         const auto waited_from = clock::now();
-        const bool granted = co_await wait_for_slot(ctx, st, state);
+        const auto waited = co_await wait_for_slot(ctx, st, state);
         metrics.queue_wait.with({state.config().name}).observe(seconds_since(waited_from));
-        if (!granted) {
+        if (waited != slot_wait::granted) {
           (void)state.report(steady_now(), {0, true, {}}); // the breaker's probe slot goes back
-          if (st.client_gone) co_return gone();
-          co_return busy(model, fmt::format("no slot on backend {} within its queue timeout ({})",
-                                            state.config().name,
+          if (waited == slot_wait::gone) co_return gone();
+          if (waited == slot_wait::full) co_return busy(model, "every backend's queue is full");
+          co_return busy(model, fmt::format("no slot on backend {} within its queue timeout ({})", state.config().name,
                                             control::format_duration(state.config().queue_timeout)));
         }
       }
@@ -861,7 +860,8 @@ struct gateway::impl {
       const auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind, st.want_usage);
       auto r = co_await exchange(w, ctx, req, st, view, choice.backend, body);
       const bool ignored = st.client_gone && r.failure == 0;
-      if (auto change = state.report(steady_now(), {r.failure, ignored, r.took})) breaker_changed(choice.backend, *change);
+      if (auto change = state.report(steady_now(), {r.failure, ignored, r.took}))
+        breaker_changed(choice.backend, *change);
       if (st.client_gone || r.kind == forward_result::streamed || r.failure == 0 || !(r.failure & retry.on))
         co_return settled(st, std::move(r));
       last = std::move(r);
@@ -897,11 +897,14 @@ struct gateway::impl {
     auto wait = std::chrono::nanoseconds::max();
     for (const auto b : workers.front()->router.pool(model_index_of(model))) {
       const auto& s = *backends[b];
-      if (s.healthy()) wait = std::min<std::chrono::nanoseconds>(wait, s.breaker_retry_after(now));
-      else wait = std::min<std::chrono::nanoseconds>(wait, s.config().health.interval);
+      if (s.healthy())
+        wait = std::min<std::chrono::nanoseconds>(wait, s.breaker_retry_after(now));
+      else
+        wait = std::min<std::chrono::nanoseconds>(wait, s.config().health.interval);
     }
-    const auto seconds =
-        wait == std::chrono::nanoseconds::max() ? 1 : std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(wait).count());
+    const auto seconds = wait == std::chrono::nanoseconds::max()
+                             ? 1
+                             : std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(wait).count());
     forward_result r;
     r.error = openai::service_unavailable(
         fmt::format("No backend for model {} is available (unhealthy or circuit breaker open). Please try again in "
@@ -926,16 +929,18 @@ struct gateway::impl {
       spdlog::info("backend {}: circuit breaker {}", cfg->backends[backend].name, name);
   }
 
+  enum class slot_wait { granted, full, timed_out, gone };
+
   // In the backend's line until a slot is handed over, the queue timeout,
-  // the request's deadline or the client's departure. True with a slot held.
-  net::awaitable<bool> wait_for_slot(session_context& ctx, request_state& st, upstream::backend_state& b) {
+  // the request's deadline or the client's departure.
+  net::awaitable<slot_wait> wait_for_slot(session_context& ctx, request_state& st, upstream::backend_state& b) {
     auto timer = std::make_shared<net::steady_timer>(ctx.stream.get_executor());
     auto waiter = std::make_shared<upstream::bulkhead::waiter>();
     // A release on another worker's thread wakes this one on its own loop.
     waiter->wake = [timer, ex = ctx.stream.get_executor()] { net::post(ex, [timer] { timer->cancel(); }); };
     switch (b.slots.acquire(waiter)) {
-    case upstream::bulkhead::outcome::acquired: co_return true;
-    case upstream::bulkhead::outcome::full: metrics.queue_rejected.with({b.config().name}).inc(); co_return false;
+    case upstream::bulkhead::outcome::acquired: co_return slot_wait::granted;
+    case upstream::bulkhead::outcome::full: co_return slot_wait::full; // filled up since the router looked
     case upstream::bulkhead::outcome::queued: metrics.queued.with({b.config().name}).inc(); break;
     }
     timer->expires_at(std::min(clock::now() + b.config().queue_timeout, st.deadline));
@@ -943,11 +948,8 @@ struct gateway::impl {
     co_await timer->async_wait(k_tuple);
     st.waiting_on = nullptr;
     const bool granted = b.slots.leave(waiter);
-    if (granted && st.client_gone) {
-      b.slots.release();
-      co_return false;
-    }
-    co_return granted;
+    if (granted && st.client_gone) b.slots.release();
+    co_return st.client_gone ? slot_wait::gone : granted ? slot_wait::granted : slot_wait::timed_out;
   }
 
   // Names the backend that answered (once, whichever attempt it was).
@@ -972,8 +974,7 @@ struct gateway::impl {
     const auto deadline = std::min(started + up.total_timeout, st.deadline);
     const bool client_deadline = st.deadline <= started + up.total_timeout;
     st.backend = backend.name;
-    auto fail = [&](forward_result::kind_t kind, std::string_view result, unsigned failure,
-                    openai::local_reply error) {
+    auto fail = [&](forward_result::kind_t kind, std::string_view result, unsigned failure, openai::local_reply error) {
       upstream_result(w, index, result).inc();
       forward_result r;
       r.kind = kind;
@@ -1000,8 +1001,8 @@ struct gateway::impl {
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (!acquired) {
         if (acquired.error() == beast::error::timeout)
-          co_return timed_out(fmt::format("could not be reached within {}",
-                                          control::format_duration(up.connect_timeout)));
+          co_return timed_out(
+              fmt::format("could not be reached within {}", control::format_duration(up.connect_timeout)));
         co_return fail(forward_result::reply, "connect_error", control::failure_connect,
                        openai::bad_gateway(
                            fmt::format("Backend {} is unreachable: {}.", backend.name, acquired.error().message())));
@@ -1057,8 +1058,7 @@ struct gateway::impl {
       auto [hec, hn] = co_await http::async_read_header(conn->stream, conn->buffer, parser, k_tuple);
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (hec == beast::error::timeout)
-        co_return timed_out(
-            fmt::format("did not answer within {}", control::format_duration(up.first_token_timeout)));
+        co_return timed_out(fmt::format("did not answer within {}", control::format_duration(up.first_token_timeout)));
       if (hec) {
         if (conn->reused &&
             (hec == http::error::end_of_stream || hec == net::error::connection_reset || hec == net::error::eof))
@@ -1077,10 +1077,10 @@ struct gateway::impl {
         auto r = co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, first_token_by, deadline, started);
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));
-        const std::string_view result = st.client_gone                            ? "client_gone"
-                                        : r.failure == control::failure_timeout   ? "timeout"
-                                        : r.failure != 0                          ? "interrupted"
-                                                                                  : "ok";
+        const std::string_view result = st.client_gone                          ? "client_gone"
+                                        : r.failure == control::failure_timeout ? "timeout"
+                                        : r.failure != 0                        ? "interrupted"
+                                                                                : "ok";
         upstream_result(w, index, result).inc();
         if (r.kind != forward_result::streamed) r.error.headers.emplace_back("x-llmgate-backend", backend.name);
         co_return r;
@@ -1232,8 +1232,8 @@ struct gateway::impl {
       }
       if (ec) {
         failure_kind = ec == beast::error::timeout ? control::failure_timeout : control::failure_interrupted;
-        failure = ec != beast::error::timeout ? fmt::format("the backend connection failed ({})", ec.message())
-                  : !committed                ? "no first token within upstream.first_token_timeout"
+        failure = ec != beast::error::timeout   ? fmt::format("the backend connection failed ({})", ec.message())
+                  : !committed                  ? "no first token within upstream.first_token_timeout"
                   : clock::now() >= st.deadline ? "the request's own deadline (x-request-timeout) passed"
                                                 : "the backend stopped sending (timeout)";
         break;
@@ -1249,8 +1249,8 @@ struct gateway::impl {
       result.took = clock::now() - started;
       const auto message = fmt::format("Backend {} failed before its first token: {}.", st.backend,
                                        failure.empty() ? "the stream ended empty" : failure);
-      result.error = failure_kind == control::failure_timeout ? openai::gateway_timeout(message)
-                                                              : openai::bad_gateway(message);
+      result.error =
+          failure_kind == control::failure_timeout ? openai::gateway_timeout(message) : openai::bad_gateway(message);
       co_return result;
     }
     out.clear();

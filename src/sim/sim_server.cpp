@@ -125,6 +125,11 @@ struct sim_server::impl {
                    .with({"0", "NVIDIA L4"});
     gpu_temp =
         &metrics.gauge("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (C).", {"gpu", "modelName"}).with({"0", "NVIDIA L4"});
+    open_gauge = &metrics.gauge("llmgate_sim_open_requests", "Completion requests inside the server now.").with({});
+    peak_gauge = &metrics
+                      .gauge("llmgate_sim_peak_open_requests",
+                             "The most completion requests inside the server at once since start.")
+                      .with({});
     limits.idle_timeout = std::chrono::minutes(5);
     limits.header_timeout = std::chrono::seconds(30);
     limits.write_timeout = std::chrono::seconds(60);
@@ -146,6 +151,8 @@ struct sim_server::impl {
   observe::registry metrics;
   observe::counter_family* requests;
   observe::gauge *running, *waiting, *kv_usage, *gpu_util, *fb_used, *gpu_temp;
+  observe::gauge *open_gauge, *peak_gauge; // what a gateway's max_in_flight is checked against
+  std::int64_t open_requests = 0, peak_open = 0;
   observe::counter *prompt_tokens, *generation_tokens;
   observe::histogram *ttft, *e2e;
   std::uint64_t next_id = 1;
@@ -331,6 +338,15 @@ struct sim_server::impl {
   };
 
   net::awaitable<bool> complete(server::session_context& ctx, server::request& req, openai::endpoint kind) {
+    struct open_count { // one loop thread: plain counters
+      impl& self;
+      explicit open_count(impl& s) : self(s) {
+        self.peak_open = std::max(self.peak_open, ++self.open_requests);
+        self.open_gauge->set(static_cast<double>(self.open_requests));
+        self.peak_gauge->set(static_cast<double>(self.peak_open));
+      }
+      ~open_count() { self.open_gauge->set(static_cast<double>(--self.open_requests)); }
+    } counted{*this};
     auto view = openai::parse_request(req.body(), kind);
     if (!view) {
       requests->with({"failed"}).inc();

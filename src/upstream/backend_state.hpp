@@ -18,8 +18,8 @@ namespace llmgate::upstream {
 
 // How one exchange with the backend ended, for the breaker.
 struct call_result {
-  unsigned failure = 0;  // a control::failure_kind, or 0: the backend did its part
-  bool ignored = false;  // no verdict (the client left first)
+  unsigned failure = 0;             // a control::failure_kind, or 0: the backend did its part
+  bool ignored = false;             // no verdict (the client left first)
   std::chrono::nanoseconds took{0}; // to the response head or first token
 };
 
@@ -28,7 +28,8 @@ public:
   using nanos = std::chrono::nanoseconds;
   using breaker_state = circuit_breaker::state;
 
-  explicit backend_state(const control::backend_config& cfg);
+  explicit backend_state(const control::backend_config& cfg); // cfg must outlive the state
+  explicit backend_state(control::backend_config&&) = delete;
 
   [[nodiscard]] const control::backend_config& config() const noexcept { return cfg_; }
 

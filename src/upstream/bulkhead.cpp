@@ -6,6 +6,7 @@ namespace llmgate::upstream {
 
 bulkhead::outcome bulkhead::acquire(const std::shared_ptr<waiter>& w) {
   std::lock_guard lock(mutex_);
+  w->granted = false;
   if (max_ == 0 || (in_flight_ < max_ && line_.empty())) {
     ++in_flight_;
     stats_.peak_in_flight = std::max(stats_.peak_in_flight, in_flight_);
@@ -15,7 +16,6 @@ bulkhead::outcome bulkhead::acquire(const std::shared_ptr<waiter>& w) {
     ++stats_.rejected_total;
     return outcome::full;
   }
-  w->granted = false;
   line_.push_back(w);
   ++stats_.queued_total;
   stats_.peak_queued = std::max(stats_.peak_queued, static_cast<std::uint32_t>(line_.size()));

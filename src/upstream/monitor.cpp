@@ -37,15 +37,14 @@ net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& sto
         spdlog::info("backend {}: healthy again ({} checks of {} passed)", b.name, h.healthy_threshold, url.target);
       else
         spdlog::warn("backend {}: unhealthy after {} failed checks of {} ({}); no traffic until it recovers", b.name,
-                     h.unhealthy_threshold, url.target,
-                     r ? fmt::format("status {}", r->status) : r.error().message());
+                     h.unhealthy_threshold, url.target, r ? fmt::format("status {}", r->status) : r.error().message());
     }
     if (!co_await sleep_for(h.interval)) co_return;
   }
 }
 
-net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg,
-                                    const std::atomic<bool>& stop, monitor_hooks hooks) {
+net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg, const std::atomic<bool>& stop,
+                                    monitor_hooks hooks) {
   const auto& b = s.config();
   const auto engine_url = b.metrics_url.empty() ? std::nullopt : control::parse_http_url(b.metrics_url);
   const auto gpu_url = b.gpu_metrics_url.empty() ? std::nullopt : control::parse_http_url(b.gpu_metrics_url);
@@ -61,8 +60,8 @@ net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_conf
         s.clear_engine();
       if (hooks.scraped) hooks.scraped("engine", ok ? "ok" : "error");
       if (!ok && !engine_failing)
-        spdlog::warn("backend {}: cannot scrape {} ({}); least_busy treats it as idle meanwhile", b.name,
-                     b.metrics_url, r ? fmt::format("status {}", r->status) : r.error().message());
+        spdlog::warn("backend {}: cannot scrape {} ({}); least_busy treats it as idle meanwhile", b.name, b.metrics_url,
+                     r ? fmt::format("status {}", r->status) : r.error().message());
       engine_failing = !ok;
     }
     if (gpu_url) {

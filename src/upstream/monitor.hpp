@@ -15,7 +15,7 @@
 namespace llmgate::upstream {
 
 struct monitor_hooks {
-  std::function<void(std::string_view result)> checked;                  // "pass" or "fail"
+  std::function<void(std::string_view result)> checked;                          // "pass" or "fail"
   std::function<void(std::string_view target, std::string_view result)> scraped; // "engine"|"gpu", "ok"|"error"
 };
 

@@ -6,8 +6,8 @@ namespace llmgate::upstream {
 
 retry_budget::retry_budget(double ratio, double min_per_second, nanos window)
     : ratio_(ratio), min_per_second_(min_per_second),
-      buckets_(static_cast<std::size_t>(std::max<std::int64_t>(
-          1, std::chrono::duration_cast<std::chrono::seconds>(window).count()))) {}
+      buckets_(static_cast<std::size_t>(
+          std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(window).count()))) {}
 
 retry_budget::bucket& retry_budget::current(nanos now) {
   const auto second = std::chrono::duration_cast<std::chrono::seconds>(now).count();

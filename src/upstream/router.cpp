@@ -42,7 +42,7 @@ router::choice router::choose(std::size_t model, std::string_view prompt_key, co
     const auto picked = balancers_[model].pick(loads_, prompt_key);
     if (!picked) break;
     auto& s = *states_[p[*picked]];
-    loads_[*picked].available = false; // whatever happens next, not again in this choice
+    loads_[*picked].available = false;    // whatever happens next, not again in this choice
     if (!s.slots.try_acquire()) continue; // taken by another worker meanwhile
     if (!s.admit(now)) {                  // half-open and its probes are out
       s.slots.release();

@@ -18,8 +18,7 @@ namespace llmgate::upstream {
 
 class router final {
 public:
-  router(const control::config& cfg, const std::vector<std::unique_ptr<backend_state>>& states,
-         std::uint64_t seed = 1);
+  router(const control::config& cfg, const std::vector<std::unique_ptr<backend_state>>& states, std::uint64_t seed = 1);
 
   // Backend indices (into config::backends) serving this model (by index into config::models).
   [[nodiscard]] const std::vector<std::size_t>& pool(std::size_t model) const { return pools_[model]; }

@@ -422,6 +422,329 @@ TEST(parse_host_port, reads_v4_v6_and_names) {
     EXPECT_FALSE(parse_host_port(bad).has_value()) << bad;
 }
 
+// The resilience sections: breaker, health, retry, scrape; per-backend slots, queue and overrides.
+const std::string k_resilience = R"(breaker:
+  failure_threshold: 3
+  recovery_timeout: 20s
+  half_open_probes: 2
+  window: 50
+  minimum_calls: 20
+  failure_rate_threshold: 0.25
+  slow_call_duration: 15s
+  slow_call_rate_threshold: 0.8
+  failure_on: [connect_error, status_429]
+health:
+  interval: 3s
+  timeout: 500ms
+  healthy_threshold: 4
+  unhealthy_threshold: 6
+retry:
+  max_attempts: 2
+  backoff: 50ms
+  max_backoff: 2s
+  budget_ratio: 0.1
+  budget_min_per_second: 1.5
+  budget_window: 30s
+  on: [connect_error, timeout]
+scrape:
+  enabled: false
+  interval: 5s
+  timeout: 750ms
+backends:
+  - name: a
+    url: http://10.0.0.1:8000
+    models: [m]
+    max_in_flight: 8
+    queue: {max: 16, timeout: 2s}
+    breaker: {failure_threshold: 7, failure_on: timeout}
+    health: {unhealthy_threshold: 1, path: /ready}
+  - name: b
+    url: http://10.0.0.2:8000
+    models: [m]
+models:
+  - {name: m, balance: least_busy}
+)";
+
+TEST(load_config, reads_the_resilience_sections) {
+  const auto c = load(k_resilience);
+  const auto& br = c->breaker;
+  EXPECT_TRUE(br.enabled);
+  EXPECT_EQ(br.failure_threshold, 3);
+  EXPECT_EQ(br.recovery_timeout, 20s);
+  EXPECT_EQ(br.half_open_probes, 2);
+  EXPECT_EQ(br.window, 50);
+  EXPECT_EQ(br.minimum_calls, 20);
+  EXPECT_DOUBLE_EQ(br.failure_rate_threshold, 0.25);
+  EXPECT_EQ(br.slow_call_duration, 15s);
+  EXPECT_DOUBLE_EQ(br.slow_call_rate_threshold, 0.8);
+  EXPECT_EQ(br.failure_on, failure_connect | failure_429);
+
+  EXPECT_TRUE(c->health.enabled);
+  EXPECT_EQ(c->health.interval, 3s);
+  EXPECT_EQ(c->health.timeout, 500ms);
+  EXPECT_EQ(c->health.healthy_threshold, 4);
+  EXPECT_EQ(c->health.unhealthy_threshold, 6);
+
+  EXPECT_EQ(c->retry.max_attempts, 2);
+  EXPECT_EQ(c->retry.backoff, 50ms);
+  EXPECT_EQ(c->retry.max_backoff, 2s);
+  EXPECT_DOUBLE_EQ(c->retry.budget_ratio, 0.1);
+  EXPECT_DOUBLE_EQ(c->retry.budget_min_per_second, 1.5);
+  EXPECT_EQ(c->retry.budget_window, 30s);
+  EXPECT_EQ(c->retry.on, failure_connect | failure_timeout);
+
+  EXPECT_FALSE(c->scrape.enabled);
+  EXPECT_EQ(c->scrape.interval, 5s);
+  EXPECT_EQ(c->scrape.timeout, 750ms);
+
+  const auto* m = c->find_model("m");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->balance, balance_strategy::least_busy);
+}
+
+TEST(load_config, backend_overrides_start_from_the_top_level_values) {
+  const auto c = load(k_resilience);
+  ASSERT_EQ(c->backends.size(), 2u);
+  const auto& a = c->backends[0];
+  EXPECT_EQ(a.max_in_flight, 8u);
+  EXPECT_EQ(a.queue_max, 16u);
+  EXPECT_EQ(a.queue_timeout, 2s);
+  // Its own keys ...
+  EXPECT_EQ(a.breaker.failure_threshold, 7);
+  EXPECT_EQ(a.breaker.failure_on, failure_set(failure_timeout)); // a single value is a list of one
+  EXPECT_EQ(a.health.unhealthy_threshold, 1);
+  EXPECT_EQ(a.health.path, "/ready");
+  // ... over the top-level sections, not over the built-in defaults.
+  EXPECT_EQ(a.breaker.recovery_timeout, 20s);
+  EXPECT_EQ(a.breaker.half_open_probes, 2);
+  EXPECT_EQ(a.breaker.window, 50);
+  EXPECT_DOUBLE_EQ(a.breaker.failure_rate_threshold, 0.25);
+  EXPECT_EQ(a.health.healthy_threshold, 4);
+  EXPECT_EQ(a.health.interval, 3s);
+
+  const auto& b = c->backends[1];
+  EXPECT_EQ(b.breaker.failure_threshold, 3);
+  EXPECT_EQ(b.breaker.recovery_timeout, 20s);
+  EXPECT_EQ(b.breaker.failure_on, failure_connect | failure_429);
+  EXPECT_EQ(b.health.unhealthy_threshold, 6);
+  EXPECT_EQ(b.health.timeout, 500ms);
+  EXPECT_EQ(b.max_in_flight, 0u); // no cap
+  EXPECT_EQ(b.queue_max, 0u);
+  EXPECT_EQ(b.queue_timeout, 5s);
+  // Backend a's overrides did not leak into the shared sections.
+  EXPECT_EQ(c->breaker.failure_threshold, 3);
+  EXPECT_EQ(c->health.unhealthy_threshold, 6);
+  EXPECT_EQ(c->health.path, "");
+}
+
+TEST(load_config, top_level_sections_apply_wherever_they_are_written) {
+  const auto c = load(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [m], breaker: {window: 5}}
+breaker: {failure_threshold: 9}
+health: {healthy_threshold: 7}
+)");
+  const auto& a = c->backends[0];
+  EXPECT_EQ(a.breaker.failure_threshold, 9);
+  EXPECT_EQ(a.breaker.window, 5);
+  EXPECT_EQ(a.health.healthy_threshold, 7);
+}
+
+TEST(load_config, resilience_defaults) {
+  const auto c = load(k_minimal);
+  // The breaker counts what says the backend is in trouble; a 429 is its own limit working.
+  const failure_set backend_trouble = failure_connect | failure_timeout | failure_5xx | failure_interrupted;
+  EXPECT_TRUE(c->breaker.enabled);
+  EXPECT_EQ(c->breaker.failure_threshold, 5); // the seed's defaults
+  EXPECT_EQ(c->breaker.recovery_timeout, 30s);
+  EXPECT_EQ(c->breaker.failure_on, backend_trouble);
+  EXPECT_EQ(c->retry.on, backend_trouble | failure_429); // a 429 is worth trying elsewhere
+  EXPECT_TRUE(c->scrape.enabled);
+  const auto& b = c->backends[0];
+  EXPECT_EQ(b.breaker.failure_threshold, 5);
+  EXPECT_EQ(b.breaker.failure_on, backend_trouble);
+  EXPECT_EQ(b.max_in_flight, 0u);
+  EXPECT_EQ(b.queue_max, 0u);
+  EXPECT_EQ(b.queue_timeout, 5s);
+  EXPECT_EQ(b.health.healthy_threshold, 2);
+  EXPECT_EQ(b.health.unhealthy_threshold, 3);
+  EXPECT_EQ(c->find_model("m")->balance, balance_strategy::round_robin);
+}
+
+TEST(load_config, queue_max_defaults_to_max_in_flight) {
+  const auto c = load(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [m], max_in_flight: 4}
+  - {name: b, url: "http://127.0.0.1:8001", models: [m], max_in_flight: 4, queue: {timeout: 1s}}
+  - {name: c, url: "http://127.0.0.1:8002", models: [m], max_in_flight: 4, queue: {max: 0}}
+  - {name: d, url: "http://127.0.0.1:8003", models: [m], max_in_flight: 2, queue: {max: 9}}
+)");
+  ASSERT_EQ(c->backends.size(), 4u);
+  EXPECT_EQ(c->backends[0].queue_max, 4u); // one GPU's worth may wait
+  EXPECT_EQ(c->backends[1].queue_max, 4u);
+  EXPECT_EQ(c->backends[1].queue_timeout, 1s);
+  EXPECT_EQ(c->backends[2].queue_max, 0u); // an explicit 0: no line at all
+  EXPECT_EQ(c->backends[3].queue_max, 9u);
+  EXPECT_EQ(c->backends[3].max_in_flight, 2u);
+}
+
+const std::string k_kinds = R"(backends:
+  - {name: v, url: "http://h:8000/v1", models: [m]}
+  - {name: s, url: "http://h:30000", kind: sglang, models: [m]}
+  - {name: l, url: "http://h:8080", kind: llamacpp, models: [m]}
+  - {name: o, url: "http://h:11434", kind: ollama, models: [m]}
+  - {name: p, url: "http://h:9000/v1", kind: openai, models: [m]}
+  - {name: q, url: "http://h:9001", kind: openai, models: [m], metrics_url: "http://h:9100/metrics"}
+  - {name: x, url: "http://h:11435", kind: ollama, models: [m], health: {path: /custom}}
+)";
+
+TEST(load_config, health_path_defaults_by_kind) {
+  const auto c = load(k_kinds);
+  ASSERT_EQ(c->backends.size(), 7u);
+  EXPECT_EQ(c->backends[0].health.path, "/health");
+  EXPECT_EQ(c->backends[1].health.path, "/health");
+  EXPECT_EQ(c->backends[2].health.path, "/health");
+  EXPECT_EQ(c->backends[3].health.path, "/api/version");
+  EXPECT_EQ(c->backends[4].health.path, "/v1/models");
+  EXPECT_EQ(c->backends[5].health.path, "/v1/models");
+  EXPECT_EQ(c->backends[6].health.path, "/custom");
+
+  // A top-level path is every backend's, unless a backend names its own.
+  const auto d = load("health: {path: /healthz}\n" + k_kinds);
+  EXPECT_EQ(d->backends[0].health.path, "/healthz");
+  EXPECT_EQ(d->backends[3].health.path, "/healthz");
+  EXPECT_EQ(d->backends[4].health.path, "/healthz");
+  EXPECT_EQ(d->backends[6].health.path, "/custom");
+}
+
+TEST(load_config, metrics_url_defaults_only_for_engines_that_serve_one) {
+  const auto c = load(k_kinds);
+  EXPECT_EQ(c->backends[0].metrics_url, "http://h:8000/metrics");
+  EXPECT_EQ(c->backends[1].metrics_url, "http://h:30000/metrics");
+  EXPECT_EQ(c->backends[2].metrics_url, "http://h:8080/metrics");
+  EXPECT_EQ(c->backends[3].metrics_url, "");                      // Ollama serves none
+  EXPECT_EQ(c->backends[4].metrics_url, "");                      // nor do hosted OpenAI-compatible APIs
+  EXPECT_EQ(c->backends[5].metrics_url, "http://h:9100/metrics"); // unless one is named
+}
+
+TEST(load_config, failure_lists) {
+  const auto c = load(R"(breaker:
+  failure_on: [connect_error, timeout, status_5xx, status_429, interrupted]
+retry:
+  on: []
+)" + k_minimal);
+  const failure_set all = failure_connect | failure_timeout | failure_5xx | failure_429 | failure_interrupted;
+  EXPECT_EQ(c->breaker.failure_on, all);
+  EXPECT_EQ(c->backends[0].breaker.failure_on, all);
+  EXPECT_EQ(c->retry.on, 0u); // an empty list: retry nothing
+}
+
+TEST(load_config, strategy_and_failure_names_round_trip) {
+  for (const auto s : {balance_strategy::round_robin, balance_strategy::weighted, balance_strategy::least_outstanding,
+                       balance_strategy::least_busy, balance_strategy::prefix_affinity})
+    EXPECT_EQ(parse_balance_strategy(to_string(s)), s) << to_string(s);
+  EXPECT_FALSE(parse_balance_strategy("fastest").has_value());
+  for (const auto k : {failure_connect, failure_timeout, failure_5xx, failure_429, failure_interrupted})
+    EXPECT_EQ(parse_failure_kind(to_string(k)), k) << to_string(k);
+  EXPECT_FALSE(parse_failure_kind("status_418").has_value());
+}
+
+TEST(load_config, unknown_failure_kinds_are_named_with_their_line) {
+  const auto problems = problems_of(R"(breaker:
+  failure_on: [connect_error, status_418]
+retry:
+  on: [timeout, teapot]
+)" + k_minimal);
+  ASSERT_EQ(problems.size(), 2u) << describe(problems);
+  const auto* breaker = find_problem(problems, "breaker.failure_on");
+  ASSERT_NE(breaker, nullptr) << describe(problems);
+  EXPECT_EQ(breaker->line, 2);
+  EXPECT_TRUE(contains(breaker->message, "status_418")) << breaker->message;
+  const auto* retry = find_problem(problems, "retry.on");
+  ASSERT_NE(retry, nullptr) << describe(problems);
+  EXPECT_EQ(retry->line, 4);
+  EXPECT_TRUE(contains(retry->message, "teapot")) << retry->message;
+}
+
+TEST(load_config, unknown_balance_strategy_is_named_with_its_line) {
+  const auto problems = problems_of(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [m]}
+models:
+  - name: m
+    balance: fastest
+)");
+  ASSERT_EQ(problems.size(), 1u) << describe(problems);
+  EXPECT_EQ(problems[0].key, "models[0].balance");
+  EXPECT_EQ(problems[0].line, 5);
+  EXPECT_TRUE(contains(problems[0].message, "fastest")) << problems[0].message;
+  EXPECT_TRUE(contains(problems[0].message, "least_busy")) << problems[0].message; // the choices are listed
+}
+
+TEST(load_config, failure_rate_threshold_must_be_a_rate) {
+  const auto problems = problems_of(R"(breaker:
+  failure_rate_threshold: 1.5
+backends:
+  - name: a
+    url: http://127.0.0.1:8000
+    models: [m]
+    breaker:
+      failure_rate_threshold: 0
+models: [m]
+)");
+  ASSERT_EQ(problems.size(), 2u) << describe(problems);
+  const auto* top = find_problem(problems, "breaker.failure_rate_threshold");
+  ASSERT_NE(top, nullptr) << describe(problems);
+  EXPECT_EQ(top->line, 2);
+  EXPECT_TRUE(contains(top->message, "1.5")) << top->message;
+  const auto* own = find_problem(problems, "backends[0].breaker.failure_rate_threshold");
+  ASSERT_NE(own, nullptr) << describe(problems);
+  EXPECT_EQ(own->line, 8);
+}
+
+TEST(load_config, unknown_keys_in_breaker_and_queue_are_named_with_their_line) {
+  const auto problems = problems_of(R"(breaker:
+  failure_treshold: 3
+backends:
+  - name: a
+    url: http://127.0.0.1:8000
+    models: [m]
+    breaker:
+      recovery: 10s
+    queue: {max: 2, wait: 1s}
+models: [m]
+)");
+  ASSERT_EQ(problems.size(), 3u) << describe(problems);
+  const auto* top = find_problem(problems, "breaker.failure_treshold");
+  ASSERT_NE(top, nullptr) << describe(problems);
+  EXPECT_EQ(top->line, 2);
+  EXPECT_TRUE(contains(top->message, "failure_threshold")) << top->message; // the allowed keys are listed
+  const auto* own = find_problem(problems, "backends[0].breaker.recovery");
+  ASSERT_NE(own, nullptr) << describe(problems);
+  EXPECT_EQ(own->line, 8);
+  EXPECT_TRUE(contains(own->message, "recovery_timeout")) << own->message;
+  const auto* queue = find_problem(problems, "backends[0].queue.wait");
+  ASSERT_NE(queue, nullptr) << describe(problems);
+  EXPECT_EQ(queue->line, 9);
+}
+
+TEST(load_config, bad_health_retry_and_scrape_values_are_refused) {
+  const auto problems = problems_of(R"(health:
+  path: ready
+retry:
+  budget_window: 500ms
+scrape:
+  interval: 0s
+)" + k_minimal);
+  ASSERT_EQ(problems.size(), 3u) << describe(problems);
+  const auto* path = find_problem(problems, "health.path");
+  ASSERT_NE(path, nullptr) << describe(problems);
+  EXPECT_EQ(path->line, 2);
+  const auto* window = find_problem(problems, "retry.budget_window");
+  ASSERT_NE(window, nullptr) << describe(problems);
+  EXPECT_GT(window->line, 0);
+  const auto* interval = find_problem(problems, "scrape.interval");
+  ASSERT_NE(interval, nullptr) << describe(problems);
+  EXPECT_GT(interval->line, 0);
+}
+
 } // namespace
 TEST(load_config, reads_limit_rules_with_schedules_and_names_bad_ones) {
   const auto c = load_config(R"(backends:

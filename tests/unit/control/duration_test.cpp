@@ -70,5 +70,39 @@ TEST(format_duration, round_trips_through_parse) {
   }
 }
 
+std::int64_t timeout_ms(std::string_view text) {
+  const auto d = parse_timeout_seconds(text);
+  if (!d) {
+    ADD_FAILURE() << "refused: '" << text << "'";
+    return -1;
+  }
+  return d->count();
+}
+
+TEST(parse_timeout_seconds, reads_seconds_as_clients_send_them) {
+  EXPECT_EQ(timeout_ms("2.5"), 2'500);   // x-request-timeout
+  EXPECT_EQ(timeout_ms("600"), 600'000); // x-stainless-timeout
+  EXPECT_EQ(timeout_ms(" 30 "), 30'000);
+  EXPECT_EQ(timeout_ms("0.25"), 250);
+  EXPECT_EQ(timeout_ms("86400"), 86'400'000); // a day is the longest
+}
+
+TEST(parse_timeout_seconds, whole_milliseconds_are_not_rounded_up_by_binary_noise) {
+  EXPECT_EQ(timeout_ms("2.007"), 2'007);
+  EXPECT_EQ(timeout_ms("0.3"), 300);
+  EXPECT_EQ(timeout_ms("2.0071"), 2'008); // a part of a millisecond still rounds up
+}
+
+TEST(parse_timeout_seconds, rounds_under_a_millisecond_up_to_one) {
+  EXPECT_EQ(timeout_ms("0.0001"), 1);
+  EXPECT_EQ(timeout_ms("0.001"), 1);
+}
+
+TEST(parse_timeout_seconds, refuses_what_is_not_a_positive_finite_number_of_seconds) {
+  for (const std::string_view text :
+       {"", " ", "0", "0.0", "-1", "abc", "1e9", "86401", "nan", "inf", "5s", "2.5 s", "0x10", "1e3", "+5"})
+    EXPECT_FALSE(parse_timeout_seconds(text).has_value()) << "'" << text << "'";
+}
+
 } // namespace
 } // namespace llmgate::control

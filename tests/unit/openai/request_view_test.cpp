@@ -262,5 +262,71 @@ TEST(request_view, body_is_kept_for_later_steps) {
   EXPECT_EQ(str(v.body.at("model")), "Qwen3-1.7B");
 }
 
+TEST(prompt_prefix, chat_is_each_role_and_text_in_order) {
+  const auto v = accept(R"({"model":"m","messages":[
+      {"role":"system","content":"Be brief."},{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(prompt_prefix(v), "system\nBe brief.\nuser\nhi\n");
+}
+
+TEST(prompt_prefix, content_parts_give_their_text) {
+  const auto v = accept(R"({"model":"m","messages":[
+      {"role":"user","content":[{"type":"text","text":"look at "},
+                                {"type":"image_url","image_url":{"url":"http://img/x.png"}},
+                                {"type":"text","text":"this"}]},
+      {"role":"assistant","content":null,"tool_calls":[]}]})");
+  EXPECT_EQ(prompt_prefix(v), "user\nlook at this\nassistant\n\n");
+}
+
+TEST(prompt_prefix, is_capped_at_max_bytes) {
+  const auto v = accept(R"({"model":"m","messages":[
+      {"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"hello there"}]})");
+  const auto full = prompt_prefix(v);
+  ASSERT_GT(full.size(), 20u);
+  EXPECT_EQ(prompt_prefix(v, 20), full.substr(0, 20));
+  EXPECT_EQ(prompt_prefix(v, 0), "");
+
+  const std::string long_text(2000, 'x');
+  const auto big = accept(R"({"model":"m","messages":[{"role":"user","content":")" + long_text + R"("}]})");
+  const auto capped = prompt_prefix(big);
+  EXPECT_EQ(capped.size(), 512u); // the default
+  EXPECT_EQ(capped, ("user\n" + long_text).substr(0, 512));
+  EXPECT_EQ(prompt_prefix(big, 4096).size(), 5 + long_text.size() + 1);
+}
+
+TEST(prompt_prefix, completions_use_the_prompt) {
+  auto v = accept(R"({"model":"m","prompt":"Once upon a time"})", endpoint::completions);
+  EXPECT_EQ(prompt_prefix(v), "Once upon a time");
+  EXPECT_EQ(prompt_prefix(v, 4), "Once");
+  // A batch of prompts: the first one speaks for the request.
+  v = accept(R"({"model":"m","prompt":["first prompt","second prompt"]})", endpoint::completions);
+  EXPECT_EQ(prompt_prefix(v), "first prompt");
+  // Token ids (one list, or a batch of lists) hash by their ids, not all alike.
+  const auto ids = accept(R"({"model":"m","prompt":[151644,872,198]})", endpoint::completions);
+  EXPECT_EQ(prompt_prefix(ids), "151644 872 198 ");
+  const auto batch = accept(R"({"model":"m","prompt":[[1,2],[3]]})", endpoint::completions);
+  EXPECT_EQ(prompt_prefix(batch), "1 2 ");
+}
+
+TEST(prompt_prefix, a_shared_system_prompt_and_first_message_give_the_same_prefix) {
+  const std::string system_prompt(300, 's');
+  auto body = [&](std::string_view later, std::string_view extra) {
+    return R"({"model":"m",)" + std::string(extra) + R"("messages":[{"role":"system","content":")" + system_prompt +
+           R"("},{"role":"user","content":"What is the capital of France?"},{"role":"assistant","content":"Paris."},)" +
+           R"({"role":"user","content":")" + std::string(later) + R"("}]})";
+  };
+  const auto a = accept(body("And of Spain?", R"("temperature":0.2,)"));
+  const auto b = accept(body("And of Italy?", R"("max_tokens":50,"stream":true,)"));
+  // Capped inside the shared part: the same key, so both land where the prefix is cached.
+  const std::size_t shared = std::string("system\n").size() + system_prompt.size() + 1 + std::string("user\n").size();
+  EXPECT_EQ(prompt_prefix(a, shared), prompt_prefix(b, shared));
+  EXPECT_EQ(prompt_prefix(a, shared).size(), shared);
+  // Long enough to reach the later message, they differ.
+  EXPECT_NE(prompt_prefix(a, 4096), prompt_prefix(b, 4096));
+
+  const auto other_system = accept(R"({"model":"m","messages":[{"role":"system","content":"Be terse."},)"
+                                   R"({"role":"user","content":"What is the capital of France?"}]})");
+  EXPECT_NE(prompt_prefix(other_system, shared), prompt_prefix(a, shared));
+}
+
 } // namespace
 } // namespace llmgate::openai
