@@ -758,13 +758,14 @@ struct gateway::impl {
       co_await hold.async_wait(k_tuple);
     }
 
-    const auto result = co_await forward_watched(w, ctx, req, st, *view, *model);
+    auto result = co_await forward_watched(w, ctx, req, st, *view, *model);
     if (st.tokens_used >= 0) rules.settle_tokens(admitted, st.tokens_used, steady_now());
     bool keep = result.keep_alive;
     if (capture && result.kind == forward_result::answer && !st.client_gone) {
       *capture = result;
       co_return true; // the caller writes it, and records the request
     }
+    if (st.client_gone) result.kind = forward_result::streamed; // nobody to write to
     switch (result.kind) {
     case forward_result::streamed: break;
     case forward_result::answer: {

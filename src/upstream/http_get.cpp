@@ -26,7 +26,7 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
-                                                           std::size_t max_body) {
+                                                           std::size_t max_body, std::string_view bearer) {
   constexpr auto tuple = net::as_tuple(net::use_awaitable);
   auto ex = co_await net::this_coro::executor;
   tcp::resolver resolver(ex);
@@ -38,6 +38,7 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
   http::request<http::empty_body> req{http::verb::get, url.target, 11};
   req.set(http::field::host, fmt::format("{}:{}", url.host, url.port));
   req.set(http::field::user_agent, "llmgate/0.1");
+  if (!bearer.empty()) req.set(http::field::authorization, fmt::format("Bearer {}", bearer));
   req.keep_alive(false);
   if (auto [ec, n] = co_await http::async_write(stream, req, tuple); ec) co_return ec;
   beast::flat_buffer buffer;

@@ -21,8 +21,9 @@ struct get_result {
 };
 
 // Connect, send and read, all within `timeout`; the body is capped at max_body bytes.
-boost::asio::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
-                                                                   std::size_t max_body = 8 << 20);
+// bearer: sent as "Authorization: Bearer <bearer>" when not empty (a backend's api_key).
+boost::asio::awaitable<boost::system::result<get_result>>
+http_get(const http_url& url, control::duration timeout, std::size_t max_body = 8 << 20, std::string_view bearer = {});
 
 // The same, run to completion on a private event loop (for the CLI).
 [[nodiscard]] boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout);

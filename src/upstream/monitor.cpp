@@ -29,7 +29,7 @@ net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& sto
   const auto& h = b.health;
   const http_url url{b.address.host, b.address.port, b.base_path + h.path};
   while (!stop.load()) {
-    auto r = co_await http_get(url, h.timeout, 64 << 10);
+    auto r = co_await http_get(url, h.timeout, 64 << 10, b.api_key);
     const bool passed = r && r->status >= 200 && r->status < 300;
     if (hooks.checked) hooks.checked(passed ? "pass" : "fail");
     if (auto change = s.health_result(passed)) {
@@ -52,7 +52,7 @@ net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_conf
   bool engine_failing = false; // log a failing scrape once, not every interval
   while (!stop.load()) {
     if (engine_url) {
-      auto r = co_await http_get(*engine_url, cfg.timeout);
+      auto r = co_await http_get(*engine_url, cfg.timeout); // no key: metrics_url may be another host
       const bool ok = r && r->status == 200;
       if (ok)
         s.set_engine(observe::read_engine_figures(r->body));

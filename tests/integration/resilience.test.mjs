@@ -84,7 +84,7 @@ function simOnPort(port, args = []) {
 
 // A plain HTTP backend under the test's control: `metrics` is served on
 // /metrics, completions get a small JSON answer, or (hangAfterHead) a stream
-// head and then nothing.
+// head and then nothing (a whole answer: nothing at all).
 function fakeBackend({ metrics = "", hangAfterHead = false, status = 200 } = {}) {
   const state = { metrics, completions: 0, open: new Set() };
   const server = http.createServer((req, res) => {
@@ -95,10 +95,12 @@ function fakeBackend({ metrics = "", hangAfterHead = false, status = 200 } = {})
       res.end(req.url === "/metrics" ? state.metrics : "ok");
       return;
     }
-    req.resume();
+    let body = "";
+    req.on("data", (d) => (body += d));
     req.on("end", () => {
       state.completions++;
       if (hangAfterHead) {
+        if (!JSON.parse(body).stream) return; // a whole answer: no head either
         res.writeHead(200, { "content-type": "text/event-stream" });
         res.flushHeaders();
         return; // never a first event
