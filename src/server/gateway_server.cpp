@@ -102,7 +102,7 @@ struct gateway_metrics {
         in_flight(r.gauge("llmgate_requests_in_flight", "Completion requests being served.").with({})),
         upstream(r.counter("llmgate_upstream_requests_total",
                            "Exchanges with backends, by backend and result (ok, connect_error, timeout, "
-                           "broken, client_gone).",
+                           "status_5xx, status_429, interrupted, client_gone, client_deadline).",
                            {"backend", "result"})),
         upstream_connects(r.counter("llmgate_upstream_connections_opened_total",
                                     "New connections to backends (the rest reuse keep-alive ones).", {"backend"})),
@@ -232,6 +232,7 @@ struct request_state {
   upstream::connection* upstream = nullptr; // the exchange in progress, closed if the client leaves
   net::steady_timer* waiting_on = nullptr;  // a wait in progress (line, backoff), cancelled if the client leaves
   clock::time_point deadline = clock::time_point::max(); // the client's own (x-request-timeout, x-stainless-timeout)
+  std::function<void(clock::duration)> on_first_token;   // the attempt's breaker verdict, given early for streams
 };
 
 // What forwarding produced: already streamed to the client, a whole answer
@@ -241,6 +242,7 @@ struct forward_result {
   unsigned failure = 0;           // a control::failure_kind when the backend failed
   clock::duration took{0};        // request sent → response head or first token
   std::size_t backend = SIZE_MAX; // who answered (config index)
+  bool deadline = false;          // cut by the client's own deadline: no verdict on the backend, no retry
   bool keep_alive = true;
   int status = 0;
   std::string content_type;
@@ -561,7 +563,10 @@ struct gateway::impl {
       const limit::queue_ticket& t;
       ~leave_guard() { rules.leave(t); }
     } leave{rules, ticket};
-    const auto deadline = steady_now() + rule.max_wait;
+    auto deadline = steady_now() + rule.max_wait;
+    if (st.deadline != clock::time_point::max()) // the client's own deadline comes first
+      deadline =
+          std::min(deadline, steady_now() + std::chrono::duration_cast<limit::nanos>(st.deadline - clock::now()));
     net::steady_timer timer(ctx.stream.get_executor());
     client_watch watch(ctx.stream.socket(), [&] {
       st.client_gone = true;
@@ -754,7 +759,9 @@ struct gateway::impl {
       ~release_guard() { rules.release(a); }
     } release{rules, admitted};
     if (admitted.delay > limit::nanos{0}) { // a leaky-bucket shaper holds the request to its rate
-      net::steady_timer hold(ctx.stream.get_executor(), admitted.delay);
+      // Never past the client's deadline: then forwarding answers 504 at once.
+      net::steady_timer hold(ctx.stream.get_executor(),
+                             std::min<clock::time_point>(clock::now() + admitted.delay, st.deadline));
       co_await hold.async_wait(k_tuple);
     }
 
@@ -823,7 +830,10 @@ struct gateway::impl {
     std::vector<std::size_t> tried;
     std::optional<forward_result> last;
     for (int attempt = 0; attempt < retry.max_attempts; ++attempt) {
+      if (clock::now() >= st.deadline) break; // the client's deadline passed (in a limit queue, line, or backoff)
       if (attempt > 0) {
+        // A retry only when there is somewhere else to go: no budget, sleep or count spent otherwise.
+        if (!w.router.has_candidate(st.model_index, tried, steady_now())) break;
         const auto why = control::to_string(static_cast<control::failure_kind>(last->failure));
         if (!budget.try_retry(steady_now())) {
           metrics.retries_refused.inc();
@@ -840,15 +850,31 @@ struct gateway::impl {
         co_return no_backend(model);
       }
       if (choice.kind == upstream::router::choice::busy) co_return busy(model, "every backend's queue is full");
+      if (choice.half_opened) breaker_changed(choice.backend, upstream::backend_state::breaker_state::half_open);
       auto& state = *backends[choice.backend];
+      // The breaker hears how the call went exactly once; a call that ends
+      // with no verdict (client gone, deadline, an exception) gives back its probe.
+      struct verdict {
+        gateway::impl& self;
+        std::size_t backend;
+        upstream::backend_state& state;
+        upstream::backend_state::permit permit;
+        bool told = false;
+        void tell(const upstream::call_result& r) {
+          if (told) return;
+          told = true;
+          if (auto change = state.report(steady_now(), permit, r)) self.breaker_changed(backend, *change);
+        }
+        ~verdict() { tell({0, true, {}}); }
+      } verdict{*this, choice.backend, state, choice.permit};
       if (choice.kind == upstream::router::choice::line) {
         const auto waited_from = clock::now();
         const auto waited = co_await wait_for_slot(ctx, st, state);
         metrics.queue_wait.with({state.config().name}).observe(seconds_since(waited_from));
         if (waited != slot_wait::granted) {
-          (void)state.report(steady_now(), {0, true, {}}); // the breaker's probe slot goes back
           if (waited == slot_wait::gone) co_return gone();
           if (waited == slot_wait::full) co_return busy(model, "every backend's queue is full");
+          if (clock::now() >= st.deadline) co_return deadline_passed(model);
           co_return busy(model, fmt::format("no slot on backend {} within its queue timeout ({})", state.config().name,
                                             control::format_duration(state.config().queue_timeout)));
         }
@@ -858,16 +884,44 @@ struct gateway::impl {
         ~slot_guard() { slots.release(); }
       } slot{state.slots};
       tried.push_back(choice.backend);
+      // A stream's verdict is given at its first token: a half-open probe
+      // should not hold the breaker for a whole long answer. A break later
+      // in the stream is still counted while the breaker is closed.
+      bool first_token_told = false;
+      st.on_first_token = [&](clock::duration took) {
+        verdict.tell({0, false, took});
+        first_token_told = true;
+      };
       const auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind, st.want_usage);
       auto r = co_await exchange(w, ctx, req, st, view, choice.backend, body);
-      const bool ignored = st.client_gone && r.failure == 0;
-      if (auto change = state.report(steady_now(), {r.failure, ignored, r.took}))
-        breaker_changed(choice.backend, *change);
-      if (st.client_gone || r.kind == forward_result::streamed || r.failure == 0 || !(r.failure & retry.on))
+      st.on_first_token = nullptr;
+      const bool no_verdict = (st.client_gone && r.failure == 0) || r.deadline;
+      if (first_token_told) {
+        if (r.failure && !no_verdict) {
+          verdict.told = false;
+          verdict.permit.probe = false; // counted only while closed
+          verdict.tell({r.failure, false, r.took});
+        }
+      } else {
+        verdict.tell({no_verdict ? 0u : r.failure, no_verdict, r.took});
+      }
+      if (st.client_gone || r.deadline || r.kind == forward_result::streamed || r.failure == 0 ||
+          !(r.failure & retry.on))
         co_return settled(st, std::move(r));
       last = std::move(r);
     }
+    if (!last) co_return deadline_passed(model);
     co_return settled(st, std::move(*last));
+  }
+
+  // The client's own deadline passed before a backend could be asked.
+  static forward_result deadline_passed(const control::model_config& model) {
+    forward_result r;
+    r.deadline = true;
+    r.error = openai::gateway_timeout(fmt::format(
+        "The request's own deadline (x-request-timeout / x-stainless-timeout) passed before model {} could answer.",
+        model.name));
+    return r;
   }
 
   // The final result: a whole answer names the backend that gave it.
@@ -944,13 +998,24 @@ struct gateway::impl {
     case upstream::bulkhead::outcome::full: co_return slot_wait::full; // filled up since the router looked
     case upstream::bulkhead::outcome::queued: metrics.queued.with({b.config().name}).inc(); break;
     }
+    // However this frame ends (even destroyed while suspended, at shutdown),
+    // it leaves the line, and a slot handed over meanwhile goes back.
+    struct in_line {
+      upstream::bulkhead& slots;
+      const std::shared_ptr<upstream::bulkhead::waiter>& waiter;
+      bool keep = false; // the slot is the caller's now
+      ~in_line() {
+        if (slots.leave(waiter) && !keep) slots.release();
+      }
+    } line{b.slots, waiter};
     timer->expires_at(std::min(clock::now() + b.config().queue_timeout, st.deadline));
     st.waiting_on = timer.get();
     co_await timer->async_wait(k_tuple);
     st.waiting_on = nullptr;
-    const bool granted = b.slots.leave(waiter);
-    if (granted && st.client_gone) b.slots.release();
-    co_return st.client_gone ? slot_wait::gone : granted ? slot_wait::granted : slot_wait::timed_out;
+    if (st.client_gone) co_return slot_wait::gone;
+    if (!b.slots.leave(waiter)) co_return slot_wait::timed_out;
+    line.keep = true; // leave() in the destructor says "granted" again: kept
+    co_return slot_wait::granted;
   }
 
   // Names the backend that answered (once, whichever attempt it was).
@@ -985,19 +1050,26 @@ struct gateway::impl {
       r.error.headers.emplace_back("x-llmgate-backend", backend.name);
       return r;
     };
+    // A timeout: the backend's fault, unless it was the client's own deadline
+    // that ran out (then no verdict on the backend and no retry).
     auto timed_out = [&](std::string_view what) {
+      if (clock::now() >= st.deadline && client_deadline) {
+        auto r = fail(forward_result::reply, "client_deadline", 0,
+                      openai::gateway_timeout(fmt::format("The request's own deadline (x-request-timeout / "
+                                                          "x-stainless-timeout) passed while waiting for backend {}.",
+                                                          backend.name)));
+        r.deadline = true;
+        return r;
+      }
       return fail(forward_result::reply, "timeout", control::failure_timeout,
-                  openai::gateway_timeout(
-                      clock::now() >= st.deadline && client_deadline
-                          ? fmt::format("The request's own deadline (x-request-timeout) passed while backend {} {}.",
-                                        backend.name, what)
-                          : fmt::format("Backend {} {}.", backend.name, what)));
+                  openai::gateway_timeout(fmt::format("Backend {} {}.", backend.name, what)));
     };
 
     // A keep-alive connection the backend closed meanwhile fails on first use;
     // then, and only then, the same backend is tried once on a new connection.
     for (int fresh = 0; fresh < 2; ++fresh) {
-      const auto connect_limit = std::min<clock::duration>(up.connect_timeout, deadline - clock::now());
+      const auto connect_limit =
+          std::clamp<clock::duration>(deadline - clock::now(), std::chrono::milliseconds(1), up.connect_timeout);
       auto acquired = co_await pool.acquire(std::chrono::duration_cast<control::duration>(connect_limit), fresh == 1);
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (!acquired) {
@@ -1079,6 +1151,7 @@ struct gateway::impl {
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));
         const std::string_view result = st.client_gone                          ? "client_gone"
+                                        : r.deadline                            ? "client_deadline"
                                         : r.failure == control::failure_timeout ? "timeout"
                                         : r.failure != 0                        ? "interrupted"
                                                                                 : "ok";
@@ -1170,6 +1243,7 @@ struct gateway::impl {
       result.kind = forward_result::streamed;
       result.status = 200;
       result.took = clock::now() - started;
+      if (st.on_first_token) st.on_first_token(result.took);
       result.keep_alive = chunked && keep_alive_for(ctx, req);
       st.status = 200;
       name_backend(st, st.backend);
@@ -1233,10 +1307,15 @@ struct gateway::impl {
       }
       if (ec) {
         failure_kind = ec == beast::error::timeout ? control::failure_timeout : control::failure_interrupted;
-        failure = ec != beast::error::timeout   ? fmt::format("the backend connection failed ({})", ec.message())
-                  : !committed                  ? "no first token within upstream.first_token_timeout"
-                  : clock::now() >= st.deadline ? "the request's own deadline (x-request-timeout) passed"
+        if (ec == beast::error::timeout && clock::now() >= st.deadline) { // the client's deadline, not the backend
+          result.deadline = true;
+          failure_kind = 0;
+          failure = "the request's own deadline (x-request-timeout / x-stainless-timeout) passed";
+        } else {
+          failure = ec != beast::error::timeout ? fmt::format("the backend connection failed ({})", ec.message())
+                    : !committed                ? "no first token within upstream.first_token_timeout"
                                                 : "the backend stopped sending (timeout)";
+        }
         break;
       }
     }
@@ -1246,12 +1325,12 @@ struct gateway::impl {
              0) // no usage from the backend: count the stream (one token per content event, as vLLM sends)
       st.tokens_used = st.prompt_tokens + rewriter.chunks_with_content();
     if (!committed) { // nothing reached the client: the caller may retry elsewhere
-      result.failure = failure_kind ? failure_kind : control::failure_interrupted;
+      result.failure = result.deadline ? 0u : failure_kind ? failure_kind : control::failure_interrupted;
       result.took = clock::now() - started;
       const auto message = fmt::format("Backend {} failed before its first token: {}.", st.backend,
                                        failure.empty() ? "the stream ended empty" : failure);
-      result.error =
-          failure_kind == control::failure_timeout ? openai::gateway_timeout(message) : openai::bad_gateway(message);
+      result.error = result.deadline || failure_kind == control::failure_timeout ? openai::gateway_timeout(message)
+                                                                                 : openai::bad_gateway(message);
       co_return result;
     }
     out.clear();

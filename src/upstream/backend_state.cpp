@@ -12,22 +12,25 @@ bool backend_state::routable(nanos now) const {
   return breaker_.current(now) != breaker_state::open;
 }
 
-bool backend_state::admit(nanos now) {
-  if (!cfg_.breaker.enabled) return true;
+std::optional<backend_state::permit> backend_state::admit(nanos now, bool* half_opened) {
+  if (!cfg_.breaker.enabled) return permit{};
   std::lock_guard lock(breaker_mutex_);
-  return breaker_.allow(now);
+  const auto era = breaker_.generation();
+  auto p = breaker_.allow(now);
+  if (half_opened) *half_opened = breaker_.generation() != era; // allow() changes state only open → half-open
+  return p;
 }
 
-std::optional<backend_state::breaker_state> backend_state::report(nanos now, const call_result& r) {
+std::optional<backend_state::breaker_state> backend_state::report(nanos now, const permit& p, const call_result& r) {
   if (!cfg_.breaker.enabled) return std::nullopt;
   std::lock_guard lock(breaker_mutex_);
   const auto before = breaker_.current(now);
   if (r.ignored)
-    breaker_.on_ignored();
+    breaker_.on_ignored(p);
   else if (r.failure & cfg_.breaker.failure_on)
-    breaker_.on_failure(now);
+    breaker_.on_failure(p, now);
   else
-    breaker_.on_success(now, r.took); // a failure the breaker is told not to count is the backend alive
+    breaker_.on_success(p, now, r.took); // a failure the breaker is told not to count is the backend alive
   const auto after = breaker_.current(now);
   if (after == before) return std::nullopt;
   return after;
@@ -73,6 +76,7 @@ std::optional<bool> backend_state::health_result(bool passed) {
 void backend_state::set_engine(const observe::engine_figures& f) {
   std::lock_guard lock(figures_mutex_);
   engine_ = f;
+  sent_since_scrape_.store(0, std::memory_order_relaxed);
 }
 
 void backend_state::set_gpu(const observe::gpu_figures& f) {

@@ -35,10 +35,13 @@ public:
 
   // Worth offering traffic: health checks pass and the breaker is not open.
   [[nodiscard]] bool routable(nanos now) const;
-  // The breaker's consent for one call (half-open: takes a probe slot, which report() gives back).
-  [[nodiscard]] bool admit(nanos now);
-  // The call's outcome. Returns the breaker's new state when it changed.
-  std::optional<breaker_state> report(nanos now, const call_result& r);
+  using permit = circuit_breaker::permit;
+  // The breaker's consent for one call (half-open: takes a probe slot, which
+  // report() gives back). half_opened: set when this call moved the breaker
+  // from open to half-open.
+  [[nodiscard]] std::optional<permit> admit(nanos now, bool* half_opened = nullptr);
+  // The outcome of a call admitted with `p`. Returns the breaker's new state when it changed.
+  std::optional<breaker_state> report(nanos now, const permit& p, const call_result& r);
 
   [[nodiscard]] breaker_state breaker(nanos now) const;
   [[nodiscard]] nanos breaker_retry_after(nanos now) const;
@@ -53,6 +56,11 @@ public:
   void set_gpu(const observe::gpu_figures& f);
   void clear_engine(); // the scrape failed: stale figures must not steer traffic
   [[nodiscard]] observe::engine_figures engine() const;
+  // Requests sent since the engine figures were last scraped (they are not in them yet).
+  void count_sent() noexcept { sent_since_scrape_.fetch_add(1, std::memory_order_relaxed); }
+  [[nodiscard]] std::int64_t sent_since_scrape() const noexcept {
+    return sent_since_scrape_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] observe::gpu_figures gpu() const;
 
   bulkhead slots;
@@ -67,6 +75,7 @@ private:
   mutable std::mutex figures_mutex_;
   observe::engine_figures engine_;
   observe::gpu_figures gpu_;
+  std::atomic<std::int64_t> sent_since_scrape_{0};
 };
 
 } // namespace llmgate::upstream

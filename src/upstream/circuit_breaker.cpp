@@ -14,37 +14,41 @@ circuit_breaker::nanos circuit_breaker::retry_after(nanos now) const {
   return opened_at_ + cfg_.recovery_timeout - now;
 }
 
-bool circuit_breaker::allow(nanos now) {
+std::optional<circuit_breaker::permit> circuit_breaker::allow(nanos now) {
   if (state_ == state::open) {
-    if (now < opened_at_ + cfg_.recovery_timeout) return false;
+    if (now < opened_at_ + cfg_.recovery_timeout) return std::nullopt;
     state_ = state::half_open; // the recovery timeout has passed: try a few calls
+    ++generation_;
     probes_in_flight_ = 0;
     probes_succeeded_ = 0;
   }
   if (state_ == state::half_open) {
-    if (probes_in_flight_ + probes_succeeded_ >= cfg_.half_open_probes) return false;
+    if (probes_in_flight_ + probes_succeeded_ >= cfg_.half_open_probes) return std::nullopt;
     ++probes_in_flight_;
+    return permit{generation_, true};
   }
-  return true;
+  return permit{generation_, false};
 }
 
-void circuit_breaker::on_success(nanos now, nanos took) {
-  const bool slow = took >= cfg_.slow_call_duration;
-  if (state_ == state::half_open) {
+void circuit_breaker::on_success(const permit& p, nanos now, nanos took) {
+  if (p.generation != generation_) return; // from before the last change of state
+  if (p.probe) {
     probes_in_flight_ = std::max(0, probes_in_flight_ - 1);
     if (++probes_succeeded_ >= cfg_.half_open_probes) close();
     return;
   }
+  if (state_ != state::closed) return;
   consecutive_failures_ = 0;
-  record(false, slow, now);
+  record(false, took >= cfg_.slow_call_duration, now);
 }
 
-void circuit_breaker::on_failure(nanos now) {
-  if (state_ == state::half_open) { // a failed probe: the backend is not back yet
+void circuit_breaker::on_failure(const permit& p, nanos now) {
+  if (p.generation != generation_) return;
+  if (p.probe) { // a failed probe: the backend is not back yet
     trip(now);
     return;
   }
-  if (state_ == state::open) return; // a call admitted before the breaker opened
+  if (state_ != state::closed) return;
   ++consecutive_failures_;
   if (consecutive_failures_ >= cfg_.failure_threshold) {
     trip(now);
@@ -53,8 +57,8 @@ void circuit_breaker::on_failure(nanos now) {
   record(true, false, now);
 }
 
-void circuit_breaker::on_ignored() {
-  if (state_ == state::half_open) probes_in_flight_ = std::max(0, probes_in_flight_ - 1);
+void circuit_breaker::on_ignored(const permit& p) {
+  if (p.generation == generation_ && p.probe) probes_in_flight_ = std::max(0, probes_in_flight_ - 1);
 }
 
 void circuit_breaker::record(bool failed, bool slow, nanos now) {
@@ -77,6 +81,7 @@ void circuit_breaker::record(bool failed, bool slow, nanos now) {
 
 void circuit_breaker::trip(nanos now) {
   state_ = state::open;
+  ++generation_;
   opened_at_ = now;
   ++opened_count_;
   probes_in_flight_ = 0;
@@ -85,6 +90,7 @@ void circuit_breaker::trip(nanos now) {
 
 void circuit_breaker::close() {
   state_ = state::closed;
+  ++generation_;
   consecutive_failures_ = 0;
   outcomes_.clear();
   failures_in_window_ = 0;

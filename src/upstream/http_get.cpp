@@ -1,5 +1,7 @@
 #include "upstream/http_get.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+
 #include "control/config.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -30,7 +32,14 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
   constexpr auto tuple = net::as_tuple(net::use_awaitable);
   auto ex = co_await net::this_coro::executor;
   tcp::resolver resolver(ex);
+  // Name resolution runs on Asio's resolver thread: the timeout covers it too.
+  net::steady_timer resolve_limit(ex, timeout);
+  resolve_limit.async_wait([&resolver](const boost::system::error_code& ec) {
+    if (!ec) resolver.cancel(); // only touched when it fired, while the coroutine still waits on the resolver
+  });
   auto [rec, endpoints] = co_await resolver.async_resolve(url.host, std::to_string(url.port), tuple);
+  resolve_limit.cancel();
+  if (rec == net::error::operation_aborted) co_return make_error_code(beast::error::timeout);
   if (rec) co_return rec;
   beast::tcp_stream stream(ex);
   stream.expires_after(timeout); // one deadline for the whole exchange

@@ -29,7 +29,7 @@ net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& sto
   const auto& h = b.health;
   const http_url url{b.address.host, b.address.port, b.base_path + h.path};
   while (!stop.load()) {
-    auto r = co_await http_get(url, h.timeout, 64 << 10, b.api_key);
+    auto r = co_await http_get(url, h.timeout, 4 << 20, b.api_key); // /v1/models of a big provider is long
     const bool passed = r && r->status >= 200 && r->status < 300;
     if (hooks.checked) hooks.checked(passed ? "pass" : "fail");
     if (auto change = s.health_result(passed)) {
@@ -60,8 +60,8 @@ net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_conf
         s.clear_engine();
       if (hooks.scraped) hooks.scraped("engine", ok ? "ok" : "error");
       if (!ok && !engine_failing)
-        spdlog::warn("backend {}: cannot scrape {} ({}); least_busy treats it as idle meanwhile", b.name, b.metrics_url,
-                     r ? fmt::format("status {}", r->status) : r.error().message());
+        spdlog::warn("backend {}: cannot scrape {} ({}); least_busy counts it as the busiest meanwhile", b.name,
+                     b.metrics_url, r ? fmt::format("status {}", r->status) : r.error().message());
       engine_failing = !ok;
     }
     if (gpu_url) {

@@ -1,6 +1,7 @@
 #include "upstream/router.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace llmgate::upstream {
 
@@ -16,6 +17,13 @@ router::router(const control::config& cfg, const std::vector<std::unique_ptr<bac
   }
 }
 
+bool router::has_candidate(std::size_t model, const std::vector<std::size_t>& tried,
+                           std::chrono::nanoseconds now) const {
+  for (const auto b : pools_[model])
+    if (std::find(tried.begin(), tried.end(), b) == tried.end() && states_[b]->routable(now)) return true;
+  return false;
+}
+
 router::choice router::choose(std::size_t model, std::string_view prompt_key, const std::vector<std::size_t>& tried,
                               std::chrono::nanoseconds now) {
   const auto& p = pools_[model];
@@ -27,7 +35,15 @@ router::choice router::choose(std::size_t model, std::string_view prompt_key, co
     candidate_[i] = true;
     any = true;
   }
-  if (!any) return {choice::down, 0};
+  if (!any) return {choice::down, 0, {}, false};
+
+  // least_busy reads the engines' own queues. A backend whose figures are
+  // missing (scrape failing: often overload) counts as the busiest seen, and
+  // requests sent since its last scrape count as waiting, so a stale zero
+  // does not draw every request until the next scrape.
+  double worst_waiting = 0;
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (auto w = states_[p[i]]->engine().waiting) worst_waiting = std::max(worst_waiting, *w);
 
   // First choice: the strategy's pick among candidates with a free slot.
   loads_.assign(p.size(), backend_load{});
@@ -35,20 +51,30 @@ router::choice router::choose(std::size_t model, std::string_view prompt_key, co
     auto& s = *states_[p[i]];
     const auto f = s.slots.read();
     const auto e = s.engine();
-    loads_[i] = {s.config().weight, static_cast<int>(f.in_flight), e.waiting.value_or(0), e.kv_usage.value_or(0),
+    const double waiting =
+        e.waiting ? *e.waiting + static_cast<double>(s.sent_since_scrape()) : worst_waiting; // none scraped: all 0
+    // KV use in 5% steps: finer differences are noise, and the tie goes to requests in flight.
+    const double kv = std::floor(e.kv_usage.value_or(1.0) * 20) / 20;
+    loads_[i] = {s.config().weight, static_cast<int>(f.in_flight), waiting, kv,
                  candidate_[i] && s.slots.has_free_slot()};
   }
+  int refused_by_breaker = 0, offered = 0;
   for (;;) {
     const auto picked = balancers_[model].pick(loads_, prompt_key);
     if (!picked) break;
     auto& s = *states_[p[*picked]];
     loads_[*picked].available = false;    // whatever happens next, not again in this choice
     if (!s.slots.try_acquire()) continue; // taken by another worker meanwhile
-    if (!s.admit(now)) {                  // half-open and its probes are out
+    ++offered;
+    bool half_opened = false;
+    const auto permit = s.admit(now, &half_opened);
+    if (!permit) { // half-open and its probes are out
       s.slots.release();
+      ++refused_by_breaker;
       continue;
     }
-    return {choice::slot, p[*picked]};
+    s.count_sent();
+    return {choice::slot, p[*picked], *permit, half_opened};
   }
 
   // Every slot is taken: the shortest line with room.
@@ -65,10 +91,19 @@ router::choice router::choose(std::size_t model, std::string_view prompt_key, co
         best_len = len;
       }
     }
-    if (best == SIZE_MAX) return {choice::busy, 0};
+    if (best == SIZE_MAX) break;
     candidate_[best] = false;
-    if (states_[p[best]]->admit(now)) return {choice::line, p[best]};
+    ++offered;
+    bool half_opened = false;
+    if (const auto permit = states_[p[best]]->admit(now, &half_opened)) {
+      states_[p[best]]->count_sent();
+      return {choice::line, p[best], *permit, half_opened};
+    }
+    ++refused_by_breaker;
   }
+  // Only half-open breakers with their probes out said no: nothing is available, rather than full.
+  if (offered > 0 && refused_by_breaker == offered) return {choice::down, 0, {}, false};
+  return {choice::busy, 0, {}, false};
 }
 
 } // namespace llmgate::upstream

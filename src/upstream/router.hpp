@@ -30,13 +30,18 @@ public:
       busy, // routable backends exist but every slot and line is full
       down  // no backend is routable (all unhealthy, breakers open, or already tried)
     } kind = down;
-    std::size_t backend = 0; // into config::backends
+    std::size_t backend = 0;      // into config::backends
+    backend_state::permit permit; // the breaker's (slot, line): report the outcome with it
+    bool half_opened = false;     // this choice moved the backend's breaker to half-open
   };
 
   // The backend for one attempt. tried: backends (by config index) this
   // request already used; a retry never goes back to them.
   [[nodiscard]] choice choose(std::size_t model, std::string_view prompt_key, const std::vector<std::size_t>& tried,
                               std::chrono::nanoseconds now);
+  // Whether choose() could find a routable backend not yet tried (takes nothing).
+  [[nodiscard]] bool has_candidate(std::size_t model, const std::vector<std::size_t>& tried,
+                                   std::chrono::nanoseconds now) const;
 
 private:
   const std::vector<std::unique_ptr<backend_state>>& states_;

@@ -39,7 +39,9 @@ protected:
 
   void finish(const choice& c) { states_[c.backend]->slots.release(); }
   void fail(std::size_t backend, std::chrono::nanoseconds now) {
-    (void)states_[backend]->report(now, {control::failure_connect, false, {}});
+    const auto p = states_[backend]->admit(now);
+    ASSERT_TRUE(p);
+    (void)states_[backend]->report(now, *p, {control::failure_connect, false, {}});
   }
 };
 
@@ -89,10 +91,11 @@ TEST_F(router_test, unhealthy_and_open_backends_are_skipped_until_none_is_left) 
   const auto probe = router_.choose(0, {}, none_, at(11s + 1ms));
   ASSERT_EQ(probe.kind, choice::slot);
   EXPECT_EQ(probe.backend, 1u);
-  // c stays open until 12 s; b's one probe is out.
-  EXPECT_EQ(router_.choose(0, {}, none_, at(11s + 2ms)).kind, choice::busy);
+  // c stays open until 12 s; b's one probe is out: nothing is available (not "full").
+  EXPECT_EQ(router_.choose(0, {}, none_, at(11s + 2ms)).kind, choice::down);
   finish(probe);
-  EXPECT_EQ(states_[1]->report(at(11s + 3ms), {0, false, 1ms}), backend_state::breaker_state::closed);
+  EXPECT_TRUE(probe.half_opened);
+  EXPECT_EQ(states_[1]->report(at(11s + 3ms), probe.permit, {0, false, 1ms}), backend_state::breaker_state::closed);
   const auto after = router_.choose(0, {}, none_, at(11s + 4ms));
   EXPECT_EQ(after.kind, choice::slot);
   EXPECT_EQ(after.backend, 1u);
