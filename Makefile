@@ -28,9 +28,9 @@ node_modules/.package-lock.json: package-lock.json
 $(ASAN_BUILD)/build.ninja:
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLMGATE_SANITIZE=ON
 
-# Unit tests under ASan+UBSan as well as the normal build.
+# Unit and network tests under ASan+UBSan as well as the normal build.
 asan: deps $(ASAN_BUILD)/build.ninja
-	ninja -C $(ASAN_BUILD) -j$(JOBS) unit_tests
+	ninja -C $(ASAN_BUILD) -j$(JOBS) unit_tests net_tests
 
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)

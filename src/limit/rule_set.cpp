@@ -327,6 +327,54 @@ admission rule_set::admit(const request_facts& facts, nanos now, const queue_tic
   return out;
 }
 
+std::vector<planned_rule> rule_set::plan(const request_facts& facts) const {
+  const auto wall =
+      facts.wall == std::chrono::system_clock::time_point{} ? std::chrono::system_clock::now() : facts.wall;
+  std::vector<planned_rule> out;
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const auto& r = rules_[i];
+    if (!applies(r, facts.tier)) continue;
+    planned_rule p;
+    p.rule = i;
+    p.key = key_for(r, facts);
+    p.cost = r.algorithm == control::limit_algorithm::concurrency ? 1
+             : r.cost_tokens                                      ? std::max<std::int64_t>(1, facts.token_cost)
+                                                                  : 1;
+    p.variant = variant(i, wall);
+    p.count = p.variant == 0 ? r.count : r.schedule[p.variant - 1].count;
+    p.burst = p.variant == 0 ? r.burst : r.schedule[p.variant - 1].burst;
+    if (p.burst <= 0) p.burst = p.count;
+    p.period = r.period;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+admission rule_set::assemble(const std::vector<planned_rule>& plan, const std::vector<decision>& verdicts) const {
+  admission out;
+  for (std::size_t j = 0; j < plan.size(); ++j) {
+    const auto& r = rules_[plan[j].rule];
+    if (verdicts[j].allowed) continue;
+    if (r.shadow) {
+      out.shadow_refusals.push_back(r.name);
+      continue;
+    }
+    if (out.allowed) {
+      out.allowed = false;
+      out.refused_by = &r;
+      out.refused_rule = plan[j].rule;
+      out.refused_key = plan[j].key;
+      out.refusal = verdicts[j];
+    }
+  }
+  for (std::size_t j = 0; j < plan.size(); ++j) {
+    if (rules_[plan[j].rule].shadow) continue;
+    out.holds.push_back({plan[j].rule, plan[j].key, out.allowed ? plan[j].cost : 0, verdicts[j], plan[j].variant, 0});
+    if (out.allowed) out.delay = std::max(out.delay, verdicts[j].delay);
+  }
+  return out;
+}
+
 void rule_set::release(const admission& a) {
   if (!a.allowed) return;
   for (const auto& h : a.holds) {

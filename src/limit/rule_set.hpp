@@ -60,6 +60,19 @@ struct admission {
   nanos delay{0};                           // the longest shaper delay among the rules
 };
 
+// One rule applied to one request, with the limit in force (a schedule
+// entry's, when one covers the local time): what a shared store (Redis) is
+// asked to decide.
+struct planned_rule {
+  std::size_t rule = 0;
+  std::string key;
+  std::int64_t cost = 1;
+  std::size_t variant = 0;
+  std::int64_t count = 0; // the limit's count (concurrency: requests in flight)
+  nanos period{0};
+  std::int64_t burst = 0;
+};
+
 class rule_set final {
 public:
   explicit rule_set(const control::config& cfg);
@@ -70,6 +83,15 @@ public:
   // `ticket`: the caller already waits in line (on_limit: queue); a request
   // of a key with others waiting is admitted only when its ticket is first.
   [[nodiscard]] admission admit(const request_facts& facts, nanos now, const queue_ticket* ticket = nullptr);
+  // Every rule that applies to the request, its key, cost and limit in force
+  // (the same choice admit() makes), for a store that decides elsewhere.
+  [[nodiscard]] std::vector<planned_rule> plan(const request_facts& facts) const;
+  // The admission those rules' verdicts make (verdicts[i] for plan[i]):
+  // the first enforced refusal is reported, shadow refusals are listed, and
+  // when allowed, every enforced rule is held (the store committed all of
+  // them, or none).
+  [[nodiscard]] admission assemble(const std::vector<planned_rule>& plan, const std::vector<decision>& verdicts) const;
+
   // Joins the wait line of the rule and key that refused (FIFO).
   [[nodiscard]] queue_ticket enqueue(std::size_t rule, const std::string& key);
   // Leaves the line, admitted or not (call exactly once per ticket).

@@ -49,7 +49,9 @@ TEST(token_bucket, matches_the_reference_on_random_streams) {
                                    const bool expect = reference_admits(admitted, c.burst, c.r, a.at, a.cost);
                                    ASSERT_EQ(d.allowed, expect) << "seed " << seed << " at " << a.at.count();
                                    if (expect) admitted.push_back(a);
-                                   if (a.cost > c.burst) EXPECT_EQ(d.retry_after, k_never);
+                                   if (a.cost > c.burst) {
+                                     EXPECT_EQ(d.retry_after, k_never);
+                                   }
                                    EXPECT_TRUE(testing::retry_is_exact<token_bucket>(p, s, a.at, a.cost, d));
                                  });
     }

@@ -48,7 +48,9 @@ TEST(rule_set, a_request_refused_by_one_rule_consumes_nothing_from_the_others) {
   const auto other = rs.admit(facts("2.2.2.2"), 1s);
   ASSERT_TRUE(other.allowed);
   for (const auto& h : other.holds)
-    if (rs.rule(h.rule).name == "loose") EXPECT_EQ(h.verdict.remaining, 3);
+    if (rs.rule(h.rule).name == "loose") {
+      EXPECT_EQ(h.verdict.remaining, 3);
+    }
 }
 
 TEST(rule_set, keys_are_separate_and_composite_keys_combine_parts) {

@@ -87,7 +87,9 @@ TEST(sliding_window, matches_the_weighted_recount_on_random_streams) {
                                        wide(p.limit) * p.window.count();
                                    ASSERT_EQ(d.allowed, expect) << "seed " << seed;
                                    if (expect) log.items.push_back(a);
-                                   if (!expect && a.cost > p.limit) EXPECT_EQ(d.retry_after, k_never);
+                                   if (!expect && a.cost > p.limit) {
+                                     EXPECT_EQ(d.retry_after, k_never);
+                                   }
                                    EXPECT_TRUE(testing::retry_is_exact<sliding_window>(p, s, a.at, a.cost, d));
                                  });
   }
@@ -118,7 +120,9 @@ TEST(sliding_log, matches_an_exact_recount_on_random_streams) {
                                   log.items.push_back(a);
                                   EXPECT_EQ(d.remaining, p.limit - live - a.cost);
                                 }
-                                if (!expect && a.cost > p.limit) EXPECT_EQ(d.retry_after, k_never);
+                                if (!expect && a.cost > p.limit) {
+                                  EXPECT_EQ(d.retry_after, k_never);
+                                }
                                 EXPECT_TRUE(testing::retry_is_exact<sliding_log>(p, s, a.at, a.cost, d));
                               });
   }

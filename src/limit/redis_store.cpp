@@ -1,0 +1,110 @@
+#include "limit/redis_store.hpp"
+
+#include <fmt/format.h>
+
+namespace llmgate::limit {
+
+namespace generated {
+extern const std::string_view k_admit_lua;
+extern const std::string_view k_release_lua;
+} // namespace generated
+
+std::string_view admit_script() { return generated::k_admit_lua; }
+std::string_view release_script() { return generated::k_release_lua; }
+
+std::string_view script_algorithm(const control::rule_config& r) {
+  using a = control::limit_algorithm;
+  switch (r.algorithm) {
+  case a::fixed_window: return "fixed_window";
+  case a::sliding_window: return "sliding_window";
+  case a::sliding_log: return "sliding_log";
+  case a::token_bucket:
+  case a::gcra: return "meter";
+  case a::leaky_bucket: return r.shape ? "shaper" : "meter";
+  case a::concurrency: return "concurrency";
+  }
+  return "?";
+}
+
+std::string state_key(std::string_view prefix, const control::rule_config& r, std::string_view key) {
+  return fmt::format("{}{{{}:{}}}", prefix, r.name, key);
+}
+
+namespace {
+
+std::int64_t micros(nanos d) {
+  if (d == k_never) return INT64_MAX / 2;
+  return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+}
+
+nanos from_micros(std::int64_t us) { return us < 0 ? k_never : nanos{std::chrono::microseconds(us)}; }
+
+} // namespace
+
+std::string admit_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
+                          const std::vector<planned_rule>& plan, std::string_view member, nanos lease) {
+  std::vector<std::string> owned;
+  owned.reserve(3 + plan.size() * 9);
+  owned.emplace_back("EVALSHA");
+  owned.emplace_back(sha);
+  owned.push_back(std::to_string(plan.size()));
+  for (const auto& p : plan) owned.push_back(state_key(prefix, rules.rule(p.rule), p.key));
+  owned.emplace_back(member);
+  for (const auto& p : plan) {
+    const auto& r = rules.rule(p.rule);
+    owned.emplace_back(script_algorithm(r));
+    owned.push_back(std::to_string(p.count));
+    owned.push_back(std::to_string(micros(p.period)));
+    owned.push_back(std::to_string(p.burst));
+    owned.push_back(std::to_string(p.cost));
+    owned.push_back(std::to_string(r.algorithm == control::limit_algorithm::concurrency ? micros(lease) : r.delay));
+    owned.push_back(std::to_string(r.shape ? micros(r.max_wait) : 0));
+    owned.emplace_back(r.shadow ? "1" : "0");
+  }
+  std::vector<std::string_view> args(owned.begin(), owned.end());
+  std::string out;
+  redis::append_command(out, args);
+  return out;
+}
+
+std::optional<std::vector<decision>> decode_admit(const redis::reply& r, std::size_t rules,
+                                                  const std::vector<planned_rule>& plan) {
+  if (r.type != redis::reply::kind::array || r.elements.size() != 2 + rules * 5 || plan.size() != rules)
+    return std::nullopt;
+  for (const auto& e : r.elements)
+    if (e.type != redis::reply::kind::integer) return std::nullopt;
+  std::vector<decision> out(rules);
+  for (std::size_t i = 0; i < rules; ++i) {
+    const auto* v = &r.elements[2 + i * 5];
+    auto& d = out[i];
+    d.allowed = v[0].integer == 1;
+    d.remaining = v[1].integer;
+    d.reset = from_micros(v[2].integer);
+    d.retry_after = d.allowed ? nanos{0} : from_micros(v[3].integer);
+    d.delay = from_micros(v[4].integer);
+    d.limit = plan[i].burst > 0 && plan[i].burst != plan[i].count ? plan[i].burst : plan[i].count;
+  }
+  return out;
+}
+
+std::string release_command(std::string_view sha, std::string_view prefix, const rule_set& rules, const admission& a,
+                            std::string_view member) {
+  std::vector<std::string> keys, members;
+  for (std::size_t i = 0; i < a.holds.size(); ++i) {
+    const auto& h = a.holds[i];
+    if (rules.rule(h.rule).algorithm != control::limit_algorithm::concurrency || h.cost == 0) continue;
+    keys.push_back(state_key(prefix, rules.rule(h.rule), h.key));
+    members.emplace_back(member);
+  }
+  if (keys.empty()) return {};
+  std::vector<std::string_view> args{"EVALSHA", sha};
+  const auto n = std::to_string(keys.size());
+  args.push_back(n);
+  for (const auto& k : keys) args.push_back(k);
+  for (const auto& m : members) args.push_back(m);
+  std::string out;
+  redis::append_command(out, args);
+  return out;
+}
+
+} // namespace llmgate::limit

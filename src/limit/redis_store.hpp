@@ -1,0 +1,44 @@
+#pragma once
+// Limits decided by Redis: how a request's planned rules become one call of
+// the `admit` script (src/limit/redis_admit.lua) and how its answer becomes
+// decisions, plus the scripts that release concurrency leases, renew them
+// and settle token costs. Pure: no I/O here (the gateway's Redis client sends
+// what this builds).
+#include "control/config.hpp"
+#include "limit/decision.hpp"
+#include "limit/rule_set.hpp"
+#include "redis/resp.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmgate::limit {
+
+// The scripts' sources (loaded once with SCRIPT LOAD, then called by SHA).
+[[nodiscard]] std::string_view admit_script();
+[[nodiscard]] std::string_view release_script();
+
+// How the script decides a rule: fixed_window, sliding_window, sliding_log,
+// meter (token_bucket, gcra, leaky_bucket metering), shaper, concurrency.
+[[nodiscard]] std::string_view script_algorithm(const control::rule_config& r);
+
+// A rule's state key. The hash tag ({...}) holds rule and caller key, so one
+// caller's state stays in one Redis Cluster slot while callers spread over the masters.
+[[nodiscard]] std::string state_key(std::string_view prefix, const control::rule_config& r, std::string_view key);
+
+// EVALSHA of the admit script for these planned rules. member: unique to the
+// request (its sliding-log entries and leases are named after it).
+[[nodiscard]] std::string admit_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
+                                        const std::vector<planned_rule>& plan, std::string_view member, nanos lease);
+
+// The script's answer as one decision per planned rule; nullopt when the reply is not its shape.
+[[nodiscard]] std::optional<std::vector<decision>> decode_admit(const redis::reply& r, std::size_t rules,
+                                                                const std::vector<planned_rule>& plan);
+
+// ZREM of the leases an admission took (the concurrency rules among its holds).
+[[nodiscard]] std::string release_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
+                                          const admission& a, std::string_view member);
+
+} // namespace llmgate::limit

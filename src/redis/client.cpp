@@ -1,0 +1,262 @@
+#include "redis/client.hpp"
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
+#include <random>
+#include <spdlog/spdlog.h>
+
+namespace llmgate::redis {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+
+namespace {
+
+struct error_category final : boost::system::error_category {
+  const char* name() const noexcept override { return "llmgate.redis"; }
+  std::string message(int e) const override {
+    switch (static_cast<client_error>(e)) {
+    case client_error::timeout: return "redis call timed out";
+    case client_error::disconnected: return "redis connection lost";
+    case client_error::closed: return "redis client closed";
+    }
+    return "redis error";
+  }
+};
+
+} // namespace
+
+boost::system::error_code make_error_code(client_error e) {
+  static const error_category category;
+  return {static_cast<int>(e), category};
+}
+
+// One call's place in the pipeline: its bytes, then its outcome.
+struct pending {
+  explicit pending(net::any_io_executor ex) : done(std::move(ex), net::steady_timer::time_point::max()) {}
+  std::string bytes;
+  net::steady_timer done; // cancelled when the outcome is set
+  std::optional<reply> answer;
+  boost::system::error_code error;
+  bool finished = false;
+  void finish(std::optional<reply> r, boost::system::error_code ec) {
+    if (finished) return;
+    finished = true;
+    answer = std::move(r);
+    error = ec;
+    done.cancel();
+  }
+};
+
+struct client::impl : std::enable_shared_from_this<impl> {
+  impl(net::any_io_executor e, client_options o) : ex(std::move(e)), opts(std::move(o)), socket(ex), wake(ex) {}
+
+  net::any_io_executor ex;
+  client_options opts;
+  tcp::socket socket;
+  net::steady_timer wake;                         // the writer sleeps on it when there is nothing to send
+  std::deque<std::shared_ptr<pending>> unsent;    // waiting to be written
+  std::deque<std::shared_ptr<pending>> in_flight; // written, replies due in this order
+  bool is_connected = false, connecting = false, closed = false;
+  std::uint64_t session = 0; // bumped on every (re)connect, so old loops stop
+  control::duration backoff{0};
+  std::mt19937_64 rng{std::random_device{}()};
+
+  void start() {
+    if (connecting || is_connected || closed) return;
+    connecting = true;
+    net::co_spawn(ex, connect_loop(shared_from_this()), net::detached);
+  }
+
+  // Connects (retrying with jittered backoff while calls wait), then runs the writer and reader.
+  static net::awaitable<void> connect_loop(std::shared_ptr<impl> self) {
+    while (!self->closed) {
+      if (self->backoff.count() > 0) {
+        std::uniform_int_distribution<std::int64_t> d(self->backoff.count() / 2, self->backoff.count());
+        net::steady_timer t(self->ex, control::duration(d(self->rng)));
+        co_await t.async_wait(k_tuple);
+        if (self->closed) break;
+      }
+      auto ec = co_await self->connect_once();
+      if (!ec) {
+        self->backoff = control::duration(0);
+        self->connecting = false;
+        self->is_connected = true;
+        const auto session = ++self->session;
+        net::co_spawn(self->ex, writer(self, session), net::detached);
+        net::co_spawn(self->ex, reader(self, session), net::detached);
+        co_return;
+      }
+      spdlog::debug("redis {}:{}: connect failed: {}", self->opts.host, self->opts.port, ec.message());
+      self->fail_all(make_error_code(client_error::disconnected)); // nobody waits behind a dead server
+      self->backoff = std::min(self->opts.max_backoff, std::max(control::duration(50), self->backoff * 2));
+      if (self->unsent.empty() && self->in_flight.empty()) break; // reconnect on the next call
+    }
+    self->connecting = false;
+  }
+
+  net::awaitable<boost::system::error_code> connect_once() {
+    boost::system::error_code ec;
+    socket = tcp::socket(ex);
+    auto address = net::ip::make_address(opts.host, ec);
+    tcp::endpoint ep;
+    if (!ec) {
+      ep = tcp::endpoint(address, opts.port);
+    } else {
+      tcp::resolver resolver(ex);
+      auto [rec, results] = co_await resolver.async_resolve(opts.host, std::to_string(opts.port), k_tuple);
+      if (rec || results.empty()) co_return rec ? rec : make_error_code(client_error::disconnected);
+      ep = *results.begin();
+    }
+    net::steady_timer limit(ex, opts.connect_timeout);
+    limit.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+      if (!e) self->socket.close();
+    });
+    auto [cec] = co_await socket.async_connect(ep, k_tuple);
+    limit.cancel();
+    if (cec) co_return cec;
+    socket.set_option(tcp::no_delay(true), ec);
+    // AUTH and SELECT go first on every connection, ahead of the calls already waiting.
+    std::vector<std::string> hello;
+    if (!opts.password.empty())
+      hello.push_back(opts.username.empty() ? command({"AUTH", opts.password})
+                                            : command({"AUTH", opts.username, opts.password}));
+    if (opts.database != 0) hello.push_back(command({"SELECT", std::to_string(opts.database)}));
+    for (auto it = hello.rbegin(); it != hello.rend(); ++it) {
+      auto p = std::make_shared<pending>(ex);
+      p->bytes = std::move(*it);
+      unsent.push_front(p);
+      const bool auth = p->bytes.compare(4, 10, "$4\r\nAUTH\r\n") == 0; // "*2\r\n$4\r\nAUTH..."
+      p->done.async_wait([self = shared_from_this(), p, auth](const boost::system::error_code&) {
+        if (p->answer && p->answer->is_error()) {
+          spdlog::error("redis {}:{}: {} refused on connect: {}", self->opts.host, self->opts.port,
+                        auth ? "AUTH" : "SELECT", p->answer->text);
+          self->drop(make_error_code(client_error::disconnected));
+        }
+      });
+    }
+    co_return boost::system::error_code{};
+  }
+
+  static net::awaitable<void> writer(std::shared_ptr<impl> self, std::uint64_t session) {
+    std::string batch;
+    while (self->session == session && self->is_connected) {
+      if (self->unsent.empty()) {
+        self->wake.expires_at(net::steady_timer::time_point::max());
+        co_await self->wake.async_wait(k_tuple);
+        continue;
+      }
+      batch.clear();
+      while (!self->unsent.empty()) { // everything waiting goes in one write
+        auto p = std::move(self->unsent.front());
+        self->unsent.pop_front();
+        batch += p->bytes;
+        self->in_flight.push_back(std::move(p));
+      }
+      auto [ec, n] = co_await net::async_write(self->socket, net::buffer(batch), k_tuple);
+      if (ec) {
+        if (self->session == session) self->drop(make_error_code(client_error::disconnected));
+        co_return;
+      }
+    }
+  }
+
+  static net::awaitable<void> reader(std::shared_ptr<impl> self, std::uint64_t session) {
+    decoder dec;
+    char buf[16384];
+    while (self->session == session && self->is_connected) {
+      auto [ec, n] = co_await self->socket.async_read_some(net::buffer(buf), k_tuple);
+      if (self->session != session) co_return;
+      if (ec || !dec.feed(std::string_view(buf, n))) {
+        self->drop(make_error_code(client_error::disconnected));
+        co_return;
+      }
+      try {
+        while (auto r = dec.next()) {
+          if (self->in_flight.empty()) { // a reply nobody asked for: the stream is out of step
+            self->drop(make_error_code(client_error::disconnected));
+            co_return;
+          }
+          auto p = std::move(self->in_flight.front());
+          self->in_flight.pop_front();
+          p->finish(std::move(*r), {});
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("redis {}:{}: {}", self->opts.host, self->opts.port, e.what());
+        self->drop(make_error_code(client_error::disconnected));
+        co_return;
+      }
+    }
+  }
+
+  // The connection is gone: every call on it fails, and a reconnect starts if calls wait.
+  void drop(boost::system::error_code why) {
+    if (!is_connected) return;
+    is_connected = false;
+    ++session;
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    wake.cancel();
+    for (auto& p : in_flight) p->finish(std::nullopt, why);
+    in_flight.clear();
+    spdlog::warn("redis {}:{}: connection lost ({})", opts.host, opts.port, why.message());
+    if (!unsent.empty()) start();
+  }
+
+  void fail_all(boost::system::error_code why) {
+    for (auto& p : in_flight) p->finish(std::nullopt, why);
+    in_flight.clear();
+    for (auto& p : unsent) p->finish(std::nullopt, why);
+    unsent.clear();
+  }
+};
+
+client::client(net::any_io_executor ex, client_options opts)
+    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts))) {}
+
+client::~client() { close(); }
+
+bool client::connected() const noexcept { return impl_->is_connected; }
+
+void client::close() {
+  impl_->closed = true;
+  impl_->drop(make_error_code(client_error::closed));
+  impl_->fail_all(make_error_code(client_error::closed));
+}
+
+net::awaitable<boost::system::result<reply>> client::call(std::string cmd, control::duration timeout) {
+  auto self = impl_;
+  if (self->closed) co_return make_error_code(client_error::closed);
+  auto p = std::make_shared<pending>(self->ex);
+  p->bytes = std::move(cmd);
+  self->unsent.push_back(p);
+  if (self->is_connected)
+    self->wake.cancel(); // the writer sends it now
+  else
+    self->start();
+  // Wait for the reply, or the deadline: the pending entry stays in the
+  // pipeline either way (its reply, when it comes, is matched and dropped).
+  net::steady_timer limit(self->ex, timeout);
+  limit.async_wait([p, self](const boost::system::error_code& ec) {
+    if (ec) return;
+    // Not written yet: it never will be (a timed-out admission must not count later).
+    if (auto it = std::find(self->unsent.begin(), self->unsent.end(), p); it != self->unsent.end())
+      self->unsent.erase(it);
+    p->finish(std::nullopt, make_error_code(client_error::timeout));
+  });
+  if (!p->finished) co_await p->done.async_wait(k_tuple);
+  limit.cancel();
+  if (p->answer) co_return std::move(*p->answer);
+  co_return p->error;
+}
+
+} // namespace llmgate::redis

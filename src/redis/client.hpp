@@ -1,0 +1,55 @@
+#pragma once
+// An asynchronous Redis client on one event loop: one connection, pipelined
+// (each command is written as soon as the previous write ends, all waiting
+// ones in one write; replies are matched in order), a connect timeout, a
+// per-call timeout, reconnection with backoff, and AUTH and SELECT on every
+// connect. Not thread-safe: one per worker, on that worker's loop. Include
+// only from translation units that speak to the network.
+#include "control/duration.hpp"
+#include "redis/resp.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace llmgate::redis {
+
+struct client_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string username; // Redis 6 ACL user; empty: the default user
+  std::string password; // empty: no AUTH
+  int database = 0;     // SELECT on connect when not 0
+  control::duration connect_timeout = std::chrono::seconds(1);
+  control::duration max_backoff = std::chrono::seconds(2); // between reconnect attempts
+};
+
+// Errors a call can end with besides a reply (a Redis error reply is a reply).
+enum class client_error { timeout = 1, disconnected, closed };
+[[nodiscard]] boost::system::error_code make_error_code(client_error e);
+
+class client final {
+public:
+  client(boost::asio::any_io_executor ex, client_options opts);
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  // Sends one RESP-encoded command (see redis::command) and waits at most
+  // `timeout` for its reply. A call that times out leaves its reply to be
+  // read and dropped; it never blocks the pipeline behind it.
+  boost::asio::awaitable<boost::system::result<reply>> call(std::string command, control::duration timeout);
+
+  [[nodiscard]] bool connected() const noexcept;
+  // Stops reconnecting and fails every waiting call (for shutdown).
+  void close();
+
+private:
+  struct impl;
+  std::shared_ptr<impl> impl_; // shared with its own loops, which may outlive a call
+};
+
+} // namespace llmgate::redis

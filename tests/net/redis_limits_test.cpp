@@ -1,0 +1,235 @@
+// The admit script against a real redis-server: exact under a burst, all or
+// nothing across rules, shadow rules, concurrency leases, the shaper — and
+// the seed's sliding-window script on the same burst, to show what it got wrong.
+#include "control/config.hpp"
+#include "limit/redis_store.hpp"
+#include "limit/rule_set.hpp"
+#include "redis/client.hpp"
+#include "redis_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <ctime>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <thread>
+
+namespace llmgate::limit {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+
+template <class T> T run(net::io_context& ioc, net::awaitable<T> a) {
+  auto f = net::co_spawn(ioc, std::move(a), net::use_future);
+  ioc.restart();
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (f.wait_for(0s) != std::future_status::ready && std::chrono::steady_clock::now() < until) ioc.run_for(5ms);
+  if (f.wait_for(0s) != std::future_status::ready) {
+    ADD_FAILURE() << "not done within 30 s";
+    ioc.stop();
+  }
+  return f.get();
+}
+
+class redis_limits : public ::testing::Test {
+protected:
+  testing::redis_server server_;
+  net::io_context ioc_;
+  redis::client client_{ioc_.get_executor(), [this] {
+                          redis::client_options o;
+                          o.port = server_.port();
+                          return o;
+                        }()};
+  std::shared_ptr<const control::config> cfg_;
+  std::unique_ptr<rule_set> rules_;
+  std::string sha_;
+  int next_member_ = 0;
+
+  void configure(const std::string& rules_yaml) {
+    cfg_ = control::load_config("backends: [{name: a, url: \"http://127.0.0.1:1\", models: [m]}]\nlimits:\n  rules:\n" +
+                                    rules_yaml,
+                                "redis_limits_test.yaml");
+    rules_ = std::make_unique<rule_set>(*cfg_);
+    auto r = run(ioc_, client_.call(redis::command({"SCRIPT", "LOAD", admit_script()}), 5s));
+    ASSERT_TRUE(r && r->type == redis::reply::kind::string) << (r ? r->text : r.error().message());
+    sha_ = r->text;
+  }
+
+  request_facts facts(std::string_view ip, std::int64_t tokens = 1) {
+    return {ip,    "ip:x", "default", "m", "/v1/chat/completions", [](std::string_view) { return std::string_view{}; },
+            tokens};
+  }
+
+  // `n` admissions sent at once (pipelined), as a burst from many requests.
+  std::vector<admission> burst(int n, const request_facts& f, nanos lease = 30s) {
+    std::vector<std::optional<admission>> out(static_cast<std::size_t>(n));
+    auto all = [&]() -> net::awaitable<int> {
+      int done = 0;
+      for (int i = 0; i < n; ++i) {
+        auto plan = rules_->plan(f);
+        auto cmd = admit_command(sha_, "t:", *rules_, plan, fmt::format("req{}", next_member_++), lease);
+        net::co_spawn(
+            ioc_,
+            [&, i, plan, cmd = std::move(cmd)]() mutable -> net::awaitable<void> {
+              auto r = co_await client_.call(std::move(cmd), 10s);
+              std::optional<std::vector<decision>> v;
+              if (r) v = decode_admit(*r, plan.size(), plan);
+              if (v) {
+                out[static_cast<std::size_t>(i)] = rules_->assemble(plan, *v);
+              } else {
+                ADD_FAILURE() << "unexpected reply: " << (r ? r->text : r.error().message());
+              }
+              ++done;
+            },
+            net::detached);
+      }
+      net::steady_timer t(ioc_);
+      while (done < n) {
+        t.expires_after(1ms);
+        co_await t.async_wait(net::use_awaitable);
+      }
+      co_return done;
+    };
+    EXPECT_EQ(run(ioc_, all()), n);
+    std::vector<admission> got;
+    for (auto& a : out) {
+      EXPECT_TRUE(a.has_value());
+      if (a) got.push_back(std::move(*a));
+    }
+    return got;
+  }
+
+  static int allowed(const std::vector<admission>& v) {
+    return static_cast<int>(std::count_if(v.begin(), v.end(), [](const admission& a) { return a.allowed; }));
+  }
+};
+
+TEST_F(redis_limits, a_burst_of_100_against_30_per_minute_admits_exactly_30_per_algorithm) {
+  configure(R"(    - {name: log, key: client_ip, algorithm: sliding_log, limit: 30/minute}
+)");
+  EXPECT_EQ(allowed(burst(100, facts("10.0.0.1"))), 30);
+  configure(R"(    - {name: gcra, key: client_ip, algorithm: gcra, limit: 30/minute, burst: 30}
+)");
+  EXPECT_EQ(allowed(burst(100, facts("10.0.0.2"))), 30);
+  configure(R"(    - {name: hour, key: client_ip, algorithm: fixed_window, limit: 30/hour}
+)");
+  EXPECT_EQ(allowed(burst(100, facts("10.0.0.3"))), 30);
+  configure(R"(    - {name: bucket, key: client_ip, algorithm: token_bucket, limit: 1/minute, burst: 30}
+)");
+  EXPECT_EQ(allowed(burst(100, facts("10.0.0.4"))), 30);
+  configure(R"(    - {name: meter, key: client_ip, algorithm: leaky_bucket, limit: 1/minute, burst: 30}
+)");
+  EXPECT_EQ(allowed(burst(100, facts("10.0.0.5"))), 30);
+  configure(R"(    - {name: window, key: client_ip, algorithm: sliding_window, limit: 30/hour}
+)");
+  EXPECT_EQ(allowed(burst(100, facts("10.0.0.6"))), 30);
+}
+
+TEST_F(redis_limits, refusals_say_when_to_come_back) {
+  configure(R"(    - {name: log, key: client_ip, algorithm: sliding_log, limit: 3/minute}
+)");
+  const auto got = burst(4, facts("10.1.0.1"));
+  ASSERT_EQ(allowed(got), 3);
+  const auto& refused = *std::find_if(got.begin(), got.end(), [](const admission& a) { return !a.allowed; });
+  EXPECT_EQ(refused.refused_by->name, "log");
+  EXPECT_GT(refused.refusal.retry_after, 59s);
+  EXPECT_LE(refused.refusal.retry_after, 60s);
+  EXPECT_EQ(refused.refusal.remaining, 0);
+  EXPECT_EQ(refused.refusal.limit, 3);
+}
+
+TEST_F(redis_limits, a_request_refused_by_one_rule_consumes_nothing_from_the_others) {
+  configure(R"(    - {name: loose, key: client_ip, algorithm: fixed_window, limit: 100/hour}
+    - {name: tight, key: global, algorithm: fixed_window, limit: 2/hour}
+)");
+  const auto got = burst(10, facts("10.2.0.1"));
+  EXPECT_EQ(allowed(got), 2);
+  // loose counted only the two admitted, not the eight refused by tight.
+  auto keys = run(ioc_, client_.call(redis::command({"KEYS", "t:{loose:10.2.0.1}:*"}), 5s));
+  ASSERT_TRUE(keys && keys->elements.size() == 1u);
+  auto count = run(ioc_, client_.call(redis::command({"GET", keys->elements[0].text}), 5s));
+  ASSERT_TRUE(count);
+  EXPECT_EQ(count->text, "2");
+}
+
+TEST_F(redis_limits, shadow_rules_count_and_report_but_never_refuse) {
+  configure(R"(    - {name: watch, key: client_ip, algorithm: fixed_window, limit: 2/hour, mode: shadow}
+)");
+  const auto got = burst(5, facts("10.3.0.1"));
+  EXPECT_EQ(allowed(got), 5);
+  const auto reported =
+      std::count_if(got.begin(), got.end(), [](const admission& a) { return !a.shadow_refusals.empty(); });
+  EXPECT_EQ(reported, 3);
+}
+
+TEST_F(redis_limits, concurrency_leases_are_released_and_expire_when_their_holder_died) {
+  configure(R"(    - {name: parallel, key: client_ip, algorithm: concurrency, limit: 3}
+)");
+  const auto f = facts("10.4.0.1");
+  auto first = burst(5, f, 300ms);
+  EXPECT_EQ(allowed(first), 3);
+  // One ends: its lease is removed, a new request fits.
+  const auto ended = std::find_if(first.begin(), first.end(), [](const admission& a) { return a.allowed; });
+  const auto member = [&] { // the member admit_command used for it: req<n> in order of sending
+    return fmt::format("req{}", std::distance(first.begin(), ended));
+  }();
+  auto rel = run(ioc_, client_.call(redis::command({"SCRIPT", "LOAD", release_script()}), 5s));
+  ASSERT_TRUE(rel && rel->type == redis::reply::kind::string);
+  auto release = release_command(rel->text, "t:", *rules_, *ended, member);
+  ASSERT_FALSE(release.empty());
+  auto r = run(ioc_, client_.call(std::move(release), 5s));
+  ASSERT_TRUE(r && r->integer == 1);
+  EXPECT_EQ(allowed(burst(2, f, 300ms)), 1);
+  // Nobody releases the rest (their replica "died"): the leases run out after 300 ms.
+  std::this_thread::sleep_for(400ms);
+  EXPECT_EQ(allowed(burst(5, f, 300ms)), 3);
+}
+
+TEST_F(redis_limits, the_shaper_holds_the_excess_instead_of_refusing_it) {
+  configure(R"(    - {name: smooth, key: client_ip, algorithm: leaky_bucket, limit: 10/second, burst: 5, shape: true}
+)");
+  const auto got = burst(8, facts("10.5.0.1"));
+  // nginx's rule: one conforming, then up to `burst` held in line at 100 ms apart; the rest refused.
+  EXPECT_EQ(allowed(got), 6);
+  std::vector<nanos> delays;
+  for (const auto& a : got)
+    if (a.allowed) delays.push_back(a.delay);
+  std::sort(delays.begin(), delays.end());
+  EXPECT_EQ(delays.front(), 0ns);
+  EXPECT_GT(delays.back(), 400ms);
+  EXPECT_LE(delays.back(), 500ms);
+}
+
+// The seed's script (its section 4.2), as printed there: every request of one
+// second is the same ZSET member, so a burst inside one second is one entry.
+constexpr std::string_view k_seed_script =
+    "redis.call('zremrangebyscore', KEYS[1], 0, ARGV[1] - ARGV[2]) "
+    "local current_count = redis.call('zcard', KEYS[1]) "
+    "if current_count < tonumber(ARGV[3]) then redis.call('zadd', KEYS[1], ARGV[1], ARGV[1]) "
+    "redis.call('expire', KEYS[1], ARGV[2]) return 1 else return 0 end";
+
+TEST_F(redis_limits, the_seeds_script_admits_a_whole_burst_where_ours_admits_the_limit) {
+  configure(R"(    - {name: per-ip, key: client_ip, algorithm: sliding_log, limit: 30/minute}
+)");
+  // Wait for the start of a second, so the seed's 100 calls share one timestamp.
+  const auto start = std::time(nullptr);
+  while (std::time(nullptr) == start) std::this_thread::sleep_for(1ms);
+  const auto now = std::to_string(std::time(nullptr));
+  int seed_admitted = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto r =
+        run(ioc_, client_.call(redis::command({"EVAL", k_seed_script, "1", "seed:10.9.0.1", now, "60", "30"}), 5s));
+    ASSERT_TRUE(r && r->type == redis::reply::kind::integer) << (r ? r->text : r.error().message());
+    seed_admitted += static_cast<int>(r->integer);
+  }
+  EXPECT_EQ(seed_admitted, 100) << "the seed's bug: one member per second";
+  EXPECT_EQ(allowed(burst(100, facts("10.9.0.1"))), 30);
+}
+
+} // namespace
+} // namespace llmgate::limit
