@@ -823,6 +823,82 @@ public:
     }
   }
 
+  // redis: {url: redis://[user:password@]host:port[/db], timeout, ...}
+  void read_redis(const YAML::Node& n, redis_config& r) {
+    if (!expect_map(n, "redis")) return;
+    check_keys(n, "redis",
+               {"url", "password", "timeout", "connect_timeout", "on_failure", "replicas", "key_prefix", "lease",
+                "heartbeat"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("redis", k);
+      if (k == "url") {
+        std::string url;
+        get(kv.second, key, url);
+        if (!parse_redis_url(url, r))
+          problem(kv.second, key, fmt::format("expected redis://[user:password@]host:port[/db], got '{}'", url));
+      } else if (k == "password")
+        get(kv.second, key, r.password);
+      else if (k == "timeout")
+        get_duration(kv.second, key, r.timeout);
+      else if (k == "connect_timeout")
+        get_duration(kv.second, key, r.connect_timeout);
+      else if (k == "on_failure") {
+        std::string p;
+        get(kv.second, key, p);
+        if (p == "local")
+          r.on_failure = redis_failure_policy::local;
+        else if (p == "allow")
+          r.on_failure = redis_failure_policy::allow;
+        else if (p == "deny")
+          r.on_failure = redis_failure_policy::deny;
+        else
+          problem(kv.second, key, fmt::format("expected local, allow or deny, got '{}'", p));
+      } else if (k == "replicas")
+        get_int(kv.second, key, r.replicas, 1, 10'000);
+      else if (k == "key_prefix")
+        get(kv.second, key, r.key_prefix);
+      else if (k == "lease")
+        get_duration(kv.second, key, r.lease);
+      else if (k == "heartbeat")
+        get_duration(kv.second, key, r.heartbeat);
+    }
+    if (r.timeout.count() <= 0) problem(n, "redis.timeout", "must be longer than 0");
+    if (r.lease < std::chrono::seconds(1)) problem(n, "redis.lease", "must be at least 1s");
+  }
+
+  static bool parse_redis_url(std::string_view url, redis_config& r) {
+    if (!url.starts_with("redis://")) return false;
+    url.remove_prefix(8);
+    if (const auto at = url.rfind('@'); at != std::string_view::npos) {
+      const auto cred = url.substr(0, at);
+      url.remove_prefix(at + 1);
+      if (const auto colon = cred.find(':'); colon != std::string_view::npos) {
+        r.username = std::string(cred.substr(0, colon));
+        r.password = std::string(cred.substr(colon + 1));
+      } else {
+        r.password = std::string(cred);
+      }
+    }
+    std::string_view db;
+    if (const auto slash = url.find('/'); slash != std::string_view::npos) {
+      db = url.substr(slash + 1);
+      url = url.substr(0, slash);
+    }
+    auto hp = parse_host_port(url);
+    if (!hp) {
+      if (url.empty() || url.find(':') != std::string_view::npos) return false;
+      hp = endpoint_address{std::string(url), 6379};
+    }
+    r.host = hp->host;
+    r.port = hp->port;
+    if (!db.empty()) {
+      const auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), r.database);
+      if (ec != std::errc{} || ptr != db.data() + db.size() || r.database < 0 || r.database > 15) return false;
+    }
+    return true;
+  }
+
   void read_limits(const YAML::Node& n, limits_config& l) {
     if (!expect_map(n, "limits")) return;
     check_keys(n, "limits", {"store", "max_tracked_keys", "rules"});
@@ -833,7 +909,7 @@ public:
         std::string store;
         get(kv.second, key, store);
         if (store == "redis")
-          problem(kv.second, key, "the redis store is not implemented yet; use local");
+          l.redis_store = true;
         else if (store != "local")
           problem(kv.second, key, fmt::format("expected local or redis, got '{}'", store));
       } else if (k == "max_tracked_keys") {
@@ -924,9 +1000,9 @@ public:
       return;
     }
     check_keys(root, "",
-               {"listen", "workers", "reasoning_field", "log_level", "cors", "server", "upstream", "backends", "models",
-                "auth", "trusted_proxies", "tiers", "default_tier", "keys", "limits", "breaker", "health", "retry",
-                "scrape"});
+               {"listen", "workers", "reasoning_field", "log_level", "cors",         "server", "upstream", "backends",
+                "models", "auth",    "trusted_proxies", "tiers",     "default_tier", "keys",   "limits",   "breaker",
+                "health", "retry",   "scrape",          "redis"});
     std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();
@@ -967,6 +1043,8 @@ public:
         read_retry(v, c.retry);
       else if (k == "scrape")
         read_scrape(v, c.scrape);
+      else if (k == "redis")
+        read_redis(v, c.redis);
       else if (k == "backends")
         backends_node = v;
       else if (k == "auth")

@@ -202,8 +202,28 @@ struct rule_config {
 inline constexpr std::int64_t k_max_sliding_log_limit = 10000;
 
 struct limits_config {
+  bool redis_store = false;                   // store: redis — every rule decided in Redis, for the whole fleet
   std::uint64_t max_tracked_keys = 1'000'000; // per rule; past it the idlest keys are evicted
   std::vector<rule_config> rules;
+};
+
+// What limits do while Redis cannot answer within its timeout.
+enum class redis_failure_policy { local, allow, deny };
+
+// The shared store of limits.store: redis.
+struct redis_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  std::string username; // ACL user (redis://user:password@host)
+  std::string password;
+  int database = 0;
+  duration timeout = 5ms; // budget of one decision; past it the failure policy decides
+  duration connect_timeout = 1s;
+  redis_failure_policy on_failure = redis_failure_policy::local;
+  int replicas = 1; // fleet size assumed by on_failure: local before any heartbeat was seen
+  std::string key_prefix = "llmgate:";
+  duration lease = 30s;    // a concurrency lease; renewed while its request runs
+  duration heartbeat = 1s; // how often a replica announces itself (the fleet size for the fallback)
 };
 
 struct config {
@@ -226,6 +246,7 @@ struct config {
   std::string default_tier = "default";
   std::vector<key_config> keys;
   limits_config limits;
+  redis_config redis;
 
   // Derived at load time: every name and alias → index into models.
   std::map<std::string, std::size_t, std::less<>> model_index;

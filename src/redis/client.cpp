@@ -69,6 +69,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
   bool is_connected = false, connecting = false, closed = false;
   std::uint64_t session = 0; // bumped on every (re)connect, so old loops stop
   control::duration backoff{0};
+  std::chrono::steady_clock::time_point last_attempt{};
   std::mt19937_64 rng{std::random_device{}()};
 
   void start() {
@@ -80,12 +81,16 @@ struct client::impl : std::enable_shared_from_this<impl> {
   // Connects (retrying with jittered backoff while calls wait), then runs the writer and reader.
   static net::awaitable<void> connect_loop(std::shared_ptr<impl> self) {
     while (!self->closed) {
-      if (self->backoff.count() > 0) {
+      if (self->backoff.count() > 0) { // jittered, counted from the last attempt (which may be long ago)
         std::uniform_int_distribution<std::int64_t> d(self->backoff.count() / 2, self->backoff.count());
-        net::steady_timer t(self->ex, control::duration(d(self->rng)));
-        co_await t.async_wait(k_tuple);
-        if (self->closed) break;
+        const auto at = self->last_attempt + control::duration(d(self->rng));
+        if (at > std::chrono::steady_clock::now()) {
+          net::steady_timer t(self->ex, at);
+          co_await t.async_wait(k_tuple);
+          if (self->closed) break;
+        }
       }
+      self->last_attempt = std::chrono::steady_clock::now();
       auto ec = co_await self->connect_once();
       if (!ec) {
         self->backoff = control::duration(0);
@@ -226,6 +231,8 @@ client::client(net::any_io_executor ex, client_options opts)
 client::~client() { close(); }
 
 bool client::connected() const noexcept { return impl_->is_connected; }
+
+net::any_io_executor client::executor() const { return impl_->ex; }
 
 void client::close() {
   impl_->closed = true;

@@ -44,6 +44,7 @@ public:
   boost::asio::awaitable<boost::system::result<reply>> call(std::string command, control::duration timeout);
 
   [[nodiscard]] bool connected() const noexcept;
+  [[nodiscard]] boost::asio::any_io_executor executor() const;
   // Stops reconnecting and fails every waiting call (for shutdown).
   void close();
 

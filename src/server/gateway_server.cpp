@@ -2,6 +2,7 @@
 
 #include "control/caller.hpp"
 #include "limit/rate_parse.hpp"
+#include "limit/redis_limiter.hpp"
 #include "limit/rule_set.hpp"
 #include "openai/body_rewrite.hpp"
 #include "openai/request_view.hpp"
@@ -273,7 +274,8 @@ struct gateway::impl {
     session_registry sessions;
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
     upstream::router router;
-    std::mt19937_64 rng; // retry jitter
+    std::mt19937_64 rng;                               // retry jitter
+    std::unique_ptr<limit::redis_limiter::link> redis; // this worker's Redis connection (limits.store: redis)
     std::thread thread;
     // Metric series looked up once per worker, so the request path does no
     // label lookups (by model index and backend index).
@@ -321,6 +323,9 @@ struct gateway::impl {
     for (const auto& b : cfg->backends) out.push_back(std::make_unique<upstream::backend_state>(b));
     return out;
   }();
+  // limits.store: redis — the fleet's limits, decided in Redis (null for local).
+  std::unique_ptr<limit::redis_limiter> redis_limits =
+      cfg->limits.redis_store ? std::make_unique<limit::redis_limiter>(*cfg, rules, registry) : nullptr;
   upstream::retry_budget budget{cfg->retry.budget_ratio, cfg->retry.budget_min_per_second, cfg->retry.budget_window};
   std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> tokenizers = load_tokenizers(*cfg); // by model index
 
@@ -551,6 +556,35 @@ struct gateway::impl {
     }
   }
 
+  // A decision by Redis. on_limit: queue waits here too, asking again until
+  // the rule's max_wait (or the client's deadline); across replicas there is
+  // no first-in-first-out line, only retries at the rule's retry_after.
+  net::awaitable<limit::redis_limiter::decided> admit_shared(worker& w, session_context& ctx, request_state& st,
+                                                             const limit::request_facts& facts) {
+    auto d = co_await redis_limits->admit(*w.redis, facts, steady_now());
+    if (d.a.allowed || d.unavailable || !d.a.refused_by || !d.a.refused_by->queue ||
+        d.a.refusal.retry_after == limit::k_never)
+      co_return d;
+    auto until = clock::now() + d.a.refused_by->max_wait;
+    if (st.deadline < until) until = st.deadline;
+    net::steady_timer timer(ctx.stream.get_executor());
+    client_watch watch(ctx.stream.socket(), [&] {
+      st.client_gone = true;
+      timer.cancel();
+    });
+    while (!d.a.allowed && !st.client_gone && !d.unavailable && d.a.refused_by &&
+           d.a.refusal.retry_after != limit::k_never) {
+      const auto wait = std::clamp<clock::duration>(d.a.refusal.retry_after, std::chrono::milliseconds(1),
+                                                    std::chrono::milliseconds(50));
+      if (clock::now() + wait > until) break;
+      timer.expires_after(wait);
+      co_await timer.async_wait(k_tuple);
+      if (st.client_gone) break;
+      d = co_await redis_limits->admit(*w.redis, facts, steady_now());
+    }
+    co_return d;
+  }
+
   // on_limit: queue — wait in the key's line (FIFO) instead of a 429, for as
   // long as the rule's max_wait allows; polled, since the capacity that frees
   // up may belong to any worker. A client that leaves leaves the line too.
@@ -730,13 +764,37 @@ struct gateway::impl {
                                target.path,
                                [&req](std::string_view name) { return as_view(req[name]); },
                                prompt.tokens + view->max_tokens.value_or(model->default_max_tokens)};
-    auto admitted = rules.admit(facts, steady_now());
-    if (!admitted.allowed && admitted.refused_by->queue && admitted.refusal.retry_after != limit::k_never)
-      admitted = co_await wait_in_line(ctx, st, facts, std::move(admitted));
+    // The limits: decided here (limits.store: local) or by Redis for the fleet.
+    std::optional<limit::redis_limiter::decided> shared;
+    limit::admission admitted;
+    if (redis_limits) {
+      shared = co_await admit_shared(w, ctx, st, facts);
+      if (shared->unavailable) {
+        const bool keep = co_await reply(
+            ctx, req, st,
+            openai::service_unavailable("The rate limiter is unavailable (redis.on_failure: deny). Please try again "
+                                        "shortly.",
+                                        1, "rate_limiter_unavailable"));
+        record(w, st);
+        co_return keep;
+      }
+      admitted = shared->a;
+    } else {
+      admitted = rules.admit(facts, steady_now());
+      if (!admitted.allowed && admitted.refused_by->queue && admitted.refusal.retry_after != limit::k_never)
+        admitted = co_await wait_in_line(ctx, st, facts, std::move(admitted));
+    }
+    // Concurrency slots and leases go back however the request ends.
+    auto give_back = [&] {
+      if (shared)
+        redis_limits->release(*w.redis, *shared);
+      else
+        rules.release(admitted);
+    };
     if (st.client_gone) {
       metrics.disconnects.inc();
       st.status = 499;
-      rules.release(admitted);
+      give_back();
       record(w, st);
       co_return false;
     }
@@ -753,11 +811,10 @@ struct gateway::impl {
     }
     st.want_usage = std::any_of(admitted.holds.begin(), admitted.holds.end(),
                                 [&](const limit::rule_hold& h) { return rules.rule(h.rule).cost_tokens; });
-    struct release_guard { // concurrency slots go back however the request ends
-      limit::rule_set& rules;
-      const limit::admission& a;
-      ~release_guard() { rules.release(a); }
-    } release{rules, admitted};
+    struct release_guard {
+      decltype(give_back)& fn;
+      ~release_guard() { fn(); }
+    } release{give_back};
     if (admitted.delay > limit::nanos{0}) { // a leaky-bucket shaper holds the request to its rate
       // Never past the client's deadline: then forwarding answers 504 at once.
       net::steady_timer hold(ctx.stream.get_executor(),
@@ -766,7 +823,12 @@ struct gateway::impl {
     }
 
     auto result = co_await forward_watched(w, ctx, req, st, *view, *model);
-    if (st.tokens_used >= 0) rules.settle_tokens(admitted, st.tokens_used, steady_now());
+    if (st.tokens_used >= 0) { // token costs corrected by the real usage (Redis: not yet, see CONFIG.md)
+      if (!shared)
+        rules.settle_tokens(admitted, st.tokens_used, steady_now());
+      else if (shared->fallback)
+        shared->fallback->settle_tokens(shared->a, st.tokens_used, steady_now());
+    }
     bool keep = result.keep_alive;
     if (capture && result.kind == forward_result::answer && !st.client_gone) {
       *capture = result;
@@ -1444,6 +1506,7 @@ std::uint16_t gateway::start() {
   auto& m = *impl_;
   for (unsigned i = 0; i < m.cfg->workers; ++i) {
     auto w = std::make_unique<impl::worker>(*m.cfg, m.backends, std::random_device{}() + i);
+    if (m.redis_limits) w->redis = m.redis_limits->connect(w->ioc.get_executor());
     m.prepare_series(*w);
     for (const auto& b : m.cfg->backends)
       w->pools.push_back(
@@ -1468,6 +1531,8 @@ int gateway::run() {
     net::co_spawn(w->ioc, m.accept_loop(*w), net::detached);
     if (w == m.workers.front() && m.rules.size() > 0) net::co_spawn(w->ioc, m.sweep_loop(*w), net::detached);
     if (w == m.workers.front()) m.start_monitors(*w);
+    if (w == m.workers.front() && m.redis_limits)
+      net::co_spawn(w->ioc, m.redis_limits->heartbeat(*w->redis, m.draining), net::detached);
     w->thread = std::thread([&ioc = w->ioc] { ioc.run(); });
   }
   spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host, m.port,

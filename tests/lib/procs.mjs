@@ -6,6 +6,7 @@
 // kept in a registry: call `after(stopAll)` in each test file, and a process
 // 'exit' handler SIGKILLs whatever is still alive if a file dies early.
 
+import net from "node:net";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -334,4 +335,98 @@ export async function postSSE(url, body, { headers = {} } = {}) {
   const events = [];
   for await (const ev of readSSE(res)) events.push(ev);
   return { status: res.status, headers: res.headers, events };
+}
+
+/** A port free on 127.0.0.1 a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Sends one inline command to 127.0.0.1:port and resolves with the first reply line (or null). */
+export function redisCommand(port, line, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, "127.0.0.1");
+    let data = "";
+    const done = (v) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    sock.on("connect", () => sock.write(line + "\r\n"));
+    sock.on("data", (d) => {
+      data += d.toString();
+      if (data.includes("\r\n")) done(data.split("\r\n")[0]);
+    });
+    sock.on("error", () => done(null));
+  });
+}
+
+/**
+ * Starts a real redis-server on a free loopback port (no persistence) and
+ * resolves once it answers PING. The handle's restart() brings it back on the
+ * same port after a kill.
+ */
+export async function startRedis({ args = [] } = {}) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const h = await spawnRedis(port, args);
+    if (h) return h;
+  }
+  throw new Error("redis-server did not start (is it installed? make deps installs it)");
+}
+
+async function spawnRedis(port, args) {
+  const proc = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning", ...args],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  proc.stderr.resume();
+  let exitInfo = null;
+  const exited = new Promise((res) => proc.once("exit", (code, signal) => res((exitInfo = { code, signal }))));
+  proc.once("error", () => {});
+  const handle = {
+    name: `redis(:${port})`,
+    proc,
+    pid: proc.pid,
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    exited,
+    get exitInfo() {
+      return exitInfo;
+    },
+    async stop() {
+      if (!exitInfo && proc.pid) {
+        try {
+          process.kill(proc.pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+      }
+      live.delete(handle);
+    },
+    async restart() {
+      await handle.stop();
+      const again = await spawnRedis(port, args);
+      if (!again) throw new Error(`redis-server did not restart on ${port}`);
+      return again;
+    },
+  };
+  if (proc.pid) live.add(handle);
+  for (let i = 0; i < 200; i++) {
+    if (exitInfo) break;
+    if ((await redisCommand(port, "PING", 200)) === "+PONG") return handle;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await handle.stop();
+  return null;
 }

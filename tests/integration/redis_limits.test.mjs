@@ -1,0 +1,153 @@
+// limits.store: redis — limits that hold for a fleet of replicas sharing one
+// real redis-server, and what happens when Redis dies and comes back.
+import { test, describe, after } from "node:test";
+import assert from "node:assert/strict";
+import { startSim, startGateway, startRedis, stopAll, fetchJson } from "../lib/procs.mjs";
+
+after(stopAll);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function metric(url, name, labels = {}) {
+  const { text } = await fetchJson(`${url}/metrics`);
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const m = /^([^{\s]+)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === String(v))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+function config(sim, redis, rule, extra = "") {
+  return `listen: 127.0.0.1:0
+workers: 2
+health: {enabled: false}
+backends:
+  - {name: sim, url: "${sim.url}", models: [Qwen3-1.7B]}
+limits:
+  store: redis
+  rules:
+    - ${rule}
+redis: {url: "${redis.url}", timeout: 2s${extra}}
+`;
+}
+
+const body = JSON.stringify({ model: "Qwen3-1.7B", messages: [{ role: "user", content: "hi" }], max_tokens: 4 });
+
+// `n` requests at once, spread over the gateways, all from one client address.
+async function burst(gateways, n) {
+  const statuses = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      fetch(`${gateways[i % gateways.length].url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+      }).then(
+        async (r) => {
+          await r.arrayBuffer();
+          return r.status;
+        },
+        () => 0,
+      ),
+    ),
+  );
+  const count = (s) => statuses.filter((x) => x === s).length;
+  return { ok: count(200), limited: count(429), other: statuses.filter((x) => x !== 200 && x !== 429) };
+}
+
+describe("three replicas, one Redis", () => {
+  for (const [name, rule] of [
+    ["sliding_log", "{name: per-ip, key: client_ip, algorithm: sliding_log, limit: 30/minute}"],
+    ["gcra", "{name: per-ip, key: client_ip, algorithm: gcra, limit: 30/minute, burst: 30}"],
+    ["fixed_window", "{name: per-ip, key: client_ip, algorithm: fixed_window, limit: 30/hour}"],
+    ["token_bucket", "{name: per-ip, key: client_ip, algorithm: token_bucket, limit: 1/minute, burst: 30}"],
+  ]) {
+    test(`${name}: 2,000 concurrent requests across the fleet admit exactly 30`, async () => {
+      const redis = await startRedis();
+      const sim = await startSim();
+      const gateways = await Promise.all([0, 1, 2].map(() => startGateway(config(sim, redis, rule))));
+      const r = await burst(gateways, 2000);
+      assert.deepEqual(r.other, [], "every request got 200 or 429");
+      assert.equal(r.ok, 30);
+      assert.equal(r.limited, 1970);
+      let decided = 0;
+      for (const g of gateways) decided += await metric(g.url, "llmgate_redis_decisions_total", { outcome: "redis" });
+      assert.equal(decided, 2000, "every decision was Redis's, none a fallback");
+      await Promise.all(gateways.map((g) => g.stop()));
+      await sim.stop();
+      await redis.stop();
+    });
+  }
+});
+
+describe("when Redis fails", () => {
+  test("killed under load: every request is still answered by the local fallback; restarted: global again", async () => {
+    let redis = await startRedis();
+    const sim = await startSim();
+    const rule = "{name: per-ip, key: client_ip, algorithm: fixed_window, limit: 100000/hour}";
+    const extra = ", on_failure: local, heartbeat: 200ms";
+    const gateways = await Promise.all(
+      [0, 1].map(() => startGateway(config(sim, redis, rule).replace("timeout: 2s", `timeout: 100ms${extra}`))),
+    );
+    // Both replicas see each other through their heartbeats.
+    for (let i = 0; i < 50 && (await metric(gateways[0].url, "llmgate_redis_replicas")) !== 2; i++) await sleep(50);
+    assert.equal(await metric(gateways[0].url, "llmgate_redis_replicas"), 2);
+    let stop = false;
+    const failures = [];
+    let answered = 0;
+    const loop = async (g) => {
+      for (let i = 0; i < 3000 && !stop; i++) {
+        const res = await fetch(`${g.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body });
+        await res.arrayBuffer();
+        if (res.status !== 200) failures.push(res.status);
+        answered++;
+      }
+    };
+    const running = [loop(gateways[0]), loop(gateways[1]), loop(gateways[0]), loop(gateways[1])];
+    await sleep(300);
+    redis.proc.kill("SIGKILL");
+    await redis.exited;
+    await sleep(700);
+    const fallback = (await metric(gateways[0].url, "llmgate_redis_decisions_total", { outcome: "local" })) +
+      (await metric(gateways[1].url, "llmgate_redis_decisions_total", { outcome: "local" }));
+    assert.ok(fallback > 0, "the fallback decided while Redis was down");
+    assert.equal(await metric(gateways[0].url, "llmgate_redis_up"), 0);
+    redis = await redis.restart();
+    const before = await metric(gateways[0].url, "llmgate_redis_decisions_total", { outcome: "redis" });
+    for (let i = 0; i < 100 && (await metric(gateways[0].url, "llmgate_redis_decisions_total", { outcome: "redis" })) <= before; i++)
+      await sleep(50);
+    // Every worker reconnects (each has its own connection, with backoff of at most 2 s).
+    for (let i = 0; i < 100; i++) {
+      const up = (await metric(gateways[0].url, "llmgate_redis_up")) + (await metric(gateways[1].url, "llmgate_redis_up"));
+      if (up === 2) break;
+      await sleep(50);
+    }
+    stop = true;
+    await Promise.all(running);
+    assert.deepEqual(failures, [], `${answered} answered`);
+    assert.ok((await metric(gateways[0].url, "llmgate_redis_decisions_total", { outcome: "redis" })) > before, "back to Redis");
+    assert.equal(await metric(gateways[0].url, "llmgate_redis_up"), 1);
+    assert.equal(await metric(gateways[1].url, "llmgate_redis_up"), 1);
+    await Promise.all(gateways.map((g) => g.stop()));
+    await sim.stop();
+    await redis.stop();
+  });
+
+  test("on_failure: deny answers 503 at once; allow lets everything through", async () => {
+    const redis = await startRedis();
+    const sim = await startSim();
+    const rule = "{name: tiny, key: client_ip, algorithm: fixed_window, limit: 1/hour}";
+    const deny = await startGateway(config(sim, redis, rule).replace("timeout: 2s", "timeout: 50ms, on_failure: deny"));
+    const allow = await startGateway(config(sim, redis, rule).replace("timeout: 2s", "timeout: 50ms, on_failure: allow"));
+    await redis.stop();
+    const d = await fetchJson(`${deny.url}/v1/chat/completions`, { body: JSON.parse(body) });
+    assert.equal(d.status, 503);
+    assert.equal(d.json.error.code, "rate_limiter_unavailable");
+    for (let i = 0; i < 3; i++) assert.equal((await fetchJson(`${allow.url}/v1/chat/completions`, { body: JSON.parse(body) })).status, 200);
+    await deny.stop();
+    await allow.stop();
+    await sim.stop();
+  });
+});
