@@ -185,7 +185,30 @@ net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const reque
   co_return out;
 }
 
+void redis_limiter::keep_leases(link& l, decided& d) {
+  if (d.from != source::redis || !d.a.allowed) return;
+  if (!holds_leases(rules_, d.a)) return;
+  d.renewing = std::make_shared<bool>(true);
+  net::co_spawn(
+      l.client.executor(),
+      [this, &l, flag = d.renewing, a = d.a, member = d.member]() -> net::awaitable<void> {
+        net::steady_timer timer(l.client.executor());
+        for (;;) {
+          timer.expires_after(cfg_.redis.lease / 3);
+          co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+          if (!*flag) co_return;
+          auto sha = co_await ensure_script(l, l.renew_sha, renew_script());
+          if (!sha) continue;
+          auto cmd = renew_command(*sha, cfg_.redis.key_prefix, rules_, a, member, cfg_.redis.lease);
+          auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
+          if (r && r->is_error() && r->text.starts_with("NOSCRIPT")) l.renew_sha.clear();
+        }
+      },
+      net::detached);
+}
+
 void redis_limiter::release(link& l, const decided& d) {
+  if (d.renewing) *d.renewing = false;
   if (!d.a.allowed) return;
   if (d.from == source::local_fallback) {
     d.fallback->release(d.a);

@@ -28,7 +28,7 @@ public:
   struct link {
     link(boost::asio::any_io_executor ex, const control::redis_config& cfg);
     redis::client client;
-    std::string admit_sha, release_sha;
+    std::string admit_sha, release_sha, renew_sha;
   };
   [[nodiscard]] std::unique_ptr<link> connect(boost::asio::any_io_executor ex) const;
 
@@ -37,14 +37,18 @@ public:
   struct decided {
     admission a;
     source from = source::redis;
-    std::string member;           // the request's name in Redis (its leases and log entries)
-    bool unavailable = false;     // on_failure: deny refused it (answer 503)
-    rule_set* fallback = nullptr; // the local rules that admitted it (source::local_fallback)
+    std::string member;             // the request's name in Redis (its leases and log entries)
+    bool unavailable = false;       // on_failure: deny refused it (answer 503)
+    rule_set* fallback = nullptr;   // the local rules that admitted it (source::local_fallback)
+    std::shared_ptr<bool> renewing; // its leases are being renewed until release() clears it
   };
 
   boost::asio::awaitable<decided> admit(link& l, const request_facts& facts, nanos now);
   // Gives back concurrency leases (or fallback slots); never waits on the request path.
   void release(link& l, const decided& d);
+  // Keeps the request's leases alive (every lease/3) until release(): a lease
+  // then expires only when its replica died holding it.
+  void keep_leases(link& l, decided& d);
 
   // Announces this replica and learns the fleet's size, every redis.heartbeat (run on one worker).
   boost::asio::awaitable<void> heartbeat(link& l, const std::atomic<bool>& stop);

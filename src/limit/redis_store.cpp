@@ -7,10 +7,12 @@ namespace llmgate::limit {
 namespace generated {
 extern const std::string_view k_admit_lua;
 extern const std::string_view k_release_lua;
+extern const std::string_view k_renew_lua;
 } // namespace generated
 
 std::string_view admit_script() { return generated::k_admit_lua; }
 std::string_view release_script() { return generated::k_release_lua; }
+std::string_view renew_script() { return generated::k_renew_lua; }
 
 std::string_view script_algorithm(const control::rule_config& r) {
   using a = control::limit_algorithm;
@@ -87,21 +89,44 @@ std::optional<std::vector<decision>> decode_admit(const redis::reply& r, std::si
   return out;
 }
 
+namespace {
+
+// The lease sets an admission holds (its concurrency rules).
+std::vector<std::string> lease_keys(std::string_view prefix, const rule_set& rules, const admission& a) {
+  std::vector<std::string> keys;
+  for (const auto& h : a.holds)
+    if (rules.rule(h.rule).algorithm == control::limit_algorithm::concurrency && h.cost > 0)
+      keys.push_back(state_key(prefix, rules.rule(h.rule), h.key));
+  return keys;
+}
+
+} // namespace
+
+bool holds_leases(const rule_set& rules, const admission& a) { return !lease_keys("", rules, a).empty(); }
+
 std::string release_command(std::string_view sha, std::string_view prefix, const rule_set& rules, const admission& a,
                             std::string_view member) {
-  std::vector<std::string> keys, members;
-  for (std::size_t i = 0; i < a.holds.size(); ++i) {
-    const auto& h = a.holds[i];
-    if (rules.rule(h.rule).algorithm != control::limit_algorithm::concurrency || h.cost == 0) continue;
-    keys.push_back(state_key(prefix, rules.rule(h.rule), h.key));
-    members.emplace_back(member);
-  }
+  const auto keys = lease_keys(prefix, rules, a);
   if (keys.empty()) return {};
-  std::vector<std::string_view> args{"EVALSHA", sha};
   const auto n = std::to_string(keys.size());
-  args.push_back(n);
+  std::vector<std::string_view> args{"EVALSHA", sha, n};
   for (const auto& k : keys) args.push_back(k);
-  for (const auto& m : members) args.push_back(m);
+  for (std::size_t i = 0; i < keys.size(); ++i) args.push_back(member);
+  std::string out;
+  redis::append_command(out, args);
+  return out;
+}
+
+std::string renew_command(std::string_view sha, std::string_view prefix, const rule_set& rules, const admission& a,
+                          std::string_view member, nanos lease) {
+  const auto keys = lease_keys(prefix, rules, a);
+  if (keys.empty()) return {};
+  const auto n = std::to_string(keys.size());
+  const auto us = std::to_string(micros(lease));
+  std::vector<std::string_view> args{"EVALSHA", sha, n};
+  for (const auto& k : keys) args.push_back(k);
+  args.push_back(us);
+  for (std::size_t i = 0; i < keys.size(); ++i) args.push_back(member);
   std::string out;
   redis::append_command(out, args);
   return out;

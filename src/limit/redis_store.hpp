@@ -19,6 +19,7 @@ namespace llmgate::limit {
 // The scripts' sources (loaded once with SCRIPT LOAD, then called by SHA).
 [[nodiscard]] std::string_view admit_script();
 [[nodiscard]] std::string_view release_script();
+[[nodiscard]] std::string_view renew_script();
 
 // How the script decides a rule: fixed_window, sliding_window, sliding_log,
 // meter (token_bucket, gcra, leaky_bucket metering), shaper, concurrency.
@@ -40,5 +41,12 @@ namespace llmgate::limit {
 // ZREM of the leases an admission took (the concurrency rules among its holds).
 [[nodiscard]] std::string release_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
                                           const admission& a, std::string_view member);
+
+// Whether the admission took any concurrency lease.
+[[nodiscard]] bool holds_leases(const rule_set& rules, const admission& a);
+
+// EVALSHA of the renew script: the admission's leases extended to `lease` from now.
+[[nodiscard]] std::string renew_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
+                                        const admission& a, std::string_view member, nanos lease);
 
 } // namespace llmgate::limit

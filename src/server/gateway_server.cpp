@@ -779,6 +779,7 @@ struct gateway::impl {
         co_return keep;
       }
       admitted = shared->a;
+      redis_limits->keep_leases(*w.redis, *shared);
     } else {
       admitted = rules.admit(facts, steady_now());
       if (!admitted.allowed && admitted.refused_by->queue && admitted.refusal.retry_after != limit::k_never)

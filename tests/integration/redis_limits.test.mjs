@@ -82,6 +82,24 @@ describe("three replicas, one Redis", () => {
   }
 });
 
+describe("concurrency across replicas", () => {
+  test("leases: the fleet holds at most the limit in flight, and each ending request frees its lease", async () => {
+    const redis = await startRedis();
+    const sim = await startSim({ args: ["--latency-ms", "600"] });
+    const rule = "{name: parallel, key: global, algorithm: concurrency, limit: 3}";
+    const gateways = await Promise.all([0, 1].map(() => startGateway(config(sim, redis, rule))));
+    for (let round = 0; round < 2; round++) {
+      const r = await burst(gateways, 10);
+      assert.deepEqual(r.other, []);
+      assert.equal(r.ok, 3, `round ${round}: three in flight at once`);
+      assert.equal(r.limited, 7);
+    }
+    await Promise.all(gateways.map((g) => g.stop()));
+    await sim.stop();
+    await redis.stop();
+  });
+});
+
 describe("when Redis fails", () => {
   test("killed under load: every request is still answered by the local fallback; restarted: global again", async () => {
     let redis = await startRedis();

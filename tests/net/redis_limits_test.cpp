@@ -190,6 +190,25 @@ TEST_F(redis_limits, concurrency_leases_are_released_and_expire_when_their_holde
   EXPECT_EQ(allowed(burst(5, f, 300ms)), 3);
 }
 
+TEST_F(redis_limits, a_renewed_lease_outlives_its_first_term) {
+  configure(R"(    - {name: parallel, key: client_ip, algorithm: concurrency, limit: 1}
+)");
+  const auto f = facts("10.6.0.1");
+  auto first = burst(1, f, 300ms);
+  ASSERT_TRUE(first[0].allowed);
+  auto sha = run(ioc_, client_.call(redis::command({"SCRIPT", "LOAD", renew_script()}), 5s));
+  ASSERT_TRUE(sha && sha->type == redis::reply::kind::string);
+  for (int i = 0; i < 3; ++i) { // renewed every 200 ms for 600 ms: twice its 300 ms term
+    std::this_thread::sleep_for(200ms);
+    auto cmd = renew_command(sha->text, "t:", *rules_, first[0], "req0", 300ms);
+    auto r = run(ioc_, client_.call(std::move(cmd), 5s));
+    ASSERT_TRUE(r && r->type == redis::reply::kind::integer) << (r ? r->text : r.error().message());
+  }
+  EXPECT_EQ(allowed(burst(1, f, 300ms)), 0) << "the renewed lease still holds the one slot";
+  std::this_thread::sleep_for(400ms); // no more renewals: it runs out
+  EXPECT_EQ(allowed(burst(1, f, 300ms)), 1);
+}
+
 TEST_F(redis_limits, the_shaper_holds_the_excess_instead_of_refusing_it) {
   configure(R"(    - {name: smooth, key: client_ip, algorithm: leaky_bucket, limit: 10/second, burst: 5, shape: true}
 )");
