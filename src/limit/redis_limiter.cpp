@@ -185,6 +185,29 @@ net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const reque
   co_return out;
 }
 
+void redis_limiter::settle_tokens(link& l, const decided& d, std::int64_t actual) {
+  if (d.from == source::local_fallback) {
+    d.fallback->settle_tokens(d.a, actual, std::chrono::steady_clock::now().time_since_epoch());
+    return;
+  }
+  if (d.from != source::redis || !d.a.allowed) return;
+  auto probe = adjust_command("-", cfg_.redis.key_prefix, rules_, d.a, d.member, actual);
+  if (probe.empty()) return; // no token rule, or the estimate was exact
+  net::co_spawn(
+      l.client.executor(),
+      [this, &l, a = d.a, member = d.member, actual]() -> net::awaitable<void> {
+        for (int attempt = 0; attempt < 2; ++attempt) {
+          auto sha = co_await ensure_script(l, l.adjust_sha, adjust_script());
+          if (!sha) co_return;
+          auto cmd = adjust_command(*sha, cfg_.redis.key_prefix, rules_, a, member, actual);
+          auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
+          if (!(r && r->is_error() && r->text.starts_with("NOSCRIPT"))) co_return;
+          l.adjust_sha.clear();
+        }
+      },
+      net::detached);
+}
+
 void redis_limiter::keep_leases(link& l, decided& d) {
   if (d.from != source::redis || !d.a.allowed) return;
   if (!holds_leases(rules_, d.a)) return;

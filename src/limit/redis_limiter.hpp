@@ -28,7 +28,7 @@ public:
   struct link {
     link(boost::asio::any_io_executor ex, const control::redis_config& cfg);
     redis::client client;
-    std::string admit_sha, release_sha, renew_sha;
+    std::string admit_sha, release_sha, renew_sha, adjust_sha;
   };
   [[nodiscard]] std::unique_ptr<link> connect(boost::asio::any_io_executor ex) const;
 
@@ -46,6 +46,8 @@ public:
   boost::asio::awaitable<decided> admit(link& l, const request_facts& facts, nanos now);
   // Gives back concurrency leases (or fallback slots); never waits on the request path.
   void release(link& l, const decided& d);
+  // Corrects the token rules by the request's real usage (fire and forget).
+  void settle_tokens(link& l, const decided& d, std::int64_t actual);
   // Keeps the request's leases alive (every lease/3) until release(): a lease
   // then expires only when its replica died holding it.
   void keep_leases(link& l, decided& d);

@@ -8,11 +8,13 @@ namespace generated {
 extern const std::string_view k_admit_lua;
 extern const std::string_view k_release_lua;
 extern const std::string_view k_renew_lua;
+extern const std::string_view k_adjust_lua;
 } // namespace generated
 
 std::string_view admit_script() { return generated::k_admit_lua; }
 std::string_view release_script() { return generated::k_release_lua; }
 std::string_view renew_script() { return generated::k_renew_lua; }
+std::string_view adjust_script() { return generated::k_adjust_lua; }
 
 std::string_view script_algorithm(const control::rule_config& r) {
   using a = control::limit_algorithm;
@@ -101,6 +103,35 @@ std::vector<std::string> lease_keys(std::string_view prefix, const rule_set& rul
 }
 
 } // namespace
+
+std::string adjust_command(std::string_view sha, std::string_view prefix, const rule_set& rules, const admission& a,
+                           std::string_view member, std::int64_t actual) {
+  std::vector<std::string> keys, values;
+  for (const auto& h : a.holds) {
+    const auto& r = rules.rule(h.rule);
+    if (!r.cost_tokens || h.cost == 0 || r.algorithm == control::limit_algorithm::concurrency) continue;
+    const auto delta = std::max<std::int64_t>(0, actual) - h.cost;
+    if (delta == 0) continue;
+    // The limit in force when it was admitted (a schedule entry's count, when one applied).
+    const auto count = h.variant == 0 ? r.count : r.schedule[h.variant - 1].count;
+    keys.push_back(state_key(prefix, r, h.key));
+    values.emplace_back(script_algorithm(r));
+    values.push_back(std::to_string(count));
+    values.push_back(std::to_string(micros(r.period)));
+    values.push_back(std::to_string(delta));
+    values.push_back(std::to_string(h.position + 1));
+    values.push_back(std::to_string(h.cost));
+  }
+  if (keys.empty()) return {};
+  const auto n = std::to_string(keys.size());
+  std::vector<std::string_view> args{"EVALSHA", sha, n};
+  for (const auto& k : keys) args.push_back(k);
+  args.push_back(member);
+  for (const auto& v : values) args.push_back(v);
+  std::string out;
+  redis::append_command(out, args);
+  return out;
+}
 
 bool holds_leases(const rule_set& rules, const admission& a) { return !lease_keys("", rules, a).empty(); }
 

@@ -20,6 +20,7 @@ namespace llmgate::limit {
 [[nodiscard]] std::string_view admit_script();
 [[nodiscard]] std::string_view release_script();
 [[nodiscard]] std::string_view renew_script();
+[[nodiscard]] std::string_view adjust_script();
 
 // How the script decides a rule: fixed_window, sliding_window, sliding_log,
 // meter (token_bucket, gcra, leaky_bucket metering), shaper, concurrency.
@@ -41,6 +42,11 @@ namespace llmgate::limit {
 // ZREM of the leases an admission took (the concurrency rules among its holds).
 [[nodiscard]] std::string release_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
                                           const admission& a, std::string_view member);
+
+// EVALSHA of the adjust script: the token rules among the holds corrected
+// from their estimated cost to `actual` tokens. Empty when nothing changes.
+[[nodiscard]] std::string adjust_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
+                                         const admission& a, std::string_view member, std::int64_t actual);
 
 // Whether the admission took any concurrency lease.
 [[nodiscard]] bool holds_leases(const rule_set& rules, const admission& a);

@@ -369,7 +369,8 @@ admission rule_set::assemble(const std::vector<planned_rule>& plan, const std::v
   }
   for (std::size_t j = 0; j < plan.size(); ++j) {
     if (rules_[plan[j].rule].shadow) continue;
-    out.holds.push_back({plan[j].rule, plan[j].key, out.allowed ? plan[j].cost : 0, verdicts[j], plan[j].variant, 0});
+    out.holds.push_back(
+        {plan[j].rule, plan[j].key, out.allowed ? plan[j].cost : 0, verdicts[j], plan[j].variant, 0, j});
     if (out.allowed) out.delay = std::max(out.delay, verdicts[j].delay);
   }
   return out;

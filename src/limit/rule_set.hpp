@@ -37,8 +37,9 @@ struct rule_hold {
   std::string key;
   std::int64_t cost = 0;
   decision verdict;
-  std::size_t variant = 0; // the limit in force when it was admitted (0: the rule's own, i + 1: schedule entry i)
-  std::size_t shard = 0;   // where the state lives (an overflowed key's state is in its own key's shard)
+  std::size_t variant = 0;  // the limit in force when it was admitted (0: the rule's own, i + 1: schedule entry i)
+  std::size_t shard = 0;    // where the state lives (an overflowed key's state is in its own key's shard)
+  std::size_t position = 0; // shared stores: the rule's place in the request's plan
 };
 
 // A place in a rule's wait line for one key (on_limit: queue).

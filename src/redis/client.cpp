@@ -213,7 +213,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     wake.cancel();
     for (auto& p : in_flight) p->finish(std::nullopt, why);
     in_flight.clear();
-    spdlog::warn("redis {}:{}: connection lost ({})", opts.host, opts.port, why.message());
+    if (why != make_error_code(client_error::closed))
+      spdlog::warn("redis {}:{}: connection lost ({})", opts.host, opts.port, why.message());
     if (!unsent.empty()) start();
   }
 

@@ -824,11 +824,11 @@ struct gateway::impl {
     }
 
     auto result = co_await forward_watched(w, ctx, req, st, *view, *model);
-    if (st.tokens_used >= 0) { // token costs corrected by the real usage (Redis: not yet, see CONFIG.md)
+    if (st.tokens_used >= 0) { // token costs corrected by the real usage
       if (!shared)
         rules.settle_tokens(admitted, st.tokens_used, steady_now());
-      else if (shared->fallback)
-        shared->fallback->settle_tokens(shared->a, st.tokens_used, steady_now());
+      else
+        redis_limits->settle_tokens(*w.redis, *shared, st.tokens_used);
     }
     bool keep = result.keep_alive;
     if (capture && result.kind == forward_result::answer && !st.client_gone) {

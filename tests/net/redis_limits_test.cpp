@@ -190,6 +190,27 @@ TEST_F(redis_limits, concurrency_leases_are_released_and_expire_when_their_holde
   EXPECT_EQ(allowed(burst(5, f, 300ms)), 3);
 }
 
+TEST_F(redis_limits, token_costs_are_corrected_by_the_real_usage) {
+  for (const auto* rule : {"{name: tok, key: client_ip, algorithm: fixed_window, limit: 100/hour, cost: tokens}",
+                           "{name: tok, key: client_ip, algorithm: sliding_window, limit: 100/hour, cost: tokens}",
+                           "{name: tok, key: client_ip, algorithm: gcra, limit: 100/hour, burst: 100, cost: tokens}"}) {
+    SCOPED_TRACE(rule);
+    configure(std::string("    - ") + rule + "\n");
+    const auto ip = fmt::format("10.7.0.{}", next_member_);
+    const auto member = fmt::format("req{}", next_member_);
+    auto first = burst(1, facts(ip, 50)); // estimated at 50 tokens
+    ASSERT_TRUE(first[0].allowed);
+    auto sha = run(ioc_, client_.call(redis::command({"SCRIPT", "LOAD", adjust_script()}), 5s));
+    ASSERT_TRUE(sha && sha->type == redis::reply::kind::string);
+    auto refund = adjust_command(sha->text, "t:", *rules_, first[0], member, 10); // it used 10
+    ASSERT_FALSE(refund.empty());
+    auto r = run(ioc_, client_.call(std::move(refund), 5s));
+    ASSERT_TRUE(r && !r->is_error()) << (r ? r->text : r.error().message());
+    EXPECT_EQ(allowed(burst(1, facts(ip, 90))), 1) << "10 used + 90 = the limit";
+    EXPECT_EQ(allowed(burst(1, facts(ip, 1))), 0);
+  }
+}
+
 TEST_F(redis_limits, a_renewed_lease_outlives_its_first_term) {
   configure(R"(    - {name: parallel, key: client_ip, algorithm: concurrency, limit: 1}
 )");
