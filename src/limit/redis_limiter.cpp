@@ -70,15 +70,22 @@ redis_limiter::redis_limiter(const control::config& cfg, const rule_set& rules, 
   replicas_gauge_.set(cfg.redis.replicas);
 }
 
-std::unique_ptr<redis_limiter::link> redis_limiter::connect(net::any_io_executor ex) const {
-  return std::make_unique<link>(std::move(ex), cfg_.redis);
+std::unique_ptr<redis_limiter::link> redis_limiter::connect(net::any_io_executor ex) {
+  auto l = std::make_unique<link>(ex, cfg_.redis);
+  net::co_spawn(
+      ex,
+      [this, &l = *l]() -> net::awaitable<void> {
+        (void)co_await ensure_script(l, l.admit_sha, admit_script(), cfg_.redis.connect_timeout);
+      },
+      net::detached);
+  return l;
 }
 
-net::awaitable<std::optional<std::string>> redis_limiter::ensure_script(link& l, std::string& sha,
-                                                                        std::string_view src) {
+net::awaitable<std::optional<std::string>> redis_limiter::ensure_script(link& l, std::string& sha, std::string_view src,
+                                                                        control::duration budget) {
   if (!sha.empty()) co_return sha;
   auto load = redis::command({"SCRIPT", "LOAD", src});
-  auto r = co_await l.client.call(std::move(load), cfg_.redis.connect_timeout + cfg_.redis.timeout);
+  auto r = co_await l.client.call(std::move(load), std::max<control::duration>(budget, std::chrono::milliseconds(1)));
   if (!r || r->type != redis::reply::kind::string) co_return std::nullopt;
   sha = r->text;
   co_return sha;
@@ -136,7 +143,10 @@ net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const reque
   const auto started = std::chrono::steady_clock::now();
   std::string why;
   for (int attempt = 0; attempt < 2; ++attempt) { // a second time only after NOSCRIPT (Redis restarted)
-    auto sha = co_await ensure_script(l, l.admit_sha, admit_script());
+    // Within the decision's budget: a Redis that does not answer never holds a request longer.
+    const auto left =
+        cfg_.redis.timeout - std::chrono::duration_cast<control::duration>(std::chrono::steady_clock::now() - started);
+    auto sha = co_await ensure_script(l, l.admit_sha, admit_script(), left);
     if (!sha) {
       why = "cannot load the admit script";
       break;
@@ -197,7 +207,7 @@ void redis_limiter::settle_tokens(link& l, const decided& d, std::int64_t actual
       l.client.executor(),
       [this, &l, a = d.a, member = d.member, actual]() -> net::awaitable<void> {
         for (int attempt = 0; attempt < 2; ++attempt) {
-          auto sha = co_await ensure_script(l, l.adjust_sha, adjust_script());
+          auto sha = co_await ensure_script(l, l.adjust_sha, adjust_script(), cfg_.redis.connect_timeout);
           if (!sha) co_return;
           auto cmd = adjust_command(*sha, cfg_.redis.key_prefix, rules_, a, member, actual);
           auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
@@ -220,7 +230,7 @@ void redis_limiter::keep_leases(link& l, decided& d) {
           timer.expires_after(cfg_.redis.lease / 3);
           co_await timer.async_wait(net::as_tuple(net::use_awaitable));
           if (!*flag) co_return;
-          auto sha = co_await ensure_script(l, l.renew_sha, renew_script());
+          auto sha = co_await ensure_script(l, l.renew_sha, renew_script(), cfg_.redis.connect_timeout);
           if (!sha) continue;
           auto cmd = renew_command(*sha, cfg_.redis.key_prefix, rules_, a, member, cfg_.redis.lease);
           auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
@@ -246,7 +256,7 @@ void redis_limiter::release(link& l, const decided& d) {
   net::co_spawn(
       l.client.executor(),
       [this, &l, a = d.a, member = d.member]() -> net::awaitable<void> {
-        auto sha = co_await ensure_script(l, l.release_sha, release_script());
+        auto sha = co_await ensure_script(l, l.release_sha, release_script(), cfg_.redis.connect_timeout);
         if (!sha) co_return;
         auto cmd = release_command(*sha, cfg_.redis.key_prefix, rules_, a, member);
         if (!cmd.empty()) (void)co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);

@@ -30,7 +30,9 @@ public:
     redis::client client;
     std::string admit_sha, release_sha, renew_sha, adjust_sha;
   };
-  [[nodiscard]] std::unique_ptr<link> connect(boost::asio::any_io_executor ex) const;
+  // A worker's link, connecting and loading the admit script at once (so the
+  // first request does not pay for it).
+  [[nodiscard]] std::unique_ptr<link> connect(boost::asio::any_io_executor ex);
 
   // Where a decision came from, so its release goes back to the same place.
   enum class source { redis, local_fallback, open };
@@ -59,7 +61,9 @@ public:
   [[nodiscard]] bool redis_up() const noexcept { return up_.load(); }
 
 private:
-  boost::asio::awaitable<std::optional<std::string>> ensure_script(link& l, std::string& sha, std::string_view src);
+  // The script's SHA, loading it (SCRIPT LOAD) within `budget` when this connection has none yet.
+  boost::asio::awaitable<std::optional<std::string>> ensure_script(link& l, std::string& sha, std::string_view src,
+                                                                   control::duration budget);
   void note_failure(std::string_view why);
   void note_success();
   rule_set& fallback();

@@ -2,6 +2,7 @@
 // real redis-server, and what happens when Redis dies and comes back.
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 import { startSim, startGateway, startRedis, stopAll, fetchJson } from "../lib/procs.mjs";
 
 after(stopAll);
@@ -154,6 +155,31 @@ describe("when Redis fails", () => {
     await Promise.all(gateways.map((g) => g.stop()));
     await sim.stop();
     await redis.stop();
+  });
+
+  // A Redis that accepts connections and never answers (a hung server, a
+  // black-holed network) must not hold requests: each decision gives up at
+  // redis.timeout. Without that the 10-minute test timeout would catch it.
+  test("a Redis that never answers: every decision falls back at redis.timeout", { timeout: 60000 }, async () => {
+    const sockets = new Set();
+    const silent = net.createServer((s) => {
+      sockets.add(s);
+      s.on("error", () => {});
+    });
+    await new Promise((r) => silent.listen(0, "127.0.0.1", r));
+    const fake = { url: `redis://127.0.0.1:${silent.address().port}` };
+    const sim = await startSim();
+    const rule = "{name: per-ip, key: client_ip, algorithm: fixed_window, limit: 3/hour}";
+    const gw = await startGateway(config(sim, fake, rule).replace("timeout: 2s", "timeout: 50ms, on_failure: local, replicas: 1"));
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await fetchJson(`${gw.url}/v1/chat/completions`, { body: JSON.parse(body) })).status);
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429], "the local fallback enforces the limit meanwhile");
+    assert.equal(await metric(gw.url, "llmgate_redis_decisions_total", { outcome: "local" }), 6);
+    assert.equal(await metric(gw.url, "llmgate_redis_up"), 0);
+    await gw.stop();
+    await sim.stop();
+    for (const s of sockets) s.destroy();
+    silent.close();
   });
 
   test("on_failure: deny answers 503 at once; allow lets everything through", async () => {
