@@ -835,8 +835,8 @@ public:
       if (k == "url") {
         std::string url;
         get(kv.second, key, url);
-        if (!parse_redis_url(url, r))
-          problem(kv.second, key, fmt::format("expected redis://[user:password@]host:port[/db], got '{}'", url));
+        if (!parse_redis_url(url, r)) // the URL may hold a password: never echoed
+          problem(kv.second, key, "expected redis://[user][:password@]host[:port][/db]");
       } else if (k == "password")
         get(kv.second, key, r.password);
       else if (k == "timeout")
@@ -864,21 +864,39 @@ public:
         get_duration(kv.second, key, r.heartbeat);
     }
     if (r.timeout.count() <= 0) problem(n, "redis.timeout", "must be longer than 0");
+    if (r.connect_timeout.count() <= 0) problem(n, "redis.connect_timeout", "must be longer than 0");
+    if (r.heartbeat < std::chrono::milliseconds(10)) problem(n, "redis.heartbeat", "must be at least 10ms");
     if (r.lease < std::chrono::seconds(1)) problem(n, "redis.lease", "must be at least 1s");
   }
 
+  // redis://[user][:password@]host[:port][/db], as redis-cli and redis-py read
+  // it: "user@" alone is a user without a password; %XX escapes are decoded.
   static bool parse_redis_url(std::string_view url, redis_config& r) {
     if (!url.starts_with("redis://")) return false;
     url.remove_prefix(8);
+    auto decode = [](std::string_view in, std::string& out) {
+      out.clear();
+      for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '%' && i + 2 < in.size()) {
+          int v = 0;
+          const auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+          if (ec != std::errc{} || p != in.data() + i + 3) return false;
+          out += static_cast<char>(v);
+          i += 2;
+        } else if (in[i] == '%') {
+          return false;
+        } else {
+          out += in[i];
+        }
+      }
+      return true;
+    };
     if (const auto at = url.rfind('@'); at != std::string_view::npos) {
       const auto cred = url.substr(0, at);
       url.remove_prefix(at + 1);
-      if (const auto colon = cred.find(':'); colon != std::string_view::npos) {
-        r.username = std::string(cred.substr(0, colon));
-        r.password = std::string(cred.substr(colon + 1));
-      } else {
-        r.password = std::string(cred);
-      }
+      const auto colon = cred.find(':');
+      if (!decode(cred.substr(0, colon), r.username)) return false;
+      if (colon != std::string_view::npos && !decode(cred.substr(colon + 1), r.password)) return false;
     }
     std::string_view db;
     if (const auto slash = url.find('/'); slash != std::string_view::npos) {
@@ -886,15 +904,17 @@ public:
       url = url.substr(0, slash);
     }
     auto hp = parse_host_port(url);
-    if (!hp) {
-      if (url.empty() || url.find(':') != std::string_view::npos) return false;
-      hp = endpoint_address{std::string(url), 6379};
+    if (!hp) { // no port: 6379
+      std::string_view host = url;
+      if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+      if (host.empty() || (!url.starts_with('[') && host.find(':') != std::string_view::npos)) return false;
+      hp = endpoint_address{std::string(host), 6379};
     }
     r.host = hp->host;
     r.port = hp->port;
     if (!db.empty()) {
       const auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), r.database);
-      if (ec != std::errc{} || ptr != db.data() + db.size() || r.database < 0 || r.database > 15) return false;
+      if (ec != std::errc{} || ptr != db.data() + db.size() || r.database < 0) return false;
     }
     return true;
   }

@@ -20,9 +20,10 @@ for i = 1, #KEYS do
     redis.call('PEXPIRE', k, 2 * max(1, ceil(period / 1000)) + 1000)
   elseif algo == 'meter' then
     local T = period / count
-    local tat = max(tonumber(redis.call('GET', key) or '0'), now)
-    local new_tat = max(now, tat + delta * T) -- a refund never gives credit beyond a full bucket
-    redis.call('SET', key, string.format('%.3f', new_tat), 'PX', max(1, ceil((new_tat - now) / 1000)) + 1000)
+    local tat = tonumber(redis.call('GET', key) or '0')
+    local behind = max(tat - now, 0)
+    local ahead = max(0, behind + delta * T) -- a refund never gives credit beyond a full bucket
+    redis.call('SET', key, string.format('%.0f', ceil(now + ahead)), 'PX', max(1, ceil(ahead / 1000)) + 1000)
   elseif algo == 'shaper' then
     local T = period / count
     local st = redis.call('HMGET', key, 'l', 't')
@@ -30,7 +31,7 @@ for i = 1, #KEYS do
     if st[1] then level = max(0, tonumber(st[1]) - (now - tonumber(st[2]))) end
     level = max(0, level + delta * T)
     redis.call('HSET', key, 'l', string.format('%.3f', level), 't', now)
-    redis.call('PEXPIRE', key, max(1, ceil(level / 1000)) + 1000)
+    redis.call('PEXPIRE', key, max(1, ceil((level + T) / 1000)) + 1000)
   end
 end
 return #KEYS

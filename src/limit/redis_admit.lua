@@ -72,8 +72,12 @@ checks.sliding_log = function(key, r)
   local c = redis.call('ZCARD', key)
   local ok = c + r.cost <= r.count
   local reset, retry = 0, 0
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if oldest[2] then reset = tonumber(oldest[2]) + r.period - now end
+  if ok then -- whole again when the newest entry (this request's) has left the window
+    reset = r.period
+  else
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    if newest[2] then reset = tonumber(newest[2]) + r.period - now end
+  end
   if not ok then
     if r.cost > r.count then
       retry = -1
@@ -105,16 +109,18 @@ checks.meter = function(key, r)
   local T = r.period / r.count
   local tol = r.burst * T
   local tat = tonumber(redis.call('GET', key) or '0')
-  local base = max(tat, now)
-  local new_tat = base + r.cost * T
-  local ok = new_tat - now <= tol + 1e-6
-  local ahead = (ok and new_tat or base) - now
+  -- Relative to now: the TAT is an integer of µs, so tat - now is exact.
+  local behind = max(tat - now, 0)
+  local ahead_after = behind + r.cost * T
+  local ok = ahead_after <= tol + 1e-6
+  local ahead = ok and ahead_after or behind
   local retry = 0
-  if not ok then retry = (r.cost > r.burst) and -1 or max(1, ceil(new_tat - tol - now)) end
-  return ok, max(0, floor((tol - ahead) / T + 1e-9)), ceil(ahead), retry, 0, {tat = new_tat}
+  if not ok then retry = (r.cost > r.burst) and -1 or max(1, ceil(ahead_after - tol)) end
+  return ok, max(0, floor((tol - ahead) / T + 1e-9)), ceil(ahead), retry, 0, {tat = now + ahead_after}
 end
 commits.meter = function(key, r, s)
-  redis.call('SET', key, string.format('%.3f', s.tat), 'PX', ms(s.tat - now) + 1000)
+  -- Whole µs, rounded up: never a credit the limit did not give.
+  redis.call('SET', key, string.format('%.0f', ceil(s.tat)), 'PX', ms(s.tat - now) + 1000)
 end
 
 -- nginx's limit_req: a line that drains one unit per period/count; past
@@ -145,7 +151,8 @@ checks.shaper = function(key, r)
 end
 commits.shaper = function(key, r, s)
   redis.call('HSET', key, 'l', string.format('%.3f', s.level), 't', now)
-  redis.call('PEXPIRE', key, ms(s.level) + 1000)
+  -- Until it has drained to the fresh state (−T: the next request is the conforming one).
+  redis.call('PEXPIRE', key, ms(s.level + r.period / r.count) + 1000)
 end
 
 -- Concurrency: a lease per request in flight, scored by its expiry; the

@@ -114,10 +114,11 @@ void redis_limiter::note_success() {
 rule_set& redis_limiter::fallback() {
   std::lock_guard lock(fallback_mutex_);
   const int n = std::max(1, replicas_.load());
-  if (!fallback_rules_ || fallback_for_ != n) {
-    auto copy = std::make_unique<control::config>(cfg_); // rule_set copies what it needs
+  auto& slot = fallbacks_[n]; // one per fleet size seen, kept: admissions point into them
+  if (!slot) {
+    control::config copy = cfg_; // rule_set copies what it needs
     auto share = [n](std::int64_t v) { return std::max<std::int64_t>(1, (v + n - 1) / n); };
-    for (auto& r : copy->limits.rules) {
+    for (auto& r : copy.limits.rules) {
       r.count = share(r.count);
       if (r.burst > 0) r.burst = share(r.burst);
       for (auto& e : r.schedule) {
@@ -125,11 +126,9 @@ rule_set& redis_limiter::fallback() {
         e.burst = share(e.burst);
       }
     }
-    fallbacks_.push_back(std::make_unique<rule_set>(*copy));
-    fallback_rules_ = fallbacks_.back().get();
-    fallback_for_ = n;
+    slot = std::make_unique<rule_set>(copy);
   }
-  return *fallback_rules_;
+  return *slot;
 }
 
 net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const request_facts& facts, nanos now) {
@@ -175,6 +174,10 @@ net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const reque
     co_return out;
   }
   note_failure(why);
+  // The admit may still run in Redis after it timed out here: whatever
+  // leases it took under this request's name are removed behind it (on the
+  // same connection, so after it; ZREM of an absent lease is harmless).
+  release_unanswered(l, plan, out.member);
   switch (cfg_.redis.on_failure) {
   case control::redis_failure_policy::local:
     decisions_.with({"local"}).inc();
@@ -252,14 +255,31 @@ void redis_limiter::release(link& l, const decided& d) {
     return rules_.rule(h.rule).algorithm == control::limit_algorithm::concurrency && h.cost > 0;
   });
   if (!leases) return;
-  // Fire and forget on the worker's loop: a lease that cannot be removed expires after redis.lease.
+  send_release(l, d.a, d.member);
+}
+
+void redis_limiter::release_unanswered(link& l, const std::vector<planned_rule>& plan, const std::string& member) {
+  admission taken;
+  for (std::size_t i = 0; i < plan.size(); ++i)
+    if (rules_.rule(plan[i].rule).algorithm == control::limit_algorithm::concurrency)
+      taken.holds.push_back({plan[i].rule, plan[i].key, 1, {}, plan[i].variant, 0, i});
+  if (!taken.holds.empty()) send_release(l, taken, member);
+}
+
+// Fire and forget on the worker's loop: a lease that cannot be removed expires after redis.lease.
+void redis_limiter::send_release(link& l, const admission& a, const std::string& member) {
   net::co_spawn(
       l.client.executor(),
-      [this, &l, a = d.a, member = d.member]() -> net::awaitable<void> {
-        auto sha = co_await ensure_script(l, l.release_sha, release_script(), cfg_.redis.connect_timeout);
-        if (!sha) co_return;
-        auto cmd = release_command(*sha, cfg_.redis.key_prefix, rules_, a, member);
-        if (!cmd.empty()) (void)co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
+      [this, &l, a, member]() -> net::awaitable<void> {
+        for (int attempt = 0; attempt < 2; ++attempt) { // again after NOSCRIPT (Redis restarted)
+          auto sha = co_await ensure_script(l, l.release_sha, release_script(), cfg_.redis.connect_timeout);
+          if (!sha) co_return;
+          auto cmd = release_command(*sha, cfg_.redis.key_prefix, rules_, a, member);
+          if (cmd.empty()) co_return;
+          auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
+          if (!(r && r->is_error() && r->text.starts_with("NOSCRIPT"))) co_return;
+          l.release_sha.clear();
+        }
       },
       net::detached);
 }

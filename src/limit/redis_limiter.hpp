@@ -14,6 +14,7 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -64,6 +65,8 @@ private:
   // The script's SHA, loading it (SCRIPT LOAD) within `budget` when this connection has none yet.
   boost::asio::awaitable<std::optional<std::string>> ensure_script(link& l, std::string& sha, std::string_view src,
                                                                    control::duration budget);
+  void send_release(link& l, const admission& a, const std::string& member);
+  void release_unanswered(link& l, const std::vector<planned_rule>& plan, const std::string& member);
   void note_failure(std::string_view why);
   void note_success();
   rule_set& fallback();
@@ -75,11 +78,9 @@ private:
   std::atomic<int> replicas_;
   std::atomic<bool> up_{true};
   std::mutex fallback_mutex_;
-  // Fallback rule sets, one per fleet size seen during outages; kept for the
-  // process's life, as admissions point into them (a handful at most).
-  std::vector<std::unique_ptr<rule_set>> fallbacks_;
-  rule_set* fallback_rules_ = nullptr;
-  int fallback_for_ = 0; // the fleet size fallback_rules_ was divided by
+  // Fallback rule sets by fleet size; kept for the process's life, as
+  // admissions point into them (one per fleet size seen during outages).
+  std::map<int, std::unique_ptr<rule_set>> fallbacks_;
   observe::counter_family& decisions_;
   observe::histogram& latency_;
   observe::gauge& up_gauge_;

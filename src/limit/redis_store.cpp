@@ -31,7 +31,9 @@ std::string_view script_algorithm(const control::rule_config& r) {
 }
 
 std::string state_key(std::string_view prefix, const control::rule_config& r, std::string_view key) {
-  return fmt::format("{}{{{}:{}}}", prefix, r.name, key);
+  // The algorithm is part of the name: a rule whose algorithm changes starts
+  // afresh instead of meeting state of another shape (WRONGTYPE).
+  return fmt::format("{}{{{}:{}}}:{}", prefix, r.name, key, script_algorithm(r));
 }
 
 namespace {

@@ -26,8 +26,9 @@ namespace llmgate::limit {
 // meter (token_bucket, gcra, leaky_bucket metering), shaper, concurrency.
 [[nodiscard]] std::string_view script_algorithm(const control::rule_config& r);
 
-// A rule's state key. The hash tag ({...}) holds rule and caller key, so one
-// caller's state stays in one Redis Cluster slot while callers spread over the masters.
+// A rule's state key: prefix{rule:caller key}:algorithm. The hash tag ({...})
+// keeps one caller's state of one rule in one Redis Cluster slot while
+// callers spread over the masters.
 [[nodiscard]] std::string state_key(std::string_view prefix, const control::rule_config& r, std::string_view key);
 
 // EVALSHA of the admit script for these planned rules. member: unique to the

@@ -18,6 +18,7 @@ namespace llmgate::redis {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr int k_timeouts_before_reconnect = 5;
 
 namespace {
 
@@ -70,6 +71,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
   std::uint64_t session = 0; // bumped on every (re)connect, so old loops stop
   control::duration backoff{0};
   std::chrono::steady_clock::time_point last_attempt{};
+  bool handshake_failed = false; // AUTH/SELECT refused: logged once until it works
+  int timeouts_in_a_row = 0;     // written calls that got no reply in time
   std::mt19937_64 rng{std::random_device{}()};
 
   void start() {
@@ -92,6 +95,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
       }
       self->last_attempt = std::chrono::steady_clock::now();
       auto ec = co_await self->connect_once();
+      if (self->closed) { // close() while connecting
+        boost::system::error_code ignored;
+        self->socket.close(ignored);
+        break;
+      }
       if (!ec) {
         self->backoff = control::duration(0);
         self->connecting = false;
@@ -130,25 +138,49 @@ struct client::impl : std::enable_shared_from_this<impl> {
     limit.cancel();
     if (cec) co_return cec;
     socket.set_option(tcp::no_delay(true), ec);
-    // AUTH and SELECT go first on every connection, ahead of the calls already waiting.
-    std::vector<std::string> hello;
-    if (!opts.password.empty())
-      hello.push_back(opts.username.empty() ? command({"AUTH", opts.password})
-                                            : command({"AUTH", opts.username, opts.password}));
-    if (opts.database != 0) hello.push_back(command({"SELECT", std::to_string(opts.database)}));
-    for (auto it = hello.rbegin(); it != hello.rend(); ++it) {
-      auto p = std::make_shared<pending>(ex);
-      p->bytes = std::move(*it);
-      unsent.push_front(p);
-      const bool auth = p->bytes.compare(4, 10, "$4\r\nAUTH\r\n") == 0; // "*2\r\n$4\r\nAUTH..."
-      p->done.async_wait([self = shared_from_this(), p, auth](const boost::system::error_code&) {
-        if (p->answer && p->answer->is_error()) {
-          spdlog::error("redis {}:{}: {} refused on connect: {}", self->opts.host, self->opts.port,
-                        auth ? "AUTH" : "SELECT", p->answer->text);
-          self->drop(make_error_code(client_error::disconnected));
-        }
-      });
+    boost::system::error_code ignored;
+    socket.set_option(net::socket_base::keep_alive(true), ignored); // a dead peer is found even when idle
+    // AUTH and SELECT are answered before any call is let through: a call
+    // must never run as the wrong user or in the wrong database.
+    std::string hello;
+    int expected = 0;
+    if (!opts.password.empty()) {
+      hello +=
+          opts.username.empty() ? command({"AUTH", opts.password}) : command({"AUTH", opts.username, opts.password});
+      ++expected;
     }
+    if (opts.database != 0) {
+      hello += command({"SELECT", std::to_string(opts.database)});
+      ++expected;
+    }
+    if (expected == 0) co_return boost::system::error_code{};
+    limit.expires_after(opts.connect_timeout);
+    limit.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
+      if (!e) self->socket.close();
+    });
+    if (auto [wec, n] = co_await net::async_write(socket, net::buffer(hello), k_tuple); wec) co_return wec;
+    decoder dec;
+    char buf[1024];
+    for (int got = 0; got < expected;) {
+      auto [rec, n] = co_await socket.async_read_some(net::buffer(buf), k_tuple);
+      if (rec || !dec.feed(std::string_view(buf, n))) co_return rec ? rec : make_error_code(client_error::disconnected);
+      try {
+        while (auto r = dec.next()) {
+          ++got;
+          if (r->is_error()) {
+            if (!handshake_failed)
+              spdlog::error("redis {}:{}: {} refused: {}", opts.host, opts.port,
+                            got == 1 && !opts.password.empty() ? "AUTH" : "SELECT", r->text);
+            handshake_failed = true;
+            co_return make_error_code(client_error::disconnected); // retried with backoff, logged once
+          }
+        }
+      } catch (const std::exception&) {
+        co_return make_error_code(client_error::disconnected);
+      }
+    }
+    limit.cancel();
+    handshake_failed = false;
     co_return boost::system::error_code{};
   }
 
@@ -165,6 +197,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         auto p = std::move(self->unsent.front());
         self->unsent.pop_front();
         batch += p->bytes;
+        std::string().swap(p->bytes); // sent: only its reply is waited for now
         self->in_flight.push_back(std::move(p));
       }
       auto [ec, n] = co_await net::async_write(self->socket, net::buffer(batch), k_tuple);
@@ -193,6 +226,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
           }
           auto p = std::move(self->in_flight.front());
           self->in_flight.pop_front();
+          self->timeouts_in_a_row = 0;
           p->finish(std::move(*r), {});
         }
       } catch (const std::exception& e) {
@@ -257,9 +291,18 @@ net::awaitable<boost::system::result<reply>> client::call(std::string cmd, contr
   limit.async_wait([p, self](const boost::system::error_code& ec) {
     if (ec) return;
     // Not written yet: it never will be (a timed-out admission must not count later).
-    if (auto it = std::find(self->unsent.begin(), self->unsent.end(), p); it != self->unsent.end())
+    if (auto it = std::find(self->unsent.begin(), self->unsent.end(), p); it != self->unsent.end()) {
       self->unsent.erase(it);
+      p->finish(std::nullopt, make_error_code(client_error::timeout));
+      return;
+    }
     p->finish(std::nullopt, make_error_code(client_error::timeout));
+    // Written and unanswered, again and again: a peer that reads and never
+    // answers, or a connection silently gone. Start afresh.
+    if (++self->timeouts_in_a_row >= k_timeouts_before_reconnect) {
+      self->timeouts_in_a_row = 0;
+      self->drop(make_error_code(client_error::timeout));
+    }
   });
   if (!p->finished) co_await p->done.async_wait(k_tuple);
   limit.cancel();

@@ -269,13 +269,14 @@ struct gateway::impl {
            std::uint64_t seed)
         : router(cfg, backends, seed), rng(seed) {}
     // One thread runs this loop; only posts (drain) come from elsewhere, so the reactor needs no locks.
+    // Declared before the loop, so it outlives the coroutine frames the loop destroys.
+    std::unique_ptr<limit::redis_limiter::link> redis; // this worker's Redis connection (limits.store: redis)
     net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<tcp::acceptor> acceptor;
     session_registry sessions;
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
     upstream::router router;
-    std::mt19937_64 rng;                               // retry jitter
-    std::unique_ptr<limit::redis_limiter::link> redis; // this worker's Redis connection (limits.store: redis)
+    std::mt19937_64 rng; // retry jitter
     std::thread thread;
     // Metric series looked up once per worker, so the request path does no
     // label lookups (by model index and backend index).
@@ -346,6 +347,7 @@ struct gateway::impl {
   }
   std::atomic<int> open_connections{0};
   std::atomic<bool> draining{false};
+  std::atomic<bool> stopping{false}; // the loops are being torn down: no new work is spawned
   std::uint16_t port = 0;
   std::int64_t started_at =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -574,8 +576,14 @@ struct gateway::impl {
     });
     while (!d.a.allowed && !st.client_gone && !d.unavailable && d.a.refused_by &&
            d.a.refusal.retry_after != limit::k_never) {
-      const auto wait = std::clamp<clock::duration>(d.a.refusal.retry_after, std::chrono::milliseconds(1),
-                                                    std::chrono::milliseconds(50));
+      // A known wait (a window, a bucket) sleeps until it is over; a
+      // concurrency slot may free up any moment, so that one polls.
+      const bool polls = d.a.refused_by->algorithm == control::limit_algorithm::concurrency;
+      const auto due = clock::now() + d.a.refusal.retry_after;
+      if (!polls && due > until) break; // it cannot pass in time: the 429 now, not later
+      auto wait = polls ? clock::duration(std::chrono::milliseconds(50))
+                        : std::chrono::duration_cast<clock::duration>(d.a.refusal.retry_after);
+      wait = std::max<clock::duration>(wait, std::chrono::milliseconds(1));
       if (clock::now() + wait > until) break;
       timer.expires_after(wait);
       co_await timer.async_wait(k_tuple);
@@ -787,10 +795,10 @@ struct gateway::impl {
     }
     // Concurrency slots and leases go back however the request ends.
     auto give_back = [&] {
-      if (shared)
-        redis_limits->release(*w.redis, *shared);
-      else
+      if (!shared)
         rules.release(admitted);
+      else if (!stopping.load()) // at teardown the loop cannot send it: the lease expires by itself
+        redis_limits->release(*w.redis, *shared);
     };
     if (st.client_gone) {
       metrics.disconnects.inc();
@@ -1494,6 +1502,7 @@ gateway::gateway(std::shared_ptr<const control::config> cfg, observe::registry& 
     : impl_(std::make_unique<impl>(std::move(cfg), metrics, std::move(note))) {}
 
 gateway::~gateway() {
+  impl_->stopping = true; // frames destroyed from here on leave Redis leases to expire
   for (auto& w : impl_->workers) {
     w->ioc.stop();
     if (w->thread.joinable()) w->thread.join();
@@ -1560,7 +1569,11 @@ int gateway::run() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const int left = m.open_connections.load();
   if (left > 0) spdlog::warn("drain deadline passed: closing {} connection(s)", left);
-  for (auto& w : m.workers) net::post(w->ioc, [&w] { w->sessions.close_all(); });
+  for (auto& w : m.workers)
+    net::post(w->ioc, [&w] {
+      w->sessions.close_all();
+      if (w->redis) w->redis->client.close(); // its reader would keep the loop busy
+    });
   guards.clear();
   for (auto& w : m.workers) {
     // Let the closes run, then stop whatever is still pending.

@@ -3,7 +3,7 @@
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { startSim, startGateway, startRedis, stopAll, fetchJson } from "../lib/procs.mjs";
+import { startSim, startGateway, startRedis, stopAll, fetchJson, redisCommand } from "../lib/procs.mjs";
 
 after(stopAll);
 
@@ -61,7 +61,7 @@ async function burst(gateways, n) {
 describe("three replicas, one Redis", () => {
   for (const [name, rule] of [
     ["sliding_log", "{name: per-ip, key: client_ip, algorithm: sliding_log, limit: 30/minute}"],
-    ["gcra", "{name: per-ip, key: client_ip, algorithm: gcra, limit: 30/minute, burst: 30}"],
+    ["gcra", "{name: per-ip, key: client_ip, algorithm: gcra, limit: 30/hour, burst: 30}"],
     ["fixed_window", "{name: per-ip, key: client_ip, algorithm: fixed_window, limit: 30/hour}"],
     ["token_bucket", "{name: per-ip, key: client_ip, algorithm: token_bucket, limit: 1/minute, burst: 30}"],
   ]) {
@@ -89,11 +89,15 @@ describe("concurrency across replicas", () => {
     const sim = await startSim({ args: ["--latency-ms", "600"] });
     const rule = "{name: parallel, key: global, algorithm: concurrency, limit: 3}";
     const gateways = await Promise.all([0, 1].map(() => startGateway(config(sim, redis, rule))));
+    const leases = `EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'llmgate:{parallel:*')) do n = n + redis.call('ZCARD', k) end return n" 0`;
     for (let round = 0; round < 2; round++) {
       const r = await burst(gateways, 10);
       assert.deepEqual(r.other, []);
       assert.equal(r.ok, 3, `round ${round}: three in flight at once`);
       assert.equal(r.limited, 7);
+      // Each ending request removes its lease (long before the 30 s it would take to expire).
+      for (let i = 0; i < 100 && (await redisCommand(redis.port, leases)) !== ":0"; i++) await sleep(20);
+      assert.equal(await redisCommand(redis.port, leases), ":0");
     }
     await Promise.all(gateways.map((g) => g.stop()));
     await sim.stop();

@@ -9,6 +9,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <gtest/gtest.h>
 #include <thread>
 
@@ -27,8 +29,8 @@ template <class T> T run(net::io_context& ioc, net::awaitable<T> a) {
   // In slices: the client's own loops keep the io_context busy forever.
   while (f.wait_for(0s) != std::future_status::ready && std::chrono::steady_clock::now() < until) ioc.run_for(5ms);
   if (f.wait_for(0s) != std::future_status::ready) {
-    ADD_FAILURE() << "not done within 20 s";
-    ioc.stop();
+    std::fprintf(stderr, "not done within 20 s\n"); // fail loudly rather than hang on the future
+    std::abort();
   }
   return f.get();
 }

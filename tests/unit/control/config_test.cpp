@@ -784,3 +784,50 @@ limits:
 }
 
 } // namespace llmgate::control
+
+namespace llmgate::control {
+namespace {
+
+std::shared_ptr<const config> with_redis(const std::string& redis_yaml) {
+  return load_config(
+      "backends: [{name: a, url: \"http://127.0.0.1:1\", models: [m]}]\nlimits: {store: redis}\nredis: " + redis_yaml +
+          "\n",
+      "redis.yaml");
+}
+
+TEST(redis_config, urls_as_redis_cli_reads_them) {
+  auto c = with_redis("{url: \"redis://10.0.0.5:6380/3\"}");
+  EXPECT_TRUE(c->limits.redis_store);
+  EXPECT_EQ(c->redis.host, "10.0.0.5");
+  EXPECT_EQ(c->redis.port, 6380);
+  EXPECT_EQ(c->redis.database, 3);
+  EXPECT_TRUE(c->redis.password.empty());
+  c = with_redis("{url: \"redis://app:p%40ss:w@cache\"}"); // a password with '@' and ':', escaped or not
+  EXPECT_EQ(c->redis.username, "app");
+  EXPECT_EQ(c->redis.password, "p@ss:w");
+  EXPECT_EQ(c->redis.host, "cache");
+  EXPECT_EQ(c->redis.port, 6379);
+  c = with_redis("{url: \"redis://:secret@[::1]\"}");
+  EXPECT_EQ(c->redis.username, "");
+  EXPECT_EQ(c->redis.password, "secret");
+  EXPECT_EQ(c->redis.host, "::1");
+  c = with_redis("{url: \"redis://reader@host:7000\"}"); // a user alone has no password
+  EXPECT_EQ(c->redis.username, "reader");
+  EXPECT_TRUE(c->redis.password.empty());
+}
+
+TEST(redis_config, a_bad_url_is_reported_without_echoing_its_password) {
+  try {
+    (void)with_redis("{url: \"redis://user:hunter2@host:notaport\"}");
+    FAIL() << "accepted";
+  } catch (const config_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("redis.url"), std::string::npos);
+  }
+  EXPECT_THROW((void)with_redis("{heartbeat: 0s}"), config_error);
+  EXPECT_THROW((void)with_redis("{on_failure: maybe}"), config_error);
+  EXPECT_THROW((void)with_redis("{url: \"http://host\"}"), config_error);
+}
+
+} // namespace
+} // namespace llmgate::control

@@ -43,7 +43,7 @@ TEST(redis_store, the_admit_call_carries_every_rule_with_its_key_and_parameters)
   EXPECT_EQ(args[0], "EVALSHA");
   EXPECT_EQ(args[1], "abc123");
   EXPECT_EQ(args[2], "4");
-  EXPECT_EQ(args[3], "llmgate:{log:10.0.0.1}"); // the hash tag holds rule and caller
+  EXPECT_EQ(args[3], "llmgate:{log:10.0.0.1}:sliding_log"); // the hash tag holds rule and caller
   EXPECT_EQ(args[7], "req-1");
   // log: sliding_log, 30 per 60 000 000 µs
   EXPECT_EQ((std::vector<std::string>(args.begin() + 8, args.begin() + 16)),
