@@ -320,7 +320,9 @@ admission rule_set::admit(const request_facts& facts, nanos now, const queue_tic
     auto& p = todo[j];
     if (!verdicts[j].allowed) continue; // a shadow rule that would refuse: counted, not committed
     auto used = stores_[p.rule]->commit(p.shard, p.key, now, p.cost, p.variant);
-    if (rules_[p.rule].shadow) continue;
+    // A shadow rule is counted, not enforced; its concurrency slot is still
+    // held (and released with the others), or it would leak.
+    if (rules_[p.rule].shadow && rules_[p.rule].algorithm != control::limit_algorithm::concurrency) continue;
     out.delay = std::max(out.delay, verdicts[j].delay);
     out.holds.push_back({p.rule, std::move(used), p.cost, verdicts[j], p.variant, p.shard});
   }
@@ -368,7 +370,12 @@ admission rule_set::assemble(const std::vector<planned_rule>& plan, const std::v
     }
   }
   for (std::size_t j = 0; j < plan.size(); ++j) {
-    if (rules_[plan[j].rule].shadow) continue;
+    const auto& r = rules_[plan[j].rule];
+    if (r.shadow) { // counted by the store; only a concurrency lease needs to be given back
+      if (r.algorithm == control::limit_algorithm::concurrency && out.allowed && verdicts[j].allowed)
+        out.holds.push_back({plan[j].rule, plan[j].key, plan[j].cost, verdicts[j], plan[j].variant, 0, j});
+      continue;
+    }
     out.holds.push_back(
         {plan[j].rule, plan[j].key, out.allowed ? plan[j].cost : 0, verdicts[j], plan[j].variant, 0, j});
     if (out.allowed) out.delay = std::max(out.delay, verdicts[j].delay);

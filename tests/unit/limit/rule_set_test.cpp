@@ -36,6 +36,26 @@ request_facts facts(std::string_view ip, std::string_view tier = "default") {
   return f;
 }
 
+TEST(rule_set, a_shadow_concurrency_slot_is_given_back_with_the_request) {
+  auto watch = rule("watch", control::limit_algorithm::concurrency, 1, 0s);
+  watch.shadow = true;
+  rule_set rs(with_rules({watch}));
+  for (int i = 0; i < 3; ++i) {
+    const auto a = rs.admit(facts("1.1.1.1"), 1s);
+    ASSERT_TRUE(a.allowed);
+    EXPECT_TRUE(a.shadow_refusals.empty()) << "request " << i << ": the earlier ones' slots came back";
+    rs.release(a);
+  }
+  // Two at once: the second is over the shadow limit (reported, let through).
+  const auto first = rs.admit(facts("1.1.1.1"), 1s);
+  const auto second = rs.admit(facts("1.1.1.1"), 1s);
+  EXPECT_TRUE(second.allowed);
+  EXPECT_EQ(second.shadow_refusals, std::vector<std::string>{"watch"});
+  rs.release(first);
+  rs.release(second);
+  EXPECT_TRUE(rs.admit(facts("1.1.1.1"), 1s).shadow_refusals.empty());
+}
+
 TEST(rule_set, a_request_refused_by_one_rule_consumes_nothing_from_the_others) {
   auto cfg = with_rules({rule("tight", control::limit_algorithm::fixed_window, 1, 60s),
                          rule("loose", control::limit_algorithm::fixed_window, 5, 60s, {"global"})});
