@@ -69,6 +69,12 @@ void leaky_bucket::adjust(const params& p, state& s, nanos now, std::int64_t del
   s.last = std::max(now, s.last);
 }
 
-bool leaky_bucket::idle(const params& p, const state& s, nanos now) { return drained(p, s, now) <= 0; }
+// Idle: drained back to a fresh bucket's level — empty for the meter, one
+// unit of credit for the shaper (whose next request is the conforming one).
+// Dropping a shaper's key any earlier would forget the line it still has.
+bool leaky_bucket::idle(const params& p, const state& s, nanos now) {
+  const wide fresh = p.how == mode::meter ? 0 : -wide(p.leak.period.count());
+  return drained(p, s, now) <= fresh;
+}
 
 } // namespace llmgate::limit

@@ -210,3 +210,28 @@ TEST(gcra, keeps_one_number_and_refuses_impossible_costs) {
 
 } // namespace
 } // namespace llmgate::limit
+
+namespace llmgate::limit {
+namespace {
+
+TEST(leaky_bucket, a_shaper_is_idle_only_once_its_line_has_fully_drained) {
+  // 6/minute: one unit drains in 10 s. After a conforming request the line
+  // is empty but owes the next request its 10 s: not idle until then.
+  leaky_bucket::params p{{6, std::chrono::minutes(1)}, 5, leaky_bucket::mode::shaper};
+  leaky_bucket::state s;
+  EXPECT_TRUE(leaky_bucket::idle(p, s, 0s));
+  ASSERT_EQ(leaky_bucket::check(p, s, 0s, 1).delay, 0ns);
+  leaky_bucket::commit(p, s, 0s, 1);
+  EXPECT_FALSE(leaky_bucket::idle(p, s, 1500ms)) << "forgetting it now would let the next request through unheld";
+  EXPECT_GT(leaky_bucket::check(p, s, 1500ms, 1).delay, 8s);
+  EXPECT_TRUE(leaky_bucket::idle(p, s, 10s));
+  // The meter: idle as soon as it is empty.
+  leaky_bucket::params m{{6, std::chrono::minutes(1)}, 5, leaky_bucket::mode::meter};
+  leaky_bucket::state t;
+  leaky_bucket::commit(m, t, 0s, 1);
+  EXPECT_FALSE(leaky_bucket::idle(m, t, 9s));
+  EXPECT_TRUE(leaky_bucket::idle(m, t, 10s));
+}
+
+} // namespace
+} // namespace llmgate::limit
