@@ -828,7 +828,7 @@ public:
     if (!expect_map(n, "redis")) return;
     check_keys(n, "redis",
                {"url", "password", "timeout", "connect_timeout", "on_failure", "replicas", "key_prefix", "lease",
-                "heartbeat"});
+                "heartbeat", "sentinels", "master"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("redis", k);
@@ -862,6 +862,18 @@ public:
         get_duration(kv.second, key, r.lease);
       else if (k == "heartbeat")
         get_duration(kv.second, key, r.heartbeat);
+      else if (k == "master")
+        get(kv.second, key, r.master_name);
+      else if (k == "sentinels") {
+        std::vector<std::string> list;
+        get_list(kv.second, key, list);
+        for (const auto& e : list) {
+          if (auto hp = parse_host_port(e))
+            r.sentinels.push_back(*hp);
+          else
+            problem(kv.second, key, fmt::format("expected host:port, got '{}'", e));
+        }
+      }
     }
     if (r.timeout.count() <= 0) problem(n, "redis.timeout", "must be longer than 0");
     if (r.connect_timeout.count() <= 0) problem(n, "redis.connect_timeout", "must be longer than 0");

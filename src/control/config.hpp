@@ -222,8 +222,10 @@ struct redis_config {
   redis_failure_policy on_failure = redis_failure_policy::local;
   int replicas = 1; // fleet size assumed by on_failure: local before any heartbeat was seen
   std::string key_prefix = "llmgate:";
-  duration lease = 30s;    // a concurrency lease; renewed while its request runs
-  duration heartbeat = 1s; // how often a replica announces itself (the fleet size for the fallback)
+  duration lease = 30s;                    // a concurrency lease; renewed while its request runs
+  duration heartbeat = 1s;                 // how often a replica announces itself (the fleet size for the fallback)
+  std::vector<endpoint_address> sentinels; // Redis Sentinel: find (and follow) the master through these
+  std::string master_name = "mymaster";    // the master's name in the sentinels
 };
 
 struct config {

@@ -47,6 +47,8 @@ redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& 
         o.password = cfg.password;
         o.database = cfg.database;
         o.connect_timeout = cfg.connect_timeout;
+        for (const auto& sentinel : cfg.sentinels) o.sentinels.emplace_back(sentinel.host, sentinel.port);
+        o.master_name = cfg.master_name;
         return o;
       }()) {}
 

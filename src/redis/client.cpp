@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <charconv>
 #include <deque>
 #include <random>
 #include <spdlog/spdlog.h>
@@ -117,69 +118,121 @@ struct client::impl : std::enable_shared_from_this<impl> {
     self->connecting = false;
   }
 
-  net::awaitable<boost::system::error_code> connect_once() {
+  // A TCP connection to host:port on `sock`, within connect_timeout.
+  net::awaitable<boost::system::error_code> open(tcp::socket& sock, const std::string& host, std::uint16_t port) {
     boost::system::error_code ec;
-    socket = tcp::socket(ex);
-    auto address = net::ip::make_address(opts.host, ec);
+    sock = tcp::socket(ex);
+    auto address = net::ip::make_address(host, ec);
     tcp::endpoint ep;
     if (!ec) {
-      ep = tcp::endpoint(address, opts.port);
+      ep = tcp::endpoint(address, port);
     } else {
       tcp::resolver resolver(ex);
-      auto [rec, results] = co_await resolver.async_resolve(opts.host, std::to_string(opts.port), k_tuple);
+      auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), k_tuple);
       if (rec || results.empty()) co_return rec ? rec : make_error_code(client_error::disconnected);
       ep = *results.begin();
     }
     net::steady_timer limit(ex, opts.connect_timeout);
-    limit.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-      if (!e) self->socket.close();
+    limit.async_wait([&sock, self = shared_from_this()](const boost::system::error_code& e) {
+      if (!e) sock.close();
     });
-    auto [cec] = co_await socket.async_connect(ep, k_tuple);
+    auto [cec] = co_await sock.async_connect(ep, k_tuple);
     limit.cancel();
-    if (cec) co_return cec;
-    socket.set_option(tcp::no_delay(true), ec);
-    boost::system::error_code ignored;
-    socket.set_option(net::socket_base::keep_alive(true), ignored); // a dead peer is found even when idle
-    // AUTH and SELECT are answered before any call is let through: a call
-    // must never run as the wrong user or in the wrong database.
-    std::string hello;
-    int expected = 0;
-    if (!opts.password.empty()) {
-      hello +=
-          opts.username.empty() ? command({"AUTH", opts.password}) : command({"AUTH", opts.username, opts.password});
-      ++expected;
-    }
-    if (opts.database != 0) {
-      hello += command({"SELECT", std::to_string(opts.database)});
-      ++expected;
-    }
-    if (expected == 0) co_return boost::system::error_code{};
-    limit.expires_after(opts.connect_timeout);
-    limit.async_wait([self = shared_from_this()](const boost::system::error_code& e) {
-      if (!e) self->socket.close();
+    co_return cec;
+  }
+
+  // Sends `commands` on `sock` and reads `expected` replies, within connect_timeout.
+  net::awaitable<boost::system::result<std::vector<reply>>> exchange(tcp::socket& sock, const std::string& commands,
+                                                                     int expected) {
+    net::steady_timer limit(ex, opts.connect_timeout);
+    limit.async_wait([&sock, self = shared_from_this()](const boost::system::error_code& e) {
+      if (!e) sock.close();
     });
-    if (auto [wec, n] = co_await net::async_write(socket, net::buffer(hello), k_tuple); wec) co_return wec;
+    if (auto [wec, n] = co_await net::async_write(sock, net::buffer(commands), k_tuple); wec) co_return wec;
     decoder dec;
     char buf[1024];
-    for (int got = 0; got < expected;) {
-      auto [rec, n] = co_await socket.async_read_some(net::buffer(buf), k_tuple);
+    std::vector<reply> out;
+    while (static_cast<int>(out.size()) < expected) {
+      auto [rec, n] = co_await sock.async_read_some(net::buffer(buf), k_tuple);
       if (rec || !dec.feed(std::string_view(buf, n))) co_return rec ? rec : make_error_code(client_error::disconnected);
       try {
-        while (auto r = dec.next()) {
-          ++got;
-          if (r->is_error()) {
-            if (!handshake_failed)
-              spdlog::error("redis {}:{}: {} refused: {}", opts.host, opts.port,
-                            got == 1 && !opts.password.empty() ? "AUTH" : "SELECT", r->text);
-            handshake_failed = true;
-            co_return make_error_code(client_error::disconnected); // retried with backoff, logged once
-          }
-        }
+        while (auto r = dec.next()) out.push_back(std::move(*r));
       } catch (const std::exception&) {
         co_return make_error_code(client_error::disconnected);
       }
     }
     limit.cancel();
+    co_return out;
+  }
+
+  // Redis Sentinel: the current master's address, from the first sentinel that knows it.
+  net::awaitable<std::optional<std::pair<std::string, std::uint16_t>>> ask_sentinels() {
+    const auto ask = command({"SENTINEL", "get-master-addr-by-name", opts.master_name});
+    for (const auto& [host, port] : opts.sentinels) {
+      tcp::socket sock(ex);
+      if (auto ec = co_await open(sock, host, port); ec) continue;
+      auto r = co_await exchange(sock, ask, 1);
+      boost::system::error_code ignored;
+      sock.close(ignored);
+      if (!r || r->front().type != reply::kind::array || r->front().elements.size() != 2) continue;
+      std::uint16_t master_port = 0;
+      const auto& p = r->front().elements[1].text;
+      if (std::from_chars(p.data(), p.data() + p.size(), master_port).ec != std::errc{}) continue;
+      co_return std::pair{r->front().elements[0].text, master_port};
+    }
+    co_return std::nullopt;
+  }
+
+  net::awaitable<boost::system::error_code> connect_once() {
+    if (!opts.sentinels.empty()) { // follow the master wherever the sentinels say it is now
+      auto master = co_await ask_sentinels();
+      if (!master) {
+        if (!handshake_failed) spdlog::error("redis: no sentinel knows master '{}'", opts.master_name);
+        handshake_failed = true;
+        co_return make_error_code(client_error::disconnected);
+      }
+      if (master->first != opts.host || master->second != opts.port)
+        spdlog::info("redis: master '{}' is at {}:{}", opts.master_name, master->first, master->second);
+      opts.host = master->first;
+      opts.port = master->second;
+    }
+    if (auto ec = co_await open(socket, opts.host, opts.port); ec) co_return ec;
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    socket.set_option(net::socket_base::keep_alive(true), ignored); // a dead peer is found even when idle
+    // AUTH and SELECT are answered before any call is let through: a call
+    // must never run as the wrong user or in the wrong database. Behind
+    // sentinels, ROLE confirms it is the master (it may have just been demoted).
+    std::string hello;
+    std::vector<std::string_view> what;
+    if (!opts.password.empty()) {
+      hello +=
+          opts.username.empty() ? command({"AUTH", opts.password}) : command({"AUTH", opts.username, opts.password});
+      what.emplace_back("AUTH");
+    }
+    if (opts.database != 0) {
+      hello += command({"SELECT", std::to_string(opts.database)});
+      what.emplace_back("SELECT");
+    }
+    if (!opts.sentinels.empty()) {
+      hello += command({"ROLE"});
+      what.emplace_back("ROLE");
+    }
+    if (what.empty()) co_return boost::system::error_code{};
+    auto replies = co_await exchange(socket, hello, static_cast<int>(what.size()));
+    if (!replies) co_return replies.error();
+    for (std::size_t i = 0; i < what.size(); ++i) {
+      const auto& r = (*replies)[i];
+      const bool ok = what[i] == "ROLE"
+                          ? r.type == reply::kind::array && !r.elements.empty() && r.elements[0].text == "master"
+                          : !r.is_error();
+      if (ok) continue;
+      if (!handshake_failed)
+        spdlog::error("redis {}:{}: {} refused: {}", opts.host, opts.port, what[i],
+                      what[i] == "ROLE" ? std::string("not the master") : r.text);
+      handshake_failed = true;
+      co_return make_error_code(client_error::disconnected); // retried with backoff, logged once
+    }
     handshake_failed = false;
     co_return boost::system::error_code{};
   }

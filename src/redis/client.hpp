@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace llmgate::redis {
 
@@ -25,6 +27,10 @@ struct client_options {
   int database = 0;     // SELECT on connect when not 0
   control::duration connect_timeout = std::chrono::seconds(1);
   control::duration max_backoff = std::chrono::seconds(2); // between reconnect attempts
+  // Redis Sentinel: when set, the master named master_name is looked up
+  // through these (host, port) on every connect, so a failover is followed.
+  std::vector<std::pair<std::string, std::uint16_t>> sentinels;
+  std::string master_name = "mymaster";
 };
 
 // Errors a call can end with besides a reply (a Redis error reply is a reply).

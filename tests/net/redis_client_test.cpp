@@ -163,3 +163,59 @@ TEST(redis_client, auth_and_select_on_connect) {
 
 } // namespace
 } // namespace llmgate::redis
+
+#include <fstream>
+
+namespace llmgate::redis {
+namespace {
+
+TEST(redis_client, follows_a_sentinel_failover_to_the_new_master) {
+  testing::redis_server master({"--repl-diskless-sync-delay", "0"}); // the replica syncs at once
+  testing::redis_server replica({"--replicaof", "127.0.0.1", std::to_string(master.port())});
+  const auto conf = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/llmgate-sentinel-" +
+                    std::to_string(::getpid()) + ".conf";
+  {
+    std::ofstream f(conf);
+    f << "sentinel monitor mymaster 127.0.0.1 " << master.port() << " 1\n"
+      << "sentinel down-after-milliseconds mymaster 500\n"
+      << "sentinel failover-timeout mymaster 3000\n";
+  }
+  testing::redis_server sentinel({"--sentinel"}, conf);
+  net::io_context ioc;
+  client_options o;
+  o.host = "127.0.0.1";
+  o.port = 1; // a wrong guess: the sentinel's answer is what counts
+  o.sentinels = {{"127.0.0.1", sentinel.port()}};
+  o.master_name = "mymaster";
+  client c(ioc.get_executor(), o);
+  // The replica must have synced before the master can die without losing the key.
+  bool synced = false;
+  for (int i = 0; i < 200 && !synced; ++i) {
+    auto r = run(ioc, c.call(command({"SET", "before", "1"}), 2s));
+    synced = r && !r->is_error();
+    if (!synced) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(synced) << "no master through the sentinel";
+  auto wait = run(ioc, c.call(command({"WAIT", "1", "8000"}), 10s));
+  ASSERT_TRUE(wait && wait->integer == 1) << "the replica did not acknowledge";
+
+  master.kill();
+  bool moved = false;
+  for (int i = 0; i < 300 && !moved; ++i) { // failover within 15 s
+    auto r = run(ioc, c.call(command({"SET", "after", "2"}), 1s));
+    moved = r && r->type == reply::kind::status;
+    if (!moved) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(moved) << "the client did not follow the failover";
+  client_options direct;
+  direct.port = replica.port();
+  client promoted(ioc.get_executor(), direct);
+  auto v = run(ioc, promoted.call(command({"GET", "after"}), 2s));
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->text, "2") << "the write went to the promoted replica";
+  EXPECT_EQ(run(ioc, promoted.call(command({"GET", "before"}), 2s))->text, "1");
+  std::remove(conf.c_str());
+}
+
+} // namespace
+} // namespace llmgate::redis

@@ -33,7 +33,8 @@ std::uint16_t free_port() {
 
 } // namespace
 
-redis_server::redis_server(std::vector<std::string> extra_args) : args_(std::move(extra_args)) {
+redis_server::redis_server(std::vector<std::string> extra_args, std::string config_file)
+    : args_(std::move(extra_args)), config_file_(std::move(config_file)) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     port_ = free_port();
     spawn();
@@ -55,8 +56,12 @@ redis_server::~redis_server() {
 }
 
 void redis_server::spawn() {
-  std::vector<std::string> argv{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",  "--save", "",
-                                "--appendonly", "no",     "--daemonize",         "no",     "--loglevel", "warning"};
+  std::vector<std::string> argv{"redis-server"};
+  if (!config_file_.empty()) argv.push_back(config_file_); // first, as redis-server wants it
+  for (const char* a : {"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel",
+                        "warning", "--port"})
+    argv.emplace_back(a);
+  argv.push_back(std::to_string(port_));
   argv.insert(argv.end(), args_.begin(), args_.end());
   pid_ = ::fork();
   if (pid_ == 0) {

@@ -10,7 +10,8 @@ namespace llmgate::testing {
 
 class redis_server {
 public:
-  explicit redis_server(std::vector<std::string> extra_args = {});
+  // config_file: passed first (redis-server reads it, e.g. for a sentinel).
+  explicit redis_server(std::vector<std::string> extra_args = {}, std::string config_file = {});
   ~redis_server();
   redis_server(const redis_server&) = delete;
   redis_server& operator=(const redis_server&) = delete;
@@ -25,6 +26,7 @@ private:
   void spawn();
   bool answers() const;
   std::vector<std::string> args_;
+  std::string config_file_;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
 };

@@ -825,6 +825,12 @@ TEST(redis_config, a_bad_url_is_reported_without_echoing_its_password) {
     EXPECT_NE(std::string(e.what()).find("redis.url"), std::string::npos);
   }
   EXPECT_THROW((void)with_redis("{heartbeat: 0s}"), config_error);
+  EXPECT_THROW((void)with_redis("{sentinels: [\"nowhere\"]}"), config_error);
+  const auto s = with_redis("{sentinels: [\"10.0.0.1:26379\", \"10.0.0.2:26379\"], master: cache}");
+  ASSERT_EQ(s->redis.sentinels.size(), 2u);
+  EXPECT_EQ(s->redis.sentinels[1].host, "10.0.0.2");
+  EXPECT_EQ(s->redis.sentinels[1].port, 26379);
+  EXPECT_EQ(s->redis.master_name, "cache");
   EXPECT_THROW((void)with_redis("{on_failure: maybe}"), config_error);
   EXPECT_THROW((void)with_redis("{url: \"http://host\"}"), config_error);
 }
