@@ -206,8 +206,10 @@ void redis_limiter::settle_tokens(link& l, const decided& d, std::int64_t actual
     return;
   }
   if (d.from != source::redis || !d.a.allowed) return;
-  auto probe = adjust_command("-", cfg_.redis.key_prefix, rules_, d.a, d.member, actual);
-  if (probe.empty()) return; // no token rule, or the estimate was exact
+  const bool corrects = std::any_of(d.a.holds.begin(), d.a.holds.end(), [&](const rule_hold& h) {
+    return rules_.rule(h.rule).cost_tokens && h.cost > 0 && h.cost != actual;
+  });
+  if (!corrects) return; // no token rule, or the estimate was exact
   net::co_spawn(
       l.client.executor(),
       [this, &l, a = d.a, member = d.member, actual]() -> net::awaitable<void> {

@@ -3,23 +3,11 @@
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { startSim, startGateway, startRedis, stopAll, fetchJson, redisCommand } from "../lib/procs.mjs";
+import { startSim, startGateway, startRedis, stopAll, fetchJson, redisCommand, metric } from "../lib/procs.mjs";
 
 after(stopAll);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function metric(url, name, labels = {}) {
-  const { text } = await fetchJson(`${url}/metrics`);
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const m = /^([^{\s]+)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === String(v))) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 function config(sim, redis, rule, extra = "") {
   return `listen: 127.0.0.1:0

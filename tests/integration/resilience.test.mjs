@@ -14,6 +14,8 @@ import {
   fetchJson,
   readSSE,
   stopAll,
+  metric,
+  eventually,
 } from "../lib/procs.mjs";
 
 after(stopAll);
@@ -26,31 +28,6 @@ const chat = (extra = {}) => ({
 });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Sum of every sample of `name` whose labels include all of `labels`.
-async function metric(url, name, labels = {}) {
-  const { text } = await fetchJson(`${url}/metrics`);
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([^{\s]+)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === String(v))) sum += Number(m[3]);
-  }
-  return sum;
-}
-
-// Polls `probe` (bounded) until it returns something truthy.
-async function eventually(probe, { timeoutMs = 5000, everyMs = 50, what = "condition" } = {}) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) assert.fail(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(everyMs);
-  }
-}
 
 const post = (gw, body = chat(), headers = {}) =>
   fetchJson(`${gw.url}/v1/chat/completions`, { body, headers });

@@ -430,3 +430,28 @@ async function spawnRedis(port, args) {
   await handle.stop();
   return null;
 }
+
+// Sum of every sample of `name` whose labels include all of `labels`.
+export async function metric(url, name, labels = {}) {
+  const { text } = await fetchJson(`${url}/metrics`);
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([^{\s]+)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] || "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === String(v))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+// Polls `probe` (bounded) until it returns something truthy.
+export async function eventually(probe, { timeoutMs = 5000, everyMs = 50, what = "condition" } = {}) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -21,19 +21,7 @@ namespace net = boost::asio;
 using namespace std::chrono_literals;
 using result = boost::system::result<reply>;
 
-// Runs one coroutine on the loop to completion (bounded).
-template <class T> T run(net::io_context& ioc, net::awaitable<T> a) {
-  auto f = net::co_spawn(ioc, std::move(a), net::use_future);
-  ioc.restart();
-  const auto until = std::chrono::steady_clock::now() + 20s;
-  // In slices: the client's own loops keep the io_context busy forever.
-  while (f.wait_for(0s) != std::future_status::ready && std::chrono::steady_clock::now() < until) ioc.run_for(5ms);
-  if (f.wait_for(0s) != std::future_status::ready) {
-    std::fprintf(stderr, "not done within 20 s\n"); // fail loudly rather than hang on the future
-    std::abort();
-  }
-  return f.get();
-}
+using testing::run;
 
 client_options at(const testing::redis_server& s) {
   client_options o;

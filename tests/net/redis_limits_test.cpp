@@ -24,17 +24,7 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-template <class T> T run(net::io_context& ioc, net::awaitable<T> a) {
-  auto f = net::co_spawn(ioc, std::move(a), net::use_future);
-  ioc.restart();
-  const auto until = std::chrono::steady_clock::now() + 30s;
-  while (f.wait_for(0s) != std::future_status::ready && std::chrono::steady_clock::now() < until) ioc.run_for(5ms);
-  if (f.wait_for(0s) != std::future_status::ready) {
-    std::fprintf(stderr, "not done within 30 s\n"); // fail loudly rather than hang on the future
-    std::abort();
-  }
-  return f.get();
-}
+using testing::run;
 
 class redis_limits : public ::testing::Test {
 protected:

@@ -1,7 +1,14 @@
 #pragma once
 // A real redis-server for the network tests: started on a free loopback
 // port chosen at run time, stopped (and, if need be, killed) by its PID.
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -30,5 +37,21 @@ private:
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
 };
+
+// Runs one coroutine on the loop to completion, in slices (a Redis client's
+// own loops keep the io_context busy forever); aborts loudly past 30 s
+// rather than hang on a future that never becomes ready.
+template <class T> T run(boost::asio::io_context& ioc, boost::asio::awaitable<T> a) {
+  using namespace std::chrono_literals;
+  auto f = boost::asio::co_spawn(ioc, std::move(a), boost::asio::use_future);
+  ioc.restart();
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (f.wait_for(0s) != std::future_status::ready && std::chrono::steady_clock::now() < until) ioc.run_for(5ms);
+  if (f.wait_for(0s) != std::future_status::ready) {
+    std::fprintf(stderr, "not done within 30 s\n");
+    std::abort();
+  }
+  return f.get();
+}
 
 } // namespace llmgate::testing
