@@ -828,7 +828,7 @@ public:
     if (!expect_map(n, "redis")) return;
     check_keys(n, "redis",
                {"url", "password", "timeout", "connect_timeout", "on_failure", "replicas", "key_prefix", "lease",
-                "heartbeat", "sentinels", "master"});
+                "heartbeat", "sentinels", "master", "cluster"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("redis", k);
@@ -864,17 +864,20 @@ public:
         get_duration(kv.second, key, r.heartbeat);
       else if (k == "master")
         get(kv.second, key, r.master_name);
-      else if (k == "sentinels") {
+      else if (k == "sentinels" || k == "cluster") {
         std::vector<std::string> list;
         get_list(kv.second, key, list);
         for (const auto& e : list) {
           if (auto hp = parse_host_port(e))
-            r.sentinels.push_back(*hp);
+            (k == "sentinels" ? r.sentinels : r.cluster).push_back(*hp);
           else
             problem(kv.second, key, fmt::format("expected host:port, got '{}'", e));
         }
       }
     }
+    if (!r.sentinels.empty() && !r.cluster.empty())
+      problem(n, "redis", "sentinels and cluster exclude each other (a Redis Cluster fails over by itself)");
+    if (!r.cluster.empty() && r.database != 0) problem(n, "redis.url", "a Redis Cluster has only database 0");
     if (r.timeout.count() <= 0) problem(n, "redis.timeout", "must be longer than 0");
     if (r.connect_timeout.count() <= 0) problem(n, "redis.connect_timeout", "must be longer than 0");
     if (r.heartbeat < std::chrono::milliseconds(10)) problem(n, "redis.heartbeat", "must be at least 10ms");

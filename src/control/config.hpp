@@ -226,6 +226,7 @@ struct redis_config {
   duration heartbeat = 1s;                 // how often a replica announces itself (the fleet size for the fallback)
   std::vector<endpoint_address> sentinels; // Redis Sentinel: find (and follow) the master through these
   std::string master_name = "mymaster";    // the master's name in the sentinels
+  std::vector<endpoint_address> cluster;   // Redis Cluster: seed nodes (the masters are learnt from them)
 };
 
 struct config {

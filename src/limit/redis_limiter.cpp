@@ -1,6 +1,7 @@
 #include "limit/redis_limiter.hpp"
 
 #include "limit/redis_store.hpp"
+#include "redis/slot.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -39,18 +40,25 @@ double seconds(std::chrono::steady_clock::duration d) { return std::chrono::dura
 } // namespace
 
 redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& cfg)
-    : client(std::move(ex), [&] {
-        redis::client_options o;
-        o.host = cfg.host;
-        o.port = cfg.port;
-        o.username = cfg.username;
-        o.password = cfg.password;
-        o.database = cfg.database;
-        o.connect_timeout = cfg.connect_timeout;
-        for (const auto& sentinel : cfg.sentinels) o.sentinels.emplace_back(sentinel.host, sentinel.port);
-        o.master_name = cfg.master_name;
-        return o;
-      }()) {}
+    : redis(
+          std::move(ex),
+          [&] {
+            redis::client_options o;
+            o.host = cfg.host;
+            o.port = cfg.port;
+            o.username = cfg.username;
+            o.password = cfg.password;
+            o.database = cfg.database;
+            o.connect_timeout = cfg.connect_timeout;
+            for (const auto& sentinel : cfg.sentinels) o.sentinels.emplace_back(sentinel.host, sentinel.port);
+            o.master_name = cfg.master_name;
+            return o;
+          }(),
+          [&] {
+            std::vector<std::pair<std::string, std::uint16_t>> seeds;
+            for (const auto& node : cfg.cluster) seeds.emplace_back(node.host, node.port);
+            return seeds;
+          }()) {}
 
 redis_limiter::redis_limiter(const control::config& cfg, const rule_set& rules, observe::registry& metrics)
     : cfg_(cfg), rules_(rules), replica_id_(random_id()), replicas_(cfg.redis.replicas),
@@ -58,6 +66,11 @@ redis_limiter::redis_limiter(const control::config& cfg, const rule_set& rules, 
                                  "Limit decisions with limits.store: redis, by outcome (redis; local, allow or deny: "
                                  "taken by redis.on_failure because Redis did not answer in time).",
                                  {"outcome"})),
+      rollbacks_(metrics
+                     .counter("llmgate_redis_rollbacks_total",
+                              "Requests whose rules span Redis Cluster slots, refused in one slot after others had "
+                              "counted them: those counts were taken back.")
+                     .with({})),
       latency_(metrics
                    .histogram("llmgate_redis_decision_seconds", "Round trip of one limit decision to Redis.", {},
                               {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1})
@@ -72,25 +85,94 @@ redis_limiter::redis_limiter(const control::config& cfg, const rule_set& rules, 
   replicas_gauge_.set(cfg.redis.replicas);
 }
 
+namespace {
+
+std::string_view source_of(redis_limiter::script s) {
+  switch (s) {
+  case redis_limiter::script::admit: return admit_script();
+  case redis_limiter::script::release: return release_script();
+  case redis_limiter::script::renew: return renew_script();
+  case redis_limiter::script::adjust: return adjust_script();
+  case redis_limiter::script::undo: return undo_script();
+  }
+  return {};
+}
+
+std::vector<planned_rule> pick(const std::vector<planned_rule>& plan, const std::vector<std::size_t>& which) {
+  std::vector<planned_rule> out;
+  for (const auto i : which) out.push_back(plan[i]);
+  return out;
+}
+
+control::duration until(std::chrono::steady_clock::time_point deadline) {
+  return std::max<control::duration>(
+      std::chrono::duration_cast<control::duration>(deadline - std::chrono::steady_clock::now()),
+      std::chrono::milliseconds(1));
+}
+
+// Runs the calls at once on this loop and waits for every one (each ends by its own deadline).
+net::awaitable<std::vector<redis_limiter::answer>>
+all_of(net::any_io_executor ex, std::vector<std::function<net::awaitable<redis_limiter::answer>()>> calls) {
+  struct state {
+    explicit state(net::any_io_executor e, std::size_t n)
+        : out(n), left(n), done(std::move(e), net::steady_timer::time_point::max()) {}
+    std::vector<redis_limiter::answer> out;
+    std::size_t left;
+    net::steady_timer done;
+  };
+  auto st = std::make_shared<state>(ex, calls.size());
+  for (std::size_t i = 0; i < calls.size(); ++i)
+    net::co_spawn(
+        ex,
+        [st, i, f = std::move(calls[i])]() -> net::awaitable<void> {
+          st->out[i] = co_await f();
+          if (--st->left == 0) st->done.cancel();
+        },
+        net::detached);
+  while (st->left > 0) co_await st->done.async_wait(net::as_tuple(net::use_awaitable));
+  co_return std::move(st->out);
+}
+
+} // namespace
+
 std::unique_ptr<redis_limiter::link> redis_limiter::connect(net::any_io_executor ex) {
   auto l = std::make_unique<link>(ex, cfg_.redis);
+  // The admit script loaded at once, so the first request does not pay for
+  // it (on a cluster, on one master; the others load it at their first call).
   net::co_spawn(
       ex,
       [this, &l = *l]() -> net::awaitable<void> {
-        (void)co_await ensure_script(l, l.admit_sha, admit_script(), cfg_.redis.connect_timeout);
+        (void)co_await eval(
+            l, script::admit, 0, [](std::string_view) { return std::string(); },
+            clock::now() + cfg_.redis.connect_timeout);
       },
       net::detached);
   return l;
 }
 
-net::awaitable<std::optional<std::string>> redis_limiter::ensure_script(link& l, std::string& sha, std::string_view src,
-                                                                        control::duration budget) {
-  if (!sha.empty()) co_return sha;
-  auto load = redis::command({"SCRIPT", "LOAD", src});
-  auto r = co_await l.client.call(std::move(load), std::max<control::duration>(budget, std::chrono::milliseconds(1)));
-  if (!r || r->type != redis::reply::kind::string) co_return std::nullopt;
-  sha = r->text;
-  co_return sha;
+net::awaitable<redis_limiter::answer> redis_limiter::eval(link& l, script s, std::uint16_t slot,
+                                                          std::function<std::string(std::string_view)> build,
+                                                          clock::time_point deadline) {
+  auto& sha = l.shas[static_cast<std::size_t>(s)];
+  for (int attempt = 0; attempt < 2; ++attempt) { // a second time only after NOSCRIPT (Redis restarted, another node)
+    if (sha.empty()) {
+      auto load = redis::command({"SCRIPT", "LOAD", source_of(s)});
+      auto r = co_await l.redis.call(slot, std::move(load), until(deadline));
+      if (!r) co_return answer{std::nullopt, "cannot load a script: " + r.error().message()};
+      if (r->type != redis::reply::kind::string) co_return answer{std::nullopt, "cannot load a script: " + r->text};
+      sha = r->text;
+    }
+    auto cmd = build(sha);
+    if (cmd.empty()) co_return answer{}; // nothing to send
+    auto r = co_await l.redis.call(slot, std::move(cmd), until(deadline));
+    if (!r) co_return answer{std::nullopt, r.error().message()};
+    if (r->is_error() && r->text.starts_with("NOSCRIPT")) {
+      sha.clear();
+      continue;
+    }
+    co_return answer{std::move(*r), {}};
+  }
+  co_return answer{std::nullopt, "NOSCRIPT after loading the script"};
 }
 
 void redis_limiter::note_failure(std::string_view why) {
@@ -133,6 +215,41 @@ rule_set& redis_limiter::fallback() {
   return *slot;
 }
 
+net::awaitable<redis_limiter::answer> redis_limiter::admit_slot(link& l, std::vector<planned_rule> sub,
+                                                                std::uint16_t slot, std::string member,
+                                                                clock::time_point deadline) {
+  co_return co_await eval(
+      l, script::admit, slot,
+      [&](std::string_view sha) {
+        return admit_command(sha, cfg_.redis.key_prefix, rules_, sub, member, cfg_.redis.lease);
+      },
+      deadline);
+}
+
+std::vector<slot_group> redis_limiter::slot_groups(const link& l, const std::vector<planned_rule>& plan) const {
+  if (l.redis.is_cluster()) return group_by_slot(cfg_.redis.key_prefix, rules_, plan);
+  std::vector<slot_group> one{{0, {}}};
+  for (std::size_t i = 0; i < plan.size(); ++i) one.front().rules.push_back(i);
+  return one;
+}
+
+net::awaitable<std::vector<redis_limiter::answer>>
+redis_limiter::admit_all(link& l, const std::vector<slot_group>& groups,
+                         const std::vector<std::vector<planned_rule>>& subs, const std::string& member,
+                         clock::time_point deadline) {
+  if (groups.size() == 1) {
+    std::vector<answer> one;
+    one.push_back(co_await admit_slot(l, subs.front(), groups.front().slot, member, deadline));
+    co_return one;
+  }
+  std::vector<std::function<net::awaitable<answer>()>> calls;
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    calls.emplace_back([this, &l, sub = subs[g], slot = groups[g].slot, member, deadline] {
+      return admit_slot(l, sub, slot, member, deadline);
+    });
+  co_return co_await all_of(l.redis.executor(), std::move(calls));
+}
+
 net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const request_facts& facts, nanos now) {
   decided out;
   const auto plan = rules_.plan(facts);
@@ -141,45 +258,66 @@ net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const reque
     co_return out;
   }
   out.member = fmt::format("{}-{}", replica_id_, next_member_.fetch_add(1));
-  const auto started = std::chrono::steady_clock::now();
+  const auto started = clock::now();
+  // Within the decision's budget: a Redis that does not answer never holds a request longer.
+  const auto deadline = started + cfg_.redis.timeout;
+
+  // One call per slot (one in all on a single server), all at once.
+  const auto groups = slot_groups(l, plan);
+  std::vector<std::vector<planned_rule>> subs;
+  for (const auto& g : groups) subs.push_back(pick(plan, g.rules));
+  const auto answers = co_await admit_all(l, groups, subs, out.member, deadline);
+  co_return conclude(l, facts, now, std::move(out), plan, groups, subs, answers, started);
+}
+
+// The answers of an admit's calls turned into its decision (out of the
+// coroutine: g++ 12 warns falsely about code this size inside one).
+redis_limiter::decided redis_limiter::conclude(link& l, const request_facts& facts, nanos now, decided out,
+                                               const std::vector<planned_rule>& plan,
+                                               const std::vector<slot_group>& groups,
+                                               const std::vector<std::vector<planned_rule>>& subs,
+                                               const std::vector<answer>& answers, clock::time_point started) {
+  std::vector<decision> verdicts(plan.size());
+  std::vector<std::optional<std::vector<decision>>> per_slot(groups.size());
   std::string why;
-  for (int attempt = 0; attempt < 2; ++attempt) { // a second time only after NOSCRIPT (Redis restarted)
-    // Within the decision's budget: a Redis that does not answer never holds a request longer.
-    const auto left =
-        cfg_.redis.timeout - std::chrono::duration_cast<control::duration>(std::chrono::steady_clock::now() - started);
-    auto sha = co_await ensure_script(l, l.admit_sha, admit_script(), left);
-    if (!sha) {
-      why = "cannot load the admit script";
-      break;
-    }
-    auto cmd = admit_command(*sha, cfg_.redis.key_prefix, rules_, plan, out.member, cfg_.redis.lease);
-    const auto budget =
-        cfg_.redis.timeout - std::chrono::duration_cast<control::duration>(std::chrono::steady_clock::now() - started);
-    auto r = co_await l.client.call(std::move(cmd), std::max<control::duration>(budget, std::chrono::milliseconds(1)));
-    if (!r) {
-      why = r.error().message();
-      break;
-    }
-    if (r->is_error() && r->text.starts_with("NOSCRIPT")) {
-      l.admit_sha.clear();
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const auto& r = answers[g].reply;
+    if (r) per_slot[g] = decode_admit(*r, subs[g].size(), subs[g]);
+    if (!per_slot[g]) {
+      why = !r ? answers[g].why : r->is_error() ? r->text : "an answer of the wrong shape";
       continue;
     }
-    auto verdicts = decode_admit(*r, plan.size(), plan);
-    if (!verdicts) {
-      why = r->is_error() ? r->text : "an answer of the wrong shape";
-      break;
-    }
-    latency_.observe(seconds(std::chrono::steady_clock::now() - started));
+    for (std::size_t k = 0; k < groups[g].rules.size(); ++k) verdicts[groups[g].rules[k]] = (*per_slot[g])[k];
+  }
+  // What one slot's call committed (the script's first element: all its rules passed), when at (its second).
+  auto committed = [&](std::size_t g) { return per_slot[g] && answers[g].reply->elements[0].integer == 1; };
+  auto take_back = [&] {
+    for (std::size_t g = 0; g < groups.size(); ++g)
+      if (committed(g))
+        send_undo(l, subs[g], *per_slot[g], groups[g].slot, out.member, answers[g].reply->elements[1].integer);
+  };
+
+  if (why.empty()) {
+    latency_.observe(seconds(clock::now() - started));
     decisions_.with({"redis"}).inc();
     note_success();
-    out.a = rules_.assemble(plan, *verdicts);
-    co_return out;
+    out.a = rules_.assemble(plan, verdicts);
+    bool counted = false;
+    for (std::size_t g = 0; g < groups.size(); ++g) counted = counted || committed(g);
+    if (!out.a.allowed && counted) { // refused in one slot: the others' counts are taken back
+      rollbacks_.inc();
+      take_back();
+    }
+    return out;
   }
+
   note_failure(why);
-  // The admit may still run in Redis after it timed out here: whatever
+  take_back();
+  // An admit may still run in Redis after it timed out here: whatever
   // leases it took under this request's name are removed behind it (on the
   // same connection, so after it; ZREM of an absent lease is harmless).
-  release_unanswered(l, plan, out.member);
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    if (!per_slot[g]) release_unanswered(l, subs[g], out.member);
   switch (cfg_.redis.on_failure) {
   case control::redis_failure_policy::local:
     decisions_.with({"local"}).inc();
@@ -197,7 +335,25 @@ net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const reque
     out.unavailable = true;
     break;
   }
-  co_return out;
+  return out;
+}
+
+std::vector<std::pair<std::uint16_t, admission>> redis_limiter::by_slot(const link& l, const admission& a) const {
+  if (!l.redis.is_cluster()) return {{0, a}};
+  return split_by_slot(cfg_.redis.key_prefix, rules_, a);
+}
+
+void redis_limiter::send_by_slot(link& l, script s, const admission& a,
+                                 std::function<std::string(std::string_view, const admission&)> build) {
+  for (auto& [slot, part] : by_slot(l, a))
+    net::co_spawn(
+        l.redis.executor(),
+        [this, &l, s, slot = slot, part = std::move(part), build]() -> net::awaitable<void> {
+          (void)co_await eval(
+              l, s, slot, [&](std::string_view sha) { return build(sha, part); },
+              clock::now() + cfg_.redis.connect_timeout);
+        },
+        net::detached);
 }
 
 void redis_limiter::settle_tokens(link& l, const decided& d, std::int64_t actual) {
@@ -210,19 +366,9 @@ void redis_limiter::settle_tokens(link& l, const decided& d, std::int64_t actual
     return rules_.rule(h.rule).cost_tokens && h.cost > 0 && h.cost != actual;
   });
   if (!corrects) return; // no token rule, or the estimate was exact
-  net::co_spawn(
-      l.client.executor(),
-      [this, &l, a = d.a, member = d.member, actual]() -> net::awaitable<void> {
-        for (int attempt = 0; attempt < 2; ++attempt) {
-          auto sha = co_await ensure_script(l, l.adjust_sha, adjust_script(), cfg_.redis.connect_timeout);
-          if (!sha) co_return;
-          auto cmd = adjust_command(*sha, cfg_.redis.key_prefix, rules_, a, member, actual);
-          auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
-          if (!(r && r->is_error() && r->text.starts_with("NOSCRIPT"))) co_return;
-          l.adjust_sha.clear();
-        }
-      },
-      net::detached);
+  send_by_slot(l, script::adjust, d.a, [this, member = d.member, actual](std::string_view sha, const admission& part) {
+    return adjust_command(sha, cfg_.redis.key_prefix, rules_, part, member, actual);
+  });
 }
 
 void redis_limiter::keep_leases(link& l, decided& d) {
@@ -230,18 +376,20 @@ void redis_limiter::keep_leases(link& l, decided& d) {
   if (!holds_leases(rules_, d.a)) return;
   d.renewing = std::make_shared<bool>(true);
   net::co_spawn(
-      l.client.executor(),
-      [this, &l, flag = d.renewing, a = d.a, member = d.member]() -> net::awaitable<void> {
-        net::steady_timer timer(l.client.executor());
+      l.redis.executor(),
+      [this, &l, flag = d.renewing, parts = by_slot(l, d.a), member = d.member]() -> net::awaitable<void> {
+        net::steady_timer timer(l.redis.executor());
         for (;;) {
           timer.expires_after(cfg_.redis.lease / 3);
           co_await timer.async_wait(net::as_tuple(net::use_awaitable));
           if (!*flag) co_return;
-          auto sha = co_await ensure_script(l, l.renew_sha, renew_script(), cfg_.redis.connect_timeout);
-          if (!sha) continue;
-          auto cmd = renew_command(*sha, cfg_.redis.key_prefix, rules_, a, member, cfg_.redis.lease);
-          auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
-          if (r && r->is_error() && r->text.starts_with("NOSCRIPT")) l.renew_sha.clear();
+          for (const auto& [slot, part] : parts)
+            (void)co_await eval(
+                l, script::renew, slot,
+                [&](std::string_view sha) {
+                  return renew_command(sha, cfg_.redis.key_prefix, rules_, part, member, cfg_.redis.lease);
+                },
+                clock::now() + cfg_.redis.connect_timeout);
         }
       },
       net::detached);
@@ -255,10 +403,7 @@ void redis_limiter::release(link& l, const decided& d) {
     return;
   }
   if (d.from != source::redis) return;
-  const bool leases = std::any_of(d.a.holds.begin(), d.a.holds.end(), [&](const rule_hold& h) {
-    return rules_.rule(h.rule).algorithm == control::limit_algorithm::concurrency && h.cost > 0;
-  });
-  if (!leases) return;
+  if (!holds_leases(rules_, d.a)) return;
   send_release(l, d.a, d.member);
 }
 
@@ -272,18 +417,22 @@ void redis_limiter::release_unanswered(link& l, const std::vector<planned_rule>&
 
 // Fire and forget on the worker's loop: a lease that cannot be removed expires after redis.lease.
 void redis_limiter::send_release(link& l, const admission& a, const std::string& member) {
+  send_by_slot(l, script::release, a, [this, member](std::string_view sha, const admission& part) {
+    return release_command(sha, cfg_.redis.key_prefix, rules_, part, member);
+  });
+}
+
+void redis_limiter::send_undo(link& l, std::vector<planned_rule> sub, std::vector<decision> verdicts,
+                              std::uint16_t slot, const std::string& member, std::int64_t at_us) {
   net::co_spawn(
-      l.client.executor(),
-      [this, &l, a, member]() -> net::awaitable<void> {
-        for (int attempt = 0; attempt < 2; ++attempt) { // again after NOSCRIPT (Redis restarted)
-          auto sha = co_await ensure_script(l, l.release_sha, release_script(), cfg_.redis.connect_timeout);
-          if (!sha) co_return;
-          auto cmd = release_command(*sha, cfg_.redis.key_prefix, rules_, a, member);
-          if (cmd.empty()) co_return;
-          auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
-          if (!(r && r->is_error() && r->text.starts_with("NOSCRIPT"))) co_return;
-          l.release_sha.clear();
-        }
+      l.redis.executor(),
+      [this, &l, sub = std::move(sub), verdicts = std::move(verdicts), slot, member, at_us]() -> net::awaitable<void> {
+        (void)co_await eval(
+            l, script::undo, slot,
+            [&](std::string_view sha) {
+              return undo_command(sha, cfg_.redis.key_prefix, rules_, sub, verdicts, member, at_us);
+            },
+            clock::now() + cfg_.redis.connect_timeout);
       },
       net::detached);
 }
@@ -295,7 +444,7 @@ net::awaitable<void> redis_limiter::heartbeat(link& l, const std::atomic<bool>& 
   const auto key = cfg_.redis.key_prefix + "replicas";
   while (!stop.load()) {
     auto cmd = redis::command({"EVAL", k_heartbeat_lua, "1", key, replica_id_, ttl});
-    auto r = co_await l.client.call(std::move(cmd), cfg_.redis.connect_timeout);
+    auto r = co_await l.redis.call(redis::key_slot(key), std::move(cmd), cfg_.redis.connect_timeout);
     if (r && r->type == redis::reply::kind::integer && r->integer > 0) {
       replicas_.store(static_cast<int>(r->integer));
       replicas_gauge_.set(static_cast<double>(r->integer));

@@ -1,19 +1,23 @@
 #pragma once
 // limits.store: redis — every rule decided in Redis for the whole fleet of
 // replicas, in one round trip per request (the admit script), within
-// redis.timeout. When Redis cannot answer in time, redis.on_failure decides:
-// `local` (each replica limits alone, to the limit divided by the fleet size
-// it last saw through the replicas' heartbeats), `allow`, or `deny`. Each
-// worker has its own connection (client) on its own loop; the limiter's
-// shared state is thread-safe. Include only from network translation units.
+// redis.timeout. On a Redis Cluster the rules are grouped by slot: one call
+// per slot, all at once; when one slot refuses, what the others committed is
+// taken back (reserve-then-commit, see docs/ARCHITECTURE.md for the window). When Redis cannot answer in time,
+// redis.on_failure decides: `local` (each replica limits alone, to the limit divided by the fleet size it last saw
+// through the replicas' heartbeats), `allow`, or `deny`. Each worker has its own connection (client) on its own loop;
+// the limiter's shared state is thread-safe. Include only from network translation units.
 #include "control/config.hpp"
+#include "limit/redis_store.hpp"
 #include "limit/rule_set.hpp"
 #include "observe/metrics.hpp"
-#include "redis/client.hpp"
+#include "redis/cluster.hpp"
 
+#include <array>
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,11 +29,12 @@ class redis_limiter final {
 public:
   redis_limiter(const control::config& cfg, const rule_set& rules, observe::registry& metrics);
 
-  // A worker's connection and the script SHAs it loaded.
+  enum class script { admit, release, renew, adjust, undo };
+  // A worker's connections (one per Redis master) and the script SHAs it loaded.
   struct link {
     link(boost::asio::any_io_executor ex, const control::redis_config& cfg);
-    redis::client client;
-    std::string admit_sha, release_sha, renew_sha, adjust_sha;
+    redis::cluster redis;
+    std::array<std::string, 5> shas; // by script
   };
   // A worker's link, connecting and loading the admit script at once (so the
   // first request does not pay for it).
@@ -61,11 +66,38 @@ public:
   [[nodiscard]] int replicas() const noexcept { return replicas_.load(); }
   [[nodiscard]] bool redis_up() const noexcept { return up_.load(); }
 
+  // A script's answer, or why there is none.
+  struct answer {
+    std::optional<redis::reply> reply;
+    std::string why;
+  };
+
 private:
-  // The script's SHA, loading it (SCRIPT LOAD) within `budget` when this connection has none yet.
-  boost::asio::awaitable<std::optional<std::string>> ensure_script(link& l, std::string& sha, std::string_view src,
-                                                                   control::duration budget);
+  using clock = std::chrono::steady_clock;
+  // Calls a script by SHA (built by `build` from it) on the node of `slot`,
+  // loading the script there first when that node lacks it (NOSCRIPT).
+  boost::asio::awaitable<answer> eval(link& l, script s, std::uint16_t slot,
+                                      std::function<std::string(std::string_view sha)> build,
+                                      clock::time_point deadline);
+  // The admit script for the planned rules `sub` (one slot's), answered by `deadline`.
+  boost::asio::awaitable<answer> admit_slot(link& l, std::vector<planned_rule> sub, std::uint16_t slot,
+                                            std::string member, clock::time_point deadline);
+  [[nodiscard]] std::vector<slot_group> slot_groups(const link& l, const std::vector<planned_rule>& plan) const;
+  // Every slot's admit call at once.
+  boost::asio::awaitable<std::vector<answer>> admit_all(link& l, const std::vector<slot_group>& groups,
+                                                        const std::vector<std::vector<planned_rule>>& subs,
+                                                        const std::string& member, clock::time_point deadline);
+  decided conclude(link& l, const request_facts& facts, nanos now, decided out, const std::vector<planned_rule>& plan,
+                   const std::vector<slot_group>& groups, const std::vector<std::vector<planned_rule>>& subs,
+                   const std::vector<answer>& answers, clock::time_point started);
+  // An admission's holds by slot (all of them together when not a cluster).
+  [[nodiscard]] std::vector<std::pair<std::uint16_t, admission>> by_slot(const link& l, const admission& a) const;
+  // Fire and forget: one script call per slot of the admission's holds.
+  void send_by_slot(link& l, script s, const admission& a,
+                    std::function<std::string(std::string_view sha, const admission& part)> build);
   void send_release(link& l, const admission& a, const std::string& member);
+  void send_undo(link& l, std::vector<planned_rule> sub, std::vector<decision> verdicts, std::uint16_t slot,
+                 const std::string& member, std::int64_t at_us);
   void release_unanswered(link& l, const std::vector<planned_rule>& plan, const std::string& member);
   void note_failure(std::string_view why);
   void note_success();
@@ -82,6 +114,7 @@ private:
   // admissions point into them (one per fleet size seen during outages).
   std::map<int, std::unique_ptr<rule_set>> fallbacks_;
   observe::counter_family& decisions_;
+  observe::counter& rollbacks_;
   observe::histogram& latency_;
   observe::gauge& up_gauge_;
   observe::gauge& replicas_gauge_;

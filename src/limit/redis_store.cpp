@@ -1,5 +1,8 @@
 #include "limit/redis_store.hpp"
 
+#include "redis/slot.hpp"
+
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace llmgate::limit {
@@ -9,12 +12,14 @@ extern const std::string_view k_admit_lua;
 extern const std::string_view k_release_lua;
 extern const std::string_view k_renew_lua;
 extern const std::string_view k_adjust_lua;
+extern const std::string_view k_undo_lua;
 } // namespace generated
 
 std::string_view admit_script() { return generated::k_admit_lua; }
 std::string_view release_script() { return generated::k_release_lua; }
 std::string_view renew_script() { return generated::k_renew_lua; }
 std::string_view adjust_script() { return generated::k_adjust_lua; }
+std::string_view undo_script() { return generated::k_undo_lua; }
 
 std::string_view script_algorithm(const control::rule_config& r) {
   using a = control::limit_algorithm;
@@ -33,7 +38,35 @@ std::string_view script_algorithm(const control::rule_config& r) {
 std::string state_key(std::string_view prefix, const control::rule_config& r, std::string_view key) {
   // The algorithm is part of the name: a rule whose algorithm changes starts
   // afresh instead of meeting state of another shape (WRONGTYPE).
-  return fmt::format("{}{{{}:{}}}:{}", prefix, r.name, key, script_algorithm(r));
+  return fmt::format("{}{{{}}}:{}:{}", prefix, key.empty() ? std::string_view("*") : key, r.name, script_algorithm(r));
+}
+
+std::vector<slot_group> group_by_slot(std::string_view prefix, const rule_set& rules,
+                                      const std::vector<planned_rule>& plan) {
+  std::vector<slot_group> out;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const auto slot = redis::key_slot(state_key(prefix, rules.rule(plan[i].rule), plan[i].key));
+    auto it = std::find_if(out.begin(), out.end(), [&](const slot_group& g) { return g.slot == slot; });
+    if (it == out.end()) it = out.insert(out.end(), slot_group{slot, {}});
+    it->rules.push_back(i);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::uint16_t, admission>> split_by_slot(std::string_view prefix, const rule_set& rules,
+                                                               const admission& a) {
+  std::vector<std::pair<std::uint16_t, admission>> out;
+  for (const auto& h : a.holds) {
+    const auto slot = redis::key_slot(state_key(prefix, rules.rule(h.rule), h.key));
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& part) { return part.first == slot; });
+    if (it == out.end()) {
+      admission part = a;
+      part.holds.clear();
+      it = out.insert(out.end(), {slot, std::move(part)});
+    }
+    it->second.holds.push_back(h);
+  }
+  return out;
 }
 
 namespace {
@@ -129,6 +162,33 @@ std::string adjust_command(std::string_view sha, std::string_view prefix, const 
   std::vector<std::string_view> args{"EVALSHA", sha, n};
   for (const auto& k : keys) args.push_back(k);
   args.push_back(member);
+  for (const auto& v : values) args.push_back(v);
+  std::string out;
+  redis::append_command(out, args);
+  return out;
+}
+
+std::string undo_command(std::string_view sha, std::string_view prefix, const rule_set& rules,
+                         const std::vector<planned_rule>& plan, const std::vector<decision>& verdicts,
+                         std::string_view member, std::int64_t at_us) {
+  std::vector<std::string> keys, values;
+  for (std::size_t i = 0; i < plan.size() && i < verdicts.size(); ++i) {
+    if (!verdicts[i].allowed) continue; // refused within the call: nothing was counted
+    const auto& r = rules.rule(plan[i].rule);
+    keys.push_back(state_key(prefix, r, plan[i].key));
+    values.emplace_back(script_algorithm(r));
+    values.push_back(std::to_string(plan[i].count));
+    values.push_back(std::to_string(micros(plan[i].period)));
+    values.push_back(std::to_string(plan[i].cost));
+    values.push_back(std::to_string(i + 1)); // the admit script's index of the rule
+  }
+  if (keys.empty()) return {};
+  const auto n = std::to_string(keys.size());
+  const auto at = std::to_string(at_us);
+  std::vector<std::string_view> args{"EVALSHA", sha, n};
+  for (const auto& k : keys) args.push_back(k);
+  args.push_back(member);
+  args.push_back(at);
   for (const auto& v : values) args.push_back(v);
   std::string out;
   redis::append_command(out, args);

@@ -47,6 +47,7 @@ struct pending {
   explicit pending(net::any_io_executor ex) : done(std::move(ex), net::steady_timer::time_point::max()) {}
   std::string bytes;
   net::steady_timer done; // cancelled when the outcome is set
+  int dropped = 0;        // replies to read and drop before its own
   std::optional<reply> answer;
   boost::system::error_code error;
   bool finished = false;
@@ -277,9 +278,13 @@ struct client::impl : std::enable_shared_from_this<impl> {
             self->drop(make_error_code(client_error::disconnected));
             co_return;
           }
+          self->timeouts_in_a_row = 0;
+          if (self->in_flight.front()->dropped > 0) {
+            --self->in_flight.front()->dropped;
+            continue;
+          }
           auto p = std::move(self->in_flight.front());
           self->in_flight.pop_front();
-          self->timeouts_in_a_row = 0;
           p->finish(std::move(*r), {});
         }
       } catch (const std::exception& e) {
@@ -328,11 +333,12 @@ void client::close() {
   impl_->fail_all(make_error_code(client_error::closed));
 }
 
-net::awaitable<boost::system::result<reply>> client::call(std::string cmd, control::duration timeout) {
+net::awaitable<boost::system::result<reply>> client::call(std::string cmd, control::duration timeout, int dropped) {
   auto self = impl_;
   if (self->closed) co_return make_error_code(client_error::closed);
   auto p = std::make_shared<pending>(self->ex);
   p->bytes = std::move(cmd);
+  p->dropped = dropped;
   self->unsent.push_back(p);
   if (self->is_connected)
     self->wake.cancel(); // the writer sends it now

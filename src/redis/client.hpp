@@ -46,8 +46,12 @@ public:
 
   // Sends one RESP-encoded command (see redis::command) and waits at most
   // `timeout` for its reply. A call that times out leaves its reply to be
-  // read and dropped; it never blocks the pipeline behind it.
-  boost::asio::awaitable<boost::system::result<reply>> call(std::string command, control::duration timeout);
+  // read and dropped; it never blocks the pipeline behind it. `command` may
+  // hold `dropped` more commands before the one whose reply is returned (as
+  // Redis Cluster's ASKING before a redirected call): their replies are read
+  // and dropped.
+  boost::asio::awaitable<boost::system::result<reply>> call(std::string command, control::duration timeout,
+                                                            int dropped = 0);
 
   [[nodiscard]] bool connected() const noexcept;
   [[nodiscard]] boost::asio::any_io_executor executor() const;

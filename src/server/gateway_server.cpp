@@ -1572,7 +1572,7 @@ int gateway::run() {
   for (auto& w : m.workers)
     net::post(w->ioc, [&w] {
       w->sessions.close_all();
-      if (w->redis) w->redis->client.close(); // its reader would keep the loop busy
+      if (w->redis) w->redis->redis.close(); // its reader would keep the loop busy
     });
   guards.clear();
   for (auto& w : m.workers) {

@@ -3,7 +3,18 @@
 import { test, describe, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { startSim, startGateway, startRedis, stopAll, fetchJson, redisCommand, metric } from "../lib/procs.mjs";
+import {
+  startSim,
+  startGateway,
+  startRedis,
+  startRedisCluster,
+  stopAll,
+  fetchJson,
+  redisCommand,
+  redisCli,
+  metric,
+  eventually,
+} from "../lib/procs.mjs";
 
 after(stopAll);
 
@@ -71,13 +82,66 @@ describe("three replicas, one Redis", () => {
   }
 });
 
+describe("three replicas, a three-master Redis Cluster", () => {
+  test("rules in different slots: exactly the limit, and the refused requests' reservations taken back", async () => {
+    const cluster = await startRedisCluster();
+    const sim = await startSim();
+    const cfg = `listen: 127.0.0.1:0
+workers: 2
+health: {enabled: false}
+backends:
+  - {name: sim, url: "${sim.url}", models: [Qwen3-1.7B]}
+limits:
+  store: redis
+  rules:
+    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 30/hour}
+    - {name: global, key: global, algorithm: fixed_window, limit: 5000/hour}
+    - {name: in-flight, key: global, algorithm: concurrency, limit: 5000}
+redis: {cluster: [${cluster.seeds.map((s) => `"${s}"`).join(", ")}], timeout: 2s}
+`;
+    // The per-ip state ({127.0.0.1}) and the global ones ({*}) live in different slots.
+    const slot = (key) => redisCli(cluster.nodes[0].port, "CLUSTER", "KEYSLOT", key);
+    assert.notEqual(await slot("llmgate:{127.0.0.1}:per-ip:fixed_window"), await slot("llmgate:{*}:global:fixed_window"));
+    const gateways = await Promise.all([0, 1, 2].map(() => startGateway(cfg)));
+    const r = await burst(gateways, 2000);
+    assert.deepEqual(r.other, [], "every request got 200 or 429");
+    assert.equal(r.ok, 30);
+    let decided = 0,
+      rollbacks = 0;
+    for (const g of gateways) {
+      decided += await metric(g.url, "llmgate_redis_decisions_total", { outcome: "redis" });
+      rollbacks += await metric(g.url, "llmgate_redis_rollbacks_total");
+    }
+    assert.equal(decided, 2000, "every decision was the cluster's");
+    assert.equal(rollbacks, 1970, "each refused request's global reservation was taken back");
+    // The global window (on whichever master owns its slot) counts the 30 admitted only, and no lease is left.
+    const sum = (pattern, per) =>
+      `local n = 0 for _, k in ipairs(redis.call('KEYS', '${pattern}')) do n = n + ${per} end return n`;
+    const tally = async (pattern, per) => {
+      let n = 0;
+      for (const node of cluster.nodes) n += Number(await redisCli(node.port, "EVAL", sum(pattern, per), "0"));
+      return n;
+    };
+    // (The take-backs and releases are sent behind the answers: bounded polling.)
+    await eventually(async () => (await tally("llmgate:{*}:global:fixed_window:*", "tonumber(redis.call('GET', k))")) === 30, {
+      what: "the global window counting only the 30 admitted",
+    });
+    await eventually(async () => (await tally("llmgate:{*}:in-flight:*", "redis.call('ZCARD', k)")) === 0, {
+      what: "every lease released",
+    });
+    await Promise.all(gateways.map((g) => g.stop()));
+    await sim.stop();
+    await cluster.stop();
+  });
+});
+
 describe("concurrency across replicas", () => {
   test("leases: the fleet holds at most the limit in flight, and each ending request frees its lease", async () => {
     const redis = await startRedis();
     const sim = await startSim({ args: ["--latency-ms", "600"] });
     const rule = "{name: parallel, key: global, algorithm: concurrency, limit: 3}";
     const gateways = await Promise.all([0, 1].map(() => startGateway(config(sim, redis, rule))));
-    const leases = `EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'llmgate:{parallel:*')) do n = n + redis.call('ZCARD', k) end return n" 0`;
+    const leases = `EVAL "local n = 0 for _, k in ipairs(redis.call('KEYS', 'llmgate:{*}:parallel:*')) do n = n + redis.call('ZCARD', k) end return n" 0`;
     for (let round = 0; round < 2; round++) {
       const r = await burst(gateways, 10);
       assert.deepEqual(r.other, []);

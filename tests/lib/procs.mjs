@@ -7,7 +7,7 @@
 // 'exit' handler SIGKILLs whatever is still alive if a file dies early.
 
 import net from "node:net";
-import { spawn } from "node:child_process";
+import { spawn, execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
@@ -429,6 +429,62 @@ async function spawnRedis(port, args) {
   }
   await handle.stop();
   return null;
+}
+
+// redis-cli's output (stdout, trailing newline removed) for one command on the node at `port`.
+export function redisCli(port, ...args) {
+  return new Promise((resolve, reject) =>
+    execFile("redis-cli", ["-p", String(port), ...args], { timeout: 60000 }, (err, stdout) =>
+      err ? reject(err) : resolve(stdout.replace(/\n$/, "")),
+    ),
+  );
+}
+
+/**
+ * A real three-master Redis Cluster on free loopback ports: three
+ * cluster-enabled redis-servers (each in its own temporary directory) joined
+ * by `redis-cli --cluster create`; resolves once every node reports
+ * cluster_state:ok and knows the other two. seeds: "127.0.0.1:port" each.
+ */
+export async function startRedisCluster() {
+  const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), "llmgate-cluster-")));
+  const nodes = [];
+  for (const dir of dirs)
+    nodes.push(
+      await startRedis({
+        args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--dir", dir, "--cluster-node-timeout", "2000"],
+      }),
+    );
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const out = await redisCli(
+      nodes[0].port,
+      "--cluster",
+      "create",
+      ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      "--cluster-replicas",
+      "0",
+      "--cluster-yes",
+    );
+    if (!out.includes("All 16384 slots covered")) throw new Error(`redis-cli --cluster create: ${out}`);
+    await eventually(
+      async () => {
+        for (const n of nodes) {
+          const info = await redisCli(n.port, "CLUSTER", "INFO");
+          if (!info.includes("cluster_state:ok") || !info.includes("cluster_known_nodes:3")) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 30000, everyMs: 100, what: "the cluster settled" },
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { nodes, seeds: nodes.map((n) => `127.0.0.1:${n.port}`), stop };
 }
 
 // Sum of every sample of `name` whose labels include all of `labels`.

@@ -831,6 +831,12 @@ TEST(redis_config, a_bad_url_is_reported_without_echoing_its_password) {
   EXPECT_EQ(s->redis.sentinels[1].host, "10.0.0.2");
   EXPECT_EQ(s->redis.sentinels[1].port, 26379);
   EXPECT_EQ(s->redis.master_name, "cache");
+  const auto c = with_redis("{cluster: [\"10.0.0.1:7000\", \"10.0.0.2:7001\"]}");
+  ASSERT_EQ(c->redis.cluster.size(), 2u);
+  EXPECT_EQ(c->redis.cluster[1].port, 7001);
+  EXPECT_THROW((void)with_redis("{cluster: [\"10.0.0.1:7000\"], sentinels: [\"10.0.0.1:26379\"]}"), config_error);
+  EXPECT_THROW((void)with_redis("{cluster: [\"10.0.0.1:7000\"], url: \"redis://h:1/2\"}"), config_error);
+  EXPECT_THROW((void)with_redis("{cluster: [\"10.0.0.1\"]}"), config_error);
   EXPECT_THROW((void)with_redis("{on_failure: maybe}"), config_error);
   EXPECT_THROW((void)with_redis("{url: \"http://host\"}"), config_error);
 }

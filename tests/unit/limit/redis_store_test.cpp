@@ -1,5 +1,7 @@
 #include "limit/redis_store.hpp"
 
+#include "redis/slot.hpp"
+
 #include <gtest/gtest.h>
 
 namespace llmgate::limit {
@@ -43,7 +45,7 @@ TEST(redis_store, the_admit_call_carries_every_rule_with_its_key_and_parameters)
   EXPECT_EQ(args[0], "EVALSHA");
   EXPECT_EQ(args[1], "abc123");
   EXPECT_EQ(args[2], "4");
-  EXPECT_EQ(args[3], "llmgate:{log:10.0.0.1}:sliding_log"); // the hash tag holds rule and caller
+  EXPECT_EQ(args[3], "llmgate:{10.0.0.1}:log:sliding_log"); // the hash tag holds the caller
   EXPECT_EQ(args[7], "req-1");
   // log: sliding_log, 30 per 60 000 000 µs
   EXPECT_EQ((std::vector<std::string>(args.begin() + 8, args.begin() + 16)),
@@ -93,6 +95,52 @@ TEST(redis_store, decoding_the_answer_gives_one_decision_per_rule) {
   EXPECT_FALSE(decode_admit(r, plan.size(), plan)) << "a reply of the wrong shape is refused";
   r.elements.push_back(num(-1));
   EXPECT_EQ((*decode_admit(r, plan.size(), plan))[3].delay, k_never) << "-1 is never";
+}
+
+TEST(redis_store, rules_of_one_caller_share_a_slot_and_groups_follow_the_slots) {
+  const auto cfg = control::load_config(k_config, "t.yaml");
+  rule_set rules(*cfg);
+  const auto plan = rules.plan(facts());
+  const auto groups = group_by_slot("llmgate:", rules, plan);
+  // log and smooth are keyed by the client's address: one slot; tb (team-a\x1fm) and par (global) elsewhere.
+  std::size_t covered = 0;
+  for (const auto& g : groups) {
+    covered += g.rules.size();
+    for (const auto i : g.rules)
+      EXPECT_EQ(redis::key_slot(state_key("llmgate:", rules.rule(plan[i].rule), plan[i].key)), g.slot);
+  }
+  EXPECT_EQ(covered, plan.size());
+  ASSERT_EQ(groups.size(), 3u);
+  EXPECT_EQ(groups[0].rules, (std::vector<std::size_t>{0, 3})); // log and smooth together, in plan order
+  EXPECT_EQ(groups[0].slot, redis::key_slot("10.0.0.1"));
+  EXPECT_EQ(groups[2].slot, redis::key_slot("*")); // a global rule's key
+
+  admission a = rules.assemble(plan, std::vector<decision>(plan.size(), decision{true}));
+  const auto parts = split_by_slot("llmgate:", rules, a); // tb is a shadow meter: nothing held
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].second.holds.size(), 2u);
+  ASSERT_EQ(parts[1].second.holds.size(), 1u);
+  EXPECT_EQ(parts[1].second.holds[0].rule, plan[2].rule);
+  EXPECT_EQ(parts[1].first, redis::key_slot("*"));
+}
+
+TEST(redis_store, an_undo_takes_back_only_what_the_admit_committed) {
+  const auto cfg = control::load_config(k_config, "t.yaml");
+  rule_set rules(*cfg);
+  const auto plan = rules.plan(facts());
+  std::vector<decision> verdicts(plan.size(), decision{true});
+  verdicts[1].allowed = false; // a shadow refusal: nothing was counted for it
+  const auto args = decode_command(undo_command("sha", "p:", rules, plan, verdicts, "req-9", 1234567));
+  ASSERT_EQ(args.size(), 3u + 3u + 2u + 3u * 5u);
+  EXPECT_EQ(args[2], "3");
+  EXPECT_EQ(args[3], "p:{10.0.0.1}:log:sliding_log");
+  EXPECT_EQ(args[4], "p:{*}:par:concurrency");
+  EXPECT_EQ(args[6], "req-9");
+  EXPECT_EQ(args[7], "1234567");
+  EXPECT_EQ((std::vector<std::string>(args.begin() + 8, args.begin() + 13)),
+            (std::vector<std::string>{"sliding_log", "30", "60000000", "1", "1"}));
+  EXPECT_EQ(args[17], "3"); // par was the admit call's third rule
+  EXPECT_TRUE(undo_command("sha", "p:", rules, plan, std::vector<decision>(plan.size()), "r", 1).empty());
 }
 
 } // namespace
