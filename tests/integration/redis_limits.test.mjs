@@ -1,6 +1,6 @@
 // limits.store: redis — limits that hold for a fleet of replicas sharing one
 // real redis-server, and what happens when Redis dies and comes back.
-import { test, describe, after } from "node:test";
+import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
 import {
@@ -57,13 +57,16 @@ async function burst(gateways, n) {
   return { ok: count(200), limited: count(429), other: statuses.filter((x) => x !== 200 && x !== 429) };
 }
 
+// Each admits exactly 30 of a burst (fixed_window over an hour, so a burst cannot straddle a window edge).
+const exactness = [
+  ["sliding_log", "{name: per-ip, key: client_ip, algorithm: sliding_log, limit: 30/minute}"],
+  ["gcra", "{name: per-ip, key: client_ip, algorithm: gcra, limit: 30/hour, burst: 30}"],
+  ["fixed_window", "{name: per-ip, key: client_ip, algorithm: fixed_window, limit: 30/hour}"],
+  ["token_bucket", "{name: per-ip, key: client_ip, algorithm: token_bucket, limit: 1/minute, burst: 30}"],
+];
+
 describe("three replicas, one Redis", () => {
-  for (const [name, rule] of [
-    ["sliding_log", "{name: per-ip, key: client_ip, algorithm: sliding_log, limit: 30/minute}"],
-    ["gcra", "{name: per-ip, key: client_ip, algorithm: gcra, limit: 30/hour, burst: 30}"],
-    ["fixed_window", "{name: per-ip, key: client_ip, algorithm: fixed_window, limit: 30/hour}"],
-    ["token_bucket", "{name: per-ip, key: client_ip, algorithm: token_bucket, limit: 1/minute, burst: 30}"],
-  ]) {
+  for (const [name, rule] of exactness) {
     test(`${name}: 2,000 concurrent requests across the fleet admit exactly 30`, async () => {
       const redis = await startRedis();
       const sim = await startSim();
@@ -83,10 +86,20 @@ describe("three replicas, one Redis", () => {
 });
 
 describe("three replicas, a three-master Redis Cluster", () => {
-  test("rules in different slots: exactly the limit, and the refused requests' reservations taken back", async () => {
-    const cluster = await startRedisCluster();
-    const sim = await startSim();
-    const cfg = `listen: 127.0.0.1:0
+  let cluster, sim;
+  before(async () => {
+    cluster = await startRedisCluster();
+    sim = await startSim();
+  });
+  after(async () => {
+    await sim?.stop();
+    await cluster?.stop();
+  });
+
+  for (const [name, rule] of exactness) {
+    test(`${name} beside global rules in another slot: exactly 30 of 2,000, the refused requests' reservations taken back`, async () => {
+      const prefix = `t-${name}:`;
+      const cfg = `listen: 127.0.0.1:0
 workers: 2
 health: {enabled: false}
 backends:
@@ -94,45 +107,45 @@ backends:
 limits:
   store: redis
   rules:
-    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 30/hour}
+    - ${rule}
     - {name: global, key: global, algorithm: fixed_window, limit: 5000/hour}
     - {name: in-flight, key: global, algorithm: concurrency, limit: 5000}
-redis: {cluster: [${cluster.seeds.map((s) => `"${s}"`).join(", ")}], timeout: 2s}
+redis: {cluster: [${cluster.seeds.map((s) => `"${s}"`).join(", ")}], timeout: 2s, key_prefix: "${prefix}"}
 `;
-    // The per-ip state ({127.0.0.1}) and the global ones ({*}) live in different slots.
-    const slot = (key) => redisCli(cluster.nodes[0].port, "CLUSTER", "KEYSLOT", key);
-    assert.notEqual(await slot("llmgate:{127.0.0.1}:per-ip:fixed_window"), await slot("llmgate:{*}:global:fixed_window"));
-    const gateways = await Promise.all([0, 1, 2].map(() => startGateway(cfg)));
-    const r = await burst(gateways, 2000);
-    assert.deepEqual(r.other, [], "every request got 200 or 429");
-    assert.equal(r.ok, 30);
-    let decided = 0,
-      rollbacks = 0;
-    for (const g of gateways) {
-      decided += await metric(g.url, "llmgate_redis_decisions_total", { outcome: "redis" });
-      rollbacks += await metric(g.url, "llmgate_redis_rollbacks_total");
-    }
-    assert.equal(decided, 2000, "every decision was the cluster's");
-    assert.equal(rollbacks, 1970, "each refused request's global reservation was taken back");
-    // The global window (on whichever master owns its slot) counts the 30 admitted only, and no lease is left.
-    const sum = (pattern, per) =>
-      `local n = 0 for _, k in ipairs(redis.call('KEYS', '${pattern}')) do n = n + ${per} end return n`;
-    const tally = async (pattern, per) => {
-      let n = 0;
-      for (const node of cluster.nodes) n += Number(await redisCli(node.port, "EVAL", sum(pattern, per), "0"));
-      return n;
-    };
-    // (The take-backs and releases are sent behind the answers: bounded polling.)
-    await eventually(async () => (await tally("llmgate:{*}:global:fixed_window:*", "tonumber(redis.call('GET', k))")) === 30, {
-      what: "the global window counting only the 30 admitted",
+      // The per-ip state ({127.0.0.1}) and the global ones ({*}) live in different slots.
+      const slot = (key) => redisCli(cluster.nodes[0].port, "CLUSTER", "KEYSLOT", key);
+      assert.notEqual(await slot(`${prefix}{127.0.0.1}:per-ip`), await slot(`${prefix}{*}:global`));
+      const gateways = await Promise.all([0, 1, 2].map(() => startGateway(cfg)));
+      const r = await burst(gateways, 2000);
+      assert.deepEqual(r.other, [], "every request got 200 or 429");
+      assert.equal(r.ok, 30);
+      let decided = 0,
+        rollbacks = 0;
+      for (const g of gateways) {
+        decided += await metric(g.url, "llmgate_redis_decisions_total", { outcome: "redis" });
+        rollbacks += await metric(g.url, "llmgate_redis_rollbacks_total");
+      }
+      assert.equal(decided, 2000, "every decision was the cluster's");
+      assert.equal(rollbacks, 1970, "each refused request's global reservation was taken back");
+      // The global window (on whichever master owns its slot) counts the 30 admitted only, and no lease is left.
+      const sum = (pattern, per) =>
+        `local n = 0 for _, k in ipairs(redis.call('KEYS', '${pattern}')) do n = n + ${per} end return n`;
+      const tally = async (pattern, per) => {
+        let n = 0;
+        for (const node of cluster.nodes) n += Number(await redisCli(node.port, "EVAL", sum(pattern, per), "0"));
+        return n;
+      };
+      // (The take-backs and releases are sent behind the answers: bounded polling.)
+      const windows = `${prefix}{*}:global:fixed_window:*`;
+      await eventually(async () => (await tally(windows, "tonumber(redis.call('GET', k))")) === 30, {
+        what: "the global window counting only the 30 admitted",
+      });
+      await eventually(async () => (await tally(`${prefix}{*}:in-flight:*`, "redis.call('ZCARD', k)")) === 0, {
+        what: "every lease released",
+      });
+      await Promise.all(gateways.map((g) => g.stop()));
     });
-    await eventually(async () => (await tally("llmgate:{*}:in-flight:*", "redis.call('ZCARD', k)")) === 0, {
-      what: "every lease released",
-    });
-    await Promise.all(gateways.map((g) => g.stop()));
-    await sim.stop();
-    await cluster.stop();
-  });
+  }
 });
 
 describe("concurrency across replicas", () => {
