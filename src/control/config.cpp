@@ -624,8 +624,9 @@ public:
       return;
     }
     if (!expect_map(n, path)) return;
-    check_keys(n, path,
-               {"name", "aliases", "fallback", "context_length", "default_max_tokens", "tokenizer", "balance"});
+    check_keys(
+        n, path,
+        {"name", "aliases", "fallback", "context_length", "default_max_tokens", "tokenizer", "balance", "degrade"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join(path, k);
@@ -635,6 +636,8 @@ public:
         get_list(kv.second, key, m.aliases);
       else if (k == "fallback")
         get(kv.second, key, m.fallback);
+      else if (k == "degrade")
+        read_model_degrade(kv.second, key, m);
       else if (k == "context_length")
         get_int(kv.second, key, m.context_length, 1, 100'000'000);
       else if (k == "default_max_tokens")
@@ -656,6 +659,136 @@ public:
       }
     }
     if (m.name.empty()) problem(n, join(path, "name"), "every model needs a name");
+  }
+
+  // A model's degrade: {level: auto | 0..4, triggers: [...]}.
+  void read_model_degrade(const YAML::Node& n, const std::string& path, model_config& m) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path, {"level", "triggers"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      if (k == "level") {
+        if (auto s = scalar(kv.second, key); s && *s == "auto")
+          m.level = -1;
+        else
+          get_int(kv.second, key, m.level, 0, 4);
+      } else if (k == "triggers")
+        read_triggers(kv.second, key, m.triggers.emplace());
+    }
+  }
+
+  // [{signal: gpu_temp, above: 85, level: 2}, ...]; times (ttft_p95, queue_wait_p95) as durations.
+  void read_triggers(const YAML::Node& n, const std::string& path, std::vector<trigger_config>& out) {
+    if (!n.IsSequence()) {
+      problem(n, path, "expected a list of {signal, above, level}");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const auto item = fmt::format("{}[{}]", path, i);
+      const auto& t = n[i];
+      if (!expect_map(t, item)) continue;
+      check_keys(t, item, {"signal", "above", "level"});
+      auto& tr = out.emplace_back();
+      if (!t["signal"] || !t["above"]) {
+        problem(t, item, "a trigger needs signal and above");
+        continue;
+      }
+      std::string name;
+      get(t["signal"], join(item, "signal"), name);
+      if (auto s = parse_signal(name))
+        tr.what = *s;
+      else {
+        problem(t["signal"], join(item, "signal"),
+                fmt::format("unknown signal '{}' (breakers_open, queue_depth, queue_wait_p95, ttft_p95, error_rate, "
+                            "gpu_temp, gpu_util, gpu_mem, waiting)",
+                            name));
+        continue;
+      }
+      if (tr.what == signal::ttft_p95 || tr.what == signal::queue_wait_p95) {
+        duration d{};
+        get_duration(t["above"], join(item, "above"), d);
+        tr.above = std::chrono::duration<double>(d).count();
+      } else {
+        const bool share =
+            tr.what == signal::breakers_open || tr.what == signal::error_rate || tr.what == signal::gpu_mem;
+        get_double(t["above"], join(item, "above"), tr.above, 0, share ? 1 : 1e9);
+      }
+      if (t["level"]) get_int(t["level"], join(item, "level"), tr.level, 1, 4);
+    }
+  }
+
+  void read_degrade(const YAML::Node& n, degrade_config& d) {
+    if (!expect_map(n, "degrade")) return;
+    check_keys(n, "degrade", {"static_reply", "interval", "window", "dwell", "triggers"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("degrade", k);
+      if (k == "static_reply")
+        get(kv.second, key, d.static_reply);
+      else if (k == "interval")
+        get_duration(kv.second, key, d.interval);
+      else if (k == "window")
+        get_duration(kv.second, key, d.window);
+      else if (k == "dwell")
+        get_duration(kv.second, key, d.dwell);
+      else if (k == "triggers")
+        read_triggers(kv.second, key, d.triggers);
+    }
+    if (d.interval < std::chrono::milliseconds(10)) problem(n, "degrade.interval", "must be at least 10ms");
+    if (d.window < d.interval) problem(n, "degrade.window", "must be at least degrade.interval");
+  }
+
+  void read_admin(const YAML::Node& n, admin_config& a) {
+    if (!expect_map(n, "admin")) return;
+    check_keys(n, "admin", {"listen", "token"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("admin", k);
+      if (k == "listen") {
+        if (auto s = scalar(kv.second, key)) {
+          if (auto hp = parse_host_port(*s))
+            a.listen = *hp;
+          else
+            problem(kv.second, key, fmt::format("expected host:port, got '{}'", *s));
+        }
+      } else if (k == "token")
+        get(kv.second, key, a.token); // never echoed
+    }
+  }
+
+  void read_cache(const YAML::Node& n, cache_config& c) {
+    if (!expect_map(n, "cache")) return;
+    check_keys(n, "cache", {"mode", "max_entries", "max_bytes", "ttl", "scope"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join("cache", k);
+      if (k == "mode") {
+        std::string m;
+        get(kv.second, key, m);
+        if (m == "off")
+          c.mode = cache_mode::off;
+        else if (m == "when_down")
+          c.mode = cache_mode::when_down;
+        else if (m == "always")
+          c.mode = cache_mode::always;
+        else
+          problem(kv.second, key, fmt::format("expected off, when_down or always, got '{}'", m));
+      } else if (k == "max_entries")
+        get_int(kv.second, key, c.max_entries, 1, 100'000'000);
+      else if (k == "max_bytes")
+        get_size(kv.second, key, c.max_bytes, std::uint64_t{1} << 40);
+      else if (k == "ttl")
+        get_duration(kv.second, key, c.ttl);
+      else if (k == "scope") {
+        std::string s;
+        get(kv.second, key, s);
+        if (s == "global" || s == "key")
+          c.per_key = s == "key";
+        else
+          problem(kv.second, key, fmt::format("expected global or key, got '{}'", s));
+      }
+    }
   }
 
   void read_rule(const YAML::Node& n, const std::string& path, rule_config& r) {
@@ -1037,7 +1170,7 @@ public:
     check_keys(root, "",
                {"listen", "workers", "reasoning_field", "log_level", "cors",         "server", "upstream", "backends",
                 "models", "auth",    "trusted_proxies", "tiers",     "default_tier", "keys",   "limits",   "breaker",
-                "health", "retry",   "scrape",          "redis"});
+                "health", "retry",   "scrape",          "redis",     "degrade",      "admin",  "cache"});
     std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();
@@ -1080,6 +1213,12 @@ public:
         read_scrape(v, c.scrape);
       else if (k == "redis")
         read_redis(v, c.redis);
+      else if (k == "degrade")
+        read_degrade(v, c.degrade);
+      else if (k == "admin")
+        read_admin(v, c.admin);
+      else if (k == "cache")
+        read_cache(v, c.cache);
       else if (k == "backends")
         backends_node = v;
       else if (k == "auth")
@@ -1144,10 +1283,18 @@ public:
       if (!served)
         problems.push_back({0, 0, fmt::format("models[{}]", i), fmt::format("no backend serves model '{}'", m.name)});
     }
-    for (std::size_t i = 0; i < c.models.size(); ++i)
-      if (!c.models[i].fallback.empty() && !c.model_index.contains(c.models[i].fallback))
-        problems.push_back({0, 0, fmt::format("models[{}].fallback", i),
-                            fmt::format("fallback model '{}' is not configured", c.models[i].fallback)});
+    for (std::size_t i = 0; i < c.models.size(); ++i) {
+      const auto& fb = c.models[i].fallback;
+      if (fb.empty()) continue;
+      const auto it = c.model_index.find(fb);
+      if (it == c.model_index.end())
+        problems.push_back(
+            {0, 0, fmt::format("models[{}].fallback", i), fmt::format("fallback model '{}' is not configured", fb)});
+      else if (it->second == i)
+        problems.push_back({0, 0, fmt::format("models[{}].fallback", i), "a model cannot be its own fallback"});
+      else
+        c.models[i].fallback = c.models[it->second].name; // an alias names the model itself
+    }
     if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
     // Tiers: none declared means one, "default", degraded from L1.
     if (c.tiers.empty()) c.tiers.push_back({"default", 1});
@@ -1176,6 +1323,30 @@ private:
 };
 
 } // namespace
+
+namespace {
+constexpr std::array<std::pair<signal, std::string_view>, 9> k_signals{{{signal::breakers_open, "breakers_open"},
+                                                                        {signal::queue_depth, "queue_depth"},
+                                                                        {signal::queue_wait_p95, "queue_wait_p95"},
+                                                                        {signal::ttft_p95, "ttft_p95"},
+                                                                        {signal::error_rate, "error_rate"},
+                                                                        {signal::gpu_temp, "gpu_temp"},
+                                                                        {signal::gpu_util, "gpu_util"},
+                                                                        {signal::gpu_mem, "gpu_mem"},
+                                                                        {signal::waiting, "waiting"}}};
+} // namespace
+
+std::string_view to_string(signal s) {
+  for (const auto& [v, name] : k_signals)
+    if (v == s) return name;
+  return "?";
+}
+
+std::optional<signal> parse_signal(std::string_view s) {
+  for (const auto& [v, name] : k_signals)
+    if (name == s) return v;
+  return std::nullopt;
+}
 
 std::shared_ptr<const config> load_config(const std::string& yaml_text, const std::string& source, env_lookup env) {
   YAML::Node root;

@@ -105,11 +105,44 @@ struct backend_config {
   health_config health;
 };
 
+// What the degradation ladder and load-driven limits watch, per model pool.
+enum class signal {
+  breakers_open,  // share (0..1) of the pool's backends that take no traffic (breaker open, or unhealthy)
+  queue_depth,    // requests waiting in the pool's backend lines
+  queue_wait_p95, // seconds, over degrade.window
+  ttft_p95,       // seconds to the first token (or the whole answer's head), over degrade.window
+  error_rate,     // share (0..1) of the pool's answers that failed (5xx, timeouts, unreachable), over degrade.window
+  gpu_temp,       // °C, the hottest GPU of the pool (DCGM)
+  gpu_util,       // %, the busiest GPU of the pool (DCGM)
+  gpu_mem,        // share (0..1) of framebuffer memory used, the fullest GPU of the pool (DCGM)
+  waiting,        // requests waiting inside the pool's engines (vLLM num_requests_waiting and the like)
+};
+[[nodiscard]] std::string_view to_string(signal s);
+[[nodiscard]] std::optional<signal> parse_signal(std::string_view s);
+
+// Past `above`, a model's pool asks for at least `level`.
+struct trigger_config {
+  signal what = signal::breakers_open;
+  double above = 0;
+  int level = 1;
+};
+
+// The degradation ladder: L1 no streaming, L2 no thinking, L3 the fallback model, L4 the static reply.
+struct degrade_config {
+  std::string static_reply;             // L4's answer; empty: 503 service_busy
+  duration interval = 1s;               // how often the triggers are evaluated
+  duration window = 30s;                // the p95s and the error rate are over this window
+  duration dwell = 30s;                 // a level falls one step once its target has stayed lower this long
+  std::vector<trigger_config> triggers; // for every model with level auto that has none of its own
+};
+
 struct model_config {
   std::string name;
   std::vector<std::string> aliases;
-  std::string fallback;            // the ladder's L3 (used by the degradation issue)
-  std::int64_t context_length = 0; // 0: unknown
+  std::string fallback; // the ladder's L3: the model that serves it
+  int level = -1;       // degrade.level: 0..4 set by config; -1 auto (the triggers decide)
+  std::optional<std::vector<trigger_config>> triggers; // its own triggers instead of degrade.triggers
+  std::int64_t context_length = 0;                     // 0: unknown
   std::int64_t default_max_tokens = 1024;
   std::string tokenizer; // tokenizer.json of the model: exact token counts; empty: an estimate (bytes / 4)
   balance_strategy balance = balance_strategy::round_robin;
@@ -229,6 +262,22 @@ struct redis_config {
   std::vector<endpoint_address> cluster;   // Redis Cluster: seed nodes (the masters are learnt from them)
 };
 
+// The admin API: its own listener, behind a bearer token (empty: closed).
+struct admin_config {
+  std::optional<endpoint_address> listen;
+  std::string token;
+};
+
+// The response cache.
+enum class cache_mode { off, when_down, always };
+struct cache_config {
+  cache_mode mode = cache_mode::when_down;
+  std::size_t max_entries = 10000;
+  std::uint64_t max_bytes = 64 << 20;
+  duration ttl = 10min;
+  bool per_key = false; // scope: key (each caller its own entries) instead of global
+};
+
 struct config {
   endpoint_address listen;
   unsigned workers = 0; // 0: one per core
@@ -250,6 +299,9 @@ struct config {
   std::vector<key_config> keys;
   limits_config limits;
   redis_config redis;
+  degrade_config degrade;
+  admin_config admin;
+  cache_config cache;
 
   // Derived at load time: every name and alias → index into models.
   std::map<std::string, std::size_t, std::less<>> model_index;

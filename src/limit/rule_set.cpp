@@ -29,14 +29,29 @@ constexpr std::string_view k_overflow_key = "\x01overflow";
 } // namespace
 
 // One rule's key states: k_shards maps, each with its own lock. The caller
-// (rule_set) holds the shard's lock around every call below.
+// (rule_set) holds the shard's lock around every call below. The locks, the
+// lines and the states live in shared parts: a rule set built by a reload
+// (or a limit change) shares them with the one before for every rule whose
+// name, key and algorithm did not change, so requests admitted by the old set
+// and released later, and the new set's admissions, meet the same counts.
 class rule_set::store {
 public:
+  struct common {
+    std::array<std::mutex, k_shards> locks;
+    // Requests waiting their turn, per key (on_limit: queue); guarded by the shard's lock.
+    std::array<std::unordered_map<std::string, std::deque<std::uint64_t>>, k_shards> lines;
+    std::atomic<std::uint64_t> overflowed{0};
+    std::atomic<std::uint64_t> next_ticket{1};
+  };
+
+  explicit store(std::shared_ptr<common> c) : common_(c ? std::move(c) : std::make_shared<common>()) {}
   virtual ~store() = default;
   [[nodiscard]] std::size_t shard_of(std::string_view key) const {
     return std::hash<std::string_view>{}(key) % k_shards;
   }
-  std::mutex& lock(std::size_t shard) { return locks_[shard]; }
+  std::mutex& lock(std::size_t shard) { return common_->locks[shard]; }
+  [[nodiscard]] common& shared() { return *common_; }
+  [[nodiscard]] const std::shared_ptr<common>& shared_ptr() const { return common_; }
 
   // `variant` picks the limit in force (a schedule's override, or the rule's own).
   virtual decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost,
@@ -49,26 +64,30 @@ public:
   virtual void release(std::size_t shard, const std::string& key, std::int64_t cost) = 0;
   [[nodiscard]] virtual std::size_t size() = 0; // takes each shard's lock
   virtual std::size_t sweep(std::size_t shard, nanos now) = 0;
-  std::atomic<std::uint64_t> overflowed{0};
-  // Requests waiting their turn, per key (on_limit: queue); guarded by the shard's lock.
-  std::array<std::unordered_map<std::string, std::deque<std::uint64_t>>, k_shards> lines;
-  std::atomic<std::uint64_t> next_ticket{1};
 
 private:
-  std::array<std::mutex, k_shards> locks_;
+  std::shared_ptr<common> common_;
 };
 
 namespace {
 
 template <class Algo> class algo_store final : public rule_set::store {
 public:
-  algo_store(std::vector<typename Algo::params> variants, std::size_t max_keys, std::string rule)
-      : variants_(std::move(variants)), max_per_shard_(std::max<std::size_t>(1, max_keys / k_shards)),
-        rule_(std::move(rule)) {}
+  struct states {
+    std::array<std::unordered_map<std::string, typename Algo::state>, k_shards> shards;
+    std::array<nanos, k_shards> last_scan{}; // when each full shard was last scanned for idle keys
+  };
+
+  // previous: the same rule's store in the set before (its states are shared), or null.
+  algo_store(std::vector<typename Algo::params> variants, std::size_t max_keys, std::string rule,
+             const rule_set::store* previous)
+      : store(previous ? previous->shared_ptr() : nullptr), variants_(std::move(variants)),
+        max_per_shard_(std::max<std::size_t>(1, max_keys / k_shards)), rule_(std::move(rule)),
+        states_(previous ? static_cast<const algo_store&>(*previous).states_ : std::make_shared<states>()) {}
 
   decision check(std::size_t shard, const std::string& key, nanos now, std::int64_t cost,
                  std::size_t variant) override {
-    const auto& map = shards_[shard];
+    const auto& map = states_->shards[shard];
     auto it = map.find(key);
     if (it == map.end() && map.size() >= max_per_shard_) it = map.find(std::string(k_overflow_key));
     static const typename Algo::state fresh{};
@@ -78,20 +97,21 @@ public:
   std::string commit(std::size_t shard, const std::string& key, nanos now, std::int64_t cost,
                      std::size_t variant) override {
     const auto& p = variants_[variant];
-    auto& map = shards_[shard];
+    auto& map = states_->shards[shard];
+    auto& last_scan = states_->last_scan;
     auto it = map.find(key);
     std::string used = key;
     if (it == map.end()) {
       // A full shard is scanned for idle keys at most once a second: under a
       // flood of new keys the overflow bucket takes them without a scan each.
-      if (map.size() >= max_per_shard_ && now - last_scan_[shard] >= std::chrono::seconds(1)) {
-        last_scan_[shard] = now;
+      if (map.size() >= max_per_shard_ && now - last_scan[shard] >= std::chrono::seconds(1)) {
+        last_scan[shard] = now;
         std::erase_if(map, [&](const auto& kv) { return Algo::idle(p, kv.second, now); });
       }
       if (map.size() >= max_per_shard_) {
         // Every tracked key is busy: new ones share one bucket, so a flood of
         // fresh keys can neither exhaust memory nor buy itself fresh quota.
-        if (overflowed.fetch_add(1) == 0)
+        if (shared().overflowed.fetch_add(1) == 0)
           spdlog::warn("rule {}: max_tracked_keys reached with no idle key; new keys share one overflow bucket", rule_);
         used = std::string(k_overflow_key);
       }
@@ -103,14 +123,14 @@ public:
 
   void adjust(std::size_t shard, const std::string& key, nanos now, std::int64_t delta, std::size_t variant) override {
     if constexpr (!std::is_same_v<Algo, concurrency>) {
-      auto& map = shards_[shard];
+      auto& map = states_->shards[shard];
       if (auto it = map.find(key); it != map.end()) Algo::adjust(variants_[variant], it->second, now, delta);
     }
   }
 
   void release(std::size_t shard, const std::string& key, std::int64_t cost) override {
     if constexpr (std::is_same_v<Algo, concurrency>) {
-      auto& map = shards_[shard];
+      auto& map = states_->shards[shard];
       if (auto it = map.find(key); it != map.end()) {
         Algo::release(variants_.front(), it->second, cost);
         if (it->second.in_flight == 0) map.erase(it); // an idle concurrency key holds nothing worth keeping
@@ -120,14 +140,14 @@ public:
 
   std::size_t sweep(std::size_t shard, nanos now) override {
     const auto& p = variants_.front(); // idle means "as good as new" under any of the rule's limits
-    return std::erase_if(shards_[shard], [&](const auto& kv) { return Algo::idle(p, kv.second, now); });
+    return std::erase_if(states_->shards[shard], [&](const auto& kv) { return Algo::idle(p, kv.second, now); });
   }
 
   std::size_t size() override {
     std::size_t n = 0;
     for (std::size_t i = 0; i < k_shards; ++i) {
       std::lock_guard lock(this->lock(i));
-      n += shards_[i].size();
+      n += states_->shards[i].size();
     }
     return n;
   }
@@ -136,47 +156,51 @@ private:
   std::vector<typename Algo::params> variants_; // the rule's own limit, then one per schedule entry
   std::size_t max_per_shard_;
   std::string rule_;
-  std::array<std::unordered_map<std::string, typename Algo::state>, k_shards> shards_;
-  std::array<nanos, k_shards> last_scan_{}; // when each full shard was last scanned for idle keys
+  std::shared_ptr<states> states_;
 };
 
 // The rule's own limit and one per schedule entry (same period, own count and burst).
-template <class Algo, class Make>
-std::unique_ptr<rule_set::store> store_of(const control::rule_config& r, std::size_t max_keys, Make make) {
+template <class Algo, class Make> std::unique_ptr<rule_set::store>
+store_of(const control::rule_config& r, std::size_t max_keys, const rule_set::store* previous, Make make) {
   std::vector<typename Algo::params> variants{make(r.count, r.burst)};
   for (const auto& e : r.schedule) variants.push_back(make(e.count, e.burst));
-  return std::make_unique<algo_store<Algo>>(std::move(variants), max_keys, r.name);
+  return std::make_unique<algo_store<Algo>>(std::move(variants), max_keys, r.name, previous);
 }
 
-std::unique_ptr<rule_set::store> make_store(const control::rule_config& r, std::size_t max_keys) {
+// previous: the store of the same rule (same name, key and algorithm) in the set before, whose states carry over.
+std::unique_ptr<rule_set::store> make_store(const control::rule_config& r, std::size_t max_keys,
+                                            const rule_set::store* previous) {
   using control::limit_algorithm;
   const nanos period = r.period;
   switch (r.algorithm) {
   case limit_algorithm::fixed_window:
-    return store_of<fixed_window>(r, max_keys, [&](std::int64_t n, std::int64_t) {
+    return store_of<fixed_window>(r, max_keys, previous, [&](std::int64_t n, std::int64_t) {
       return fixed_window::params{n, period};
     });
   case limit_algorithm::sliding_window:
-    return store_of<sliding_window>(r, max_keys, [&](std::int64_t n, std::int64_t) {
+    return store_of<sliding_window>(r, max_keys, previous, [&](std::int64_t n, std::int64_t) {
       return sliding_window::params{n, period};
     });
   case limit_algorithm::sliding_log:
-    return store_of<sliding_log>(r, max_keys, [&](std::int64_t n, std::int64_t) {
+    return store_of<sliding_log>(r, max_keys, previous, [&](std::int64_t n, std::int64_t) {
       return sliding_log::params{n, period};
     });
   case limit_algorithm::token_bucket:
-    return store_of<token_bucket>(r, max_keys, [&](std::int64_t n, std::int64_t b) {
+    return store_of<token_bucket>(r, max_keys, previous, [&](std::int64_t n, std::int64_t b) {
       return token_bucket::params{{n, period}, b};
     });
   case limit_algorithm::gcra:
-    return store_of<gcra>(r, max_keys, [&](std::int64_t n, std::int64_t b) { return gcra::params{{n, period}, b}; });
+    return store_of<gcra>(r, max_keys, previous, [&](std::int64_t n, std::int64_t b) {
+      return gcra::params{{n, period}, b};
+    });
   case limit_algorithm::leaky_bucket:
-    return store_of<leaky_bucket>(r, max_keys, [&](std::int64_t n, std::int64_t b) {
+    return store_of<leaky_bucket>(r, max_keys, previous, [&](std::int64_t n, std::int64_t b) {
       return leaky_bucket::params{
           {n, period}, b, r.shape ? leaky_bucket::mode::shaper : leaky_bucket::mode::meter, r.delay, r.max_wait};
     });
   case limit_algorithm::concurrency:
-    return store_of<concurrency>(r, max_keys, [&](std::int64_t n, std::int64_t) { return concurrency::params{n}; });
+    return store_of<concurrency>(r, max_keys, previous,
+                                 [&](std::int64_t n, std::int64_t) { return concurrency::params{n}; });
   }
   return nullptr;
 }
@@ -187,9 +211,15 @@ bool applies(const control::rule_config& r, std::string_view tier) {
 
 } // namespace
 
-rule_set::rule_set(const control::config& cfg) : rules_(cfg.limits.rules) {
+rule_set::rule_set(const control::config& cfg, const rule_set* previous) : rules_(cfg.limits.rules) {
   for (const auto& r : rules_) {
-    stores_.push_back(make_store(r, cfg.limits.max_tracked_keys));
+    const store* carried = nullptr;
+    if (previous)
+      for (std::size_t i = 0; i < previous->rules_.size(); ++i)
+        if (const auto& old = previous->rules_[i];
+            old.name == r.name && old.key == r.key && old.algorithm == r.algorithm && old.shape == r.shape)
+          carried = previous->stores_[i].get();
+    stores_.push_back(make_store(r, cfg.limits.max_tracked_keys, carried));
     zones_.push_back(r.schedule.empty() ? nullptr : date::locate_zone(r.timezone)); // checked when loading
   }
 }
@@ -230,9 +260,9 @@ std::string rule_set::key_for(const control::rule_config& r, const request_facts
 queue_ticket rule_set::enqueue(std::size_t rule, const std::string& key) {
   auto& s = *stores_[rule];
   const auto shard = s.shard_of(key);
-  queue_ticket t{rule, key, s.next_ticket.fetch_add(1)};
+  queue_ticket t{rule, key, s.shared().next_ticket.fetch_add(1)};
   std::lock_guard lock(s.lock(shard));
-  s.lines[shard][key].push_back(t.id);
+  s.shared().lines[shard][key].push_back(t.id);
   return t;
 }
 
@@ -240,7 +270,7 @@ void rule_set::leave(const queue_ticket& t) {
   auto& s = *stores_[t.rule];
   const auto shard = s.shard_of(t.key);
   std::lock_guard lock(s.lock(shard));
-  auto& lines = s.lines[shard];
+  auto& lines = s.shared().lines[shard];
   const auto it = lines.find(t.key);
   if (it == lines.end()) return;
   std::erase(it->second, t.id);
@@ -285,7 +315,7 @@ admission rule_set::admit(const request_facts& facts, nanos now, const queue_tic
     // FIFO: while requests of this key wait in line, only the first of them may pass.
     bool behind = false;
     if (rules_[p.rule].queue && verdicts[j].allowed) {
-      const auto& lines = stores_[p.rule]->lines[p.shard];
+      const auto& lines = stores_[p.rule]->shared().lines[p.shard];
       if (const auto it = lines.find(p.key); it != lines.end() && !it->second.empty()) {
         const bool first = ticket && ticket->rule == p.rule && ticket->key == p.key && it->second.front() == ticket->id;
         if (!first) {
@@ -416,7 +446,7 @@ std::size_t rule_set::sweep(nanos now) {
 }
 
 std::size_t rule_set::tracked_keys(std::size_t rule) const { return stores_[rule]->size(); }
-std::uint64_t rule_set::overflowed(std::size_t rule) const { return stores_[rule]->overflowed.load(); }
+std::uint64_t rule_set::overflowed(std::size_t rule) const { return stores_[rule]->shared().overflowed.load(); }
 
 std::string format_reset(nanos d) {
   using namespace std::chrono;

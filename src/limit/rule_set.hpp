@@ -76,7 +76,11 @@ struct planned_rule {
 
 class rule_set final {
 public:
-  explicit rule_set(const control::config& cfg);
+  // previous: the set this one replaces (a reload, a limit changed by the
+  // admin API). Every rule whose name, key and algorithm did not change keeps
+  // its state, shared with the previous set (which may still be releasing
+  // what it admitted): a changed limit applies to what is already counted.
+  explicit rule_set(const control::config& cfg, const rule_set* previous = nullptr);
   ~rule_set();
   rule_set(const rule_set&) = delete;
   rule_set& operator=(const rule_set&) = delete;

@@ -60,22 +60,28 @@ bool has_soft_switch(const json::object& body, bool* thinking_on) {
 }
 
 std::string rewrite_request(const request_view& view, std::string_view original, std::string_view upstream_model,
-                            backend_kind kind, bool want_usage) {
-  const bool add_usage = want_usage && view.stream && !view.include_usage;
+                            backend_kind kind, const rewrite_options& opts) {
+  const bool stream_off = opts.stream_off && view.stream;
+  const bool add_usage = opts.want_usage && view.stream && !view.include_usage && !stream_off;
+  const std::optional<bool> enable_thinking = opts.thinking_off ? std::optional<bool>(false) : view.enable_thinking;
   const auto* kwargs = view.body.if_contains("chat_template_kwargs");
   const bool kwargs_has_ours = kwargs && kwargs->is_object() && kwargs->get_object().contains("return_reasoning");
   const bool chat = view.kind == endpoint::chat_completions;
-  const bool needs_soft_switch = chat && view.enable_thinking == false && !takes_template_kwargs(kind);
-  const bool needs_kwargs = chat && view.enable_thinking.has_value() && takes_template_kwargs(kind) &&
+  const bool needs_soft_switch = chat && enable_thinking == false && !takes_template_kwargs(kind);
+  const bool needs_kwargs = chat && enable_thinking.has_value() && takes_template_kwargs(kind) &&
                             !(kwargs && kwargs->is_object() && kwargs->get_object().contains("enable_thinking") &&
-                              kwargs->get_object().at("enable_thinking") == json::value(*view.enable_thinking));
+                              kwargs->get_object().at("enable_thinking") == json::value(*enable_thinking));
   const bool kwargs_unwanted = kwargs && !takes_template_kwargs(kind);
   if (view.model == upstream_model && !view.thinking_at_top_level && !kwargs_has_ours && !needs_soft_switch &&
-      !needs_kwargs && !kwargs_unwanted && !add_usage)
+      !needs_kwargs && !kwargs_unwanted && !add_usage && !stream_off)
     return std::string(original);
 
   json::object body = view.body;
   body["model"] = upstream_model;
+  if (stream_off) {
+    body["stream"] = false;
+    body.erase("stream_options");
+  }
   if (add_usage) {
     auto& opts = body["stream_options"];
     if (!opts.is_object()) opts = json::object{};
@@ -88,13 +94,16 @@ std::string rewrite_request(const request_view& view, std::string_view original,
     if (!takes_template_kwargs(kind)) kw->get_object().erase("enable_thinking");
     if (kw->get_object().empty()) body.erase("chat_template_kwargs");
   }
-  if (chat && view.enable_thinking.has_value()) {
+  if (chat && enable_thinking.has_value()) {
     if (takes_template_kwargs(kind)) {
       auto& kw = body["chat_template_kwargs"];
       if (!kw.is_object()) kw = json::object{};
-      kw.get_object()["enable_thinking"] = *view.enable_thinking;
-    } else if (!*view.enable_thinking && !has_soft_switch(body)) {
-      append_no_think(body);
+      kw.get_object()["enable_thinking"] = *enable_thinking;
+    } else if (!*enable_thinking) {
+      // The client's own switch stands, except a "/think" under the ladder's
+      // L2: a "/no_think" after it wins (Qwen3 obeys the last one).
+      bool on = false;
+      if (!has_soft_switch(body, &on) || (on && opts.thinking_off)) append_no_think(body);
     }
   }
   return json::serialize(body);

@@ -1,6 +1,9 @@
 #include "server/gateway_server.hpp"
 
 #include "control/caller.hpp"
+#include "degrade/ladder.hpp"
+#include "degrade/synth.hpp"
+#include "degrade/window_stats.hpp"
 #include "limit/rate_parse.hpp"
 #include "limit/redis_limiter.hpp"
 #include "limit/rule_set.hpp"
@@ -38,6 +41,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -177,7 +181,17 @@ struct gateway_metrics {
         gpu_memory(r.gauge("llmgate_backend_gpu_memory_used_bytes",
                            "GPU memory in use on the backend's GPUs (scraped: DCGM_FI_DEV_FB_USED).", {"backend"})),
         gpu_temp(r.gauge("llmgate_backend_gpu_temperature_celsius",
-                         "The hottest of the backend's GPUs (scraped: DCGM_FI_DEV_GPU_TEMP).", {"backend"})) {}
+                         "The hottest of the backend's GPUs (scraped: DCGM_FI_DEV_GPU_TEMP).", {"backend"})),
+        degrade_level(r.gauge("llmgate_degrade_level",
+                              "The degradation ladder's level of each model (0 normal, 1 no streaming, 2 no thinking, "
+                              "3 fallback model, 4 static reply).",
+                              {"model"})),
+        degraded(r.counter("llmgate_degraded_requests_total",
+                           "Requests served at a degraded level (L1..L4), by requested model and level.",
+                           {"model", "level"})),
+        level_changes(r.counter("llmgate_degrade_level_changes_total",
+                                "Changes of a model's ladder level, by model and cause (triggers, admin).",
+                                {"model", "cause"})) {}
 
   observe::counter_family& requests;
   observe::histogram_family& duration;
@@ -215,6 +229,9 @@ struct gateway_metrics {
   observe::gauge_family& gpu_util;
   observe::gauge_family& gpu_memory;
   observe::gauge_family& gpu_temp;
+  observe::gauge_family& degrade_level;
+  observe::counter_family& degraded;
+  observe::counter_family& level_changes;
 };
 
 // What one request carries through the pipeline.
@@ -234,6 +251,8 @@ struct request_state {
   net::steady_timer* waiting_on = nullptr;  // a wait in progress (line, backoff), cancelled if the client leaves
   clock::time_point deadline = clock::time_point::max(); // the client's own (x-request-timeout, x-stainless-timeout)
   std::function<void(clock::duration)> on_first_token;   // the attempt's breaker verdict, given early for streams
+  int level = 0;                                         // the ladder's level applied to this request
+  bool stream_off = false;                               // L1: asked upstream without streaming, the SSE made here
 };
 
 // What forwarding produced: already streamed to the client, a whole answer
@@ -329,6 +348,21 @@ struct gateway::impl {
       cfg->limits.redis_store ? std::make_unique<limit::redis_limiter>(*cfg, rules, registry) : nullptr;
   upstream::retry_budget budget{cfg->retry.budget_ratio, cfg->retry.budget_min_per_second, cfg->retry.budget_window};
   std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> tokenizers = load_tokenizers(*cfg); // by model index
+  // The degradation ladder of each model, and what its pool did lately (by model index).
+  std::vector<std::unique_ptr<degrade::model_ladder>> ladders = [this] {
+    std::vector<std::unique_ptr<degrade::model_ladder>> out;
+    for (const auto& m : cfg->models) {
+      out.push_back(std::make_unique<degrade::model_ladder>(m.level));
+      metrics.degrade_level.with({m.name}).set(out.back()->level());
+    }
+    return out;
+  }();
+  std::vector<std::unique_ptr<degrade::window_stats>> pool_stats = [this] {
+    std::vector<std::unique_ptr<degrade::window_stats>> out;
+    for (std::size_t i = 0; i < cfg->models.size(); ++i)
+      out.push_back(std::make_unique<degrade::window_stats>(cfg->degrade.window));
+    return out;
+  }();
 
   // Each model's tokenizer, each file loaded once (a second or so each).
   static std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> load_tokenizers(const control::config& c) {
@@ -556,6 +590,66 @@ struct gateway::impl {
       if (const auto dropped = rules.sweep(steady_now()); dropped > 0)
         spdlog::debug("limits: dropped {} idle key(s)", dropped);
     }
+  }
+
+  // Every degrade.interval the triggers of each model are read against its
+  // pool's signals, and the ladder moves (worker 0 runs it).
+  net::awaitable<void> degrade_loop(worker& w) {
+    net::steady_timer timer(w.ioc);
+    while (!draining.load()) {
+      timer.expires_after(cfg->degrade.interval);
+      if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
+      const auto now = steady_now();
+      for (std::size_t i = 0; i < cfg->models.size(); ++i) {
+        const auto& m = cfg->models[i];
+        const auto target = degrade::target_level(m.triggers ? *m.triggers : cfg->degrade.triggers, signals(w, i, now));
+        if (auto changed = ladders[i]->on_target(target, now, cfg->degrade.dwell))
+          level_changed(i, *changed, "triggers");
+      }
+    }
+  }
+
+  // What a model's pool looks like now (by control::signal).
+  degrade::signal_values signals(worker& w, std::size_t model, std::chrono::nanoseconds now) const {
+    using control::signal;
+    auto v = degrade::unknown_signals();
+    const auto& pool = w.router.pool(model);
+    if (pool.empty()) return v;
+    double down = 0, queued = 0;
+    std::optional<double> waiting, temp, util, mem;
+    auto most = [](std::optional<double>& acc, std::optional<double> x) {
+      if (x) acc = std::max(acc.value_or(*x), *x);
+    };
+    for (const auto b : pool) {
+      const auto& s = *backends[b];
+      if (!s.healthy() || s.breaker(now) != upstream::backend_state::breaker_state::closed) ++down;
+      queued += s.slots.read().queued;
+      if (const auto e = s.engine(); e.waiting) waiting = waiting.value_or(0) + *e.waiting;
+      const auto g = s.gpu();
+      most(temp, g.temperature_c);
+      most(util, g.util_percent);
+      if (g.memory_used_mib && g.memory_free_mib && *g.memory_used_mib + *g.memory_free_mib > 0)
+        most(mem, *g.memory_used_mib / (*g.memory_used_mib + *g.memory_free_mib));
+    }
+    degrade::at(v, signal::breakers_open) = down / static_cast<double>(pool.size());
+    degrade::at(v, signal::queue_depth) = queued;
+    const auto window = pool_stats[model]->read(now);
+    degrade::at(v, signal::ttft_p95) = window.ttft_p95;
+    degrade::at(v, signal::queue_wait_p95) = window.queue_wait_p95;
+    degrade::at(v, signal::error_rate) = window.error_rate;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    degrade::at(v, signal::waiting) = waiting.value_or(nan);
+    degrade::at(v, signal::gpu_temp) = temp.value_or(nan);
+    degrade::at(v, signal::gpu_util) = util.value_or(nan);
+    degrade::at(v, signal::gpu_mem) = mem.value_or(nan);
+    return v;
+  }
+
+  void level_changed(std::size_t model, int level, std::string_view cause) {
+    const auto& name = cfg->models[model].name;
+    metrics.degrade_level.with({name}).set(level);
+    metrics.level_changes.with({name, std::string(cause)}).inc();
+    spdlog::warn("model {}: degradation level L{} ({})", name, level, cause);
   }
 
   // A decision by Redis. on_limit: queue waits here too, asking again until
@@ -831,7 +925,19 @@ struct gateway::impl {
       co_await hold.async_wait(k_tuple);
     }
 
-    auto result = co_await forward_watched(w, ctx, req, st, *view, *model);
+    // The ladder: the model's level, if the caller's tier is degraded from it.
+    st.level = degrade::applied_level(ladders[st.model_index]->level(), degrade_from(who->tier));
+    st.headers.emplace_back("x-llmgate-degraded", fmt::format("L{}", st.level));
+    if (st.level > 0) metrics.degraded.with({model->name, fmt::format("L{}", st.level)}).inc();
+    forward_result result;
+    if (st.level >= 4) {
+      result = static_reply(st, *view, *model);
+    } else {
+      const auto* serving = model; // L3: the fallback model's pool answers, under its own name
+      if (st.level >= 3 && !model->fallback.empty()) serving = cfg->find_model(model->fallback);
+      st.stream_off = st.level >= 1 && view->stream;
+      result = co_await forward_watched(w, ctx, req, st, *view, *serving);
+    }
     if (st.tokens_used >= 0) { // token costs corrected by the real usage
       if (!shared)
         rules.settle_tokens(admitted, st.tokens_used, steady_now());
@@ -898,13 +1004,15 @@ struct gateway::impl {
     budget.on_request(steady_now());
     const auto prompt_key =
         model.balance == control::balance_strategy::prefix_affinity ? openai::prompt_prefix(view) : std::string();
+    const auto pool_index = model_index_of(model); // the requested model's, or at L3 its fallback's
+    auto& stats = *pool_stats[pool_index];
     std::vector<std::size_t> tried;
     std::optional<forward_result> last;
     for (int attempt = 0; attempt < retry.max_attempts; ++attempt) {
       if (clock::now() >= st.deadline) break; // the client's deadline passed (in a limit queue, line, or backoff)
       if (attempt > 0) {
         // A retry only when there is somewhere else to go: no budget, sleep or count spent otherwise.
-        if (!w.router.has_candidate(st.model_index, tried, steady_now())) break;
+        if (!w.router.has_candidate(pool_index, tried, steady_now())) break;
         const auto why = control::to_string(static_cast<control::failure_kind>(last->failure));
         if (!budget.try_retry(steady_now())) {
           metrics.retries_refused.inc();
@@ -915,7 +1023,7 @@ struct gateway::impl {
           break;
         metrics.retries.with({std::string(why)}).inc();
       }
-      const auto choice = w.router.choose(st.model_index, prompt_key, tried, steady_now());
+      const auto choice = w.router.choose(pool_index, prompt_key, tried, steady_now());
       if (choice.kind == upstream::router::choice::down) {
         if (last) break; // the failure already seen says more than "none left"
         co_return no_backend(model);
@@ -942,6 +1050,7 @@ struct gateway::impl {
         const auto waited_from = clock::now();
         const auto waited = co_await wait_for_slot(ctx, st, state);
         metrics.queue_wait.with({state.config().name}).observe(seconds_since(waited_from));
+        stats.record_queue_wait(seconds_since(waited_from), steady_now());
         if (waited != slot_wait::granted) {
           if (waited == slot_wait::gone) co_return gone();
           if (waited == slot_wait::full) co_return busy(model, "every backend's queue is full");
@@ -962,11 +1071,16 @@ struct gateway::impl {
       st.on_first_token = [&](clock::duration took) {
         verdict.tell({0, false, took});
         first_token_told = true;
+        stats.record_ttft(std::chrono::duration<double>(took).count(), steady_now());
       };
-      const auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind, st.want_usage);
+      const auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind,
+                                                {st.want_usage, st.stream_off, st.level >= 2});
       auto r = co_await exchange(w, ctx, req, st, view, choice.backend, body);
       st.on_first_token = nullptr;
       const bool no_verdict = (st.client_gone && r.failure == 0) || r.deadline;
+      if (!no_verdict) stats.record_answer(r.failure != 0, steady_now());
+      if (!first_token_told && r.kind == forward_result::answer && r.failure == 0)
+        stats.record_ttft(std::chrono::duration<double>(r.took).count(), steady_now());
       if (first_token_told) {
         if (r.failure && !no_verdict) {
           verdict.told = false;
@@ -1040,6 +1154,26 @@ struct gateway::impl {
     return r;
   }
 
+  // The level from which a caller's tier is degraded (an unknown tier: the first).
+  int degrade_from(std::string_view tier) const {
+    for (const auto& t : cfg->tiers)
+      if (t.name == tier) return t.degrade_from;
+    return cfg->tiers.empty() ? 1 : cfg->tiers.front().degrade_from;
+  }
+
+  // L4: the configured static reply, shaped as the model's answer, or 503 service busy.
+  forward_result static_reply(request_state& st, const openai::request_view& view, const control::model_config& model) {
+    if (cfg->degrade.static_reply.empty())
+      return busy(model, "it is degraded to its static reply (L4) and none is configured");
+    forward_result r;
+    r.kind = forward_result::answer;
+    r.status = 200;
+    r.content_type = view.stream ? "text/event-stream" : "application/json";
+    r.body = degrade::static_completion(cfg->degrade.static_reply, model.name, view.kind, view.stream,
+                                        view.include_usage, st.request_id);
+    return r;
+  }
+
   std::size_t model_index_of(const control::model_config& m) const {
     return static_cast<std::size_t>(&m - cfg->models.data());
   }
@@ -1097,7 +1231,6 @@ struct gateway::impl {
         return;
       }
     st.headers.emplace_back("x-llmgate-backend", name);
-    st.headers.emplace_back("x-llmgate-degraded", "L0");
   }
 
   // One backend: send the request, read the answer, relay it.
@@ -1171,7 +1304,7 @@ struct gateway::impl {
       request_head += ':';
       request_head += std::to_string(backend.address.port);
       request_head += "\r\nContent-Type: application/json\r\nAccept: ";
-      request_head += view.stream ? "text/event-stream" : "application/json";
+      request_head += view.stream && !st.stream_off ? "text/event-stream" : "application/json";
       request_head += "\r\nUser-Agent: llmgate/0.1\r\nx-request-id: ";
       request_head += st.request_id;
       request_head += "\r\n";
@@ -1217,7 +1350,7 @@ struct gateway::impl {
       const std::string content_type(head[http::field::content_type]);
       const openai::reasoning_options ropts{cfg->reasoning_field, view.return_reasoning};
 
-      if (view.stream && status == 200 && content_type.starts_with("text/event-stream")) {
+      if (view.stream && !st.stream_off && status == 200 && content_type.starts_with("text/event-stream")) {
         auto r = co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, first_token_by, deadline, started);
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));
@@ -1267,6 +1400,12 @@ struct gateway::impl {
         auto rewritten = openai::rewrite_response(answer, view.kind, ropts, &usage);
         count_usage(w, st, usage);
         r.body = rewritten ? std::move(*rewritten) : std::move(answer);
+        if (st.stream_off) { // L1: the stream the client asked for, made from the whole answer
+          if (auto sse = degrade::completion_to_sse(r.body, view.kind, view.include_usage)) {
+            r.body = std::move(*sse);
+            r.content_type = "text/event-stream";
+          }
+        }
       } else {
         r.body = std::move(answer);
       }
@@ -1540,6 +1679,7 @@ int gateway::run() {
     guards.push_back(net::make_work_guard(w->ioc));
     net::co_spawn(w->ioc, m.accept_loop(*w), net::detached);
     if (w == m.workers.front() && m.rules.size() > 0) net::co_spawn(w->ioc, m.sweep_loop(*w), net::detached);
+    if (w == m.workers.front()) net::co_spawn(w->ioc, m.degrade_loop(*w), net::detached);
     if (w == m.workers.front()) m.start_monitors(*w);
     if (w == m.workers.front() && m.redis_limits)
       net::co_spawn(w->ioc, m.redis_limits->heartbeat(*w->redis, m.draining), net::detached);

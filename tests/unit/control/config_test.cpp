@@ -841,5 +841,61 @@ TEST(redis_config, a_bad_url_is_reported_without_echoing_its_password) {
   EXPECT_THROW((void)with_redis("{url: \"http://host\"}"), config_error);
 }
 
+TEST(degrade_config, ladder_triggers_admin_and_cache) {
+  const auto c = load(R"(backends:
+  - {name: a, url: "http://127.0.0.1:8000", models: [Qwen3-1.7B, Qwen3-0.6B]}
+models:
+  - name: Qwen3-1.7B
+    aliases: [big]
+    fallback: small
+    degrade: {level: 2}
+  - name: Qwen3-0.6B
+    aliases: [small]
+    degrade:
+      level: auto
+      triggers: [{signal: waiting, above: 10, level: 4}]
+degrade:
+  static_reply: "busy"
+  dwell: 10s
+  triggers:
+    - {signal: gpu_temp, above: 85, level: 2}
+    - {signal: ttft_p95, above: 3s}
+admin: {listen: "127.0.0.1:9090", token: secret}
+cache: {mode: always, max_entries: 5, ttl: 1m, scope: key}
+)");
+  EXPECT_EQ(c->models[0].fallback, "Qwen3-0.6B") << "an alias names the model itself";
+  EXPECT_EQ(c->models[0].level, 2);
+  EXPECT_FALSE(c->models[0].triggers);
+  EXPECT_EQ(c->models[1].level, -1);
+  ASSERT_TRUE(c->models[1].triggers);
+  EXPECT_EQ((*c->models[1].triggers)[0].what, signal::waiting);
+  EXPECT_EQ((*c->models[1].triggers)[0].level, 4);
+  EXPECT_EQ(c->degrade.static_reply, "busy");
+  EXPECT_EQ(c->degrade.dwell, std::chrono::seconds(10));
+  ASSERT_EQ(c->degrade.triggers.size(), 2u);
+  EXPECT_EQ(c->degrade.triggers[1].above, 3.0) << "a time threshold in seconds";
+  EXPECT_EQ(c->degrade.triggers[1].level, 1);
+  ASSERT_TRUE(c->admin.listen);
+  EXPECT_EQ(c->admin.listen->port, 9090);
+  EXPECT_EQ(c->admin.token, "secret");
+  EXPECT_EQ(c->cache.mode, cache_mode::always);
+  EXPECT_EQ(c->cache.max_entries, 5u);
+  EXPECT_TRUE(c->cache.per_key);
+
+  EXPECT_FALSE(problems_of("degrade: {triggers: [{signal: heat, above: 1}]}\n" + k_minimal).empty());
+  EXPECT_FALSE(problems_of("degrade: {triggers: [{signal: error_rate, above: 2}]}\n" + k_minimal).empty());
+  EXPECT_FALSE(problems_of("degrade: {triggers: [{signal: gpu_temp, above: 80, level: 5}]}\n" + k_minimal).empty());
+  EXPECT_FALSE(problems_of("cache: {mode: sometimes}\n" + k_minimal).empty());
+  EXPECT_FALSE(problems_of(R"(backends: [{name: a, url: "http://127.0.0.1:1", models: [m]}]
+models: [{name: m, fallback: m}]
+)")
+                   .empty())
+      << "a model cannot be its own fallback";
+  EXPECT_FALSE(problems_of(R"(backends: [{name: a, url: "http://127.0.0.1:1", models: [m]}]
+models: [{name: m, degrade: {level: 7}}]
+)")
+                   .empty());
+}
+
 } // namespace
 } // namespace llmgate::control

@@ -219,6 +219,59 @@ TEST(rule_set, slots_taken_in_the_overflow_bucket_come_back) {
   rs.release(held);
 }
 
+TEST(rule_set, a_changed_limit_applies_to_what_is_already_counted) {
+  using a = control::limit_algorithm;
+  for (const auto algo : {a::fixed_window, a::sliding_window, a::sliding_log}) {
+    auto before = with_rules({rule("hourly", algo, 5, 1h), rule("other", a::concurrency, 1, 0s)});
+    rule_set old_set(before);
+    const auto t = 1000h;
+    for (int i = 0; i < 4; ++i) {
+      const auto a = old_set.admit(facts("10.0.0.1"), t);
+      ASSERT_TRUE(a.allowed);
+      old_set.release(a); // its "other" slot back; the hourly count stays
+    }
+    const auto held = old_set.admit(facts("10.0.0.2"), t); // holds "other" for 10.0.0.2
+    ASSERT_TRUE(held.allowed);
+
+    auto lower = before;
+    lower.limits.rules[0].count = lower.limits.rules[0].burst = 3;
+    rule_set lowered(lower, &old_set);
+    const auto refused = lowered.admit(facts("10.0.0.1"), t);
+    EXPECT_FALSE(refused.allowed) << "4 counted against 3: refused";
+    EXPECT_EQ(refused.refused_by->name, "hourly");
+
+    auto higher = before;
+    higher.limits.rules[0].count = higher.limits.rules[0].burst = 12;
+    rule_set raised(higher, &lowered);
+    int more = 0;
+    for (; more < 20; ++more) {
+      const auto a = raised.admit(facts("10.0.0.1"), t);
+      if (!a.allowed) break;
+      raised.release(a);
+    }
+    EXPECT_EQ(more, 8) << "4 counted against 12: 8 more";
+
+    // A slot taken in the old set and given back there is free in the new one.
+    EXPECT_FALSE(raised.admit(facts("10.0.0.2"), t).allowed);
+    old_set.release(held);
+    EXPECT_TRUE(raised.admit(facts("10.0.0.2"), t).allowed);
+  }
+}
+
+TEST(rule_set, a_rule_whose_key_or_algorithm_changed_starts_afresh) {
+  using a = control::limit_algorithm;
+  auto before = with_rules({rule("r", a::fixed_window, 2, 1h)});
+  rule_set old_set(before);
+  const auto t = 1000h;
+  ASSERT_TRUE(old_set.admit(facts("10.0.0.1"), t).allowed);
+  ASSERT_TRUE(old_set.admit(facts("10.0.0.1"), t).allowed);
+  ASSERT_FALSE(old_set.admit(facts("10.0.0.1"), t).allowed);
+  auto other_algo = with_rules({rule("r", a::sliding_log, 2, 1h)});
+  EXPECT_TRUE(rule_set(other_algo, &old_set).admit(facts("10.0.0.1"), t).allowed);
+  auto renamed = with_rules({rule("r2", a::fixed_window, 2, 1h)});
+  EXPECT_TRUE(rule_set(renamed, &old_set).admit(facts("10.0.0.1"), t).allowed);
+}
+
 TEST(format_reset, writes_durations_as_openai_does) {
   EXPECT_EQ(format_reset(20ms), "20ms");
   EXPECT_EQ(format_reset(1s), "1s");

@@ -201,5 +201,26 @@ TEST(has_soft_switch, false_without_a_user_message) {
   EXPECT_FALSE(has_soft_switch(json::parse(R"({"model":"m","prompt":"/no_think"})").as_object()));
 }
 
+TEST(body_rewrite, the_ladder_turns_streaming_and_thinking_off) {
+  const std::string body = R"({"model":"m","stream":true,"stream_options":{"include_usage":true},)"
+                           R"("messages":[{"role":"user","content":"hi /think"}]})";
+  for (const auto kind : k_all_kinds) {
+    const auto out = json::parse(rewrite_request(view_of(body), body, "m", kind, {false, true, true})).as_object();
+    EXPECT_EQ(out.at("stream"), json::value(false)) << to_string(kind);
+    EXPECT_FALSE(out.contains("stream_options")) << "a non-streamed request has no stream options";
+    if (takes_template_kwargs(kind)) {
+      EXPECT_EQ(out.at("chat_template_kwargs").at("enable_thinking"), json::value(false)); // the hard switch
+    } else {
+      // The client's "/think" is overruled by a "/no_think" after it (Qwen3 obeys the last).
+      EXPECT_TRUE(str(last_user_content(out)).ends_with("/think /no_think")) << str(last_user_content(out));
+    }
+  }
+  // Streaming off alone leaves thinking as the client asked; off for a non-streamed request changes nothing.
+  const auto plain = json::parse(rewrite_request(view_of(body), body, "m", backend_kind::vllm, {false, true, false}));
+  EXPECT_FALSE(plain.as_object().contains("chat_template_kwargs"));
+  const std::string quiet = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
+  EXPECT_EQ(rewrite_request(view_of(quiet), quiet, "m", backend_kind::vllm, {false, true, false}), quiet);
+}
+
 } // namespace
 } // namespace llmgate::openai

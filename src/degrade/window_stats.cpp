@@ -1,0 +1,92 @@
+#include "degrade/window_stats.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace llmgate::degrade {
+
+namespace {
+
+// Bucket i holds values up to 1 ms × 1.6^i (the last one everything above ~2 min).
+double upper_bound(std::size_t i) { return 0.001 * std::pow(1.6, static_cast<double>(i)); }
+
+std::int64_t second_of(std::chrono::nanoseconds now) {
+  return std::chrono::duration_cast<std::chrono::seconds>(now).count();
+}
+
+} // namespace
+
+window_stats::window_stats(std::chrono::nanoseconds window)
+    : slots_(static_cast<std::size_t>(
+          std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(window).count()))) {}
+
+std::size_t window_stats::bucket(double seconds) {
+  for (std::size_t i = 0; i + 1 < k_buckets; ++i)
+    if (seconds <= upper_bound(i)) return i;
+  return k_buckets - 1;
+}
+
+window_stats::slot& window_stats::current(std::chrono::nanoseconds now) {
+  const auto sec = second_of(now);
+  auto& s = slots_[static_cast<std::size_t>(sec) % slots_.size()];
+  if (s.second != sec) s = slot{sec}; // a second long gone: start it afresh
+  return s;
+}
+
+void window_stats::record_ttft(double seconds, std::chrono::nanoseconds now) {
+  std::lock_guard lock(m_);
+  ++current(now).ttft[bucket(seconds)];
+}
+
+void window_stats::record_queue_wait(double seconds, std::chrono::nanoseconds now) {
+  std::lock_guard lock(m_);
+  ++current(now).wait[bucket(seconds)];
+}
+
+void window_stats::record_answer(bool failed, std::chrono::nanoseconds now) {
+  std::lock_guard lock(m_);
+  auto& s = current(now);
+  ++s.answers;
+  if (failed) ++s.failed;
+}
+
+double window_stats::p95(const std::array<std::uint64_t, k_buckets>& counts, std::uint64_t total) {
+  if (total == 0) return std::numeric_limits<double>::quiet_NaN();
+  const auto rank = static_cast<std::uint64_t>(std::ceil(0.95 * static_cast<double>(total)));
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < k_buckets; ++i) {
+    seen += counts[i];
+    if (seen >= rank) return upper_bound(i);
+  }
+  return upper_bound(k_buckets - 1);
+}
+
+window_stats::summary window_stats::read(std::chrono::nanoseconds now) const {
+  std::array<std::uint64_t, k_buckets> ttft{}, wait{};
+  summary out;
+  std::uint64_t failed = 0;
+  const auto sec = second_of(now);
+  const auto oldest = sec - static_cast<std::int64_t>(slots_.size()) + 1;
+  {
+    std::lock_guard lock(m_);
+    for (const auto& s : slots_) {
+      if (s.second < oldest || s.second > sec) continue;
+      for (std::size_t i = 0; i < k_buckets; ++i) {
+        ttft[i] += s.ttft[i];
+        wait[i] += s.wait[i];
+        out.ttfts += s.ttft[i];
+        out.waits += s.wait[i];
+      }
+      out.answers += s.answers;
+      failed += s.failed;
+    }
+  }
+  out.ttft_p95 = p95(ttft, out.ttfts);
+  out.queue_wait_p95 = p95(wait, out.waits);
+  out.error_rate = out.answers ? static_cast<double>(failed) / static_cast<double>(out.answers)
+                               : std::numeric_limits<double>::quiet_NaN();
+  return out;
+}
+
+} // namespace llmgate::degrade
