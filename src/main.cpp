@@ -78,6 +78,14 @@ int serve(const std::string& path, const std::string& log_level, const std::stri
   if (!note.empty()) spdlog::warn("{}", note);
   static observe::registry metrics; // outlives every thread that updates it
   server::gateway gw(cfg, metrics, note);
+  if (!path.empty())
+    gw.set_reload(path, [path, listen] {
+      auto next = control::load_config_file(path);
+      if (listen.empty()) return next;
+      auto changed = std::make_shared<control::config>(*next); // --listen holds across reloads
+      changed->listen = *control::parse_host_port(listen);
+      return std::shared_ptr<const control::config>(std::move(changed));
+    });
   try {
     gw.start();
   } catch (const std::exception& e) {

@@ -1336,6 +1336,36 @@ constexpr std::array<std::pair<signal, std::string_view>, 9> k_signals{{{signal:
                                                                         {signal::waiting, "waiting"}}};
 } // namespace
 
+std::vector<std::string> restart_needed(const config& a, const config& b) {
+  std::vector<std::string> out;
+  auto differs = [&](bool changed, std::string_view what) {
+    if (changed) out.emplace_back(what);
+  };
+  differs(a.listen != b.listen, "listen");
+  differs(a.workers != b.workers, "workers");
+  differs(a.reasoning_field != b.reasoning_field, "reasoning_field");
+  differs(a.server != b.server, "server");
+  differs(a.upstream != b.upstream, "upstream");
+  differs(a.breaker != b.breaker, "breaker");
+  differs(a.health != b.health, "health");
+  differs(a.retry != b.retry, "retry");
+  differs(a.scrape != b.scrape, "scrape");
+  differs(a.backends != b.backends, "backends");
+  differs(a.redis != b.redis, "redis");
+  differs(a.admin != b.admin, "admin");
+  differs(a.limits.redis_store != b.limits.redis_store, "limits.store");
+  // Models: everything but their ladder settings.
+  auto without_ladder = [](std::vector<model_config> models) {
+    for (auto& m : models) {
+      m.level = -1;
+      m.triggers.reset();
+    }
+    return models;
+  };
+  differs(without_ladder(a.models) != without_ladder(b.models), "models");
+  return out;
+}
+
 std::string_view to_string(signal s) {
   for (const auto& [v, name] : k_signals)
     if (v == s) return name;

@@ -24,6 +24,7 @@ using namespace std::chrono_literals;
 struct endpoint_address {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
+  bool operator==(const endpoint_address&) const = default;
 };
 
 // How a model's pool picks a backend (models[].balance).
@@ -57,6 +58,7 @@ struct breaker_config {
   duration slow_call_duration = 60s;     // to the response head / first token
   double slow_call_rate_threshold = 1.0; // 1.0 or more: off
   failure_set failure_on = failure_connect | failure_timeout | failure_5xx | failure_interrupted;
+  bool operator==(const breaker_config&) const = default;
 };
 
 // Active health checks (the top-level `health`, overridden per backend).
@@ -67,6 +69,7 @@ struct health_config {
   duration timeout = 2s;
   int healthy_threshold = 2;   // consecutive passes before an unhealthy backend takes traffic again
   int unhealthy_threshold = 3; // consecutive failures before a healthy one is taken out
+  bool operator==(const health_config&) const = default;
 };
 
 // Retries on another backend before anything reached the client.
@@ -78,6 +81,7 @@ struct retry_config {
   double budget_min_per_second = 3; // ... plus this many per second, over budget_window
   duration budget_window = 10s;
   failure_set on = failure_connect | failure_timeout | failure_5xx | failure_429 | failure_interrupted;
+  bool operator==(const retry_config&) const = default;
 };
 
 // Scrapes of the backends' metrics_url and gpu_metrics_url (least_busy, dashboards).
@@ -85,6 +89,7 @@ struct scrape_config {
   bool enabled = true;
   duration interval = 2s;
   duration timeout = 1s;
+  bool operator==(const scrape_config&) const = default;
 };
 
 struct backend_config {
@@ -103,6 +108,7 @@ struct backend_config {
   duration queue_timeout = 5s;
   breaker_config breaker;
   health_config health;
+  bool operator==(const backend_config&) const = default;
 };
 
 // What the degradation ladder and load-driven limits watch, per model pool.
@@ -125,6 +131,7 @@ struct trigger_config {
   signal what = signal::breakers_open;
   double above = 0;
   int level = 1;
+  bool operator==(const trigger_config&) const = default;
 };
 
 // The degradation ladder: L1 no streaming, L2 no thinking, L3 the fallback model, L4 the static reply.
@@ -146,6 +153,7 @@ struct model_config {
   std::int64_t default_max_tokens = 1024;
   std::string tokenizer; // tokenizer.json of the model: exact token counts; empty: an estimate (bytes / 4)
   balance_strategy balance = balance_strategy::round_robin;
+  bool operator==(const model_config&) const = default;
 };
 
 struct server_config {
@@ -156,6 +164,7 @@ struct server_config {
   std::uint64_t max_body_bytes = 8 << 20;
   std::uint32_t max_header_bytes = 16 << 10;
   std::uint32_t max_connections = 10000; // per process; more are accepted and closed at once
+  bool operator==(const server_config&) const = default;
 };
 
 struct upstream_config {
@@ -165,6 +174,7 @@ struct upstream_config {
   duration total_timeout = 10min;          // whole exchange
   std::uint32_t max_idle_per_backend = 64; // pooled keep-alive connections per backend and worker
   std::uint64_t max_response_bytes = 64 << 20;
+  bool operator==(const upstream_config&) const = default;
 };
 
 struct cors_config {
@@ -260,12 +270,14 @@ struct redis_config {
   std::vector<endpoint_address> sentinels; // Redis Sentinel: find (and follow) the master through these
   std::string master_name = "mymaster";    // the master's name in the sentinels
   std::vector<endpoint_address> cluster;   // Redis Cluster: seed nodes (the masters are learnt from them)
+  bool operator==(const redis_config&) const = default;
 };
 
 // The admin API: its own listener, behind a bearer token (empty: closed).
 struct admin_config {
   std::optional<endpoint_address> listen;
   std::string token;
+  bool operator==(const admin_config&) const = default;
 };
 
 // The response cache.
@@ -308,6 +320,14 @@ struct config {
 
   [[nodiscard]] const model_config* find_model(std::string_view name_or_alias) const;
 };
+
+// The parts of a config that cannot change while the gateway runs (its
+// listeners, backends, models, pools, timeouts, Redis) and that differ
+// between `running` and `next`: a reload that changes any of them is refused
+// (restart to apply). Everything else — limits, keys, tiers, auth, trusted
+// proxies, the ladder and the models' levels and triggers, the cache, CORS,
+// the log level — is taken on at once.
+[[nodiscard]] std::vector<std::string> restart_needed(const config& running, const config& next);
 
 struct config_problem {
   int line = 0; // 1-based; 0 when not tied to a line

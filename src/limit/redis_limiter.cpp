@@ -60,8 +60,8 @@ redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& 
             return seeds;
           }()) {}
 
-redis_limiter::redis_limiter(const control::config& cfg, const rule_set& rules, observe::registry& metrics)
-    : cfg_(cfg), rules_(rules), replica_id_(random_id()), replicas_(cfg.redis.replicas),
+redis_limiter::redis_limiter(const control::config& cfg, observe::registry& metrics)
+    : cfg_(cfg), replica_id_(random_id()), replicas_(cfg.redis.replicas),
       decisions_(metrics.counter("llmgate_redis_decisions_total",
                                  "Limit decisions with limits.store: redis, by outcome (redis; local, allow or deny: "
                                  "taken by redis.on_failure because Redis did not answer in time).",
@@ -195,64 +195,72 @@ void redis_limiter::note_success() {
 
 // The local rules with every limit divided by the fleet size last seen: the
 // fleet as a whole stays near its limit while each replica decides alone.
-rule_set& redis_limiter::fallback() {
+rule_set& redis_limiter::fallback(const rule_set& rules) {
   std::lock_guard lock(fallback_mutex_);
   const int n = std::max(1, replicas_.load());
-  auto& slot = fallbacks_[n]; // one per fleet size seen, kept: admissions point into them
+  auto& slot = fallbacks_[{&rules, n}];
   if (!slot) {
-    control::config copy = cfg_; // rule_set copies what it needs
+    control::config copy; // rule_set copies what it needs
+    copy.limits.max_tracked_keys = cfg_.limits.max_tracked_keys;
     auto share = [n](std::int64_t v) { return std::max<std::int64_t>(1, (v + n - 1) / n); };
-    for (auto& r : copy.limits.rules) {
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      auto r = rules.rule(i);
       r.count = share(r.count);
       if (r.burst > 0) r.burst = share(r.burst);
       for (auto& e : r.schedule) {
         e.count = share(e.count);
         e.burst = share(e.burst);
       }
+      copy.limits.rules.push_back(std::move(r));
     }
-    slot = std::make_unique<rule_set>(copy);
+    auto& latest = latest_fallback_[n];
+    slot = std::make_unique<rule_set>(copy, latest); // what this fleet size counted carries over
+    latest = slot.get();
   }
   return *slot;
 }
 
-net::awaitable<redis_limiter::answer> redis_limiter::admit_slot(link& l, std::vector<planned_rule> sub,
-                                                                std::uint16_t slot, std::string member,
-                                                                clock::time_point deadline) {
+net::awaitable<redis_limiter::answer> redis_limiter::admit_slot(link& l, const rule_set& rules,
+                                                                std::vector<planned_rule> sub, std::uint16_t slot,
+                                                                std::string member, clock::time_point deadline) {
   co_return co_await eval(
       l, script::admit, slot,
       [&](std::string_view sha) {
-        return admit_command(sha, cfg_.redis.key_prefix, rules_, sub, member, cfg_.redis.lease);
+        return admit_command(sha, cfg_.redis.key_prefix, rules, sub, member, cfg_.redis.lease);
       },
       deadline);
 }
 
-std::vector<slot_group> redis_limiter::slot_groups(const link& l, const std::vector<planned_rule>& plan) const {
-  if (l.redis.is_cluster()) return group_by_slot(cfg_.redis.key_prefix, rules_, plan);
+std::vector<slot_group> redis_limiter::slot_groups(const link& l, const rule_set& rules,
+                                                   const std::vector<planned_rule>& plan) const {
+  if (l.redis.is_cluster()) return group_by_slot(cfg_.redis.key_prefix, rules, plan);
   std::vector<slot_group> one{{0, {}}};
   for (std::size_t i = 0; i < plan.size(); ++i) one.front().rules.push_back(i);
   return one;
 }
 
 net::awaitable<std::vector<redis_limiter::answer>>
-redis_limiter::admit_all(link& l, const std::vector<slot_group>& groups,
+redis_limiter::admit_all(link& l, const std::shared_ptr<const rule_set>& rules, const std::vector<slot_group>& groups,
                          const std::vector<std::vector<planned_rule>>& subs, const std::string& member,
                          clock::time_point deadline) {
   if (groups.size() == 1) {
     std::vector<answer> one;
-    one.push_back(co_await admit_slot(l, subs.front(), groups.front().slot, member, deadline));
+    one.push_back(co_await admit_slot(l, *rules, subs.front(), groups.front().slot, member, deadline));
     co_return one;
   }
   std::vector<std::function<net::awaitable<answer>()>> calls;
   for (std::size_t g = 0; g < groups.size(); ++g)
-    calls.emplace_back([this, &l, sub = subs[g], slot = groups[g].slot, member, deadline] {
-      return admit_slot(l, sub, slot, member, deadline);
+    calls.emplace_back([this, &l, rules, sub = subs[g], slot = groups[g].slot, member, deadline] {
+      return admit_slot(l, *rules, sub, slot, member, deadline);
     });
   co_return co_await all_of(l.redis.executor(), std::move(calls));
 }
 
-net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const request_facts& facts, nanos now) {
+net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, std::shared_ptr<const rule_set> rules,
+                                                            const request_facts& facts, nanos now) {
   decided out;
-  const auto plan = rules_.plan(facts);
+  out.rules = rules;
+  const auto plan = rules->plan(facts);
   if (plan.empty()) { // no rule applies: nothing to ask
     out.from = source::open;
     co_return out;
@@ -263,10 +271,10 @@ net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, const reque
   const auto deadline = started + cfg_.redis.timeout;
 
   // One call per slot (one in all on a single server), all at once.
-  const auto groups = slot_groups(l, plan);
+  const auto groups = slot_groups(l, *rules, plan);
   std::vector<std::vector<planned_rule>> subs;
   for (const auto& g : groups) subs.push_back(pick(plan, g.rules));
-  const auto answers = co_await admit_all(l, groups, subs, out.member, deadline);
+  const auto answers = co_await admit_all(l, rules, groups, subs, out.member, deadline);
   co_return conclude(l, facts, now, std::move(out), plan, groups, subs, answers, started);
 }
 
@@ -294,14 +302,15 @@ redis_limiter::decided redis_limiter::conclude(link& l, const request_facts& fac
   auto take_back = [&] {
     for (std::size_t g = 0; g < groups.size(); ++g)
       if (committed(g))
-        send_undo(l, subs[g], *per_slot[g], groups[g].slot, out.member, answers[g].reply->elements[1].integer);
+        send_undo(l, out.rules, subs[g], *per_slot[g], groups[g].slot, out.member,
+                  answers[g].reply->elements[1].integer);
   };
 
   if (why.empty()) {
     latency_.observe(seconds(clock::now() - started));
     decisions_.with({"redis"}).inc();
     note_success();
-    out.a = rules_.assemble(plan, verdicts);
+    out.a = out.rules->assemble(plan, verdicts);
     bool counted = false;
     for (std::size_t g = 0; g < groups.size(); ++g) counted = counted || committed(g);
     if (!out.a.allowed && counted) { // refused in one slot: the others' counts are taken back
@@ -317,12 +326,12 @@ redis_limiter::decided redis_limiter::conclude(link& l, const request_facts& fac
   // leases it took under this request's name are removed behind it (on the
   // same connection, so after it; ZREM of an absent lease is harmless).
   for (std::size_t g = 0; g < groups.size(); ++g)
-    if (!per_slot[g]) release_unanswered(l, subs[g], out.member);
+    if (!per_slot[g]) release_unanswered(l, out.rules, subs[g], out.member);
   switch (cfg_.redis.on_failure) {
   case control::redis_failure_policy::local:
     decisions_.with({"local"}).inc();
     out.from = source::local_fallback;
-    out.fallback = &fallback();
+    out.fallback = &fallback(*out.rules);
     out.a = out.fallback->admit(facts, now);
     break;
   case control::redis_failure_policy::allow:
@@ -338,14 +347,15 @@ redis_limiter::decided redis_limiter::conclude(link& l, const request_facts& fac
   return out;
 }
 
-std::vector<std::pair<std::uint16_t, admission>> redis_limiter::by_slot(const link& l, const admission& a) const {
+std::vector<std::pair<std::uint16_t, admission>> redis_limiter::by_slot(const link& l, const rule_set& rules,
+                                                                        const admission& a) const {
   if (!l.redis.is_cluster()) return {{0, a}};
-  return split_by_slot(cfg_.redis.key_prefix, rules_, a);
+  return split_by_slot(cfg_.redis.key_prefix, rules, a);
 }
 
-void redis_limiter::send_by_slot(link& l, script s, const admission& a,
+void redis_limiter::send_by_slot(link& l, const rule_set& rules, script s, const admission& a,
                                  std::function<std::string(std::string_view, const admission&)> build) {
-  for (auto& [slot, part] : by_slot(l, a))
+  for (auto& [slot, part] : by_slot(l, rules, a))
     net::co_spawn(
         l.redis.executor(),
         [this, &l, s, slot = slot, part = std::move(part), build]() -> net::awaitable<void> {
@@ -363,21 +373,23 @@ void redis_limiter::settle_tokens(link& l, const decided& d, std::int64_t actual
   }
   if (d.from != source::redis || !d.a.allowed) return;
   const bool corrects = std::any_of(d.a.holds.begin(), d.a.holds.end(), [&](const rule_hold& h) {
-    return rules_.rule(h.rule).cost_tokens && h.cost > 0 && h.cost != actual;
+    return d.rules->rule(h.rule).cost_tokens && h.cost > 0 && h.cost != actual;
   });
   if (!corrects) return; // no token rule, or the estimate was exact
-  send_by_slot(l, script::adjust, d.a, [this, member = d.member, actual](std::string_view sha, const admission& part) {
-    return adjust_command(sha, cfg_.redis.key_prefix, rules_, part, member, actual);
-  });
+  send_by_slot(l, *d.rules, script::adjust, d.a,
+               [this, rules = d.rules, member = d.member, actual](std::string_view sha, const admission& part) {
+                 return adjust_command(sha, cfg_.redis.key_prefix, *rules, part, member, actual);
+               });
 }
 
 void redis_limiter::keep_leases(link& l, decided& d) {
   if (d.from != source::redis || !d.a.allowed) return;
-  if (!holds_leases(rules_, d.a)) return;
+  if (!holds_leases(*d.rules, d.a)) return;
   d.renewing = std::make_shared<bool>(true);
   net::co_spawn(
       l.redis.executor(),
-      [this, &l, flag = d.renewing, parts = by_slot(l, d.a), member = d.member]() -> net::awaitable<void> {
+      [this, &l, flag = d.renewing, rules = d.rules, parts = by_slot(l, *d.rules, d.a),
+       member = d.member]() -> net::awaitable<void> {
         net::steady_timer timer(l.redis.executor());
         for (;;) {
           timer.expires_after(cfg_.redis.lease / 3);
@@ -387,7 +399,7 @@ void redis_limiter::keep_leases(link& l, decided& d) {
             (void)co_await eval(
                 l, script::renew, slot,
                 [&](std::string_view sha) {
-                  return renew_command(sha, cfg_.redis.key_prefix, rules_, part, member, cfg_.redis.lease);
+                  return renew_command(sha, cfg_.redis.key_prefix, *rules, part, member, cfg_.redis.lease);
                 },
                 clock::now() + cfg_.redis.connect_timeout);
         }
@@ -403,34 +415,38 @@ void redis_limiter::release(link& l, const decided& d) {
     return;
   }
   if (d.from != source::redis) return;
-  if (!holds_leases(rules_, d.a)) return;
-  send_release(l, d.a, d.member);
+  if (!holds_leases(*d.rules, d.a)) return;
+  send_release(l, d.rules, d.a, d.member);
 }
 
-void redis_limiter::release_unanswered(link& l, const std::vector<planned_rule>& plan, const std::string& member) {
+void redis_limiter::release_unanswered(link& l, const std::shared_ptr<const rule_set>& rules,
+                                       const std::vector<planned_rule>& plan, const std::string& member) {
   admission taken;
   for (std::size_t i = 0; i < plan.size(); ++i)
-    if (rules_.rule(plan[i].rule).algorithm == control::limit_algorithm::concurrency)
+    if (rules->rule(plan[i].rule).algorithm == control::limit_algorithm::concurrency)
       taken.holds.push_back({plan[i].rule, plan[i].key, 1, {}, plan[i].variant, 0, i});
-  if (!taken.holds.empty()) send_release(l, taken, member);
+  if (!taken.holds.empty()) send_release(l, rules, taken, member);
 }
 
 // Fire and forget on the worker's loop: a lease that cannot be removed expires after redis.lease.
-void redis_limiter::send_release(link& l, const admission& a, const std::string& member) {
-  send_by_slot(l, script::release, a, [this, member](std::string_view sha, const admission& part) {
-    return release_command(sha, cfg_.redis.key_prefix, rules_, part, member);
+void redis_limiter::send_release(link& l, const std::shared_ptr<const rule_set>& rules, const admission& a,
+                                 const std::string& member) {
+  send_by_slot(l, *rules, script::release, a, [this, rules, member](std::string_view sha, const admission& part) {
+    return release_command(sha, cfg_.redis.key_prefix, *rules, part, member);
   });
 }
 
-void redis_limiter::send_undo(link& l, std::vector<planned_rule> sub, std::vector<decision> verdicts,
-                              std::uint16_t slot, const std::string& member, std::int64_t at_us) {
+void redis_limiter::send_undo(link& l, const std::shared_ptr<const rule_set>& rules, std::vector<planned_rule> sub,
+                              std::vector<decision> verdicts, std::uint16_t slot, const std::string& member,
+                              std::int64_t at_us) {
   net::co_spawn(
       l.redis.executor(),
-      [this, &l, sub = std::move(sub), verdicts = std::move(verdicts), slot, member, at_us]() -> net::awaitable<void> {
+      [this, &l, rules, sub = std::move(sub), verdicts = std::move(verdicts), slot, member,
+       at_us]() -> net::awaitable<void> {
         (void)co_await eval(
             l, script::undo, slot,
             [&](std::string_view sha) {
-              return undo_command(sha, cfg_.redis.key_prefix, rules_, sub, verdicts, member, at_us);
+              return undo_command(sha, cfg_.redis.key_prefix, *rules, sub, verdicts, member, at_us);
             },
             clock::now() + cfg_.redis.connect_timeout);
       },

@@ -27,7 +27,8 @@ namespace llmgate::limit {
 
 class redis_limiter final {
 public:
-  redis_limiter(const control::config& cfg, const rule_set& rules, observe::registry& metrics);
+  // The rules come with each admission (a reload or an admin change replaces them while requests run).
+  redis_limiter(const control::config& cfg, observe::registry& metrics);
 
   enum class script { admit, release, renew, adjust, undo };
   // A worker's connections (one per Redis master) and the script SHAs it loaded.
@@ -44,6 +45,7 @@ public:
   enum class source { redis, local_fallback, open };
   struct decided {
     admission a;
+    std::shared_ptr<const rule_set> rules; // the set that planned it (its releases and settlements use it)
     source from = source::redis;
     std::string member;             // the request's name in Redis (its leases and log entries)
     bool unavailable = false;       // on_failure: deny refused it (answer 503)
@@ -51,7 +53,8 @@ public:
     std::shared_ptr<bool> renewing; // its leases are being renewed until release() clears it
   };
 
-  boost::asio::awaitable<decided> admit(link& l, const request_facts& facts, nanos now);
+  boost::asio::awaitable<decided> admit(link& l, std::shared_ptr<const rule_set> rules, const request_facts& facts,
+                                        nanos now);
   // Gives back concurrency leases (or fallback slots); never waits on the request path.
   void release(link& l, const decided& d);
   // Corrects the token rules by the request's real usage (fire and forget).
@@ -80,39 +83,47 @@ private:
                                       std::function<std::string(std::string_view sha)> build,
                                       clock::time_point deadline);
   // The admit script for the planned rules `sub` (one slot's), answered by `deadline`.
-  boost::asio::awaitable<answer> admit_slot(link& l, std::vector<planned_rule> sub, std::uint16_t slot,
-                                            std::string member, clock::time_point deadline);
-  [[nodiscard]] std::vector<slot_group> slot_groups(const link& l, const std::vector<planned_rule>& plan) const;
+  boost::asio::awaitable<answer> admit_slot(link& l, const rule_set& rules, std::vector<planned_rule> sub,
+                                            std::uint16_t slot, std::string member, clock::time_point deadline);
+  [[nodiscard]] std::vector<slot_group> slot_groups(const link& l, const rule_set& rules,
+                                                    const std::vector<planned_rule>& plan) const;
   // Every slot's admit call at once.
-  boost::asio::awaitable<std::vector<answer>> admit_all(link& l, const std::vector<slot_group>& groups,
+  boost::asio::awaitable<std::vector<answer>> admit_all(link& l, const std::shared_ptr<const rule_set>& rules,
+                                                        const std::vector<slot_group>& groups,
                                                         const std::vector<std::vector<planned_rule>>& subs,
                                                         const std::string& member, clock::time_point deadline);
   decided conclude(link& l, const request_facts& facts, nanos now, decided out, const std::vector<planned_rule>& plan,
                    const std::vector<slot_group>& groups, const std::vector<std::vector<planned_rule>>& subs,
                    const std::vector<answer>& answers, clock::time_point started);
   // An admission's holds by slot (all of them together when not a cluster).
-  [[nodiscard]] std::vector<std::pair<std::uint16_t, admission>> by_slot(const link& l, const admission& a) const;
+  [[nodiscard]] std::vector<std::pair<std::uint16_t, admission>> by_slot(const link& l, const rule_set& rules,
+                                                                         const admission& a) const;
   // Fire and forget: one script call per slot of the admission's holds.
-  void send_by_slot(link& l, script s, const admission& a,
+  void send_by_slot(link& l, const rule_set& rules, script s, const admission& a,
                     std::function<std::string(std::string_view sha, const admission& part)> build);
-  void send_release(link& l, const admission& a, const std::string& member);
-  void send_undo(link& l, std::vector<planned_rule> sub, std::vector<decision> verdicts, std::uint16_t slot,
-                 const std::string& member, std::int64_t at_us);
-  void release_unanswered(link& l, const std::vector<planned_rule>& plan, const std::string& member);
+  void send_release(link& l, const std::shared_ptr<const rule_set>& rules, const admission& a,
+                    const std::string& member);
+  void send_undo(link& l, const std::shared_ptr<const rule_set>& rules, std::vector<planned_rule> sub,
+                 std::vector<decision> verdicts, std::uint16_t slot, const std::string& member, std::int64_t at_us);
+  void release_unanswered(link& l, const std::shared_ptr<const rule_set>& rules, const std::vector<planned_rule>& plan,
+                          const std::string& member);
   void note_failure(std::string_view why);
   void note_success();
-  rule_set& fallback();
+  // The local rules of `rules` with every limit divided by the fleet size last seen.
+  rule_set& fallback(const rule_set& rules);
 
   const control::config& cfg_;
-  const rule_set& rules_;
   std::string replica_id_;
   std::atomic<std::uint64_t> next_member_{0};
   std::atomic<int> replicas_;
   std::atomic<bool> up_{true};
   std::mutex fallback_mutex_;
-  // Fallback rule sets by fleet size; kept for the process's life, as
-  // admissions point into them (one per fleet size seen during outages).
-  std::map<int, std::unique_ptr<rule_set>> fallbacks_;
+  // Fallback rule sets by the rules they stand for and the fleet size; kept
+  // for the process's life, as admissions point into them (one per rule set
+  // and fleet size seen during outages). The latest per fleet size carries
+  // its state into the next rule set's.
+  std::map<std::pair<const rule_set*, int>, std::unique_ptr<rule_set>> fallbacks_;
+  std::map<int, rule_set*> latest_fallback_;
   observe::counter_family& decisions_;
   observe::counter& rollbacks_;
   observe::histogram& latency_;

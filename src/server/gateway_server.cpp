@@ -1,5 +1,6 @@
 #include "server/gateway_server.hpp"
 
+#include "control/admin.hpp"
 #include "control/caller.hpp"
 #include "degrade/ladder.hpp"
 #include "degrade/synth.hpp"
@@ -19,6 +20,7 @@
 #include "upstream/retry_budget.hpp"
 #include "upstream/router.hpp"
 #include "upstream/upstream_pool.hpp"
+#include <sys/stat.h>
 
 #include <array>
 #include <atomic>
@@ -190,8 +192,14 @@ struct gateway_metrics {
                            "Requests served at a degraded level (L1..L4), by requested model and level.",
                            {"model", "level"})),
         level_changes(r.counter("llmgate_degrade_level_changes_total",
-                                "Changes of a model's ladder level, by model and cause (triggers, admin).",
-                                {"model", "cause"})) {}
+                                "Changes of a model's ladder level, by model and cause (triggers, admin, config).",
+                                {"model", "cause"})),
+        reloads(r.counter("llmgate_config_reloads_total",
+                          "Config reloads and admin changes, by result (ok; refused: invalid, or a part that needs a "
+                          "restart changed — the running config stays).",
+                          {"result"})),
+        reload_ok(r.gauge("llmgate_config_last_reload_ok", "0 while the last reload was refused, else 1.").with({})),
+        admin_requests(r.counter("llmgate_admin_requests_total", "Admin API requests, by HTTP status.", {"status"})) {}
 
   observe::counter_family& requests;
   observe::histogram_family& duration;
@@ -232,10 +240,20 @@ struct gateway_metrics {
   observe::gauge_family& degrade_level;
   observe::counter_family& degraded;
   observe::counter_family& level_changes;
+  observe::counter_family& reloads;
+  observe::gauge& reload_ok;
+  observe::counter_family& admin_requests;
+};
+
+// What a reload or an admin change replaces; each request keeps the one it started with.
+struct live_state {
+  std::shared_ptr<const control::config> cfg;
+  std::shared_ptr<limit::rule_set> rules;
 };
 
 // What one request carries through the pipeline.
 struct request_state {
+  std::shared_ptr<const live_state> live; // the config and limit rules this request runs on
   std::string request_id;
   std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
   std::string model = "-";
@@ -272,7 +290,7 @@ struct forward_result {
 
 } // namespace
 
-struct gateway::impl {
+struct gateway::impl final : control::admin_target {
   impl(std::shared_ptr<const control::config> c, observe::registry& r, std::string n)
       : cfg(std::move(c)), registry(r), metrics(r), note(std::move(n)) {
     limits.header_timeout = cfg->server.header_timeout;
@@ -336,7 +354,14 @@ struct gateway::impl {
   std::string note;
   session_limits limits;
   std::vector<std::unique_ptr<worker>> workers;
-  limit::rule_set rules{*cfg};
+  std::atomic<std::shared_ptr<const live_state>> live{
+      std::make_shared<const live_state>(live_state{cfg, std::make_shared<limit::rule_set>(*cfg)})};
+  std::shared_ptr<const live_state> snapshot() const { return live.load(); }
+  std::mutex reload_mutex;                                               // one reload or admin change at a time
+  std::function<std::shared_ptr<const control::config>()> reload_source; // reads the config file again
+  std::string watched_path;                                              // the config file, watched for changes
+  std::optional<tcp::acceptor> admin_acceptor;                           // admin.listen, on worker 0
+  std::uint16_t admin_port = 0;
   // Health, breaker, slots and scraped load of each backend, shared by the workers.
   std::vector<std::unique_ptr<upstream::backend_state>> backends = [this] {
     std::vector<std::unique_ptr<upstream::backend_state>> out;
@@ -345,7 +370,7 @@ struct gateway::impl {
   }();
   // limits.store: redis — the fleet's limits, decided in Redis (null for local).
   std::unique_ptr<limit::redis_limiter> redis_limits =
-      cfg->limits.redis_store ? std::make_unique<limit::redis_limiter>(*cfg, rules, registry) : nullptr;
+      cfg->limits.redis_store ? std::make_unique<limit::redis_limiter>(*cfg, registry) : nullptr;
   upstream::retry_budget budget{cfg->retry.budget_ratio, cfg->retry.budget_min_per_second, cfg->retry.budget_window};
   std::vector<std::shared_ptr<const tokenize::qwen_tokenizer>> tokenizers = load_tokenizers(*cfg); // by model index
   // The degradation ladder of each model, and what its pool did lately (by model index).
@@ -434,6 +459,7 @@ struct gateway::impl {
   // docs/ARCHITECTURE.md: parse, route, forward (balance, rewrite, relay).
   net::awaitable<bool> handle(worker& w, session_context& ctx, request& req) {
     request_state st;
+    st.live = snapshot();
     st.request_id = std::string(req["x-request-id"]);
     if (st.request_id.empty() || st.request_id.size() > 128) st.request_id = new_request_id();
     st.headers.emplace_back("x-request-id", st.request_id);
@@ -487,16 +513,16 @@ struct gateway::impl {
     return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
   }
 
-  bool origin_allowed(std::string_view origin) const {
+  static bool origin_allowed(const control::config& c, std::string_view origin) {
     if (origin.empty()) return false;
-    for (const auto& o : cfg->cors.allow_origins)
+    for (const auto& o : c.cors.allow_origins)
       if (o == "*" || o == origin) return true;
     return false;
   }
 
   void add_cors(const request& req, request_state& st) const {
     const auto origin = req[http::field::origin];
-    if (!origin_allowed(origin)) return;
+    if (!origin_allowed(*st.live->cfg, origin)) return;
     st.headers.emplace_back("Access-Control-Allow-Origin", std::string(origin));
     st.headers.emplace_back("Vary", "Origin");
     st.headers.emplace_back("Access-Control-Expose-Headers",
@@ -504,7 +530,7 @@ struct gateway::impl {
   }
 
   net::awaitable<bool> preflight(session_context& ctx, request& req, request_state& st) {
-    if (!origin_allowed(req[http::field::origin])) {
+    if (!origin_allowed(*st.live->cfg, req[http::field::origin])) {
       const openai::local_reply forbidden{
           403, openai::error_body("Origin not allowed.", "invalid_request_error", {}, "cors_origin_not_allowed"), {}};
       co_return co_await reply(ctx, req, st, forbidden);
@@ -514,8 +540,9 @@ struct gateway::impl {
     const auto asked = req[http::field::access_control_request_headers];
     headers.emplace_back("Access-Control-Allow-Headers",
                          asked.empty() ? std::string("authorization, content-type") : std::string(asked));
-    headers.emplace_back("Access-Control-Max-Age",
-                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(cfg->cors.max_age).count()));
+    headers.emplace_back(
+        "Access-Control-Max-Age",
+        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(st.live->cfg->cors.max_age).count()));
     st.status = 204;
     co_return co_await write_answer(ctx, req, 204, {}, headers, {});
   }
@@ -533,6 +560,8 @@ struct gateway::impl {
 
   // Keys tracked and overflows per rule, read when scraped (not on the request path).
   void refresh_limit_gauges() {
+    const auto lv = snapshot();
+    const auto& rules = *lv->rules;
     for (std::size_t i = 0; i < rules.size(); ++i) {
       metrics.tracked_keys.with({rules.rule(i).name}).set(static_cast<double>(rules.tracked_keys(i)));
       metrics.overflowed.with({rules.rule(i).name}).set(static_cast<double>(rules.overflowed(i)));
@@ -587,7 +616,7 @@ struct gateway::impl {
     while (!draining.load()) {
       timer.expires_after(std::chrono::seconds(10));
       if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
-      if (const auto dropped = rules.sweep(steady_now()); dropped > 0)
+      if (const auto dropped = snapshot()->rules->sweep(steady_now()); dropped > 0)
         spdlog::debug("limits: dropped {} idle key(s)", dropped);
     }
   }
@@ -597,14 +626,15 @@ struct gateway::impl {
   net::awaitable<void> degrade_loop(worker& w) {
     net::steady_timer timer(w.ioc);
     while (!draining.load()) {
-      timer.expires_after(cfg->degrade.interval);
+      timer.expires_after(snapshot()->cfg->degrade.interval);
       if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
       const auto now = steady_now();
-      for (std::size_t i = 0; i < cfg->models.size(); ++i) {
-        const auto& m = cfg->models[i];
-        const auto target = degrade::target_level(m.triggers ? *m.triggers : cfg->degrade.triggers, signals(w, i, now));
-        if (auto changed = ladders[i]->on_target(target, now, cfg->degrade.dwell))
-          level_changed(i, *changed, "triggers");
+      const auto lv = snapshot(); // triggers and dwell as last reloaded
+      const auto& c = *lv->cfg;
+      for (std::size_t i = 0; i < c.models.size(); ++i) {
+        const auto& m = c.models[i];
+        const auto target = degrade::target_level(m.triggers ? *m.triggers : c.degrade.triggers, signals(w, i, now));
+        if (auto changed = ladders[i]->on_target(target, now, c.degrade.dwell)) level_changed(i, *changed, "triggers");
       }
     }
   }
@@ -652,12 +682,206 @@ struct gateway::impl {
     spdlog::warn("model {}: degradation level L{} ({})", name, level, cause);
   }
 
+  // ---- limits that change while it runs: reload and the admin API ---------
+
+  // Takes `next` on (validated already): refused when a part that needs a
+  // restart changed. Rules keep their state where name, key and algorithm
+  // did not change; requests in flight finish on the config they started with.
+  std::optional<control::admin_failure> apply_config(std::shared_ptr<const control::config> next,
+                                                     const std::string& who, std::string_view what) {
+    std::lock_guard lock(reload_mutex);
+    const auto cur = snapshot();
+    if (const auto parts = restart_needed(*cur->cfg, *next); !parts.empty()) {
+      std::string list;
+      for (const auto& p : parts) list += (list.empty() ? "" : ", ") + p;
+      metrics.reloads.with({"refused"}).inc();
+      metrics.reload_ok.set(0);
+      spdlog::error("{} by {} refused: {} changed, which needs a restart; the running config stays", what, who, list);
+      return control::admin_failure{409, fmt::format("Refused: {} changed, which needs a restart.", list)};
+    }
+    auto rules = std::make_shared<limit::rule_set>(*next, cur->rules.get());
+    live.store(std::make_shared<const live_state>(live_state{next, rules}));
+    // A level written in the config applies when the config's level changed (an admin's stays otherwise).
+    for (std::size_t i = 0; i < next->models.size(); ++i) {
+      const int was = cur->cfg->models[i].level, now = next->models[i].level;
+      if (was == now) continue;
+      const auto changed = now >= 0 ? ladders[i]->set_manual(now) : ladders[i]->release();
+      if (changed) level_changed(i, *changed, "config");
+    }
+    spdlog::set_level(spdlog::level::from_str(next->log_level));
+    metrics.reloads.with({"ok"}).inc();
+    metrics.reload_ok.set(1);
+    spdlog::info("{} by {}: {} rule(s), {} key(s), {} tier(s) in force", what, who, next->limits.rules.size(),
+                 next->keys.size(), next->tiers.size());
+    return std::nullopt;
+  }
+
+  std::optional<control::admin_failure> reload(const std::string& who) override {
+    if (!reload_source) return control::admin_failure{409, "Started without a config file: nothing to reload."};
+    std::shared_ptr<const control::config> next;
+    try {
+      next = reload_source();
+    } catch (const control::config_error& e) {
+      metrics.reloads.with({"refused"}).inc();
+      metrics.reload_ok.set(0);
+      std::string problems;
+      for (const auto& p : e.problems())
+        problems += fmt::format("{}{}: {}", problems.empty() ? "" : "; ", p.key.empty() ? std::string("config") : p.key,
+                                p.message);
+      spdlog::error("reload by {} refused, the running config stays: {}", who, problems);
+      return control::admin_failure{409, "Refused, the running config stays: " + problems};
+    }
+    return apply_config(std::move(next), who, "reload");
+  }
+
+  std::optional<std::size_t> model_named(std::string_view name) const {
+    const auto* m = cfg->find_model(name);
+    if (!m) return std::nullopt;
+    return model_index_of(*m);
+  }
+
+  std::optional<control::admin_failure> set_level(std::string_view model, int level, const std::string& who) override {
+    const auto i = model_named(model);
+    if (!i) return control::admin_failure{404, fmt::format("No model named '{}'.", model)};
+    spdlog::warn("admin {}: model {} set to L{} by hand (overrides its triggers until released)", who,
+                 cfg->models[*i].name, level);
+    if (const auto changed = ladders[*i]->set_manual(level)) level_changed(*i, *changed, "admin");
+    return std::nullopt;
+  }
+
+  std::optional<control::admin_failure> release_level(std::string_view model, const std::string& who) override {
+    const auto i = model_named(model);
+    if (!i) return control::admin_failure{404, fmt::format("No model named '{}'.", model)};
+    spdlog::warn("admin {}: model {} released: its triggers decide its level again", who, cfg->models[*i].name);
+    if (const auto changed = ladders[*i]->release()) level_changed(*i, *changed, "admin");
+    return std::nullopt;
+  }
+
+  std::optional<control::admin_failure> set_limit(std::string_view rule, std::string_view limit_text,
+                                                  std::optional<std::int64_t> burst, const std::string& who) override {
+    auto next = std::make_shared<control::config>(*snapshot()->cfg);
+    auto it = std::find_if(next->limits.rules.begin(), next->limits.rules.end(),
+                           [&](const control::rule_config& r) { return r.name == rule; });
+    if (it == next->limits.rules.end()) return control::admin_failure{404, fmt::format("No rule named '{}'.", rule)};
+    const auto rate = limit::parse_rate(limit_text);
+    const bool concurrency = it->algorithm == control::limit_algorithm::concurrency;
+    if (!rate || rate->count < 1 || (concurrency ? rate->period.count() != 0 : rate->period.count() <= 0))
+      return control::admin_failure{400, concurrency
+                                             ? "Expected a number of requests in flight, e.g. \"4\"."
+                                             : "Expected a count per period, e.g. \"100/minute\" or \"10/30s\"."};
+    const bool default_burst = it->burst == it->count;
+    it->count = rate->count;
+    it->period = std::chrono::duration_cast<control::duration>(rate->period);
+    if (burst)
+      it->burst = *burst;
+    else if (default_burst)
+      it->burst = rate->count;
+    spdlog::warn("admin {}: rule {} limit set to {} (burst {}) until the next reload", who, rule, limit_text,
+                 it->burst);
+    return apply_config(std::move(next), who, "admin limit change");
+  }
+
+  std::string status_json() override {
+    const auto lv = snapshot();
+    const auto now = steady_now();
+    json::array models, backends_out, rules_out;
+    for (std::size_t i = 0; i < cfg->models.size(); ++i) {
+      const auto v = ladders[i]->state();
+      json::object m{{"name", cfg->models[i].name},
+                     {"level", v.level},
+                     {"set_by", v.manual ? "hand" : "triggers"},
+                     {"triggers_level", v.automatic},
+                     {"triggers_target", v.target}};
+      if (!cfg->models[i].fallback.empty()) m["fallback"] = cfg->models[i].fallback;
+      models.push_back(std::move(m));
+    }
+    using bs = upstream::backend_state::breaker_state;
+    for (const auto& b : backends) {
+      const auto slots = b->slots.read();
+      const auto br = b->breaker(now);
+      backends_out.push_back(json::object{{"name", b->config().name},
+                                          {"healthy", b->healthy()},
+                                          {"breaker", br == bs::open        ? "open"
+                                                      : br == bs::half_open ? "half_open"
+                                                                            : "closed"},
+                                          {"in_flight", slots.in_flight},
+                                          {"queued", slots.queued}});
+    }
+    const auto& rs = *lv->rules;
+    for (std::size_t i = 0; i < rs.size(); ++i) {
+      const auto& r = rs.rule(i);
+      const bool concurrency = r.algorithm == control::limit_algorithm::concurrency;
+      json::object o{{"name", r.name},
+                     {"algorithm", std::string(control::to_string(r.algorithm))},
+                     {"limit", concurrency
+                                   ? std::to_string(r.count)
+                                   : limit::format_rate({r.count, std::chrono::duration_cast<limit::nanos>(r.period)})},
+                     {"burst", r.burst}};
+      if (!redis_limits) {
+        o["tracked_keys"] = rs.tracked_keys(i);
+        o["overflowed"] = rs.overflowed(i);
+      }
+      rules_out.push_back(std::move(o));
+    }
+    return json::serialize(json::object{{"store", redis_limits ? "redis" : "local"},
+                                        {"models", std::move(models)},
+                                        {"backends", std::move(backends_out)},
+                                        {"rules", std::move(rules_out)}});
+  }
+
+  // The admin listener's requests (worker 0): routed and checked by control::handle_admin.
+  net::awaitable<bool> admin_request(session_context& ctx, request& req) {
+    const auto target = parse_target(req.target());
+    const control::admin_request r{as_view(req.method_string()), target.path, as_view(req[http::field::authorization]),
+                                   req.body(), std::string(ctx.peer)};
+    const auto out = control::handle_admin(r, *this, cfg->admin.token);
+    metrics.admin_requests.with({std::to_string(out.status)}).inc();
+    co_return co_await write_answer(ctx, req, out.status, "application/json", {}, out.body);
+  }
+
+  net::awaitable<void> admin_loop(worker& w, tcp::acceptor& acceptor) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(k_tuple);
+      if (ec) {
+        if (!acceptor.is_open() || ec == net::error::operation_aborted) co_return;
+        continue;
+      }
+      net::co_spawn(
+          w.ioc,
+          [this, &w, s = std::move(socket)]() mutable -> net::awaitable<void> {
+            co_await run_session(std::move(s), limits, w.sessions,
+                                 [this](session_context& ctx, request& req) { return admin_request(ctx, req); });
+          },
+          net::detached);
+    }
+  }
+
+  // The config file, looked at every second: a change (an edit, or a
+  // Kubernetes ConfigMap's symlink swapped over the directory) is reloaded.
+  net::awaitable<void> watch_loop(worker& w, std::string path) {
+    auto fingerprint = [&path] {
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0) return std::string(); // follows symlinks
+      return fmt::format("{}:{}:{}:{}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    };
+    auto last = fingerprint();
+    net::steady_timer timer(w.ioc);
+    while (!draining.load()) {
+      timer.expires_after(std::chrono::seconds(1));
+      if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
+      const auto now = fingerprint();
+      if (now.empty() || now == last) continue; // gone for a moment (mid-swap): wait for it
+      last = now;
+      (void)reload("a change of " + path);
+    }
+  }
+
   // A decision by Redis. on_limit: queue waits here too, asking again until
   // the rule's max_wait (or the client's deadline); across replicas there is
   // no first-in-first-out line, only retries at the rule's retry_after.
   net::awaitable<limit::redis_limiter::decided> admit_shared(worker& w, session_context& ctx, request_state& st,
                                                              const limit::request_facts& facts) {
-    auto d = co_await redis_limits->admit(*w.redis, facts, steady_now());
+    auto d = co_await redis_limits->admit(*w.redis, st.live->rules, facts, steady_now());
     if (d.a.allowed || d.unavailable || !d.a.refused_by || !d.a.refused_by->queue ||
         d.a.refusal.retry_after == limit::k_never)
       co_return d;
@@ -682,7 +906,7 @@ struct gateway::impl {
       timer.expires_after(wait);
       co_await timer.async_wait(k_tuple);
       if (st.client_gone) break;
-      d = co_await redis_limits->admit(*w.redis, facts, steady_now());
+      d = co_await redis_limits->admit(*w.redis, st.live->rules, facts, steady_now());
     }
     co_return d;
   }
@@ -693,6 +917,7 @@ struct gateway::impl {
   net::awaitable<limit::admission> wait_in_line(session_context& ctx, request_state& st,
                                                 const limit::request_facts& facts, limit::admission refused) {
     const auto& rule = *refused.refused_by;
+    auto& rules = *st.live->rules;
     const auto ticket = rules.enqueue(refused.refused_rule, refused.refused_key);
     struct leave_guard {
       limit::rule_set& rules;
@@ -739,7 +964,7 @@ struct gateway::impl {
     const limit::decision* requests = nullptr;
     const limit::decision* tokens = nullptr;
     for (const auto& h : a.holds) {
-      const auto& r = rules.rule(h.rule);
+      const auto& r = st.live->rules->rule(h.rule);
       if (r.algorithm == control::limit_algorithm::concurrency) continue;
       auto*& slot = r.cost_tokens ? tokens : requests;
       if (!slot || h.verdict.remaining < slot->remaining) slot = &h.verdict;
@@ -809,8 +1034,10 @@ struct gateway::impl {
     // caller costs nothing), what is asked (a bad request never reaches a
     // backend or uses quota), which model (unknown: 404, no quota used),
     // admission by the limit rules, then forwarding.
-    const auto client_ip = control::client_address(*cfg, ctx.peer, forwarded_for(req));
-    const auto who = control::identify(*cfg, as_view(req[http::field::authorization]), client_ip);
+    const auto& lcfg = *st.live->cfg; // as last reloaded (keys, tiers, limits, ladder); the rest never changes
+    auto& rules = *st.live->rules;
+    const auto client_ip = control::client_address(lcfg, ctx.peer, forwarded_for(req));
+    const auto who = control::identify(lcfg, as_view(req[http::field::authorization]), client_ip);
     if (!who) {
       const bool keep = co_await reply(ctx, req, st, openai::invalid_api_key());
       record(w, st);
@@ -926,12 +1153,12 @@ struct gateway::impl {
     }
 
     // The ladder: the model's level, if the caller's tier is degraded from it.
-    st.level = degrade::applied_level(ladders[st.model_index]->level(), degrade_from(who->tier));
+    st.level = degrade::applied_level(ladders[st.model_index]->level(), degrade_from(lcfg, who->tier));
     st.headers.emplace_back("x-llmgate-degraded", fmt::format("L{}", st.level));
     if (st.level > 0) metrics.degraded.with({model->name, fmt::format("L{}", st.level)}).inc();
     forward_result result;
     if (st.level >= 4) {
-      result = static_reply(st, *view, *model);
+      result = static_reply(lcfg, st, *view, *model);
     } else {
       const auto* serving = model; // L3: the fallback model's pool answers, under its own name
       if (st.level >= 3 && !model->fallback.empty()) serving = cfg->find_model(model->fallback);
@@ -1155,22 +1382,23 @@ struct gateway::impl {
   }
 
   // The level from which a caller's tier is degraded (an unknown tier: the first).
-  int degrade_from(std::string_view tier) const {
-    for (const auto& t : cfg->tiers)
+  static int degrade_from(const control::config& c, std::string_view tier) {
+    for (const auto& t : c.tiers)
       if (t.name == tier) return t.degrade_from;
-    return cfg->tiers.empty() ? 1 : cfg->tiers.front().degrade_from;
+    return c.tiers.empty() ? 1 : c.tiers.front().degrade_from;
   }
 
   // L4: the configured static reply, shaped as the model's answer, or 503 service busy.
-  forward_result static_reply(request_state& st, const openai::request_view& view, const control::model_config& model) {
-    if (cfg->degrade.static_reply.empty())
+  forward_result static_reply(const control::config& c, request_state& st, const openai::request_view& view,
+                              const control::model_config& model) {
+    if (c.degrade.static_reply.empty())
       return busy(model, "it is degraded to its static reply (L4) and none is configured");
     forward_result r;
     r.kind = forward_result::answer;
     r.status = 200;
     r.content_type = view.stream ? "text/event-stream" : "application/json";
-    r.body = degrade::static_completion(cfg->degrade.static_reply, model.name, view.kind, view.stream,
-                                        view.include_usage, st.request_id);
+    r.body = degrade::static_completion(c.degrade.static_reply, model.name, view.kind, view.stream, view.include_usage,
+                                        st.request_id);
     return r;
   }
 
@@ -1669,7 +1897,26 @@ std::uint16_t gateway::start() {
     if (!m.port) m.port = w->acceptor->local_endpoint().port();
     m.workers.push_back(std::move(w));
   }
+  if (const auto& a = m.cfg->admin.listen) {
+    try {
+      tcp::endpoint ep(net::ip::make_address(a->host), a->port);
+      m.admin_acceptor.emplace(m.workers.front()->ioc);
+      m.admin_acceptor->open(ep.protocol());
+      m.admin_acceptor->set_option(tcp::acceptor::reuse_address(true));
+      m.admin_acceptor->bind(ep);
+      m.admin_acceptor->listen();
+      m.admin_port = m.admin_acceptor->local_endpoint().port();
+    } catch (const boost::system::system_error& e) {
+      throw std::runtime_error(
+          fmt::format("cannot listen on {}:{} (admin.listen): {}", a->host, a->port, e.code().message()));
+    }
+  }
   return m.port;
+}
+
+void gateway::set_reload(std::string path, std::function<std::shared_ptr<const control::config>()> source) {
+  impl_->watched_path = std::move(path);
+  impl_->reload_source = std::move(source);
 }
 
 int gateway::run() {
@@ -1678,8 +1925,12 @@ int gateway::run() {
   for (auto& w : m.workers) {
     guards.push_back(net::make_work_guard(w->ioc));
     net::co_spawn(w->ioc, m.accept_loop(*w), net::detached);
-    if (w == m.workers.front() && m.rules.size() > 0) net::co_spawn(w->ioc, m.sweep_loop(*w), net::detached);
+    if (w == m.workers.front()) net::co_spawn(w->ioc, m.sweep_loop(*w), net::detached);
     if (w == m.workers.front()) net::co_spawn(w->ioc, m.degrade_loop(*w), net::detached);
+    if (w == m.workers.front() && m.admin_acceptor)
+      net::co_spawn(w->ioc, m.admin_loop(*w, *m.admin_acceptor), net::detached);
+    if (w == m.workers.front() && m.reload_source && !m.watched_path.empty())
+      net::co_spawn(w->ioc, m.watch_loop(*w, m.watched_path), net::detached);
     if (w == m.workers.front()) m.start_monitors(*w);
     if (w == m.workers.front() && m.redis_limits)
       net::co_spawn(w->ioc, m.redis_limits->heartbeat(*w->redis, m.draining), net::detached);
@@ -1687,21 +1938,37 @@ int gateway::run() {
   }
   spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host, m.port,
                m.workers.size(), m.cfg->backends.size(), m.cfg->models.size(), m.note.empty() ? "" : "; " + m.note);
+  if (m.admin_acceptor) { // before the "listening" line, which tells a supervisor it is up
+    if (m.cfg->admin.token.empty())
+      spdlog::warn("admin API on {}:{} stays closed: admin.token is empty", m.cfg->admin.listen->host, m.admin_port);
+    fmt::print("llmgate admin on {}:{}\n", m.cfg->admin.listen->host, m.admin_port);
+  }
   fmt::print("llmgate listening on {}:{}\n", m.cfg->listen.host, m.port);
   std::fflush(stdout);
 
+  // SIGHUP reloads the config file; SIGTERM and SIGINT drain and stop.
   net::io_context signals_ioc;
-  net::signal_set signals(signals_ioc, SIGTERM, SIGINT);
+  net::signal_set signals(signals_ioc, SIGTERM, SIGINT, SIGHUP);
   int signal_number = 0;
-  signals.async_wait([&](const boost::system::error_code&, int n) { signal_number = n; });
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                             int n) {
+    if (!ec && n == SIGHUP) {
+      (void)m.reload("SIGHUP");
+      signals.async_wait(on_signal);
+      return;
+    }
+    signal_number = n;
+  };
+  signals.async_wait(on_signal);
   signals_ioc.run();
 
   spdlog::info("signal {}: draining (up to {})", signal_number, control::format_duration(m.cfg->server.drain_timeout));
   m.draining = true;
   for (auto& w : m.workers)
-    net::post(w->ioc, [&w] {
+    net::post(w->ioc, [&w, &m] {
       boost::system::error_code ec;
       w->acceptor->close(ec);
+      if (w == m.workers.front() && m.admin_acceptor) m.admin_acceptor->close(ec);
       w->sessions.drain();
     });
   const auto deadline = clock::now() + m.cfg->server.drain_timeout;

@@ -6,6 +6,7 @@
 #include "observe/metrics.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,10 @@ public:
   // Binds every worker's listener; throws std::runtime_error when it cannot.
   // Returns the port bound (useful with port 0).
   std::uint16_t start();
+  // Reloads (SIGHUP, the admin API, a change of the file at `path`) read the
+  // config through `source` (which throws control::config_error when it is
+  // not valid). Without it, there is nothing to reload.
+  void set_reload(std::string path, std::function<std::shared_ptr<const control::config>()> source);
   // Serves until SIGTERM or SIGINT, then drains: stops accepting, lets
   // in-flight requests finish up to server.drain_timeout, closes the rest.
   // Returns the process exit code.

@@ -24,6 +24,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <deque>
 #include <future>
 #include <optional>
 #include <random>
@@ -156,6 +157,7 @@ struct sim_server::impl {
   observe::counter *prompt_tokens, *generation_tokens;
   observe::histogram *ttft, *e2e;
   std::uint64_t next_id = 1;
+  std::deque<std::string> received; // the last 32 completion request bodies (GET /sim/requests)
 
   // A sequence in the engine, as its request coroutine sees it.
   struct live_sequence {
@@ -231,6 +233,16 @@ struct sim_server::impl {
       auto list = json::serialize(json::object{{"object", "list"}, {"data", json::array{m}}});
       co_return co_await reply(ctx, req, http::status::ok, std::move(list));
     }
+    if (target.path == "/sim/requests") { // the bodies of the last requests, oldest first (for tests)
+      json::array bodies;
+      for (const auto& b : received) {
+        boost::system::error_code ec;
+        auto v = json::parse(b, ec);
+        bodies.push_back(ec ? json::value(b) : std::move(v));
+      }
+      auto list = json::serialize(bodies);
+      co_return co_await reply(ctx, req, http::status::ok, std::move(list));
+    }
     if (target.path == "/sim/faults") {
       if (req.method() == http::verb::post) {
         if (auto err = apply_faults(req.body()))
@@ -248,6 +260,8 @@ struct sim_server::impl {
         (target.path == "/v1/chat/completions" || target.path == "/v1/completions")) {
       const auto kind =
           target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions : openai::endpoint::completions;
+      received.push_back(req.body());
+      if (received.size() > 32) received.pop_front();
       co_return co_await complete(ctx, req, kind);
     }
     co_return co_await reply(ctx, req, http::status::not_found, openai::not_found(target.path).body);

@@ -173,3 +173,32 @@ describe("LangChain ChatOpenAI through llmgate", { timeout: 120000 }, () => {
     assert.ok(res.usage_metadata.input_tokens > 0, JSON.stringify(res.usage_metadata));
   });
 });
+
+describe("LangChain streaming at the ladder's L1 (the backend asked without streaming)", { timeout: 120000 }, () => {
+  let stack;
+  before(async () => {
+    stack = await startStack({ n: 1, gatewayOptions: { modelExtra: "degrade: {level: 1}" } });
+  });
+  after(() => stack?.stop());
+
+  it("handleLLMNewToken still receives the content, and usage is reported", async () => {
+    const tokens = [];
+    const chat = new ChatOpenAI({
+      model: MODEL,
+      apiKey: "EMPTY",
+      streaming: true,
+      streamUsage: true,
+      maxRetries: 0,
+      configuration: { baseURL: `${stack.gw.url}/v1` },
+      modelKwargs: { enable_thinking: true },
+      callbacks: [{ handleLLMNewToken: (t) => tokens.push(t) }],
+    });
+    const res = await chat.invoke(QUESTION);
+    const content = textOf(res);
+    assert.ok(content.length > 0);
+    assert.equal(tokens.join(""), content, "the callbacks saw the whole content");
+    assert.ok(res.usage_metadata?.output_tokens > 0, JSON.stringify(res.usage_metadata));
+    const received = await (await fetch(`${stack.sims[0].url}/sim/requests`)).json();
+    assert.equal(received.at(-1).stream, false, "the backend was asked without streaming");
+  });
+});

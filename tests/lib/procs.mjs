@@ -20,6 +20,7 @@ const READY_TIMEOUT_MS = Number(process.env.LLMGATE_READY_TIMEOUT_MS || 15000);
 const STOP_TIMEOUT_MS = 5000;
 const OUTPUT_TAIL_BYTES = 64 * 1024;
 const READY_RE = /^llmgate (?:sim )?listening on (\[[^\]]+\]|[^\s:]+):(\d+)\s*$/;
+const ADMIN_RE = /^llmgate admin on ([^\s:]+):(\d+)\s*$/;
 
 /** Live handles, so that a failing test still stops everything. */
 const live = new Set();
@@ -145,6 +146,8 @@ export function spawnLlmgate(args, { name = args[0], env, readyTimeoutMs = READY
       while ((nl = lineBuf.indexOf("\n")) >= 0) {
         const line = lineBuf.slice(0, nl).replace(/\r$/, "");
         lineBuf = lineBuf.slice(nl + 1);
+        const admin = ADMIN_RE.exec(line);
+        if (admin) handle.adminUrl = `http://${admin[1]}:${admin[2]}`;
         const m = READY_RE.exec(line);
         if (m) {
           done = true;
@@ -194,9 +197,13 @@ export async function stopAll() {
 
 /**
  * A minimal gateway config with one backend per sim handle (sim-a, sim-b, ...),
- * all serving `model`. `extra` is appended verbatim (YAML text).
+ * all serving `model`. `extra` is appended verbatim (YAML text); `modelExtra`
+ * goes into the model's entry (e.g. "degrade: {level: 1}").
  */
-export function gatewayConfig(sims, { model = "Qwen3-1.7B", aliases = ["qwen3-1.7b"], workers = 1, kind = "vllm", extra = "" } = {}) {
+export function gatewayConfig(
+  sims,
+  { model = "Qwen3-1.7B", aliases = ["qwen3-1.7b"], workers = 1, kind = "vllm", extra = "", modelExtra = "" } = {},
+) {
   const names = "abcdefghijklmnopqrstuvwxyz";
   const backends = sims
     .map((s, i) => `  - {name: sim-${names[i]}, url: "${s.url}", kind: ${kind}, models: [${model}]}`)
@@ -207,7 +214,7 @@ export function gatewayConfig(sims, { model = "Qwen3-1.7B", aliases = ["qwen3-1.
     "backends:",
     backends,
     "models:",
-    `  - {name: ${model}, aliases: [${aliases.join(", ")}]}`,
+    `  - {name: ${model}, aliases: [${aliases.join(", ")}]${modelExtra ? `, ${modelExtra}` : ""}}`,
     extra,
   ]
     .filter((l) => l !== "")

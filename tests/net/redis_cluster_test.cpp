@@ -142,7 +142,7 @@ TEST_F(redis_cluster_test, ask_and_moved_are_followed_while_a_slot_migrates) {
 class cluster_limits : public redis_cluster_test {
 protected:
   std::shared_ptr<const control::config> cfg_;
-  std::unique_ptr<limit::rule_set> rules_;
+  std::shared_ptr<limit::rule_set> rules_;
   observe::registry metrics_;
   std::unique_ptr<limit::redis_limiter> limiter_;
   net::io_context ioc_;
@@ -156,8 +156,8 @@ protected:
         "redis: {cluster: [" +
             seeds_yaml + "], timeout: 2s, on_failure: deny}\nlimits:\n  store: redis\n  rules:\n" + rules_yaml,
         "cluster_limits.yaml");
-    rules_ = std::make_unique<limit::rule_set>(*cfg_);
-    limiter_ = std::make_unique<limit::redis_limiter>(*cfg_, *rules_, metrics_);
+    rules_ = std::make_shared<limit::rule_set>(*cfg_);
+    limiter_ = std::make_unique<limit::redis_limiter>(*cfg_, metrics_);
     for (int i = 0; i < 3; ++i) links_.push_back(limiter_->connect(ioc_.get_executor()));
   }
 
@@ -181,7 +181,7 @@ protected:
           net::co_spawn(
               ioc_,
               [&, caller, link = links_[static_cast<std::size_t>(k++ % 3)].get()]() -> net::awaitable<void> {
-                auto d = co_await limiter_->admit(*link, facts(caller), 0ns);
+                auto d = co_await limiter_->admit(*link, rules_, facts(caller), 0ns);
                 if (d.unavailable) ++unavailable;
                 if (d.a.allowed) ++admitted[caller];
                 limiter_->release(*link, d);
