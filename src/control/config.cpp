@@ -1353,6 +1353,7 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
   differs(a.backends != b.backends, "backends");
   differs(a.redis != b.redis, "redis");
   differs(a.admin != b.admin, "admin");
+  differs(a.cache != b.cache, "cache");
   differs(a.limits.redis_store != b.limits.redis_store, "limits.store");
   // Models: everything but their ladder settings.
   auto without_ladder = [](std::vector<model_config> models) {

@@ -288,6 +288,7 @@ struct cache_config {
   std::uint64_t max_bytes = 64 << 20;
   duration ttl = 10min;
   bool per_key = false; // scope: key (each caller its own entries) instead of global
+  bool operator==(const cache_config&) const = default;
 };
 
 struct config {
@@ -325,8 +326,8 @@ struct config {
 // listeners, backends, models, pools, timeouts, Redis) and that differ
 // between `running` and `next`: a reload that changes any of them is refused
 // (restart to apply). Everything else — limits, keys, tiers, auth, trusted
-// proxies, the ladder and the models' levels and triggers, the cache, CORS,
-// the log level — is taken on at once.
+// proxies, the ladder and the models' levels and triggers, CORS, the log
+// level — is taken on at once.
 [[nodiscard]] std::vector<std::string> restart_needed(const config& running, const config& next);
 
 struct config_problem {

@@ -3,6 +3,7 @@
 #include "control/admin.hpp"
 #include "control/caller.hpp"
 #include "degrade/ladder.hpp"
+#include "degrade/response_cache.hpp"
 #include "degrade/synth.hpp"
 #include "degrade/window_stats.hpp"
 #include "limit/rate_parse.hpp"
@@ -60,6 +61,7 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t k_max_cached_stream = 4 << 20; // a longer stream is relayed but not cached
 
 double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
 
@@ -199,7 +201,14 @@ struct gateway_metrics {
                           "restart changed — the running config stays).",
                           {"result"})),
         reload_ok(r.gauge("llmgate_config_last_reload_ok", "0 while the last reload was refused, else 1.").with({})),
-        admin_requests(r.counter("llmgate_admin_requests_total", "Admin API requests, by HTTP status.", {"status"})) {}
+        admin_requests(r.counter("llmgate_admin_requests_total", "Admin API requests, by HTTP status.", {"status"})),
+        cache_lookups(r.counter("llmgate_cache_lookups_total",
+                                "Response cache lookups (when a pool cannot answer, or temperature-0 repeats with "
+                                "cache.mode: always), by result (hit, miss).",
+                                {"result"})),
+        cache_stores(r.counter("llmgate_cache_stores_total", "Answers stored in the response cache.").with({})),
+        cache_entries(r.gauge("llmgate_cache_entries", "Answers held by the response cache.").with({})),
+        cache_bytes(r.gauge("llmgate_cache_bytes", "Bytes held by the response cache (keys and answers).").with({})) {}
 
   observe::counter_family& requests;
   observe::histogram_family& duration;
@@ -243,6 +252,10 @@ struct gateway_metrics {
   observe::counter_family& reloads;
   observe::gauge& reload_ok;
   observe::counter_family& admin_requests;
+  observe::counter_family& cache_lookups;
+  observe::counter& cache_stores;
+  observe::gauge& cache_entries;
+  observe::gauge& cache_bytes;
 };
 
 // What a reload or an admin change replaces; each request keeps the one it started with.
@@ -271,6 +284,9 @@ struct request_state {
   std::function<void(clock::duration)> on_first_token;   // the attempt's breaker verdict, given early for streams
   int level = 0;                                         // the ladder's level applied to this request
   bool stream_off = false;                               // L1: asked upstream without streaming, the SSE made here
+  bool capturing = false;                                // the relayed stream is kept for the response cache ...
+  std::string captured;                                  // ... here,
+  bool stream_complete = false;                          // and stored only if it ended with [DONE], unbroken
 };
 
 // What forwarding produced: already streamed to the client, a whole answer
@@ -382,6 +398,10 @@ struct gateway::impl final : control::admin_target {
     }
     return out;
   }();
+  std::unique_ptr<degrade::response_cache> cache =
+      cfg->cache.mode == control::cache_mode::off
+          ? nullptr
+          : std::make_unique<degrade::response_cache>(cfg->cache.max_entries, cfg->cache.max_bytes, cfg->cache.ttl);
   std::vector<std::unique_ptr<degrade::window_stats>> pool_stats = [this] {
     std::vector<std::unique_ptr<degrade::window_stats>> out;
     for (std::size_t i = 0; i < cfg->models.size(); ++i)
@@ -560,6 +580,10 @@ struct gateway::impl final : control::admin_target {
 
   // Keys tracked and overflows per rule, read when scraped (not on the request path).
   void refresh_limit_gauges() {
+    if (cache) {
+      metrics.cache_entries.set(static_cast<double>(cache->size()));
+      metrics.cache_bytes.set(static_cast<double>(cache->bytes()));
+    }
     const auto lv = snapshot();
     const auto& rules = *lv->rules;
     for (std::size_t i = 0; i < rules.size(); ++i) {
@@ -1163,7 +1187,30 @@ struct gateway::impl final : control::admin_target {
       const auto* serving = model; // L3: the fallback model's pool answers, under its own name
       if (st.level >= 3 && !model->fallback.empty()) serving = cfg->find_model(model->fallback);
       st.stream_off = st.level >= 1 && view->stream;
-      result = co_await forward_watched(w, ctx, req, st, *view, *serving);
+      // The response cache answers when the pool cannot (or, with mode
+      // always, a temperature-0 repeat); every whole answer is kept for that.
+      std::string key;
+      std::optional<forward_result> hit;
+      if (cache) {
+        key = degrade::cache_key(view->body, model->name, target.path, cfg->cache.per_key ? who->name : "");
+        const bool repeat = cfg->cache.mode == control::cache_mode::always && temperature_zero(*view);
+        const bool down = !w.router.has_candidate(model_index_of(*serving), {}, steady_now());
+        if (repeat || down) hit = from_cache(st, key);
+        st.capturing = view->stream && !st.stream_off;
+      }
+      if (hit) {
+        result = std::move(*hit);
+      } else {
+        result = co_await forward_watched(w, ctx, req, st, *view, *serving);
+        if (cache && !st.client_gone) {
+          if (result.kind == forward_result::answer && result.status == 200)
+            keep_answer(key, result.body, result.content_type, serving->name, st.level);
+          else if (result.kind == forward_result::streamed && st.stream_complete && st.status == 200)
+            keep_answer(key, std::move(st.captured), "text/event-stream", serving->name, st.level);
+          else if (result.kind == forward_result::reply && result.error.status >= 500 && !result.deadline)
+            if (auto late = from_cache(st, key)) result = std::move(*late); // every backend failed it
+        }
+      }
     }
     if (st.tokens_used >= 0) { // token costs corrected by the real usage
       if (!shared)
@@ -1400,6 +1447,34 @@ struct gateway::impl final : control::admin_target {
     r.body = degrade::static_completion(c.degrade.static_reply, model.name, view.kind, view.stream, view.include_usage,
                                         st.request_id);
     return r;
+  }
+
+  static bool temperature_zero(const openai::request_view& view) {
+    const auto* t = view.body.if_contains("temperature");
+    return t && ((t->is_double() && t->get_double() == 0.0) || (t->is_int64() && t->get_int64() == 0) ||
+                 (t->is_uint64() && t->get_uint64() == 0));
+  }
+
+  // A cached answer for this request at its level, as a whole answer marked x-llmgate-cache: hit.
+  std::optional<forward_result> from_cache(request_state& st, const std::string& key) {
+    auto e = cache->find(key, st.level, steady_now());
+    metrics.cache_lookups.with({e ? "hit" : "miss"}).inc();
+    if (!e) return std::nullopt;
+    forward_result r;
+    r.kind = forward_result::answer;
+    r.status = 200;
+    r.content_type = std::move(e->content_type);
+    r.body = std::move(e->body);
+    st.headers.emplace_back("x-llmgate-cache", "hit");
+    st.backend = "cache";
+    return r;
+  }
+
+  void keep_answer(const std::string& key, std::string body, std::string content_type, const std::string& model,
+                   int level) {
+    if (body.empty()) return;
+    cache->store(key, {std::move(body), std::move(content_type), model, level}, steady_now());
+    metrics.cache_stores.inc();
   }
 
   std::size_t model_index_of(const control::model_config& m) const {
@@ -1742,6 +1817,13 @@ struct gateway::impl final : control::admin_target {
           conn.stream.socket().close(ignored);
           co_return result;
         }
+        if (st.capturing) {
+          st.captured += out;
+          if (st.captured.size() > k_max_cached_stream) { // too long to be worth keeping
+            st.capturing = false;
+            std::string().swap(st.captured);
+          }
+        }
       }
       if (ec) {
         failure_kind = ec == beast::error::timeout ? control::failure_timeout : control::failure_interrupted;
@@ -1771,6 +1853,7 @@ struct gateway::impl final : control::admin_target {
                                                                                  : openai::bad_gateway(message);
       co_return result;
     }
+    st.stream_complete = done_seen && failure.empty();
     out.clear();
     if (!failure.empty() && !done_seen) {
       spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);

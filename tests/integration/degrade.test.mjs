@@ -330,3 +330,72 @@ ${extra}
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe("the response cache", () => {
+  const cached = (sim, mode, extra = "") => `listen: 127.0.0.1:0
+workers: 2
+health: {interval: 100ms, timeout: 100ms, unhealthy_threshold: 1, healthy_threshold: 1}
+backends:
+  - {name: big, url: "${sim.url}", kind: vllm, models: [Qwen3-1.7B]}
+cache: {mode: ${mode}, ttl: 10m}
+admin: {listen: "127.0.0.1:0", token: ${TOKEN}}
+${extra}
+`;
+  const ask = (gw, content, { stream = false, temperature = 0.7 } = {}) =>
+    fetch(`${gw.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "Qwen3-1.7B", messages: [{ role: "user", content }], max_tokens: 50, stream, temperature }),
+    }).then(async (r) => ({ status: r.status, cache: r.headers.get("x-llmgate-cache"), type: r.headers.get("content-type"), text: await r.text() }));
+
+  test("every backend down: cached answers for repeated requests, service busy for new ones", async () => {
+    const sim = await startSim();
+    const gw = await startGateway(cached(sim, "when_down"));
+    const first = await ask(gw, "repeat me");
+    const firstStream = await ask(gw, "repeat me", { stream: true });
+    assert.equal(first.status, 200);
+    assert.equal(first.cache, null, "the pool answers while it can");
+    assert.ok(firstStream.text.includes("[DONE]"));
+    // At L3 (no fallback here: served by the same pool) an answer is kept as made at L3.
+    await setLevel(gw, 3);
+    assert.equal((await ask(gw, "made at L3")).status, 200);
+    assert.equal((await admin(gw, "DELETE", "/admin/models/Qwen3-1.7B/level")).status, 200);
+
+    await sim.stop();
+    await eventually(async () => (await admin(gw, "GET", "/admin/status")).json.backends[0].healthy === false, {
+      what: "the backend seen down",
+    });
+    const again = await ask(gw, "repeat me");
+    assert.equal(again.status, 200);
+    assert.equal(again.cache, "hit");
+    assert.equal(again.text, first.text);
+    const streamAgain = await ask(gw, "repeat me", { stream: true });
+    assert.equal(streamAgain.cache, "hit");
+    assert.match(streamAgain.type, /^text\/event-stream/);
+    assert.equal(streamAgain.text, firstStream.text, "the whole stream, replayed");
+    const fresh = await ask(gw, "never asked before");
+    assert.equal(fresh.status, 503);
+    assert.equal(JSON.parse(fresh.text).error.code, "no_backend_available");
+    const better = await ask(gw, "made at L3");
+    assert.equal(better.status, 503, "an answer made at L3 is not served to a request at L0");
+    assert.equal(await metric(gw.url, "llmgate_cache_lookups_total", { result: "hit" }), 2);
+    await gw.stop();
+  });
+
+  test("mode always: a temperature-0 repeat is answered from the cache while the backend is up", async () => {
+    const sim = await startSim();
+    const gw = await startGateway(cached(sim, "always"));
+    const before = await receivedCount(sim);
+    const a = await ask(gw, "deterministic", { temperature: 0 });
+    const b = await ask(gw, "deterministic", { temperature: 0 });
+    assert.equal(a.cache, null);
+    assert.equal(b.cache, "hit");
+    assert.equal(b.text, a.text);
+    await ask(gw, "sampled", { temperature: 0.7 });
+    const d = await ask(gw, "sampled", { temperature: 0.7 });
+    assert.equal(d.cache, null, "a sampled request is asked again");
+    assert.equal((await receivedCount(sim)) - before, 3);
+    await gw.stop();
+    await sim.stop();
+  });
+});

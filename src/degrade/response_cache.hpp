@@ -1,0 +1,63 @@
+#pragma once
+// The response cache: whole answers (a JSON completion, or a stream's SSE
+// once it completed) by the normalised request — model, messages or prompt,
+// tools, sampling parameters, whether it streams — in LRU order, with a TTL
+// and bounds on entries and bytes. Each entry remembers the model that
+// produced it and the ladder level it was made at, and is served only to a
+// request at that level or a worse one. Pure and thread-safe (one lock;
+// lookups are rare: when a pool cannot answer, or temperature-0 repeats).
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace llmgate::degrade {
+
+// The request as a cache key: its body's fields in a canonical order
+// (object keys sorted, recursively), without the ones that do not change the
+// answer (user, return_reasoning), after the model's canonical name, the
+// endpoint and the caller (scope: key).
+[[nodiscard]] std::string cache_key(const boost::json::object& body, std::string_view model, std::string_view endpoint,
+                                    std::string_view caller);
+
+class response_cache {
+public:
+  response_cache(std::size_t max_entries, std::uint64_t max_bytes, std::chrono::nanoseconds ttl);
+
+  struct entry {
+    std::string body;
+    std::string content_type;
+    std::string model; // the model that produced it
+    int level = 0;     // the ladder level it was made at
+  };
+  // A copy of the entry if one is fresh and was made at `level` or below.
+  [[nodiscard]] std::optional<entry> find(const std::string& key, int level, std::chrono::nanoseconds now);
+  void store(const std::string& key, entry e, std::chrono::nanoseconds now);
+
+  [[nodiscard]] std::size_t size() const;
+  [[nodiscard]] std::uint64_t bytes() const;
+
+private:
+  struct slot {
+    std::string key;
+    entry value;
+    std::chrono::nanoseconds expires{0};
+    std::uint64_t bytes = 0;
+  };
+  void evict(std::list<slot>::iterator it); // under the lock
+
+  const std::size_t max_entries_;
+  const std::uint64_t max_bytes_;
+  const std::chrono::nanoseconds ttl_;
+  mutable std::mutex m_;
+  std::list<slot> lru_; // most recently used first
+  std::unordered_map<std::string_view, std::list<slot>::iterator> index_;
+  std::uint64_t bytes_ = 0;
+};
+
+} // namespace llmgate::degrade

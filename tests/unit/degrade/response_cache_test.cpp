@@ -1,0 +1,57 @@
+#include "degrade/response_cache.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace llmgate::degrade {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+std::string key_of(std::string_view body, std::string_view caller = "") {
+  return cache_key(json::parse(body).as_object(), "Qwen3-1.7B", "/v1/chat/completions", caller);
+}
+
+TEST(response_cache, the_key_ignores_field_order_and_what_does_not_change_the_answer) {
+  const auto a = key_of(R"({"model":"qwen3-1.7b","temperature":0,"messages":[{"role":"user","content":"hi"}]})");
+  const auto b = key_of(R"({"messages":[{"content":"hi","role":"user"}],"temperature":0,"user":"u1","model":"x"})");
+  EXPECT_EQ(a, b) << "order, the user field and the name the client used do not matter";
+  EXPECT_NE(a, key_of(R"({"temperature":0.5,"messages":[{"role":"user","content":"hi"}]})"));
+  EXPECT_NE(a, key_of(R"({"temperature":0,"messages":[{"role":"user","content":"hi!"}]})"));
+  EXPECT_NE(a, key_of(R"({"temperature":0,"stream":true,"messages":[{"role":"user","content":"hi"}]})"));
+  EXPECT_NE(a, key_of(R"({"temperature":0,"messages":[{"role":"user","content":"hi"}]})", "team-a"))
+      << "scope: key keeps callers apart";
+}
+
+TEST(response_cache, entries_expire_are_evicted_in_lru_order_and_respect_levels) {
+  response_cache c(2, 1 << 20, 10s);
+  c.store("a", {"A", "application/json", "Qwen3-1.7B", 0}, 0s);
+  c.store("b", {"B", "application/json", "Qwen3-0.6B", 3}, 0s);
+  ASSERT_TRUE(c.find("a", 0, 1s));
+  EXPECT_EQ(c.find("a", 0, 1s)->body, "A");
+  EXPECT_FALSE(c.find("b", 0, 1s)) << "made at L3: not for a request that would get the full model";
+  EXPECT_FALSE(c.find("b", 2, 1s));
+  EXPECT_EQ(c.find("b", 3, 1s)->model, "Qwen3-0.6B");
+  EXPECT_TRUE(c.find("a", 4, 1s)) << "a better answer is fine for a worse level";
+  c.store("c", {"C", "application/json", "m", 0}, 2s); // evicts the least recently used: b
+  EXPECT_FALSE(c.find("b", 4, 2s));
+  EXPECT_TRUE(c.find("a", 0, 2s));
+  EXPECT_EQ(c.size(), 2u);
+  EXPECT_FALSE(c.find("a", 0, 10s)) << "expired after its ttl";
+  EXPECT_EQ(c.size(), 1u);
+}
+
+TEST(response_cache, a_byte_bound_holds) {
+  response_cache c(1000, 1000, 1h);
+  for (int i = 0; i < 50; ++i) c.store("k" + std::to_string(i), {std::string(100, 'x'), "t", "m", 0}, 0s);
+  EXPECT_LE(c.bytes(), 1000u);
+  EXPECT_GT(c.size(), 0u);
+  EXPECT_TRUE(c.find("k49", 0, 0s)) << "the newest stays";
+  c.store("huge", {std::string(5000, 'x'), "t", "m", 0}, 0s);
+  EXPECT_FALSE(c.find("huge", 0, 0s)) << "larger than the whole cache: not kept";
+  EXPECT_TRUE(c.find("k49", 0, 0s)) << "and nothing was evicted for it";
+}
+
+} // namespace
+} // namespace llmgate::degrade
