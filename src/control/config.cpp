@@ -678,6 +678,55 @@ public:
     }
   }
 
+  // A signal's threshold: seconds for the time signals (written as durations), a share for the ratios.
+  double read_threshold(const YAML::Node& n, const std::string& key, signal what) {
+    double out = 0;
+    if (what == signal::ttft_p95 || what == signal::queue_wait_p95) {
+      duration d{};
+      get_duration(n, key, d);
+      return std::chrono::duration<double>(d).count();
+    }
+    const bool share = what == signal::breakers_open || what == signal::error_rate || what == signal::gpu_mem;
+    get_double(n, key, out, 0, share ? 1 : 1e9);
+    return out;
+  }
+
+  std::optional<signal> read_signal(const YAML::Node& n, const std::string& key) {
+    std::string name;
+    get(n, key, name);
+    if (auto s = parse_signal(name)) return s;
+    problem(n, key,
+            fmt::format("unknown signal '{}' (breakers_open, queue_depth, queue_wait_p95, ttft_p95, error_rate, "
+                        "gpu_temp, gpu_util, gpu_mem, waiting)",
+                        name));
+    return std::nullopt;
+  }
+
+  // scale: [{signal: gpu_temp, above: 80, factor: 0.5, model: Qwen3-1.7B}, ...]
+  void read_scale(const YAML::Node& n, const std::string& path, std::vector<scale_config>& out) {
+    if (!n.IsSequence()) {
+      problem(n, path, "expected a list of {signal, above, factor}");
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const auto item = fmt::format("{}[{}]", path, i);
+      const auto& e = n[i];
+      if (!expect_map(e, item)) continue;
+      check_keys(e, item, {"signal", "above", "factor", "model"});
+      if (!e["signal"] || !e["above"] || !e["factor"]) {
+        problem(e, item, "a scale entry needs signal, above and factor");
+        continue;
+      }
+      auto& sc = out.emplace_back();
+      const auto what = read_signal(e["signal"], join(item, "signal"));
+      if (!what) continue;
+      sc.what = *what;
+      sc.above = read_threshold(e["above"], join(item, "above"), sc.what);
+      get_double(e["factor"], join(item, "factor"), sc.factor, 0.001, 1); // a limit is only ever lowered by load
+      if (e["model"]) get(e["model"], join(item, "model"), sc.model);
+    }
+  }
+
   // [{signal: gpu_temp, above: 85, level: 2}, ...]; times (ttft_p95, queue_wait_p95) as durations.
   void read_triggers(const YAML::Node& n, const std::string& path, std::vector<trigger_config>& out) {
     if (!n.IsSequence()) {
@@ -694,26 +743,10 @@ public:
         problem(t, item, "a trigger needs signal and above");
         continue;
       }
-      std::string name;
-      get(t["signal"], join(item, "signal"), name);
-      if (auto s = parse_signal(name))
-        tr.what = *s;
-      else {
-        problem(t["signal"], join(item, "signal"),
-                fmt::format("unknown signal '{}' (breakers_open, queue_depth, queue_wait_p95, ttft_p95, error_rate, "
-                            "gpu_temp, gpu_util, gpu_mem, waiting)",
-                            name));
-        continue;
-      }
-      if (tr.what == signal::ttft_p95 || tr.what == signal::queue_wait_p95) {
-        duration d{};
-        get_duration(t["above"], join(item, "above"), d);
-        tr.above = std::chrono::duration<double>(d).count();
-      } else {
-        const bool share =
-            tr.what == signal::breakers_open || tr.what == signal::error_rate || tr.what == signal::gpu_mem;
-        get_double(t["above"], join(item, "above"), tr.above, 0, share ? 1 : 1e9);
-      }
+      const auto what = read_signal(t["signal"], join(item, "signal"));
+      if (!what) continue;
+      tr.what = *what;
+      tr.above = read_threshold(t["above"], join(item, "above"), tr.what);
       if (t["level"]) get_int(t["level"], join(item, "level"), tr.level, 1, 4);
     }
   }
@@ -795,7 +828,7 @@ public:
     if (!expect_map(n, path)) return;
     check_keys(n, path,
                {"name", "key", "algorithm", "limit", "burst", "cost", "tiers", "mode", "shape", "delay", "max_wait",
-                "schedule", "timezone", "on_limit"});
+                "schedule", "timezone", "on_limit", "scale"});
     bool max_wait_given = false;
     YAML::Node schedule_node;
     std::optional<std::string> limit_text;
@@ -859,6 +892,8 @@ public:
         get_duration(kv.second, key, r.max_wait);
       } else if (k == "schedule") {
         schedule_node = kv.second;
+      } else if (k == "scale") {
+        read_scale(kv.second, key, r.scale);
       } else if (k == "timezone") {
         get(kv.second, key, r.timezone);
         try {
@@ -1311,6 +1346,10 @@ public:
       const auto& r = c.limits.rules[i];
       if (!r.name.empty() && !rule_names.insert(r.name).second)
         problems.push_back({0, 0, "limits.rules", fmt::format("rule name '{}' is used twice", r.name)});
+      for (const auto& sc : r.scale)
+        if (!sc.model.empty() && !c.model_index.contains(sc.model))
+          problems.push_back(
+              {0, 0, fmt::format("limits.rules[{}].scale", i), fmt::format("unknown model '{}'", sc.model)});
       for (const auto& t : r.tiers)
         if (!tier_known(t))
           problems.push_back({0, 0, fmt::format("limits.rules[{}].tiers", i), fmt::format("unknown tier '{}'", t)});

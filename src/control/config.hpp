@@ -222,6 +222,15 @@ struct schedule_entry {
 };
 
 // One limit rule (the `limits.rules` list).
+// A load-driven limit: while `what` (of `model`'s pool, or the highest over
+// every pool) is above `above`, the rule's limit is multiplied by `factor`.
+struct scale_config {
+  signal what = signal::gpu_temp;
+  double above = 0;
+  double factor = 0.5;
+  std::string model; // empty: every pool
+};
+
 struct rule_config {
   std::string name;
   std::vector<std::string> key{
@@ -239,6 +248,7 @@ struct rule_config {
   duration max_wait{std::chrono::hours(24)}; // shaper: longest hold
   std::vector<schedule_entry> schedule;      // first entry covering the local time wins; none: the limit above
   std::string timezone = "UTC";              // for schedule (IANA name, e.g. Asia/Shanghai)
+  std::vector<scale_config> scale;           // load-driven: the limit times a factor while a signal is high
 };
 
 // Most entries a sliding_log may keep per key (its memory grows with the limit).

@@ -44,6 +44,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <map>
 #include <optional>
@@ -202,6 +203,8 @@ struct gateway_metrics {
                           {"result"})),
         reload_ok(r.gauge("llmgate_config_last_reload_ok", "0 while the last reload was refused, else 1.").with({})),
         admin_requests(r.counter("llmgate_admin_requests_total", "Admin API requests, by HTTP status.", {"status"})),
+        rule_scale(r.gauge("llmgate_ratelimit_scale",
+                           "The factor a load-driven rule's limit is multiplied by now (1: as configured).", {"rule"})),
         cache_lookups(r.counter("llmgate_cache_lookups_total",
                                 "Response cache lookups (when a pool cannot answer, or temperature-0 repeats with "
                                 "cache.mode: always), by result (hit, miss).",
@@ -252,6 +255,7 @@ struct gateway_metrics {
   observe::counter_family& reloads;
   observe::gauge& reload_ok;
   observe::counter_family& admin_requests;
+  observe::gauge_family& rule_scale;
   observe::counter_family& cache_lookups;
   observe::counter& cache_stores;
   observe::gauge& cache_entries;
@@ -260,8 +264,9 @@ struct gateway_metrics {
 
 // What a reload or an admin change replaces; each request keeps the one it started with.
 struct live_state {
-  std::shared_ptr<const control::config> cfg;
+  std::shared_ptr<const control::config> cfg; // in force: `base` with the load-driven factors applied
   std::shared_ptr<limit::rule_set> rules;
+  std::shared_ptr<const control::config> base; // as loaded (or as the admin API changed it)
 };
 
 // What one request carries through the pipeline.
@@ -371,7 +376,11 @@ struct gateway::impl final : control::admin_target {
   session_limits limits;
   std::vector<std::unique_ptr<worker>> workers;
   std::atomic<std::shared_ptr<const live_state>> live{
-      std::make_shared<const live_state>(live_state{cfg, std::make_shared<limit::rule_set>(*cfg)})};
+      std::make_shared<const live_state>(live_state{cfg, std::make_shared<limit::rule_set>(*cfg), cfg})};
+  // Load-driven limits (rules' scale): each scaled rule's step, with the
+  // ladder's hysteresis, and the factor in force (guarded by reload_mutex).
+  std::map<std::string, degrade::hysteresis, std::less<>> scale_steps;
+  std::map<std::string, double, std::less<>> scale_factors;
   std::shared_ptr<const live_state> snapshot() const { return live.load(); }
   std::mutex reload_mutex;                                               // one reload or admin change at a time
   std::function<std::shared_ptr<const control::config>()> reload_source; // reads the config file again
@@ -655,9 +664,12 @@ struct gateway::impl final : control::admin_target {
       const auto now = steady_now();
       const auto lv = snapshot(); // triggers and dwell as last reloaded
       const auto& c = *lv->cfg;
+      std::vector<degrade::signal_values> by_model;
+      for (std::size_t i = 0; i < c.models.size(); ++i) by_model.push_back(signals(w, i, now));
+      update_scales(by_model, now);
       for (std::size_t i = 0; i < c.models.size(); ++i) {
         const auto& m = c.models[i];
-        const auto target = degrade::target_level(m.triggers ? *m.triggers : c.degrade.triggers, signals(w, i, now));
+        const auto target = degrade::target_level(m.triggers ? *m.triggers : c.degrade.triggers, by_model[i]);
         if (auto changed = ladders[i]->on_target(target, now, c.degrade.dwell)) level_changed(i, *changed, "triggers");
       }
     }
@@ -715,7 +727,7 @@ struct gateway::impl final : control::admin_target {
                                                      const std::string& who, std::string_view what) {
     std::lock_guard lock(reload_mutex);
     const auto cur = snapshot();
-    if (const auto parts = restart_needed(*cur->cfg, *next); !parts.empty()) {
+    if (const auto parts = restart_needed(*cur->base, *next); !parts.empty()) {
       std::string list;
       for (const auto& p : parts) list += (list.empty() ? "" : ", ") + p;
       metrics.reloads.with({"refused"}).inc();
@@ -723,8 +735,7 @@ struct gateway::impl final : control::admin_target {
       spdlog::error("{} by {} refused: {} changed, which needs a restart; the running config stays", what, who, list);
       return control::admin_failure{409, fmt::format("Refused: {} changed, which needs a restart.", list)};
     }
-    auto rules = std::make_shared<limit::rule_set>(*next, cur->rules.get());
-    live.store(std::make_shared<const live_state>(live_state{next, rules}));
+    install(next);
     // A level written in the config applies when the config's level changed (an admin's stays otherwise).
     for (std::size_t i = 0; i < next->models.size(); ++i) {
       const int was = cur->cfg->models[i].level, now = next->models[i].level;
@@ -738,6 +749,77 @@ struct gateway::impl final : control::admin_target {
     spdlog::info("{} by {}: {} rule(s), {} key(s), {} tier(s) in force", what, who, next->limits.rules.size(),
                  next->keys.size(), next->tiers.size());
     return std::nullopt;
+  }
+
+  // `base` with the load-driven factors applied, in force from now (under reload_mutex).
+  void install(std::shared_ptr<const control::config> base) {
+    const auto cur = snapshot();
+    auto in_force = base;
+    bool scaled = false;
+    for (const auto& r : base->limits.rules)
+      if (const auto f = scale_factors.find(r.name); f != scale_factors.end() && f->second != 1.0) scaled = true;
+    if (scaled) {
+      auto copy = std::make_shared<control::config>(*base);
+      for (auto& r : copy->limits.rules) {
+        const auto f = scale_factors.find(r.name);
+        if (f == scale_factors.end() || f->second == 1.0) continue;
+        auto times = [&](std::int64_t v) {
+          return std::max<std::int64_t>(1, static_cast<std::int64_t>(std::llround(static_cast<double>(v) * f->second)));
+        };
+        r.count = times(r.count);
+        if (r.burst > 0) r.burst = times(r.burst);
+        for (auto& e : r.schedule) {
+          e.count = times(e.count);
+          e.burst = times(e.burst);
+        }
+      }
+      in_force = std::move(copy);
+    }
+    auto rules = std::make_shared<limit::rule_set>(*in_force, cur->rules.get());
+    live.store(std::make_shared<const live_state>(live_state{in_force, std::move(rules), std::move(base)}));
+  }
+
+  // Load-driven limits: each scaled rule's factor from the signals, with the
+  // ladder's hysteresis (lowered at once, raised one step per dwell).
+  void update_scales(const std::vector<degrade::signal_values>& by_model, std::chrono::nanoseconds now) {
+    std::lock_guard lock(reload_mutex);
+    const auto cur = snapshot();
+    const auto& base = *cur->base;
+    bool changed = false;
+    for (const auto& r : base.limits.rules) {
+      if (r.scale.empty()) continue;
+      // Steps: 1, then each distinct factor from the weakest to the strongest.
+      std::vector<double> steps{1.0};
+      for (const auto& sc : r.scale) steps.push_back(sc.factor);
+      std::sort(steps.begin() + 1, steps.end(), std::greater<>());
+      steps.erase(std::unique(steps.begin(), steps.end()), steps.end());
+      int target = 0;
+      for (const auto& sc : r.scale) {
+        double value = std::numeric_limits<double>::quiet_NaN();
+        for (std::size_t m = 0; m < by_model.size(); ++m) {
+          if (!sc.model.empty() && cfg->models[m].name != sc.model) continue;
+          const double v = degrade::at(by_model[m], sc.what);
+          if (!std::isnan(v) && (std::isnan(value) || v > value)) value = v;
+        }
+        if (std::isnan(value) || value <= sc.above) continue;
+        const auto step = std::find(steps.begin(), steps.end(), sc.factor) - steps.begin();
+        target = std::max(target, static_cast<int>(step));
+      }
+      auto& h = scale_steps[r.name];
+      const int step = std::min<int>(h.update(target, now, base.degrade.dwell), static_cast<int>(steps.size()) - 1);
+      const double factor = steps[static_cast<std::size_t>(step)];
+      auto& in_force = scale_factors[r.name];
+      if (in_force == 0) { // first seen
+        in_force = 1.0;
+        metrics.rule_scale.with({r.name}).set(1.0);
+      }
+      if (factor == in_force) continue;
+      spdlog::warn("rule {}: limit × {} (load-driven)", r.name, factor);
+      in_force = factor;
+      metrics.rule_scale.with({r.name}).set(factor);
+      changed = true;
+    }
+    if (changed) install(cur->base);
   }
 
   std::optional<control::admin_failure> reload(const std::string& who) override {
@@ -783,7 +865,7 @@ struct gateway::impl final : control::admin_target {
 
   std::optional<control::admin_failure> set_limit(std::string_view rule, std::string_view limit_text,
                                                   std::optional<std::int64_t> burst, const std::string& who) override {
-    auto next = std::make_shared<control::config>(*snapshot()->cfg);
+    auto next = std::make_shared<control::config>(*snapshot()->base);
     auto it = std::find_if(next->limits.rules.begin(), next->limits.rules.end(),
                            [&](const control::rule_config& r) { return r.name == rule; });
     if (it == next->limits.rules.end()) return control::admin_failure{404, fmt::format("No rule named '{}'.", rule)};
@@ -841,6 +923,10 @@ struct gateway::impl final : control::admin_target {
                                    ? std::to_string(r.count)
                                    : limit::format_rate({r.count, std::chrono::duration_cast<limit::nanos>(r.period)})},
                      {"burst", r.burst}};
+      {
+        std::lock_guard lock(reload_mutex);
+        if (const auto f = scale_factors.find(r.name); f != scale_factors.end()) o["scale"] = f->second;
+      }
       if (!redis_limits) {
         o["tracked_keys"] = rs.tracked_keys(i);
         o["overflowed"] = rs.overflowed(i);

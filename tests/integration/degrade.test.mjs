@@ -399,3 +399,41 @@ ${extra}
     await sim.stop();
   });
 });
+
+describe("load-driven limits", () => {
+  test("a hot GPU halves the free tier's limit at once; cooled, it comes back after the dwell", async () => {
+    const sim = await startSim();
+    const gw = await startGateway(`listen: 127.0.0.1:0
+workers: 2
+health: {enabled: false}
+scrape: {interval: 100ms, timeout: 80ms}
+backends:
+  - {name: big, url: "${sim.url}", models: [Qwen3-1.7B], gpu_metrics_url: "${sim.url}/metrics"}
+tiers: [{name: free, degrade_from: 1}]
+default_tier: free
+degrade: {interval: 100ms, dwell: 500ms}
+limits:
+  rules:
+    - name: free-tier
+      key: client_ip
+      algorithm: fixed_window
+      limit: 10/hour
+      tiers: [free]
+      scale: [{signal: gpu_temp, above: 80, factor: 0.5}]
+admin: {listen: "127.0.0.1:0", token: ${TOKEN}}
+`);
+    const rule = async () => (await admin(gw, "GET", "/admin/status")).json.rules[0];
+    await eventually(async () => (await rule()).scale === 1, { what: "the rule seen at full scale" });
+    await fetchJson(`${sim.url}/sim/faults`, { body: { gpu_temp: 88 } });
+    await eventually(async () => (await rule()).limit === "5/hour", { what: "the limit halved" });
+    assert.equal(await metric(gw.url, "llmgate_ratelimit_scale", { rule: "free-tier" }), 0.5);
+    const codes = [];
+    for (let i = 0; i < 6; i++) codes.push((await chat(gw)).status);
+    assert.deepEqual(codes, [200, 200, 200, 200, 200, 429]);
+    await fetchJson(`${sim.url}/sim/faults`, { body: { gpu_temp: 40 } });
+    await eventually(async () => (await rule()).limit === "10/hour", { what: "the limit back", timeoutMs: 10000 });
+    assert.equal((await chat(gw)).status, 200, "the five counted stay counted: five more under 10/hour");
+    await gw.stop();
+    await sim.stop();
+  });
+});

@@ -886,6 +886,25 @@ cache: {mode: always, max_entries: 5, ttl: 1m, scope: key}
   EXPECT_FALSE(problems_of("degrade: {triggers: [{signal: error_rate, above: 2}]}\n" + k_minimal).empty());
   EXPECT_FALSE(problems_of("degrade: {triggers: [{signal: gpu_temp, above: 80, level: 5}]}\n" + k_minimal).empty());
   EXPECT_FALSE(problems_of("cache: {mode: sometimes}\n" + k_minimal).empty());
+  const auto scaled = load(k_minimal + R"(limits:
+  rules:
+    - name: free
+      limit: 10/minute
+      scale: [{signal: gpu_temp, above: 80, factor: 0.5}, {signal: ttft_p95, above: 2s, factor: 0.25, model: m}]
+)");
+  const auto& sc = scaled->limits.rules[0].scale;
+  ASSERT_EQ(sc.size(), 2u);
+  EXPECT_EQ(sc[0].what, signal::gpu_temp);
+  EXPECT_EQ(sc[0].factor, 0.5);
+  EXPECT_EQ(sc[1].above, 2.0);
+  EXPECT_EQ(sc[1].model, "m");
+  EXPECT_FALSE(problems_of(k_minimal + "limits: {rules: [{name: r, limit: 1/second, scale: [{signal: gpu_temp, above: "
+                                       "80, factor: 2}]}]}\n")
+                   .empty())
+      << "load only ever lowers a limit";
+  EXPECT_FALSE(problems_of(k_minimal + "limits: {rules: [{name: r, limit: 1/second, scale: [{signal: gpu_temp, above: "
+                                       "80, factor: 0.5, model: nope}]}]}\n")
+                   .empty());
   EXPECT_FALSE(problems_of(R"(backends: [{name: a, url: "http://127.0.0.1:1", models: [m]}]
 models: [{name: m, fallback: m}]
 )")
