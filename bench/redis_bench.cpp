@@ -202,7 +202,7 @@ limits:
       const auto plan = rules.plan(f);
       (void)run(ioc, c.call(limit::admit_command(s.sha, "mem:", rules, plan, fmt::format("m{}", i), 30s), 5s));
     }
-    auto keys = run(ioc, c.call(redis::command({"KEYS", fmt::format("mem:{{mem-{}:*", algo)}), 5s));
+    auto keys = run(ioc, c.call(redis::command({"KEYS", fmt::format("mem:*:mem-{}:*", algo)}), 5s));
     std::int64_t bytes = 0;
     if (keys)
       for (const auto& k : keys->elements)

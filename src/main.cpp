@@ -79,11 +79,12 @@ int serve(const std::string& path, const std::string& log_level, const std::stri
   static observe::registry metrics; // outlives every thread that updates it
   server::gateway gw(cfg, metrics, note);
   if (!path.empty())
-    gw.set_reload(path, [path, listen] {
+    gw.set_reload(path, [path, listen, log_level] {
       auto next = control::load_config_file(path);
-      if (listen.empty()) return next;
-      auto changed = std::make_shared<control::config>(*next); // --listen holds across reloads
-      changed->listen = *control::parse_host_port(listen);
+      if (listen.empty() && log_level.empty()) return next;
+      auto changed = std::make_shared<control::config>(*next); // --listen and --log-level hold across reloads
+      if (!listen.empty()) changed->listen = *control::parse_host_port(listen);
+      if (!log_level.empty()) changed->log_level = log_level;
       return std::shared_ptr<const control::config>(std::move(changed));
     });
   try {

@@ -1346,10 +1346,14 @@ public:
       const auto& r = c.limits.rules[i];
       if (!r.name.empty() && !rule_names.insert(r.name).second)
         problems.push_back({0, 0, "limits.rules", fmt::format("rule name '{}' is used twice", r.name)});
-      for (const auto& sc : r.scale)
-        if (!sc.model.empty() && !c.model_index.contains(sc.model))
+      for (auto& sc : c.limits.rules[i].scale) {
+        if (sc.model.empty()) continue;
+        if (const auto it = c.model_index.find(sc.model); it != c.model_index.end())
+          sc.model = c.models[it->second].name; // an alias names the model itself
+        else
           problems.push_back(
               {0, 0, fmt::format("limits.rules[{}].scale", i), fmt::format("unknown model '{}'", sc.model)});
+      }
       for (const auto& t : r.tiers)
         if (!tier_known(t))
           problems.push_back({0, 0, fmt::format("limits.rules[{}].tiers", i), fmt::format("unknown tier '{}'", t)});
@@ -1393,6 +1397,7 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
   differs(a.redis != b.redis, "redis");
   differs(a.admin != b.admin, "admin");
   differs(a.cache != b.cache, "cache");
+  differs(a.degrade.window != b.degrade.window, "degrade.window");
   differs(a.limits.redis_store != b.limits.redis_store, "limits.store");
   // Models: everything but their ladder settings.
   auto without_ladder = [](std::vector<model_config> models) {

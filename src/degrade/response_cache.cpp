@@ -51,8 +51,7 @@ std::string cache_key(const json::object& body, std::string_view model, std::str
   out += '\n';
   json::object fields;
   for (const auto& kv : body)
-    if (kv.key() != "model" && kv.key() != "user" && kv.key() != "return_reasoning")
-      fields.emplace(kv.key(), kv.value());
+    if (kv.key() != "model" && kv.key() != "user") fields.emplace(kv.key(), kv.value());
   canonical(fields, out);
   return out;
 }
@@ -85,7 +84,12 @@ void response_cache::store(const std::string& key, entry e, std::chrono::nanosec
   const std::uint64_t size = key.size() + e.body.size() + e.content_type.size() + e.model.size() + 64;
   if (size > max_bytes_) return; // larger than the whole cache: not worth evicting everything for
   std::lock_guard lock(m_);
-  if (const auto at = index_.find(key); at != index_.end()) evict(at->second);
+  if (const auto at = index_.find(key); at != index_.end()) {
+    // A fresh answer made at a better level stays: a degraded one must not
+    // push out what full service made (it is what L0 callers may be served).
+    if (at->second->expires > now && at->second->value.level < e.level) return;
+    evict(at->second);
+  }
   lru_.push_front({key, std::move(e), now + ttl_, size});
   index_.emplace(lru_.front().key, lru_.begin());
   bytes_ += size;

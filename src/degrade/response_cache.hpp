@@ -19,9 +19,9 @@
 namespace llmgate::degrade {
 
 // The request as a cache key: its body's fields in a canonical order
-// (object keys sorted, recursively), without the ones that do not change the
-// answer (user, return_reasoning), after the model's canonical name, the
-// endpoint and the caller (scope: key).
+// (object keys sorted, recursively), without `user` (which does not change
+// the answer), after the model's canonical name, the endpoint and the caller
+// (scope: key).
 [[nodiscard]] std::string cache_key(const boost::json::object& body, std::string_view model, std::string_view endpoint,
                                     std::string_view caller);
 
@@ -37,6 +37,7 @@ public:
   };
   // A copy of the entry if one is fresh and was made at `level` or below.
   [[nodiscard]] std::optional<entry> find(const std::string& key, int level, std::chrono::nanoseconds now);
+  // Replaces the entry of `key` unless that one is fresh and made at a better (lower) level.
   void store(const std::string& key, entry e, std::chrono::nanoseconds now);
 
   [[nodiscard]] std::size_t size() const;

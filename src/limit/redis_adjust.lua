@@ -13,11 +13,10 @@ for i = 1, #KEYS do
   local algo, count, period = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local delta, pos, cost = tonumber(ARGV[b + 4]), ARGV[b + 5], tonumber(ARGV[b + 6])
   local key = KEYS[i]
-  if algo == 'fixed_window' or algo == 'sliding_window' then
-    local k = key .. ':' .. floor(now / period)
-    local v = redis.call('INCRBY', k, delta)
-    if v < 0 then redis.call('SET', k, 0) end
-    redis.call('PEXPIRE', k, 2 * max(1, ceil(period / 1000)) + 1000)
+  if algo == 'fixed_window' or algo == 'sliding_window' then -- the current window's field (see redis_admit.lua)
+    local w = floor(now / period)
+    if redis.call('HINCRBY', key, w, delta) < 0 then redis.call('HSET', key, w, 0) end
+    redis.call('PEXPIRE', key, 2 * max(1, ceil(period / 1000)) + 1000)
   elseif algo == 'meter' then
     local T = period / count
     local tat = tonumber(redis.call('GET', key) or '0')

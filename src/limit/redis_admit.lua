@@ -21,27 +21,38 @@ local function ms(us) return max(1, ceil(us / 1000)) end
 local checks = {}
 local commits = {}
 
+-- A window's count is a field of the rule's key (a hash: window number →
+-- count), so every key a script touches is one it declares: Redis Cluster
+-- moves a slot's keys whole, and a script's keys must be in one slot.
+-- Only windows from `first` on still count; older fields are dropped.
+local function drop_before(key, first, keep)
+  if redis.call('HLEN', key) <= keep then return end
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if tonumber(f) < first then redis.call('HDEL', key, f) end
+  end
+end
+
 checks.fixed_window = function(key, r)
   local w = floor(now / r.period)
-  local k = key .. ':' .. w
-  local c = tonumber(redis.call('GET', k) or '0')
+  local c = tonumber(redis.call('HGET', key, w) or '0')
   local ok = c + r.cost <= r.count
   local reset = (w + 1) * r.period - now
   local retry = 0
   if not ok then retry = (r.cost > r.count) and -1 or reset end
-  return ok, max(0, r.count - c - (ok and r.cost or 0)), reset, retry, 0, {k = k}
+  return ok, max(0, r.count - c - (ok and r.cost or 0)), reset, retry, 0, {w = w}
 end
 commits.fixed_window = function(key, r, s)
-  redis.call('INCRBY', s.k, r.cost)
-  redis.call('PEXPIRE', s.k, ms(r.period) + 1000)
+  redis.call('HINCRBY', key, s.w, r.cost)
+  drop_before(key, s.w, 1)
+  redis.call('PEXPIRE', key, ms(r.period) + 1000)
 end
 
 checks.sliding_window = function(key, r)
   local w = floor(now / r.period)
   local elapsed = now - w * r.period
-  local kc, kp = key .. ':' .. w, key .. ':' .. (w - 1)
-  local cur = tonumber(redis.call('GET', kc) or '0')
-  local prev = tonumber(redis.call('GET', kp) or '0')
+  local counts = redis.call('HMGET', key, w, w - 1)
+  local cur = tonumber(counts[1] or '0')
+  local prev = tonumber(counts[2] or '0')
   local weighted = prev * (r.period - elapsed) / r.period + cur
   local ok = weighted + r.cost <= r.count + 1e-9
   local to_next = r.period - elapsed
@@ -58,11 +69,12 @@ checks.sliding_window = function(key, r)
       retry = ceil(to_next + max(0, r.period - (r.count - r.cost) * r.period / cur))
     end
   end
-  return ok, max(0, floor(r.count - weighted + 1e-9) - (ok and r.cost or 0)), reset, retry, 0, {k = kc}
+  return ok, max(0, floor(r.count - weighted + 1e-9) - (ok and r.cost or 0)), reset, retry, 0, {w = w}
 end
 commits.sliding_window = function(key, r, s)
-  redis.call('INCRBY', s.k, r.cost)
-  redis.call('PEXPIRE', s.k, 2 * ms(r.period) + 1000)
+  redis.call('HINCRBY', key, s.w, r.cost)
+  drop_before(key, s.w - 1, 2)
+  redis.call('PEXPIRE', key, 2 * ms(r.period) + 1000)
 end
 
 -- The seed's script keyed every request of one second to the same member;

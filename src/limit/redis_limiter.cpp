@@ -104,6 +104,15 @@ std::vector<planned_rule> pick(const std::vector<planned_rule>& plan, const std:
   return out;
 }
 
+// An EVALSHA command as EVAL (its SHA argument then holds the script's source).
+std::string as_eval(std::string cmd) {
+  constexpr std::string_view evalsha = "$7\r\nEVALSHA\r\n";
+  const auto at = cmd.find("\r\n");
+  if (at != std::string::npos && cmd.compare(at + 2, evalsha.size(), evalsha) == 0)
+    cmd.replace(at + 2, evalsha.size(), "$4\r\nEVAL\r\n");
+  return cmd;
+}
+
 control::duration until(std::chrono::steady_clock::time_point deadline) {
   return std::max<control::duration>(
       std::chrono::duration_cast<control::duration>(deadline - std::chrono::steady_clock::now()),
@@ -154,25 +163,27 @@ net::awaitable<redis_limiter::answer> redis_limiter::eval(link& l, script s, std
                                                           std::function<std::string(std::string_view)> build,
                                                           clock::time_point deadline) {
   auto& sha = l.shas[static_cast<std::size_t>(s)];
-  for (int attempt = 0; attempt < 2; ++attempt) { // a second time only after NOSCRIPT (Redis restarted, another node)
-    if (sha.empty()) {
-      auto load = redis::command({"SCRIPT", "LOAD", source_of(s)});
-      auto r = co_await l.redis.call(slot, std::move(load), until(deadline));
-      if (!r) co_return answer{std::nullopt, "cannot load a script: " + r.error().message()};
-      if (r->type != redis::reply::kind::string) co_return answer{std::nullopt, "cannot load a script: " + r->text};
-      sha = r->text;
-    }
-    auto cmd = build(sha);
-    if (cmd.empty()) co_return answer{}; // nothing to send
-    auto r = co_await l.redis.call(slot, std::move(cmd), until(deadline));
-    if (!r) co_return answer{std::nullopt, r.error().message()};
-    if (r->is_error() && r->text.starts_with("NOSCRIPT")) {
-      sha.clear();
-      continue;
-    }
-    co_return answer{std::move(*r), {}};
+  if (sha.empty()) {
+    auto load = redis::command({"SCRIPT", "LOAD", source_of(s)});
+    auto r = co_await l.redis.call(slot, std::move(load), until(deadline));
+    if (!r) co_return answer{std::nullopt, "cannot load a script: " + r.error().message()};
+    if (r->type != redis::reply::kind::string) co_return answer{std::nullopt, "cannot load a script: " + r->text};
+    sha = r->text;
   }
-  co_return answer{std::nullopt, "NOSCRIPT after loading the script"};
+  auto cmd = build(sha);
+  if (cmd.empty()) co_return answer{}; // nothing to send
+  auto r = co_await l.redis.call(slot, std::move(cmd), until(deadline));
+  if (!r) co_return answer{std::nullopt, r.error().message()};
+  if (r->is_error() && r->text.starts_with("NOSCRIPT")) {
+    // The node that answered has not got it (it restarted, it is a new
+    // master, or the target of a slot being moved — which SCRIPT LOAD routed
+    // by slot would not reach): EVAL carries the source, and leaves it cached
+    // there for the next EVALSHA.
+    auto full = as_eval(build(source_of(s)));
+    r = co_await l.redis.call(slot, std::move(full), until(deadline));
+    if (!r) co_return answer{std::nullopt, r.error().message()};
+  }
+  co_return answer{std::move(*r), {}};
 }
 
 void redis_limiter::note_failure(std::string_view why) {
@@ -195,10 +206,13 @@ void redis_limiter::note_success() {
 
 // The local rules with every limit divided by the fleet size last seen: the
 // fleet as a whole stays near its limit while each replica decides alone.
-rule_set& redis_limiter::fallback(const rule_set& rules) {
+rule_set& redis_limiter::fallback(const std::shared_ptr<const rule_set>& source) {
   std::lock_guard lock(fallback_mutex_);
+  const auto& rules = *source;
   const int n = std::max(1, replicas_.load());
-  auto& slot = fallbacks_[{&rules, n}];
+  auto& entry = fallbacks_[{&rules, n}];
+  entry.first = source; // held, so no later rule set can take its address
+  auto& slot = entry.second;
   if (!slot) {
     control::config copy; // rule_set copies what it needs
     copy.limits.max_tracked_keys = cfg_.limits.max_tracked_keys;
@@ -306,6 +320,23 @@ redis_limiter::decided redis_limiter::conclude(link& l, const request_facts& fac
                   answers[g].reply->elements[1].integer);
   };
 
+  // A rule refused in a slot that answered: the request is refused whatever
+  // the other slots did (as one server would have), not left to on_failure.
+  bool refused = false;
+  for (std::size_t i = 0; i < plan.size(); ++i)
+    for (std::size_t g = 0; g < groups.size() && !refused; ++g)
+      if (per_slot[g] && std::find(groups[g].rules.begin(), groups[g].rules.end(), i) != groups[g].rules.end() &&
+          !verdicts[i].allowed && !out.rules->rule(plan[i].rule).shadow)
+        refused = true;
+  if (!why.empty() && refused) {
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      if (per_slot[g]) continue;
+      release_unanswered(l, out.rules, subs[g], out.member);
+      for (const auto i : groups[g].rules) verdicts[i].allowed = true; // unknown: the refusal decides
+    }
+    why.clear();
+  }
+
   if (why.empty()) {
     latency_.observe(seconds(clock::now() - started));
     decisions_.with({"redis"}).inc();
@@ -331,7 +362,7 @@ redis_limiter::decided redis_limiter::conclude(link& l, const request_facts& fac
   case control::redis_failure_policy::local:
     decisions_.with({"local"}).inc();
     out.from = source::local_fallback;
-    out.fallback = &fallback(*out.rules);
+    out.fallback = &fallback(out.rules);
     out.a = out.fallback->admit(facts, now);
     break;
   case control::redis_failure_policy::allow:
@@ -395,13 +426,19 @@ void redis_limiter::keep_leases(link& l, decided& d) {
           timer.expires_after(cfg_.redis.lease / 3);
           co_await timer.async_wait(net::as_tuple(net::use_awaitable));
           if (!*flag) co_return;
+          // Each slot's at once, each within a third of the lease: one master
+          // that does not answer must not hold up the others' renewals.
+          std::vector<std::function<net::awaitable<answer>()>> calls;
           for (const auto& [slot, part] : parts)
-            (void)co_await eval(
-                l, script::renew, slot,
-                [&](std::string_view sha) {
-                  return renew_command(sha, cfg_.redis.key_prefix, *rules, part, member, cfg_.redis.lease);
-                },
-                clock::now() + cfg_.redis.connect_timeout);
+            calls.emplace_back([this, &l, rules, slot = slot, part = part, member]() {
+              return eval(
+                  l, script::renew, slot,
+                  [this, rules, part, member](std::string_view sha) {
+                    return renew_command(sha, cfg_.redis.key_prefix, *rules, part, member, cfg_.redis.lease);
+                  },
+                  clock::now() + std::min<clock::duration>(cfg_.redis.connect_timeout, cfg_.redis.lease / 3));
+            });
+          (void)co_await all_of(l.redis.executor(), std::move(calls));
         }
       },
       net::detached);

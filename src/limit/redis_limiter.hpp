@@ -110,7 +110,7 @@ private:
   void note_failure(std::string_view why);
   void note_success();
   // The local rules of `rules` with every limit divided by the fleet size last seen.
-  rule_set& fallback(const rule_set& rules);
+  rule_set& fallback(const std::shared_ptr<const rule_set>& rules);
 
   const control::config& cfg_;
   std::string replica_id_;
@@ -122,7 +122,8 @@ private:
   // for the process's life, as admissions point into them (one per rule set
   // and fleet size seen during outages). The latest per fleet size carries
   // its state into the next rule set's.
-  std::map<std::pair<const rule_set*, int>, std::unique_ptr<rule_set>> fallbacks_;
+  std::map<std::pair<const rule_set*, int>, std::pair<std::shared_ptr<const rule_set>, std::unique_ptr<rule_set>>>
+      fallbacks_;
   std::map<int, rule_set*> latest_fallback_;
   observe::counter_family& decisions_;
   observe::counter& rollbacks_;

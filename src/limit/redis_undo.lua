@@ -15,8 +15,10 @@ for i = 1, #KEYS do
   local cost, index = tonumber(ARGV[b + 4]), ARGV[b + 5]
   local key = KEYS[i]
   if algo == 'fixed_window' or algo == 'sliding_window' then
-    local k = key .. ':' .. floor(at / period) -- the window it was counted in
-    if redis.call('DECRBY', k, cost) < 0 then redis.call('SET', k, 0, 'KEEPTTL') end
+    local w = floor(at / period) -- the window it was counted in (gone: nothing to take back)
+    if redis.call('HEXISTS', key, w) == 1 and redis.call('HINCRBY', key, w, -cost) < 0 then
+      redis.call('HSET', key, w, 0)
+    end
   elseif algo == 'sliding_log' then
     for j = 1, cost do redis.call('ZREM', key, member .. ':' .. index .. ':' .. j) end
   elseif algo == 'concurrency' then
@@ -28,10 +30,11 @@ for i = 1, #KEYS do
     else
       redis.call('DEL', key)
     end
-  elseif algo == 'shaper' then
+  elseif algo == 'shaper' then -- back to where the admit found it (a drained line is at -T)
+    local T = period / count
     local st = redis.call('HMGET', key, 'l', 't')
     if st[1] then
-      local level = max(0, tonumber(st[1]) - (now - tonumber(st[2])) - cost * period / count)
+      local level = max(-T, tonumber(st[1]) - (now - tonumber(st[2])) - cost * T)
       redis.call('HSET', key, 'l', string.format('%.3f', level), 't', now)
     end
   end

@@ -21,7 +21,7 @@ namespace {
 constexpr int k_max_hops = 5;                                       // redirections and retries of one call
 constexpr auto k_refresh_interval = std::chrono::milliseconds(100); // at most one slot-map refresh per interval
 constexpr std::string_view k_asking = "*1\r\n$6\r\nASKING\r\n";
-constexpr auto k_retry_pause = std::chrono::milliseconds(1); // before retrying a TRYAGAIN / CLUSTERDOWN
+constexpr auto k_retry_pause = std::chrono::milliseconds(1); // the first pause before retrying a TRYAGAIN
 
 // "MOVED 3999 127.0.0.1:6381" / "ASK 3999 :6381" (an empty host: the node that answered).
 struct redirect {
@@ -159,8 +159,9 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
     const auto deadline = clock::now() + timeout;
     auto at = route(slot);
     bool asking = false;
+    clock::duration pause_for = k_retry_pause;
     boost::system::result<reply> r = make_error_code(client_error::timeout);
-    for (int hop = 0; hop < k_max_hops; ++hop) {
+    for (int hop = 0; hop < k_max_hops;) { // redirections are counted; TRYAGAIN waits until the deadline
       const auto left = std::chrono::duration_cast<control::duration>(deadline - clock::now());
       if (left.count() <= 0) co_return make_error_code(client_error::timeout);
       auto self = shared_from_this(); // nodes may grow while this call waits; keep the impl alive
@@ -172,6 +173,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
       } else {
         r = co_await conn.call(cmd, left);
       }
+      const bool asked = asking;
       asking = false;
       if (!r) {
         if (r.error() == make_error_code(client_error::disconnected)) refresh(); // a master may have failed over
@@ -180,6 +182,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
       if (!r->is_error()) co_return r;
       if (auto to = parse_redirect(r->text)) {
         ++redirected;
+        ++hop;
         at = node_at(to->host.empty() ? nodes[at].host : to->host, to->port);
         if (to->ask) {
           asking = true;
@@ -190,8 +193,14 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
         continue;
       }
       if (r->text.starts_with("TRYAGAIN") || r->text.starts_with("CLUSTERDOWN")) {
-        net::steady_timer pause(ex, std::min<clock::duration>(k_retry_pause, deadline - clock::now()));
+        // A multi-key call during a slot's move, or a failover under way:
+        // again after a growing pause, on the same node (still with ASKING
+        // if that is where an ASK sent it), until the call's time is up.
+        if (clock::now() + pause_for >= deadline) co_return r;
+        net::steady_timer pause(ex, pause_for);
         co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+        pause_for = std::min<clock::duration>(pause_for * 2, std::chrono::milliseconds(8));
+        asking = asked;
         continue;
       }
       co_return r;

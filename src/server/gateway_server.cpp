@@ -45,6 +45,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <limits>
 #include <map>
 #include <optional>
@@ -62,7 +63,7 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
-constexpr std::size_t k_max_cached_stream = 4 << 20; // a longer stream is relayed but not cached
+constexpr std::size_t k_max_cached_stream = 1 << 20; // a longer stream is relayed but not cached
 
 double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
 
@@ -726,6 +727,11 @@ struct gateway::impl final : control::admin_target {
   std::optional<control::admin_failure> apply_config(std::shared_ptr<const control::config> next,
                                                      const std::string& who, std::string_view what) {
     std::lock_guard lock(reload_mutex);
+    return apply_locked(std::move(next), who, what);
+  }
+
+  std::optional<control::admin_failure> apply_locked(std::shared_ptr<const control::config> next,
+                                                     const std::string& who, std::string_view what) {
     const auto cur = snapshot();
     if (const auto parts = restart_needed(*cur->base, *next); !parts.empty()) {
       std::string list;
@@ -756,6 +762,12 @@ struct gateway::impl final : control::admin_target {
     const auto cur = snapshot();
     auto in_force = base;
     bool scaled = false;
+    // Factors of rules that no longer scale (a reload removed their scale) are forgotten.
+    std::erase_if(scale_factors, [&](const auto& kv) {
+      return std::none_of(base->limits.rules.begin(), base->limits.rules.end(),
+                          [&](const control::rule_config& r) { return r.name == kv.first && !r.scale.empty(); });
+    });
+    std::erase_if(scale_steps, [&](const auto& kv) { return !scale_factors.contains(kv.first); });
     for (const auto& r : base->limits.rules)
       if (const auto f = scale_factors.find(r.name); f != scale_factors.end() && f->second != 1.0) scaled = true;
     if (scaled) {
@@ -823,7 +835,10 @@ struct gateway::impl final : control::admin_target {
   }
 
   std::optional<control::admin_failure> reload(const std::string& who) override {
-    if (!reload_source) return control::admin_failure{409, "Started without a config file: nothing to reload."};
+    if (!reload_source) {
+      spdlog::warn("reload by {}: started without a config file, nothing to reload", who);
+      return control::admin_failure{409, "Started without a config file: nothing to reload."};
+    }
     std::shared_ptr<const control::config> next;
     try {
       next = reload_source();
@@ -865,6 +880,7 @@ struct gateway::impl final : control::admin_target {
 
   std::optional<control::admin_failure> set_limit(std::string_view rule, std::string_view limit_text,
                                                   std::optional<std::int64_t> burst, const std::string& who) override {
+    std::lock_guard lock(reload_mutex); // the base edited is the one in force (no reload in between)
     auto next = std::make_shared<control::config>(*snapshot()->base);
     auto it = std::find_if(next->limits.rules.begin(), next->limits.rules.end(),
                            [&](const control::rule_config& r) { return r.name == rule; });
@@ -884,7 +900,7 @@ struct gateway::impl final : control::admin_target {
       it->burst = rate->count;
     spdlog::warn("admin {}: rule {} limit set to {} (burst {}) until the next reload", who, rule, limit_text,
                  it->burst);
-    return apply_config(std::move(next), who, "admin limit change");
+    return apply_locked(std::move(next), who, "admin limit change");
   }
 
   std::string status_json() override {
@@ -1293,7 +1309,8 @@ struct gateway::impl final : control::admin_target {
             keep_answer(key, result.body, result.content_type, serving->name, st.level);
           else if (result.kind == forward_result::streamed && st.stream_complete && st.status == 200)
             keep_answer(key, std::move(st.captured), "text/event-stream", serving->name, st.level);
-          else if (result.kind == forward_result::reply && result.error.status >= 500 && !result.deadline)
+          else if ((result.kind == forward_result::reply && result.error.status >= 500 && !result.deadline) ||
+                   (result.kind == forward_result::answer && result.status >= 500))
             if (auto late = from_cache(st, key)) result = std::move(*late); // every backend failed it
         }
       }
@@ -1438,9 +1455,9 @@ struct gateway::impl final : control::admin_target {
       auto r = co_await exchange(w, ctx, req, st, view, choice.backend, body);
       st.on_first_token = nullptr;
       const bool no_verdict = (st.client_gone && r.failure == 0) || r.deadline;
+      // (ttft_p95 comes from streams only: a whole answer's head comes with its
+      // last token, and at L1 every stream becomes one.)
       if (!no_verdict) stats.record_answer(r.failure != 0, steady_now());
-      if (!first_token_told && r.kind == forward_result::answer && r.failure == 0)
-        stats.record_ttft(std::chrono::duration<double>(r.took).count(), steady_now());
       if (first_token_told) {
         if (r.failure && !no_verdict) {
           verdict.told = false;
@@ -2043,12 +2060,15 @@ gateway::~gateway() {
     w->ioc.stop();
     if (w->thread.joinable()) w->thread.join();
   }
+  // The admin acceptor belongs to worker 0's loop: it goes before the loop does.
+  impl_->admin_acceptor.reset();
   // Coroutine frames still pending are destroyed with their io_context; their
   // guards call into the rule set, so the workers go before the rest of impl.
   impl_->workers.clear();
 }
 
 std::uint16_t gateway::start() {
+  std::signal(SIGHUP, SIG_IGN); // until run() listens for it: a reload signal never kills the process
   auto& m = *impl_;
   for (unsigned i = 0; i < m.cfg->workers; ++i) {
     auto w = std::make_unique<impl::worker>(*m.cfg, m.backends, std::random_device{}() + i);

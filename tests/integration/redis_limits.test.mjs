@@ -136,8 +136,9 @@ redis: {cluster: [${cluster.seeds.map((s) => `"${s}"`).join(", ")}], timeout: 2s
         return n;
       };
       // (The take-backs and releases are sent behind the answers: bounded polling.)
-      const windows = `${prefix}{*}:global:fixed_window:*`;
-      await eventually(async () => (await tally(windows, "tonumber(redis.call('GET', k))")) === 30, {
+      const windows = `${prefix}{*}:global:fixed_window`; // a hash: window number → count
+      const counted = "(function() local s = 0 for _, v in ipairs(redis.call('HVALS', k)) do s = s + tonumber(v) end return s end)()";
+      await eventually(async () => (await tally(windows, counted)) === 30, {
         what: "the global window counting only the 30 admitted",
       });
       await eventually(async () => (await tally(`${prefix}{*}:in-flight:*`, "redis.call('ZCARD', k)")) === 0, {

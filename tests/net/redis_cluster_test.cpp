@@ -210,6 +210,15 @@ TEST_F(cluster_limits, three_replicas_admit_exactly_the_limit) {
   for (const auto& ip : {"10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4"}) EXPECT_EQ(got.at(ip), 30) << ip;
 }
 
+TEST_F(cluster_limits, masters_that_lost_the_scripts_are_sent_them_again) {
+  configure("    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 5/hour}\n"
+            "    - {name: global, key: global, algorithm: fixed_window, limit: 1000/hour}\n");
+  EXPECT_EQ(burst({"10.7.0.1"}, 2).at("10.7.0.1"), 2);
+  for (const auto port : cluster_->ports()) ASSERT_EQ(testing::redis_cluster::cli(port, "SCRIPT FLUSH"), "OK");
+  // Every master answers NOSCRIPT now; EVAL carries the source to each (unavailable stays 0 in burst()).
+  EXPECT_EQ(burst({"10.7.0.1"}, 5).at("10.7.0.1"), 3);
+}
+
 TEST_F(cluster_limits, a_refusal_in_one_slot_takes_back_what_the_others_counted) {
   // per-ip and global live in different slots (asserted below): each request is two calls.
   configure("    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 10/hour}\n"

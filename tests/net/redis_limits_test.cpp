@@ -142,9 +142,9 @@ TEST_F(redis_limits, a_request_refused_by_one_rule_consumes_nothing_from_the_oth
   // loose counted only the two admitted, not the eight refused by tight.
   auto keys = run(ioc_, client_.call(redis::command({"KEYS", "t:{10.2.0.1}:loose:*"}), 5s));
   ASSERT_TRUE(keys && keys->elements.size() == 1u);
-  auto count = run(ioc_, client_.call(redis::command({"GET", keys->elements[0].text}), 5s));
-  ASSERT_TRUE(count);
-  EXPECT_EQ(count->text, "2");
+  auto count = run(ioc_, client_.call(redis::command({"HVALS", keys->elements[0].text}), 5s)); // window → count
+  ASSERT_TRUE(count && count->elements.size() == 1u);
+  EXPECT_EQ(count->elements[0].text, "2");
 }
 
 TEST_F(redis_limits, shadow_rules_count_and_report_but_never_refuse) {
@@ -254,6 +254,49 @@ TEST_F(redis_limits, the_shaper_holds_the_excess_instead_of_refusing_it) {
   EXPECT_EQ(delays.front(), 0ns);
   EXPECT_GT(delays.back(), 400ms);
   EXPECT_LE(delays.back(), 500ms);
+}
+
+// What an admit committed, the undo script (a refusal in another Redis
+// Cluster slot) takes back exactly: afterwards the key behaves as if that
+// request had never come, for every algorithm.
+TEST_F(redis_limits, an_undo_leaves_every_algorithm_as_if_the_request_never_came) {
+  configure(R"(    - {name: fw, key: client_ip, algorithm: fixed_window, limit: 3/hour}
+    - {name: sw, key: client_ip, algorithm: sliding_window, limit: 3/hour}
+    - {name: log, key: client_ip, algorithm: sliding_log, limit: 3/hour}
+    - {name: tb, key: client_ip, algorithm: token_bucket, limit: 3/hour}
+    - {name: gcra, key: client_ip, algorithm: gcra, limit: 3/hour}
+    - {name: par, key: client_ip, algorithm: concurrency, limit: 3}
+)");
+  auto undo = run(ioc_, client_.call(redis::command({"SCRIPT", "LOAD", undo_script()}), 5s));
+  ASSERT_TRUE(undo && undo->type == redis::reply::kind::string);
+  const auto f = facts("10.6.0.1");
+  for (int round = 0; round < 2; ++round) { // twice: an undo must leave nothing behind either
+    const auto plan = rules_->plan(f);
+    auto r = run(ioc_, client_.call(admit_command(sha_, "t:", *rules_, plan, "undone", 30s), 5s));
+    ASSERT_TRUE(r && r->type == redis::reply::kind::array);
+    const auto verdicts = decode_admit(*r, plan.size(), plan);
+    ASSERT_TRUE(verdicts && r->elements[0].integer == 1);
+    auto back = run(
+        ioc_,
+        client_.call(undo_command(undo->text, "t:", *rules_, plan, *verdicts, "undone", r->elements[1].integer), 5s));
+    ASSERT_TRUE(back && !back->is_error()) << (back ? back->text : back.error().message());
+  }
+  EXPECT_EQ(allowed(burst(5, f)), 3) << "every rule still has its whole 3";
+
+  configure(R"(    - {name: smooth, key: client_ip, algorithm: leaky_bucket, limit: 10/second, burst: 5, shape: true}
+)");
+  const auto g = facts("10.6.0.2");
+  const auto plan = rules_->plan(g);
+  auto r = run(ioc_, client_.call(admit_command(sha_, "t:", *rules_, plan, "undone", 30s), 5s));
+  ASSERT_TRUE(r && r->type == redis::reply::kind::array);
+  const auto verdicts = decode_admit(*r, plan.size(), plan);
+  ASSERT_TRUE(verdicts);
+  ASSERT_TRUE(
+      run(ioc_, client_.call(undo_command(undo->text, "t:", *rules_, plan, *verdicts, "undone", r->elements[1].integer),
+                             5s)));
+  const auto after = burst(1, g);
+  ASSERT_EQ(allowed(after), 1);
+  EXPECT_EQ(after[0].delay, 0ns) << "the line is drained again: the next request is the conforming one";
 }
 
 // The seed's script (its section 4.2), as printed there: every request of one

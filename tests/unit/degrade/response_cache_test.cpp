@@ -22,6 +22,8 @@ TEST(response_cache, the_key_ignores_field_order_and_what_does_not_change_the_an
   EXPECT_NE(a, key_of(R"({"temperature":0,"stream":true,"messages":[{"role":"user","content":"hi"}]})"));
   EXPECT_NE(a, key_of(R"({"temperature":0,"messages":[{"role":"user","content":"hi"}]})", "team-a"))
       << "scope: key keeps callers apart";
+  EXPECT_NE(a, key_of(R"({"temperature":0,"return_reasoning":false,"messages":[{"role":"user","content":"hi"}]})"))
+      << "an answer without reasoning is not one with it";
 }
 
 TEST(response_cache, entries_expire_are_evicted_in_lru_order_and_respect_levels) {
@@ -40,6 +42,17 @@ TEST(response_cache, entries_expire_are_evicted_in_lru_order_and_respect_levels)
   EXPECT_EQ(c.size(), 2u);
   EXPECT_FALSE(c.find("a", 0, 10s)) << "expired after its ttl";
   EXPECT_EQ(c.size(), 1u);
+}
+
+TEST(response_cache, a_degraded_answer_does_not_push_out_a_better_fresh_one) {
+  response_cache c(10, 1 << 20, 10s);
+  c.store("k", {"full", "t", "Qwen3-1.7B", 0}, 0s);
+  c.store("k", {"small", "t", "Qwen3-0.6B", 3}, 1s);
+  EXPECT_EQ(c.find("k", 0, 2s)->body, "full");
+  c.store("k", {"full again", "t", "Qwen3-1.7B", 0}, 3s);
+  EXPECT_EQ(c.find("k", 0, 4s)->body, "full again") << "an equal level replaces";
+  c.store("k", {"small", "t", "Qwen3-0.6B", 3}, 20s);
+  EXPECT_EQ(c.find("k", 3, 21s)->body, "small") << "an expired better one is replaced";
 }
 
 TEST(response_cache, a_byte_bound_holds) {
