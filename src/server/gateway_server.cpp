@@ -1524,7 +1524,8 @@ struct gateway::impl final : control::admin_target {
                              : std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(wait).count());
     forward_result r;
     r.error = openai::service_unavailable(
-        fmt::format("No backend for model {} is available (unhealthy or circuit breaker open). Please try again in "
+        fmt::format("Service busy: no backend for model {} is available (unhealthy or circuit breaker open). Please "
+                    "try again in "
                     "{} s.",
                     model.name, seconds),
         static_cast<int>(seconds), "no_backend_available");
