@@ -22,7 +22,7 @@ done
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
 start_instant_sim
-printf 'listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' "$SIM_PORT" >"$TMP/gw.yaml"
+printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' "$SIM_PORT" >"$TMP/gw.yaml"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
 GW_PORT=$(wait_port "$TMP/gw.out")
 

@@ -149,6 +149,7 @@ echo "sim        pid $SIM_PID on 127.0.0.1:$SIM_PORT" >&2
 cat >"$TMP/llmgate.yaml" <<EOF
 listen: 127.0.0.1:0
 workers: $WORKERS
+access_log: off # as nginx's below
 backends:
   - {name: sim, url: "http://127.0.0.1:$SIM_PORT", kind: vllm, models: [$MODEL]}
 models:

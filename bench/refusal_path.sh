@@ -25,7 +25,7 @@ wrk.body = '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"m
 wrk.headers["Content-Type"] = "application/json"
 LUA
 run() { # name limit
-  printf 'listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\nlimits:\n  rules:\n    - {name: r, key: global, algorithm: token_bucket, limit: %s}\n' "$SIM" "$2" >"$TMP/$1.yaml"
+  printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\nlimits:\n  rules:\n    - {name: r, key: global, algorithm: token_bucket, limit: %s}\n' "$SIM" "$2" >"$TMP/$1.yaml"
   "$BIN" serve -c "$TMP/$1.yaml" >"$TMP/$1.out" 2>/dev/null & local pid=$!
   PIDS+=($pid)
   local port; port=$(wait_port "$TMP/$1.out")

@@ -1202,10 +1202,11 @@ public:
       problem(root, "", "the config must be a mapping of keys (listen, backends, models, ...)");
       return;
     }
-    check_keys(root, "",
-               {"listen", "workers", "reasoning_field", "log_level", "cors",         "server", "upstream", "backends",
-                "models", "auth",    "trusted_proxies", "tiers",     "default_tier", "keys",   "limits",   "breaker",
-                "health", "retry",   "scrape",          "redis",     "degrade",      "admin",  "cache"});
+    check_keys(root, "", {"listen", "workers",         "reasoning_field", "log_level",    "access_log",
+                          "cors",   "server",          "upstream",        "backends",     "models",
+                          "auth",   "trusted_proxies", "tiers",           "default_tier", "keys",
+                          "limits", "breaker",         "health",          "retry",        "scrape",
+                          "redis",  "degrade",         "admin",           "cache"});
     std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();
@@ -1232,6 +1233,9 @@ public:
         if (!levels.contains(c.log_level))
           problem(v, k,
                   fmt::format("expected trace, debug, info, warn, error, critical or off, got '{}'", c.log_level));
+      } else if (k == "access_log") {
+        get(v, k, c.access_log);
+        if (c.access_log.empty()) problem(v, k, "expected stdout, stderr, off or a file path");
       } else if (k == "cors")
         read_cors(v, c.cors);
       else if (k == "server")
@@ -1386,6 +1390,7 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
   };
   differs(a.listen != b.listen, "listen");
   differs(a.workers != b.workers, "workers");
+  differs(a.access_log != b.access_log, "access_log");
   differs(a.reasoning_field != b.reasoning_field, "reasoning_field");
   differs(a.server != b.server, "server");
   differs(a.upstream != b.upstream, "upstream");

@@ -306,6 +306,7 @@ struct config {
   unsigned workers = 0; // 0: one per core
   openai::reasoning_field reasoning_field = openai::reasoning_field::reasoning_content;
   std::string log_level = "info";
+  std::string access_log = "stdout"; // one JSON line per API request: stdout, stderr, off, or a file path
   cors_config cors;
   server_config server;
   upstream_config upstream;

@@ -9,6 +9,7 @@
 #include "limit/rate_parse.hpp"
 #include "limit/redis_limiter.hpp"
 #include "limit/rule_set.hpp"
+#include "observe/access_log.hpp"
 #include "openai/body_rewrite.hpp"
 #include "openai/request_view.hpp"
 #include "openai/response_rewrite.hpp"
@@ -103,10 +104,21 @@ std::string new_request_id() {
 // The metrics every request updates; looked up once.
 struct gateway_metrics {
   explicit gateway_metrics(observe::registry& r)
-      : requests(
-            r.counter("llmgate_requests_total", "Requests answered, by model and HTTP status.", {"model", "status"})),
+      : requests(r.counter("llmgate_requests_total",
+                           "Requests answered, by model, HTTP status and outcome (ok, rate_limited, degraded, cached, "
+                           "failed, cancelled).",
+                           {"model", "status", "outcome"})),
         duration(r.histogram("llmgate_request_duration_seconds", "Time from request read to response end.", {"model"},
                              observe::latency_buckets())),
+        tpot(r.histogram("llmgate_time_per_output_token_seconds",
+                         "A streamed answer's time per output token after the first (to its end).", {"model"},
+                         {0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0})),
+        prompt_lengths(r.histogram("llmgate_request_prompt_tokens",
+                                   "Prompt tokens per request, as backends report them.", {"model"},
+                                   observe::token_buckets())),
+        completion_lengths(r.histogram("llmgate_request_completion_tokens",
+                                       "Completion tokens per request, as backends report them.", {"model"},
+                                       observe::token_buckets())),
         ttft(r.histogram("llmgate_time_to_first_token_seconds",
                          "Time from request read to the first streamed event sent to the client.", {"model"},
                          observe::latency_buckets())),
@@ -216,6 +228,9 @@ struct gateway_metrics {
 
   observe::counter_family& requests;
   observe::histogram_family& duration;
+  observe::histogram_family& tpot;
+  observe::histogram_family& prompt_lengths;
+  observe::histogram_family& completion_lengths;
   observe::histogram_family& ttft;
   observe::gauge& in_flight;
   observe::counter_family& upstream;
@@ -273,6 +288,15 @@ struct live_state {
 // What one request carries through the pipeline.
 struct request_state {
   std::shared_ptr<const live_state> live; // the config and limit rules this request runs on
+  // For the access log and the metrics by outcome:
+  std::int64_t unix_ms = 0;                              // when it was read
+  std::string_view method, path;                         // into the request, which outlives this state
+  std::string client, key_name;                          // the caller's address and key name (access log only)
+  std::string_view served_model;                         // the model that answered (L3: the fallback)
+  std::string_view refused_by;                           // the rule that refused it
+  std::optional<double> ttft;                            // seconds to the first streamed event
+  std::int64_t usage_prompt = -1, usage_completion = -1; // as the backend reported them
+  bool cache_hit = false;
   std::string request_id;
   std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
   std::string model = "-";
@@ -344,7 +368,10 @@ struct gateway::impl final : control::admin_target {
       observe::histogram* ttft;
       observe::counter* prompt_tokens;
       observe::counter* completion_tokens;
-      std::unordered_map<int, observe::counter*> by_status;
+      observe::histogram* tpot;
+      observe::histogram* prompt_lengths;
+      observe::histogram* completion_lengths;
+      std::unordered_map<int, observe::counter*> by_status; // by status × 8 + outcome
     };
     struct backend_series {
       observe::counter* connects;
@@ -360,6 +387,9 @@ struct gateway::impl final : control::admin_target {
                                  &metrics.ttft.with({m.name}),
                                  &metrics.prompt_tokens.with({m.name}),
                                  &metrics.completion_tokens.with({m.name}),
+                                 &metrics.tpot.with({m.name}),
+                                 &metrics.prompt_lengths.with({m.name}),
+                                 &metrics.completion_lengths.with({m.name}),
                                  {}});
     for (const auto& b : cfg->backends) w.backend_metrics.push_back({&metrics.upstream_connects.with({b.name}), {}});
   }
@@ -408,6 +438,7 @@ struct gateway::impl final : control::admin_target {
     }
     return out;
   }();
+  std::unique_ptr<observe::access_log> access; // made in start() (a file that cannot be opened stops it there)
   std::unique_ptr<degrade::response_cache> cache =
       cfg->cache.mode == control::cache_mode::off
           ? nullptr
@@ -490,12 +521,17 @@ struct gateway::impl final : control::admin_target {
   net::awaitable<bool> handle(worker& w, session_context& ctx, request& req) {
     request_state st;
     st.live = snapshot();
+    st.unix_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    st.method = as_view(req.method_string());
     st.request_id = std::string(req["x-request-id"]);
     if (st.request_id.empty() || st.request_id.size() > 128) st.request_id = new_request_id();
     st.headers.emplace_back("x-request-id", st.request_id);
     add_cors(req, st);
 
     const auto target = parse_target(req.target());
+    st.path = target.path;
     const auto method = req.method();
     if (method == http::verb::options) co_return co_await preflight(ctx, req, st);
 
@@ -1132,17 +1168,56 @@ struct gateway::impl final : control::admin_target {
     return out;
   }
 
+  static constexpr std::array<std::string_view, 6> k_outcomes{"ok",     "rate_limited", "degraded",
+                                                              "cached", "failed",       "cancelled"};
+  static std::size_t outcome_of(const request_state& st) {
+    if (st.status == 429) return 1;
+    if (st.status == 499) return 5;
+    if (st.status >= 400) return 4;
+    if (st.cache_hit) return 3;
+    if (st.level > 0) return 2;
+    return 0;
+  }
+
   void record(worker& w, request_state& st) {
+    const auto duration = seconds_since(st.start);
+    const auto outcome = outcome_of(st);
     if (st.model_index == SIZE_MAX) {
-      metrics.requests.with({st.model, std::to_string(st.status)}).inc();
-      metrics.duration.with({st.model}).observe(seconds_since(st.start));
-      return;
+      metrics.requests.with({st.model, std::to_string(st.status), std::string(k_outcomes[outcome])}).inc();
+      metrics.duration.with({st.model}).observe(duration);
+    } else {
+      auto& series = w.model_metrics[st.model_index];
+      auto& counter = series.by_status[st.status * 8 + static_cast<int>(outcome)];
+      if (!counter)
+        counter = &metrics.requests.with({st.model, std::to_string(st.status), std::string(k_outcomes[outcome])});
+      counter->inc();
+      series.duration->observe(duration);
+      if (st.usage_prompt >= 0) series.prompt_lengths->observe(static_cast<double>(st.usage_prompt));
+      if (st.usage_completion >= 0) series.completion_lengths->observe(static_cast<double>(st.usage_completion));
+      if (st.ttft && st.usage_completion >= 2 && st.status == 200)
+        series.tpot->observe((duration - *st.ttft) / static_cast<double>(st.usage_completion - 1));
     }
-    auto& series = w.model_metrics[st.model_index];
-    auto& counter = series.by_status[st.status];
-    if (!counter) counter = &metrics.requests.with({st.model, std::to_string(st.status)});
-    counter->inc();
-    series.duration->observe(seconds_since(st.start));
+    if (!access || !access->enabled()) return;
+    observe::access_record r;
+    r.unix_ms = st.unix_ms;
+    r.request_id = st.request_id;
+    r.client = st.client;
+    r.key = st.key_name;
+    r.method = st.method;
+    r.path = st.path;
+    r.model = st.model;
+    r.served_model = st.served_model;
+    r.backend = st.backend;
+    r.status = st.status;
+    r.outcome = k_outcomes[outcome];
+    r.rule = st.refused_by;
+    r.level = st.level;
+    r.cache_hit = st.cache_hit;
+    if (st.ttft) r.ttft_ms = *st.ttft * 1000;
+    r.duration_ms = duration * 1000;
+    r.prompt_tokens = st.usage_prompt;
+    r.completion_tokens = st.usage_completion;
+    access->write(r);
   }
 
   // POST /v1/chat/completions and /v1/completions.
@@ -1164,6 +1239,10 @@ struct gateway::impl final : control::admin_target {
     auto& rules = *st.live->rules;
     const auto client_ip = control::client_address(lcfg, ctx.peer, forwarded_for(req));
     const auto who = control::identify(lcfg, as_view(req[http::field::authorization]), client_ip);
+    if (access && access->enabled()) {
+      st.client = client_ip;
+      if (who) st.key_name = who->name;
+    }
     if (!who) {
       const bool keep = co_await reply(ctx, req, st, openai::invalid_api_key());
       record(w, st);
@@ -1261,6 +1340,7 @@ struct gateway::impl final : control::admin_target {
     add_rate_headers(admitted, st);
     if (!admitted.allowed) {
       metrics.refusals.with({admitted.refused_by->name}).inc();
+      st.refused_by = admitted.refused_by->name;
       const bool keep = co_await reply(ctx, req, st, too_many_requests(admitted, *who));
       record(w, st);
       co_return keep;
@@ -1283,12 +1363,14 @@ struct gateway::impl final : control::admin_target {
     st.headers.emplace_back("x-llmgate-degraded", fmt::format("L{}", st.level));
     if (st.level > 0) metrics.degraded.with({model->name, fmt::format("L{}", st.level)}).inc();
     forward_result result;
+    st.served_model = model->name;
     if (st.level >= 4) {
       result = static_reply(lcfg, st, *view, *model);
     } else {
       const auto* serving = model; // L3: the fallback model's pool answers, under its own name
       if (st.level >= 3 && !model->fallback.empty()) serving = cfg->find_model(model->fallback);
       st.stream_off = st.level >= 1 && view->stream;
+      st.served_model = serving->name;
       // The response cache answers when the pool cannot (or, with mode
       // always, a temperature-0 repeat); every whole answer is kept for that.
       std::string key;
@@ -1571,6 +1653,7 @@ struct gateway::impl final : control::admin_target {
     r.body = std::move(e->body);
     st.headers.emplace_back("x-llmgate-cache", "hit");
     st.backend = "cache";
+    st.cache_hit = true;
     return r;
   }
 
@@ -1827,6 +1910,8 @@ struct gateway::impl final : control::admin_target {
 
   void count_usage(worker& w, request_state& st, const openai::usage_counts& u) {
     if (u.prompt_tokens >= 0 && u.completion_tokens >= 0) st.tokens_used = u.prompt_tokens + u.completion_tokens;
+    st.usage_prompt = u.prompt_tokens;
+    st.usage_completion = u.completion_tokens;
     auto& series = w.model_metrics[st.model_index];
     if (u.prompt_tokens > 0) series.prompt_tokens->inc(static_cast<std::uint64_t>(u.prompt_tokens));
     if (u.completion_tokens > 0) series.completion_tokens->inc(static_cast<std::uint64_t>(u.completion_tokens));
@@ -1910,7 +1995,8 @@ struct gateway::impl final : control::admin_target {
       if (!out.empty()) {
         if (!committed && !co_await commit()) co_return result;
         if (!first_sent) {
-          w.model_metrics[st.model_index].ttft->observe(seconds_since(st.start));
+          st.ttft = seconds_since(st.start);
+          w.model_metrics[st.model_index].ttft->observe(*st.ttft);
           first_sent = true;
         }
         ctx.stream.expires_after(ctx.limits.write_timeout);
@@ -1943,11 +2029,15 @@ struct gateway::impl final : control::admin_target {
         break;
       }
     }
-    if (auto u = rewriter.usage())
+    if (auto u = rewriter.usage()) {
       count_usage(w, st, *u);
-    else if (st.prompt_tokens >=
-             0) // no usage from the backend: count the stream (one token per content event, as vLLM sends)
-      st.tokens_used = st.prompt_tokens + rewriter.chunks_with_content();
+    } else if (st.prompt_tokens >= 0) {
+      // No usage from the backend: count the stream (one token per content
+      // event, as vLLM sends) and the prompt as counted before admission.
+      st.usage_completion = static_cast<std::int64_t>(rewriter.chunks_with_content());
+      st.usage_prompt = st.prompt_tokens;
+      st.tokens_used = st.prompt_tokens + st.usage_completion;
+    }
     if (!committed) { // nothing reached the client: the caller may retry elsewhere
       result.failure = result.deadline ? 0u : failure_kind ? failure_kind : control::failure_interrupted;
       result.took = clock::now() - started;
@@ -2069,6 +2159,11 @@ gateway::~gateway() {
 }
 
 std::uint16_t gateway::start() {
+  try {
+    impl_->access = std::make_unique<observe::access_log>(impl_->cfg->access_log);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("access_log {}: {}", impl_->cfg->access_log, e.what()));
+  }
   std::signal(SIGHUP, SIG_IGN); // until run() listens for it: a reload signal never kills the process
   auto& m = *impl_;
   for (unsigned i = 0; i < m.cfg->workers; ++i) {

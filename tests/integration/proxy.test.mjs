@@ -241,7 +241,7 @@ describe("proxying to two simulators", async () => {
     const m = await fetchJson(`${gw}/metrics`);
     assert.match(m.headers.get("content-type"), /^text\/plain/);
     assert.match(m.text, /# TYPE llmgate_requests_total counter/);
-    assert.match(m.text, /llmgate_requests_total\{model="Qwen3-1.7B",status="200"\} \d+/);
+    assert.match(m.text, /llmgate_requests_total\{model="Qwen3-1.7B",status="200",outcome="ok"\} \d+/);
     assert.match(m.text, /llmgate_request_duration_seconds_bucket\{model="Qwen3-1.7B",le="\+Inf"\} \d+/);
   });
 
