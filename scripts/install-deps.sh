@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build g++ ccache pkg-config make
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev libhowardhinnant-date-dev tzdata libpcre2-dev libutf8proc-dev
-  curl wrk nginx-light procps redis-server redis-tools
+  curl wrk nginx-light procps redis-server redis-tools prometheus
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
@@ -26,4 +26,22 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The prometheus package is wanted for promtool (the tests lint /metrics and
+# the alert rules with it), not for its server: while it is installed here,
+# a policy-rc.d keeps its service from starting, and afterwards it is
+# disabled, so nothing is left running or starting at boot.
+installs_prometheus=0
+[[ " ${missing[*]} " == *" prometheus "* ]] && installs_prometheus=1
+policy_added=0
+if [ "$installs_prometheus" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  policy_added=1
+fi
+status=0
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+[ "$policy_added" = 1 ] && $sudo rm -f /usr/sbin/policy-rc.d
+if [ "$installs_prometheus" = 1 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
+exit "$status"

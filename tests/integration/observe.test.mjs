@@ -3,7 +3,20 @@
 // time-per-token histograms on /metrics.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { startSim, startGateway, stopAll, fetchJson, metric, eventually, gatewayConfig } from "../lib/procs.mjs";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  startSim,
+  startGateway,
+  startRedis,
+  stopAll,
+  fetchJson,
+  metric,
+  eventually,
+  gatewayConfig,
+  REPO_ROOT,
+} from "../lib/procs.mjs";
 
 after(stopAll);
 
@@ -72,4 +85,63 @@ test("access_log: off writes nothing; a file receives the lines", async () => {
   assert.ok(!quiet.output().stdout.includes('"request_id"'));
   await quiet.stop();
   await sim.stop();
+});
+
+// promtool (Debian's prometheus package) on what llmgate exports and on the shipped alert rules.
+function promtool(args, input) {
+  return new Promise((resolve) => {
+    const p = spawn("promtool", args, { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.stderr.on("data", (d) => (out += d));
+    p.on("error", (e) => resolve({ code: -1, out: `promtool: ${e.message} (make deps installs the prometheus package)` }));
+    p.on("close", (code) => resolve({ code, out }));
+    p.stdin.end(input ?? "");
+  });
+}
+
+test("promtool accepts /metrics and the alert rules, which name only metrics llmgate exports", async () => {
+  const redis = await startRedis();
+  const sim = await startSim();
+  const gw = await startGateway(
+    gatewayConfig([sim], {
+      extra: `limits:
+  store: redis
+  rules:
+    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 3/hour}
+redis: {url: "${redis.url}", timeout: 2s}
+scrape: {interval: 100ms, timeout: 80ms}
+admin: {listen: "127.0.0.1:0", token: t}`,
+      modelExtra: "degrade: {level: auto}",
+    }).replace(`kind: vllm, models: [Qwen3-1.7B]}`, `kind: vllm, models: [Qwen3-1.7B], gpu_metrics_url: "${sim.url}/metrics"}`),
+  );
+  for (let i = 0; i < 4; i++)
+    await fetchJson(`${gw.url}/v1/chat/completions`, {
+      body: { model: "Qwen3-1.7B", messages: [{ role: "user", content: "hi" }], stream: i === 0 },
+    });
+  await eventually(async () => (await metric(gw.url, "llmgate_backend_gpu_temperature_celsius")) > 0, {
+    what: "the GPU scraped",
+  });
+  const { text } = await fetchJson(`${gw.url}/metrics`);
+  const lint = await promtool(["check", "metrics"], text);
+  assert.equal(lint.code, 0, lint.out);
+  assert.equal(lint.out.trim(), "", "no lint problems");
+
+  const rulesFile = join(REPO_ROOT, "deploy", "prometheus", "alerts.yml");
+  const rules = await promtool(["check", "rules", rulesFile]);
+  assert.equal(rules.code, 0, rules.out);
+  assert.match(rules.out, /SUCCESS: \d+ rules found/);
+  const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+  const named = new Set(
+    [...readFileSync(rulesFile, "utf8").matchAll(/\bllmgate_[a-z_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, "")),
+  );
+  assert.ok(named.size >= 10);
+  for (const name of named) assert.ok(exported.has(name), `alerts.yml names ${name}, which llmgate does not export`);
+  // Each alert has its entry in OPERATIONS.md.
+  const ops = readFileSync(join(REPO_ROOT, "docs", "OPERATIONS.md"), "utf8");
+  for (const [, alert] of readFileSync(rulesFile, "utf8").matchAll(/- alert: (\S+)/g))
+    assert.ok(ops.includes(alert), `docs/OPERATIONS.md says nothing of ${alert}`);
+  await gw.stop();
+  await sim.stop();
+  await redis.stop();
 });
