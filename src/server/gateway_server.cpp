@@ -547,12 +547,14 @@ struct gateway::impl final : control::admin_target {
           target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions : openai::endpoint::completions;
       co_return co_await proxy(w, ctx, req, st, kind);
     }
-    if (method != http::verb::get && method != http::verb::head)
-      co_return co_await reply(ctx, req, st,
-                               target.path == "/healthz" || target.path == "/readyz" || target.path == "/metrics" ||
-                                       target.path == "/v1/models" || target.path == "/chat"
-                                   ? openai::method_not_allowed(req.method_string())
-                                   : openai::not_found(target.path));
+    if (method != http::verb::get && method != http::verb::head) {
+      // Built before the co_await: g++ 12 destroys a conditional's temporary
+      // twice when it is an argument inside co_await (a double free).
+      const bool known = target.path == "/healthz" || target.path == "/readyz" || target.path == "/metrics" ||
+                         target.path == "/v1/models" || target.path == "/chat";
+      const auto refusal = known ? openai::method_not_allowed(req.method_string()) : openai::not_found(target.path);
+      co_return co_await reply(ctx, req, st, refusal);
+    }
     if (target.path == "/healthz") co_return co_await text(ctx, req, st, http::status::ok, R"({"status":"ok"})");
     if (target.path == "/readyz") {
       if (draining.load())

@@ -230,6 +230,13 @@ describe("proxying to two simulators", async () => {
     const bad = await fetchJson(`${gw}/v1/nope`);
     assert.equal(bad.status, 404);
     assert.equal(bad.json.error.type, "invalid_request_error");
+    // Other methods: 404 on an unknown path, 405 on a known one — and the
+    // gateway lives on (g++ 12 once freed these replies twice).
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await fetchJson(`${gw}/v1/nope`, { method: "POST", body: "{}" })).status, 404);
+      assert.equal((await fetchJson(`${gw}/healthz`, { method: "DELETE" })).status, 405);
+    }
+    assert.equal((await fetchJson(`${gw}/healthz`)).status, 200);
     assert.equal(await simTotal(), before, "no bad request reached a simulator");
   });
 
