@@ -4,7 +4,8 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   startSim,
@@ -137,6 +138,24 @@ admin: {listen: "127.0.0.1:0", token: t}`,
   );
   assert.ok(named.size >= 10);
   for (const name of named) assert.ok(exported.has(name), `alerts.yml names ${name}, which llmgate does not export`);
+  // The Grafana dashboard: every panel's query is valid PromQL (promtool checks
+  // it as a recording rule) and names only metrics llmgate exports.
+  const dashboard = JSON.parse(readFileSync(join(REPO_ROOT, "deploy", "grafana", "llmgate.json"), "utf8"));
+  assert.ok(dashboard.panels.length >= 12);
+  const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr.replaceAll("$__rate_interval", "5m")));
+  const tmp = mkdtempSync(join(tmpdir(), "llmgate-dash-"));
+  const asRules = join(tmp, "dashboard-rules.yml");
+  writeFileSync(
+    asRules,
+    "groups:\n  - name: dashboard\n    rules:\n" +
+      exprs.map((e, i) => `      - record: dashboard:q${i}\n        expr: ${JSON.stringify(e)}\n`).join(""),
+  );
+  const checked = await promtool(["check", "rules", asRules]);
+  rmSync(tmp, { recursive: true, force: true });
+  assert.equal(checked.code, 0, checked.out);
+  for (const e of exprs)
+    for (const [m] of e.matchAll(/\bllmgate_[a-z_]+/g))
+      assert.ok(exported.has(m.replace(/_(bucket|count|sum)$/, "")), `the dashboard queries ${m}, which llmgate does not export`);
   // Each alert has its entry in OPERATIONS.md.
   const ops = readFileSync(join(REPO_ROOT, "docs", "OPERATIONS.md"), "utf8");
   for (const [, alert] of readFileSync(rulesFile, "utf8").matchAll(/- alert: (\S+)/g))
