@@ -1236,6 +1236,13 @@ public:
       } else if (k == "access_log") {
         get(v, k, c.access_log);
         if (c.access_log.empty()) problem(v, k, "expected stdout, stderr, off or a file path");
+      } else if (k == "metrics_listener") {
+        std::string where;
+        get(v, k, where);
+        if (where == "public" || where == "admin")
+          c.internals_on_admin = where == "admin";
+        else
+          problem(v, k, fmt::format("expected public or admin, got '{}'", where));
       } else if (k == "cors")
         read_cors(v, c.cors);
       else if (k == "server")
@@ -1334,6 +1341,8 @@ public:
       else
         c.models[i].fallback = c.models[it->second].name; // an alias names the model itself
     }
+    if (c.internals_on_admin && !c.admin.listen)
+      problems.push_back({0, 0, "metrics_listener", "admin needs admin.listen"});
     if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
     // Tiers: none declared means one, "default", degraded from L1.
     if (c.tiers.empty()) c.tiers.push_back({"default", 1});
@@ -1391,6 +1400,7 @@ std::vector<std::string> restart_needed(const config& a, const config& b) {
   differs(a.listen != b.listen, "listen");
   differs(a.workers != b.workers, "workers");
   differs(a.access_log != b.access_log, "access_log");
+  differs(a.internals_on_admin != b.internals_on_admin, "metrics_listener");
   differs(a.reasoning_field != b.reasoning_field, "reasoning_field");
   differs(a.server != b.server, "server");
   differs(a.upstream != b.upstream, "upstream");

@@ -307,6 +307,7 @@ struct config {
   openai::reasoning_field reasoning_field = openai::reasoning_field::reasoning_content;
   std::string log_level = "info";
   std::string access_log = "stdout"; // one JSON line per API request: stdout, stderr, off, or a file path
+  bool internals_on_admin = false;   // metrics_listener: admin — /metrics and /dashboard only on the admin listener
   cors_config cors;
   server_config server;
   upstream_config upstream;

@@ -56,6 +56,10 @@
 #include <unordered_map>
 #include <variant>
 
+namespace llmgate::observe {
+extern const std::string_view k_dashboard_html; // generated from src/observe/dashboard.html
+}
+
 namespace llmgate::server {
 
 namespace json = boost::json;
@@ -551,7 +555,7 @@ struct gateway::impl final : control::admin_target {
       // Built before the co_await: g++ 12 destroys a conditional's temporary
       // twice when it is an argument inside co_await (a double free).
       const bool known = target.path == "/healthz" || target.path == "/readyz" || target.path == "/metrics" ||
-                         target.path == "/v1/models" || target.path == "/chat";
+                         target.path == "/v1/models" || target.path == "/chat" || target.path == "/dashboard";
       const auto refusal = known ? openai::method_not_allowed(req.method_string()) : openai::not_found(target.path);
       co_return co_await reply(ctx, req, st, refusal);
     }
@@ -561,14 +565,21 @@ struct gateway::impl final : control::admin_target {
         co_return co_await text(ctx, req, st, http::status::service_unavailable, R"({"status":"draining"})");
       co_return co_await text(ctx, req, st, http::status::ok, R"({"status":"ready"})");
     }
-    if (target.path == "/metrics") {
-      refresh_limit_gauges();
-      refresh_backend_gauges();
-      co_return co_await text(ctx, req, st, http::status::ok, registry.expose(), "text/plain; version=0.0.4");
-    }
+    if ((target.path == "/metrics" || target.path == "/dashboard") && !cfg->internals_on_admin)
+      co_return co_await internals(ctx, req, st, target.path);
     if (target.path == "/v1/models") co_return co_await text(ctx, req, st, http::status::ok, models_json());
     if (target.path == "/chat") co_return co_await seed_chat(w, ctx, req, st, target);
     co_return co_await reply(ctx, req, st, openai::not_found(target.path));
+  }
+
+  // /metrics and /dashboard (on the public listener, or with metrics_listener: admin on the admin one).
+  net::awaitable<bool> internals(session_context& ctx, request& req, request_state& st, std::string_view path) {
+    if (path == "/dashboard")
+      co_return co_await text(ctx, req, st, http::status::ok, std::string(observe::k_dashboard_html),
+                              "text/html; charset=utf-8");
+    refresh_limit_gauges();
+    refresh_backend_gauges();
+    co_return co_await text(ctx, req, st, http::status::ok, registry.expose(), "text/plain; version=0.0.4");
   }
 
   std::string models_json() const {
@@ -996,6 +1007,11 @@ struct gateway::impl final : control::admin_target {
   // The admin listener's requests (worker 0): routed and checked by control::handle_admin.
   net::awaitable<bool> admin_request(session_context& ctx, request& req) {
     const auto target = parse_target(req.target());
+    if (cfg->internals_on_admin && (target.path == "/metrics" || target.path == "/dashboard") &&
+        (req.method() == http::verb::get || req.method() == http::verb::head)) {
+      request_state st; // no token: the admin listener is private (see docs/CONFIG.md)
+      co_return co_await internals(ctx, req, st, target.path);
+    }
     const control::admin_request r{as_view(req.method_string()), target.path, as_view(req[http::field::authorization]),
                                    req.body(), std::string(ctx.peer)};
     const auto out = control::handle_admin(r, *this, cfg->admin.token);

@@ -164,3 +164,52 @@ admin: {listen: "127.0.0.1:0", token: t}`,
   await sim.stop();
   await redis.stop();
 });
+
+test("GET /dashboard draws the panels from the gateway's own metrics in headless Chromium", async () => {
+  const sim = await startSim();
+  const gw = await startGateway(
+    gatewayConfig([sim], {
+      extra: `access_log: off
+scrape: {interval: 100ms, timeout: 80ms}
+limits:
+  rules:
+    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 8/hour}`,
+    }).replace(`kind: vllm, models: [Qwen3-1.7B]}`, `kind: vllm, models: [Qwen3-1.7B], gpu_metrics_url: "${sim.url}/metrics"}`),
+  );
+  for (let i = 0; i < 10; i++)
+    await fetchJson(`${gw.url}/v1/chat/completions`, {
+      body: { model: "Qwen3-1.7B", messages: [{ role: "user", content: `hi ${i}` }], stream: i % 2 === 0 },
+    });
+  await eventually(async () => (await metric(gw.url, "llmgate_backend_gpu_memory_used_bytes")) > 0, { what: "the GPU scraped" });
+  const page = await fetch(`${gw.url}/dashboard`);
+  assert.equal(page.status, 200);
+  const html = await page.text();
+  assert.match(page.headers.get("content-type"), /^text\/html/);
+  assert.ok(!/<script[^>]+src=|<link[^>]+href=|@import|https?:\/\//.test(html.replace(/https?:\/\/[^"'\s]*w3\.org[^"'\s]*/g, "")),
+    "self-contained: no outside scripts, styles or fonts");
+
+  // Chromium runs the page's polling in virtual time (a few polls), then prints the DOM.
+  const dom = await new Promise((resolve, reject) => {
+    const p = spawn("chromium", ["--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=7000", "--dump-dom", `${gw.url}/dashboard`], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    p.stdout.on("data", (d) => (out += d));
+    p.on("error", (e) => reject(new Error(`chromium: ${e.message} (make deps installs it)`)));
+    p.on("close", () => resolve(out));
+    setTimeout(() => p.kill("SIGKILL"), 60000).unref();
+  });
+  const totals = /id="totals" data-polls="(\d+)" data-requests="(\d+)"/.exec(dom);
+  assert.ok(totals, "the page ran");
+  assert.ok(Number(totals[1]) >= 2, "it polled more than once");
+  assert.equal(Number(totals[2]), await metric(gw.url, "llmgate_requests_total"), "it shows the gateway's request count");
+  const panels = [...dom.matchAll(/data-id="(\w+)" data-points="(\d+)"/g)];
+  assert.ok(panels.length >= 12, `${panels.length} panels`);
+  for (const [, id, points] of panels) assert.ok(Number(points) > 0, `panel ${id} drew points`);
+  const value = (series) => Number(new RegExp(`data-series="${series}" data-value="([^"]+)"`).exec(dom)?.[1]);
+  assert.ok(value("p99") > 0, "latency quantiles from the histograms");
+  const gib = Number(/data-id="gpu_mem"[\s\S]*?data-series="sim-a" data-value="([^"]+)"/.exec(dom)?.[1]);
+  assert.ok(gib > 0, "GPU memory from the scraped DCGM figures");
+  await gw.stop();
+  await sim.stop();
+});
