@@ -1206,7 +1206,7 @@ public:
                           "cors",   "server",          "upstream",        "backends",     "models",
                           "auth",   "trusted_proxies", "tiers",           "default_tier", "keys",
                           "limits", "breaker",         "health",          "retry",        "scrape",
-                          "redis",  "degrade",         "admin",           "cache"});
+                          "redis",  "degrade",         "admin",           "cache",        "metrics_listener"});
     std::optional<YAML::Node> backends_node, models_node;
     for (const auto& kv : root) {
       const auto k = kv.first.Scalar();

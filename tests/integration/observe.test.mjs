@@ -213,3 +213,19 @@ limits:
   await gw.stop();
   await sim.stop();
 });
+
+test("metrics_listener: admin serves /metrics and /dashboard only on the admin listener", async () => {
+  const sim = await startSim();
+  const gw = await startGateway(
+    gatewayConfig([sim], { extra: `metrics_listener: admin\nadmin: {listen: "127.0.0.1:0", token: secret}` }),
+  );
+  assert.equal((await fetchJson(`${gw.url}/metrics`)).status, 404);
+  assert.equal((await fetchJson(`${gw.url}/dashboard`)).status, 404);
+  const m = await fetchJson(`${gw.adminUrl}/metrics`);
+  assert.equal(m.status, 200, "no token needed: the admin listener is the private one");
+  assert.match(m.text, /# TYPE llmgate_requests_total counter/);
+  assert.equal((await fetchJson(`${gw.adminUrl}/dashboard`)).status, 200);
+  assert.equal((await fetchJson(`${gw.adminUrl}/admin/status`)).status, 401, "the admin API still wants its token");
+  await gw.stop();
+  await sim.stop();
+});

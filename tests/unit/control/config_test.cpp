@@ -886,6 +886,10 @@ cache: {mode: always, max_entries: 5, ttl: 1m, scope: key}
   EXPECT_FALSE(problems_of("degrade: {triggers: [{signal: error_rate, above: 2}]}\n" + k_minimal).empty());
   EXPECT_FALSE(problems_of("degrade: {triggers: [{signal: gpu_temp, above: 80, level: 5}]}\n" + k_minimal).empty());
   EXPECT_FALSE(problems_of("cache: {mode: sometimes}\n" + k_minimal).empty());
+  EXPECT_TRUE(load("metrics_listener: admin\nadmin: {listen: \"127.0.0.1:0\"}\n" + k_minimal)->internals_on_admin);
+  EXPECT_FALSE(problems_of("metrics_listener: admin\n" + k_minimal).empty()) << "admin needs admin.listen";
+  EXPECT_FALSE(problems_of("metrics_listener: nowhere\n" + k_minimal).empty());
+  EXPECT_FALSE(problems_of("access_log: \"\"\n" + k_minimal).empty());
   const auto scaled = load(k_minimal + R"(limits:
   rules:
     - name: free
