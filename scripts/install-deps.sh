@@ -34,6 +34,7 @@ installs_prometheus=0
 [[ " ${missing[*]} " == *" prometheus "* ]] && installs_prometheus=1
 policy_added=0
 if [ "$installs_prometheus" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT # removed however this script ends
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
   policy_added=1

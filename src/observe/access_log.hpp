@@ -20,7 +20,7 @@ struct access_record {
   std::string_view request_id, client, key, method, path;
   std::string_view model, served_model, backend; // asked, answered (L3: the fallback), who answered
   int status = 0;
-  std::string_view outcome; // ok, rate_limited, degraded, cached, failed, cancelled
+  std::string_view outcome; // ok, rate_limited, degraded, cached, failed, cancelled, rejected
   std::string_view rule;    // the rule that refused it
   int level = 0;            // the ladder level applied
   bool cache_hit = false;

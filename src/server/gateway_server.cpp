@@ -110,7 +110,7 @@ struct gateway_metrics {
   explicit gateway_metrics(observe::registry& r)
       : requests(r.counter("llmgate_requests_total",
                            "Requests answered, by model, HTTP status and outcome (ok, rate_limited, degraded, cached, "
-                           "failed, cancelled).",
+                           "failed, cancelled, rejected).",
                            {"model", "status", "outcome"})),
         duration(r.histogram("llmgate_request_duration_seconds", "Time from request read to response end.", {"model"},
                              observe::latency_buckets())),
@@ -301,6 +301,7 @@ struct request_state {
   std::optional<double> ttft;                            // seconds to the first streamed event
   std::int64_t usage_prompt = -1, usage_completion = -1; // as the backend reported them
   bool cache_hit = false;
+  bool stream_broken = false; // a stream that broke off after its head was sent (200 on the wire)
   std::string request_id;
   std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
   std::string model = "-";
@@ -530,7 +531,10 @@ struct gateway::impl final : control::admin_target {
             .count();
     st.method = as_view(req.method_string());
     st.request_id = std::string(req["x-request-id"]);
-    if (st.request_id.empty() || st.request_id.size() > 128) st.request_id = new_request_id();
+    // A client's id is kept when it is printable ASCII (it goes into logs and upstream headers).
+    if (st.request_id.empty() || st.request_id.size() > 128 ||
+        std::any_of(st.request_id.begin(), st.request_id.end(), [](char c) { return c < 0x21 || c > 0x7e; }))
+      st.request_id = new_request_id();
     st.headers.emplace_back("x-request-id", st.request_id);
     add_cors(req, st);
 
@@ -554,8 +558,9 @@ struct gateway::impl final : control::admin_target {
     if (method != http::verb::get && method != http::verb::head) {
       // Built before the co_await: g++ 12 destroys a conditional's temporary
       // twice when it is an argument inside co_await (a double free).
-      const bool known = target.path == "/healthz" || target.path == "/readyz" || target.path == "/metrics" ||
-                         target.path == "/v1/models" || target.path == "/chat" || target.path == "/dashboard";
+      const bool internals = target.path == "/metrics" || target.path == "/dashboard";
+      const bool known = target.path == "/healthz" || target.path == "/readyz" || target.path == "/v1/models" ||
+                         target.path == "/chat" || (internals && !cfg->internals_on_admin);
       const auto refusal = known ? openai::method_not_allowed(req.method_string()) : openai::not_found(target.path);
       co_return co_await reply(ctx, req, st, refusal);
     }
@@ -1186,12 +1191,15 @@ struct gateway::impl final : control::admin_target {
     return out;
   }
 
-  static constexpr std::array<std::string_view, 6> k_outcomes{"ok",     "rate_limited", "degraded",
-                                                              "cached", "failed",       "cancelled"};
+  // failed: the service failed the request (5xx, or a stream broken after it
+  // began); rejected: the request was refused as invalid (4xx other than 429).
+  static constexpr std::array<std::string_view, 7> k_outcomes{"ok",     "rate_limited", "degraded", "cached",
+                                                              "failed", "cancelled",    "rejected"};
   static std::size_t outcome_of(const request_state& st) {
     if (st.status == 429) return 1;
     if (st.status == 499) return 5;
-    if (st.status >= 400) return 4;
+    if (st.status >= 500 || st.stream_broken) return 4;
+    if (st.status >= 400) return 6;
     if (st.cache_hit) return 3;
     if (st.level > 0) return 2;
     return 0;
@@ -2066,6 +2074,7 @@ struct gateway::impl final : control::admin_target {
       co_return result;
     }
     st.stream_complete = done_seen && failure.empty();
+    st.stream_broken = !failure.empty() && !done_seen;
     out.clear();
     if (!failure.empty() && !done_seen) {
       spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);

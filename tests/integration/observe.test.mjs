@@ -4,7 +4,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -40,18 +40,21 @@ limits:
   await ask(true);
   await ask(false);
   await ask(false); // refused: 2/hour
+  await fetch(`${gw.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
   const lines = await eventually(
     () => {
       const found = gw
         .output()
         .stdout.split("\n")
-        .filter((l) => l.startsWith("{"))
+        .filter((l) => l.startsWith("{") && l.endsWith("}")) // whole lines only (one may be arriving)
         .map((l) => JSON.parse(l));
-      return found.length >= 3 ? found : null;
+      return found.length >= 4 ? found : null;
     },
-    { what: "three access-log lines" },
+    { what: "four access-log lines" },
   );
-  const [streamed, whole, refused] = lines;
+  const [streamed, whole, refused, invalid] = lines;
+  assert.equal(invalid.status, 400);
+  assert.equal(invalid.outcome, "rejected", "a bad request is rejected, not a failure of the service");
   assert.equal(streamed.request_id, "req-true");
   assert.equal(streamed.key, "team-one");
   assert.ok(!gw.output().stdout.includes("sk-secret-one"), "the key itself is never logged");
@@ -81,10 +84,31 @@ limits:
 
 test("access_log: off writes nothing; a file receives the lines", async () => {
   const sim = await startSim();
+  const ask = (gw) =>
+    fetchJson(`${gw.url}/v1/chat/completions`, { body: { model: "qwen3-1.7b", messages: [{ role: "user", content: "hi" }] } });
+  const dir = mkdtempSync(join(tmpdir(), "llmgate-access-"));
+  const file = join(dir, "access.log");
+  const logged = await startGateway(gatewayConfig([sim], { extra: `access_log: ${file}` }));
+  await ask(logged);
+  await ask(logged);
+  const lines = await eventually(
+    () => {
+      const text = existsSync(file) ? readFileSync(file, "utf8") : "";
+      const whole = text.split("\n").filter((l) => l.endsWith("}"));
+      return whole.length >= 2 ? whole : null;
+    },
+    { what: "two lines in the file" },
+  );
+  assert.equal(JSON.parse(lines[0]).status, 200);
+  assert.ok(!logged.output().stdout.includes('"request_id"'), "to the file, not stdout");
+  await logged.stop();
+
   const quiet = await startGateway(gatewayConfig([sim], { extra: "access_log: off" }));
-  await fetchJson(`${quiet.url}/v1/chat/completions`, { body: { model: "qwen3-1.7b", messages: [{ role: "user", content: "hi" }] } });
-  assert.ok(!quiet.output().stdout.includes('"request_id"'));
+  await ask(quiet);
+  await ask(quiet); // the first one's line, if any, is written by now
   await quiet.stop();
+  assert.ok(!quiet.output().stdout.includes('"request_id"'));
+  rmSync(dir, { recursive: true, force: true });
   await sim.stop();
 });
 
