@@ -4,25 +4,28 @@
 # cores). Starts `llmgate sim --profile instant` and llmgate (1 worker) under
 # valgrind on 127.0.0.1, drives it with wrk for a few seconds, divides.
 #
-# Usage: bench/instructions_per_request.sh [--thinking on|off] [--bin PATH] [--seconds S]
+# Usage: bench/instructions_per_request.sh [--thinking on|off] [--bin PATH] [--seconds S] [--config YAML-LINE]
+# (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}".)
 # Needs: valgrind, wrk, curl. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$HERE/../build/llmgate"
 THINKING=on
 SECONDS_RUN=6
+EXTRA_CONFIG=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --thinking) THINKING="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
-    *) sed -n '2,9p' "$0"; exit 2 ;;
+    --config) EXTRA_CONFIG="$2"; shift 2 ;;
+    *) sed -n '2,10p' "$0"; exit 2 ;;
   esac
 done
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
 start_instant_sim
-printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' "$SIM_PORT" >"$TMP/gw.yaml"
+printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n%s\n' "$SIM_PORT" "$EXTRA_CONFIG" >"$TMP/gw.yaml"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
 GW_PORT=$(wait_port "$TMP/gw.out")
 
@@ -38,3 +41,9 @@ requests=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests
 kill "$GW"; wait "$GW" 2>/dev/null || true
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
 echo "thinking=$THINKING requests=$requests instructions=$total per_request=$((total / requests))"
+# The share spent keeping metrics: self cost of llmgate::observe:: (counters,
+# gauges, histograms, their label lookups), the one /metrics scrape above aside.
+metrics=$(callgrind_annotate --inclusive=no --threshold=100 "$TMP/cg.out" 2>/dev/null |
+  awk '/llmgate::observe::/ && !/expose|format_|access_log/ {gsub(",","",$1); s+=$1} END{print s+0}')
+awk -v m="$metrics" -v t="$total" -v r="$requests" \
+  'BEGIN{printf "metrics: %d instructions per request, %.1f%% of the total\n", m / r, 100 * m / t}'
