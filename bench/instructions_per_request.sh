@@ -39,6 +39,7 @@ LUA
 wrk -t1 -c8 -d"${SECONDS_RUN}s" -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
 requests=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests_total/{s+=$2} END{print s+0}')
 kill "$GW"; wait "$GW" 2>/dev/null || true
+[[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
 echo "thinking=$THINKING requests=$requests instructions=$total per_request=$((total / requests))"
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,

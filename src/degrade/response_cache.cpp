@@ -10,20 +10,38 @@ namespace json = boost::json;
 
 namespace {
 
+void canonical(const json::value& v, std::string& out);
+
+// A string as its length and its bytes: unambiguous, and no escaping (a key
+// need not be JSON, only one per distinct request).
+void text(std::string_view s, std::string& out) {
+  out += std::to_string(s.size());
+  out += '"';
+  out += s;
+}
+
+// An object with its keys sorted, recursively (arrays keep their order); at
+// the top level without the name the client used for the model, and `user`.
+// Written straight into `out`: nothing of the body is copied.
+void canonical(const json::object& o, std::string& out, bool top) {
+  std::vector<const json::key_value_pair*> fields;
+  fields.reserve(o.size());
+  for (const auto& kv : o)
+    if (!top || (kv.key() != "model" && kv.key() != "user")) fields.push_back(&kv);
+  std::sort(fields.begin(), fields.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  out += '{';
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i) out += ',';
+    text(fields[i]->key(), out);
+    out += ':';
+    canonical(fields[i]->value(), out);
+  }
+  out += '}';
+}
+
 void canonical(const json::value& v, std::string& out) {
   if (v.is_object()) {
-    const auto& o = v.get_object();
-    std::vector<const json::key_value_pair*> fields;
-    for (const auto& kv : o) fields.push_back(&kv);
-    std::sort(fields.begin(), fields.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
-    out += '{';
-    for (std::size_t i = 0; i < fields.size(); ++i) {
-      if (i) out += ',';
-      out += json::serialize(json::value(fields[i]->key()));
-      out += ':';
-      canonical(fields[i]->value(), out);
-    }
-    out += '}';
+    canonical(v.get_object(), out, false);
   } else if (v.is_array()) {
     out += '[';
     const auto& a = v.get_array();
@@ -32,6 +50,8 @@ void canonical(const json::value& v, std::string& out) {
       canonical(a[i], out);
     }
     out += ']';
+  } else if (v.is_string()) {
+    text(v.get_string(), out);
   } else {
     out += json::serialize(v);
   }
@@ -49,10 +69,7 @@ std::string cache_key(const json::object& body, std::string_view model, std::str
   out += '\n';
   out += caller;
   out += '\n';
-  json::object fields;
-  for (const auto& kv : body)
-    if (kv.key() != "model" && kv.key() != "user") fields.emplace(kv.key(), kv.value());
-  canonical(fields, out);
+  canonical(body, out, true);
   return out;
 }
 
