@@ -1386,8 +1386,10 @@ struct gateway::impl final : control::admin_target {
 
     // The ladder: the model's level, if the caller's tier is degraded from it.
     st.level = degrade::applied_level(ladders[st.model_index]->level(), degrade_from(lcfg, who->tier));
-    st.headers.emplace_back("x-llmgate-degraded", fmt::format("L{}", st.level));
-    if (st.level > 0) metrics.degraded.with({model->name, fmt::format("L{}", st.level)}).inc();
+    static constexpr std::array<std::string_view, 5> k_levels{"L0", "L1", "L2", "L3", "L4"};
+    const auto level_name = k_levels[static_cast<std::size_t>(st.level)];
+    st.headers.emplace_back("x-llmgate-degraded", level_name);
+    if (st.level > 0) metrics.degraded.with({model->name, std::string(level_name)}).inc();
     forward_result result;
     st.served_model = model->name;
     if (st.level >= 4) {

@@ -20,7 +20,9 @@ after(stopAll);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function config(sim, redis, rule, extra = "") {
+// rules: one YAML rule or several; redis: a handle (its url) or the settings that find it (`cluster: [...]`).
+function config(sim, redis, rules, extra = "") {
+  const where = typeof redis === "string" ? redis : `url: "${redis.url}"`;
   return `listen: 127.0.0.1:0
 workers: 2
 health: {enabled: false}
@@ -29,8 +31,8 @@ backends:
 limits:
   store: redis
   rules:
-    - ${rule}
-redis: {url: "${redis.url}", timeout: 2s${extra}}
+${[rules].flat().map((r) => `    - ${r}`).join("\n")}
+redis: {${where}, timeout: 2s${extra}}
 `;
 }
 
@@ -99,19 +101,16 @@ describe("three replicas, a three-master Redis Cluster", () => {
   for (const [name, rule] of exactness) {
     test(`${name} beside global rules in another slot: exactly 30 of 2,000, the refused requests' reservations taken back`, async () => {
       const prefix = `t-${name}:`;
-      const cfg = `listen: 127.0.0.1:0
-workers: 2
-health: {enabled: false}
-backends:
-  - {name: sim, url: "${sim.url}", models: [Qwen3-1.7B]}
-limits:
-  store: redis
-  rules:
-    - ${rule}
-    - {name: global, key: global, algorithm: fixed_window, limit: 5000/hour}
-    - {name: in-flight, key: global, algorithm: concurrency, limit: 5000}
-redis: {cluster: [${cluster.seeds.map((s) => `"${s}"`).join(", ")}], timeout: 2s, key_prefix: "${prefix}"}
-`;
+      const cfg = config(
+        sim,
+        `cluster: [${cluster.seeds.map((s) => `"${s}"`).join(", ")}]`,
+        [
+          rule,
+          "{name: global, key: global, algorithm: fixed_window, limit: 5000/hour}",
+          "{name: in-flight, key: global, algorithm: concurrency, limit: 5000}",
+        ],
+        `, key_prefix: "${prefix}"`,
+      );
       // The per-ip state ({127.0.0.1}) and the global ones ({*}) live in different slots.
       const slot = (key) => redisCli(cluster.nodes[0].port, "CLUSTER", "KEYSLOT", key);
       assert.notEqual(await slot(`${prefix}{127.0.0.1}:per-ip`), await slot(`${prefix}{*}:global`));

@@ -100,24 +100,17 @@ protected:
 };
 
 TEST_F(redis_limits, a_burst_of_100_against_30_per_minute_admits_exactly_30_per_algorithm) {
-  configure(R"(    - {name: log, key: client_ip, algorithm: sliding_log, limit: 30/minute}
-)");
-  EXPECT_EQ(allowed(burst(100, facts("10.0.0.1"))), 30);
-  configure(R"(    - {name: gcra, key: client_ip, algorithm: gcra, limit: 30/hour, burst: 30}
-)");
-  EXPECT_EQ(allowed(burst(100, facts("10.0.0.2"))), 30);
-  configure(R"(    - {name: hour, key: client_ip, algorithm: fixed_window, limit: 30/hour}
-)");
-  EXPECT_EQ(allowed(burst(100, facts("10.0.0.3"))), 30);
-  configure(R"(    - {name: bucket, key: client_ip, algorithm: token_bucket, limit: 1/minute, burst: 30}
-)");
-  EXPECT_EQ(allowed(burst(100, facts("10.0.0.4"))), 30);
-  configure(R"(    - {name: meter, key: client_ip, algorithm: leaky_bucket, limit: 1/minute, burst: 30}
-)");
-  EXPECT_EQ(allowed(burst(100, facts("10.0.0.5"))), 30);
-  configure(R"(    - {name: window, key: client_ip, algorithm: sliding_window, limit: 30/hour}
-)");
-  EXPECT_EQ(allowed(burst(100, facts("10.0.0.6"))), 30);
+  const std::pair<const char*, const char*> cases[] = {{"sliding_log", "limit: 30/minute"},
+                                                       {"gcra", "limit: 30/hour, burst: 30"},
+                                                       {"fixed_window", "limit: 30/hour"},
+                                                       {"token_bucket", "limit: 1/minute, burst: 30"},
+                                                       {"leaky_bucket", "limit: 1/minute, burst: 30"},
+                                                       {"sliding_window", "limit: 30/hour"}};
+  int n = 0;
+  for (const auto& [algorithm, limit] : cases) {
+    configure(fmt::format("    - {{name: r{}, key: client_ip, algorithm: {}, {}}}\n", n, algorithm, limit));
+    EXPECT_EQ(allowed(burst(100, facts(fmt::format("10.0.0.{}", ++n)))), 30) << algorithm;
+  }
 }
 
 TEST_F(redis_limits, refusals_say_when_to_come_back) {
@@ -269,8 +262,8 @@ TEST_F(redis_limits, an_undo_leaves_every_algorithm_as_if_the_request_never_came
 )");
   auto undo = run(ioc_, client_.call(redis::command({"SCRIPT", "LOAD", undo_script()}), 5s));
   ASSERT_TRUE(undo && undo->type == redis::reply::kind::string);
-  const auto f = facts("10.6.0.1");
-  for (int round = 0; round < 2; ++round) { // twice: an undo must leave nothing behind either
+  // One admit that commits, then the undo of what it committed (at the admit's time).
+  auto admit_then_undo = [&](const request_facts& f) {
     const auto plan = rules_->plan(f);
     auto r = run(ioc_, client_.call(admit_command(sha_, "t:", *rules_, plan, "undone", 30s), 5s));
     ASSERT_TRUE(r && r->type == redis::reply::kind::array);
@@ -280,20 +273,16 @@ TEST_F(redis_limits, an_undo_leaves_every_algorithm_as_if_the_request_never_came
         ioc_,
         client_.call(undo_command(undo->text, "t:", *rules_, plan, *verdicts, "undone", r->elements[1].integer), 5s));
     ASSERT_TRUE(back && !back->is_error()) << (back ? back->text : back.error().message());
-  }
+  };
+  const auto f = facts("10.6.0.1");
+  admit_then_undo(f);
+  admit_then_undo(f); // twice: an undo must leave nothing behind either
   EXPECT_EQ(allowed(burst(5, f)), 3) << "every rule still has its whole 3";
 
   configure(R"(    - {name: smooth, key: client_ip, algorithm: leaky_bucket, limit: 10/second, burst: 5, shape: true}
 )");
   const auto g = facts("10.6.0.2");
-  const auto plan = rules_->plan(g);
-  auto r = run(ioc_, client_.call(admit_command(sha_, "t:", *rules_, plan, "undone", 30s), 5s));
-  ASSERT_TRUE(r && r->type == redis::reply::kind::array);
-  const auto verdicts = decode_admit(*r, plan.size(), plan);
-  ASSERT_TRUE(verdicts);
-  ASSERT_TRUE(
-      run(ioc_, client_.call(undo_command(undo->text, "t:", *rules_, plan, *verdicts, "undone", r->elements[1].integer),
-                             5s)));
+  admit_then_undo(g);
   const auto after = burst(1, g);
   ASSERT_EQ(allowed(after), 1);
   EXPECT_EQ(after[0].delay, 0ns) << "the line is drained again: the next request is the conforming one";
