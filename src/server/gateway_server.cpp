@@ -1267,7 +1267,7 @@ struct gateway::impl final : control::admin_target {
     const auto who = control::identify(lcfg, as_view(req[http::field::authorization]), client_ip);
     if (access && access->enabled()) {
       st.client = client_ip;
-      if (who) st.key_name = who->name;
+      if (who && !who->anonymous) st.key_name = who->name; // anonymous callers are known by their address
     }
     if (!who) {
       const bool keep = co_await reply(ctx, req, st, openai::invalid_api_key());

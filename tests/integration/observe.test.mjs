@@ -100,6 +100,7 @@ test("access_log: off writes nothing; a file receives the lines", async () => {
     { what: "two lines in the file" },
   );
   assert.equal(JSON.parse(lines[0]).status, 200);
+  assert.equal(JSON.parse(lines[0]).key, undefined, "an anonymous caller has no key name; its address is in client");
   assert.ok(!logged.output().stdout.includes('"request_id"'), "to the file, not stdout");
   await logged.stop();
 
