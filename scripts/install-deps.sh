@@ -2,6 +2,9 @@
 # Installs the Debian packages llmgate needs to build, test and benchmark,
 # only those missing. Needs root or sudo. Node.js is taken as it is when
 # present (Debian's npm conflicts with a Node that brought its own).
+#   scripts/install-deps.sh          what `make run` and `make test` need
+#   scripts/install-deps.sh --bench  also the peers bench/peers/ compares with
+#                                    (HAProxy, FastAPI's stack) and gnuplot
 set -euo pipefail
 
 packages=(
@@ -11,6 +14,9 @@ packages=(
   curl wrk nginx-light procps redis-server redis-tools prometheus chromium
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(haproxy python3 python3-fastapi python3-uvicorn python3-httpx python3-limits python3-requests gnuplot-nox)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,14 +32,13 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-# The prometheus package is wanted for promtool (the tests lint /metrics and
-# the alert rules with it), not for its server: while it is installed here,
-# a policy-rc.d keeps its service from starting, and afterwards it is
-# disabled, so nothing is left running or starting at boot.
-installs_prometheus=0
-[[ " ${missing[*]} " == *" prometheus "* ]] && installs_prometheus=1
+# Several packages bring a service (prometheus, wanted only for promtool;
+# nginx, haproxy and redis, which the tests and benches start themselves on
+# ports of their own): while installing, a policy-rc.d keeps every service
+# from starting, and afterwards those are disabled, so nothing is left
+# running or starting at boot.
 policy_added=0
-if [ "$installs_prometheus" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT # removed however this script ends
   printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
   $sudo chmod +x /usr/sbin/policy-rc.d
@@ -42,7 +47,10 @@ fi
 status=0
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
 [ "$policy_added" = 1 ] && $sudo rm -f /usr/sbin/policy-rc.d
-if [ "$installs_prometheus" = 1 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  for service in prometheus nginx haproxy redis-server; do
+    [[ " ${missing[*]} " == *" ${service/nginx/nginx-light} "* ]] && $sudo systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+  done
+  true
 fi
 exit "$status"

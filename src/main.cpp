@@ -1,4 +1,5 @@
 // llmgate: serve, check, sim, version.
+#include "bench/bench_command.hpp"
 #include "control/config.hpp"
 #include "control/default_config.hpp"
 #include "control/probe.hpp"
@@ -241,6 +242,42 @@ int main(int argc, char** argv) {
   bool timed = false;
   tokenize_cmd->add_flag("--time", timed, "print the encoding speed instead of the ids");
 
+  bench::command_options bench_opts;
+  std::string bench_prompt = "256", bench_output = "128", bench_duration;
+  bool no_stream = false, no_ignore_eos = false;
+  auto* bench_cmd =
+      app.add_subcommand("bench", "Load an OpenAI-compatible server with chat completions and measure it");
+  bench_cmd->add_option("url", bench_opts.load.url, "the server (http://host:port, .../v1 or the full endpoint URL)")
+      ->capture_default_str();
+  bench_cmd->add_option("-u,--users", bench_opts.load.users,
+                        "closed loop: this many users, each waiting for its answer");
+  bench_cmd->add_option("-r,--rate", bench_opts.load.rate, "open loop: requests per second, Poisson arrivals");
+  bench_cmd->add_option("-d,--duration", bench_duration, "send for this long (30s, 2m)");
+  bench_cmd->add_option("-n,--requests", bench_opts.load.requests, "send this many requests");
+  bench_cmd->add_option("--model", bench_opts.load.shape.model, "model to ask for")->capture_default_str();
+  bench_cmd->add_option("--api-key", bench_opts.load.api_key, "bearer token (default: $OPENAI_API_KEY)")
+      ->envname("OPENAI_API_KEY");
+  bench_cmd->add_option("--prompt-tokens", bench_prompt, "prompt length: 256, 128..512, normal:256,64, exp:256")
+      ->capture_default_str();
+  bench_cmd->add_option("--output-tokens", bench_output, "output length (max_tokens), same forms")
+      ->capture_default_str();
+  bench_cmd->add_flag("--no-stream", no_stream, "ask for whole answers instead of streams");
+  bench_cmd->add_flag("--thinking", bench_opts.load.shape.thinking, "leave Qwen3's thinking on");
+  bench_cmd->add_flag("--no-ignore-eos", no_ignore_eos,
+                      "let the model stop early (default: ignore_eos, exact lengths)");
+  bench_cmd->add_option("--slo-ttft", bench_opts.load.goal.ttft_s, "goodput: first token within this many seconds")
+      ->capture_default_str();
+  bench_cmd->add_option("--slo-e2e", bench_opts.load.goal.e2e_s,
+                        "goodput: and the whole answer within this (0: no limit)");
+  bench_cmd->add_option("--threads", bench_opts.load.threads, "load threads")->capture_default_str();
+  bench_cmd->add_option("--timeout", bench_opts.load.timeout_s, "one request's limit, seconds")->capture_default_str();
+  bench_cmd->add_option("--drain", bench_opts.load.drain_s, "after sending, wait this many seconds for answers")
+      ->capture_default_str();
+  bench_cmd->add_option("--seed", bench_opts.load.seed, "random seed (lengths, arrivals, prompts)")
+      ->capture_default_str();
+  bench_cmd->add_option("--json", bench_opts.json_path, "also write the summary as JSON to this file");
+  bench_cmd->add_flag("-q,--quiet", bench_opts.quiet, "no progress lines");
+
   app.add_subcommand("version", "Print the version");
 
   CLI11_PARSE(app, argc, argv);
@@ -253,6 +290,24 @@ int main(int argc, char** argv) {
   if (app.got_subcommand(check_cmd)) return check(config_path, probe);
   if (app.got_subcommand(tokenize_cmd))
     return run_tokenize(tokenizer_path, tokenize_cmd->count("--text") ? &text : nullptr, lines, timed);
+  if (app.got_subcommand(bench_cmd)) {
+    std::string error;
+    const auto prompt = bench::parse_length(bench_prompt, error);
+    const auto output = prompt ? bench::parse_length(bench_output, error) : std::nullopt;
+    std::optional<control::duration> duration;
+    if (!bench_duration.empty() && !(duration = control::parse_duration(bench_duration)))
+      error = fmt::format("--duration '{}': not a duration (30s, 2m, 500ms)", bench_duration);
+    if (!prompt || !output || !error.empty()) {
+      fmt::print(stderr, "llmgate bench: {}\n", error);
+      return 2;
+    }
+    bench_opts.load.prompt = *prompt;
+    bench_opts.load.output = *output;
+    if (duration) bench_opts.load.duration_s = std::chrono::duration<double>(*duration).count();
+    bench_opts.load.shape.stream = !no_stream;
+    bench_opts.load.shape.ignore_eos = !no_ignore_eos;
+    return bench::run_command(std::move(bench_opts));
+  }
   if (app.got_subcommand(sim_cmd)) {
     sim_opts.initial_faults.latency_ms = static_cast<std::int64_t>(latency_ms);
     return run_sim(sim_opts, profile);

@@ -198,7 +198,6 @@ struct sim_server::impl {
 
   // The continuous-batching loop: runs while the engine has sequences.
   net::awaitable<void> engine_loop() {
-    engine_running = true;
     while (!eng.idle()) {
       const auto d = eng.begin_step();
       step_timer.expires_after(d);
@@ -398,6 +397,7 @@ struct sim_server::impl {
       j.tool = tool_to_call(view->body, prompt);
     }
     generation_request gr{prompt, view->max_tokens.value_or(0), thinking, opts.answer_tokens, opts.thinking_tokens};
+    if (const auto* eos = view->body.if_contains("ignore_eos"); eos && eos->is_bool()) gr.ignore_eos = eos->get_bool();
     j.gen = generate(gr);
     if (j.tool) { // a tool call replaces the answer text
       j.gen.tokens.resize(j.gen.reasoning_tokens);
@@ -458,7 +458,10 @@ struct sim_server::impl {
     } else {
       eng.add(id, j.prompt_tokens, total);
       live[id] = &seq;
-      if (!engine_running) net::co_spawn(ioc, engine_loop(), net::detached);
+      if (!engine_running) { // set before the loop first runs: requests arriving meanwhile must not start a second one
+        engine_running = true;
+        net::co_spawn(ioc, engine_loop(), net::detached);
+      }
     }
 
     bool head_sent = false;

@@ -1,5 +1,6 @@
 #include "sim/text_model.hpp"
 
+#include <algorithm>
 #include <array>
 
 namespace llmgate::sim {
@@ -42,8 +43,14 @@ std::int64_t estimate_tokens(std::string_view text) { return static_cast<std::in
 
 generation generate(const generation_request& req) {
   rng r{fnv1a(req.prompt)};
-  const std::size_t answer = req.answer_tokens ? req.answer_tokens : 16 + r.next() % 33;
+  std::size_t answer = req.answer_tokens ? req.answer_tokens : 16 + r.next() % 33;
   const std::size_t thought = req.thinking_tokens ? req.thinking_tokens : 8 + r.next() % 17;
+  if (req.ignore_eos && req.max_tokens > 0) {                 // the answer runs on until max_tokens cuts it
+    const std::size_t block = req.thinking ? thought + 5 : 0; // <think>, "\n", the thought, ".\n", </think>, "\n\n"
+    // At most Qwen3's context (40,960 tokens), as a server stops there too.
+    const auto wanted = static_cast<std::size_t>(std::min<std::int64_t>(req.max_tokens, 40960));
+    answer = std::max(answer, wanted + 1 - std::min(block, wanted));
+  }
   generation g;
   if (req.thinking) {
     g.tokens.emplace_back("<think>");

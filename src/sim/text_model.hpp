@@ -21,6 +21,7 @@ struct generation_request {
   bool thinking = true;
   std::size_t answer_tokens = 0; // 0: chosen from the prompt (16..48)
   std::size_t thinking_tokens = 0;
+  bool ignore_eos = false; // vLLM's extension: with max_tokens, exactly that many tokens
 };
 
 [[nodiscard]] generation generate(const generation_request& req);

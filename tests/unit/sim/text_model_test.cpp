@@ -103,6 +103,19 @@ TEST(text_model, max_tokens_inside_the_think_block) {
   EXPECT_EQ(g.reasoning_tokens, 3u);
 }
 
+TEST(text_model, ignore_eos_generates_exactly_max_tokens) {
+  for (const bool thinking : {false, true})
+    for (const std::int64_t max : {1, 7, 300}) {
+      auto r = request("short", thinking);
+      r.max_tokens = max;
+      r.ignore_eos = true;
+      EXPECT_EQ(generate(r).tokens.size(), static_cast<std::size_t>(max)) << thinking << " " << max;
+    }
+  auto r = request("short", false);
+  r.max_tokens = 300; // without ignore_eos the answer ends on its own, well before
+  EXPECT_LT(generate(r).tokens.size(), 300u);
+}
+
 TEST(text_model, estimate_tokens_is_about_four_bytes_a_token) {
   EXPECT_EQ(estimate_tokens(""), 1);
   EXPECT_EQ(estimate_tokens(std::string(400, 'x')), 101);
