@@ -15,7 +15,7 @@ packages=(
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(haproxy python3 python3-fastapi python3-uvicorn python3-httpx python3-limits python3-requests gnuplot-nox)
+  packages+=(haproxy python3 python3-fastapi python3-uvicorn python3-httpx python3-limits python3-requests python3-uvloop python3-httptools gnuplot-nox)
 fi
 
 missing=()

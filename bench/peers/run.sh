@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# llmgate against the gateways its users would pick instead, side by side in
+# one run, each in front of the same `llmgate sim --profile instant`:
+#   llmgate   (workers: W; a fixed_window rule on the client address)
+#   nginx     (worker_processes W; upstream keep-alive; limit_req)
+#   haproxy   (nbthread W; http-reuse; stick-table http_req_rate)
+#   express   (W processes via node:cluster; express-rate-limit; keep-alive agent)
+#   fastapi   (uvicorn --workers W, uvloop+httptools; async httpx; python3-limits fixed window)
+#   seed      (the same FastAPI app calling the backend with a blocking
+#              requests.post inside `async def`, as the seed guide's handler does)
+# For each worker count, two limits: one that never triggers (the cost of the
+# proxy path) and one that refuses nearly everything (10/second per client:
+# the cost of the refusal path). wrk POSTs a small non-streaming chat
+# completion (max_tokens 16, thinking off) with the same threads and
+# connections for every peer. Prints a markdown table: req/s, p50, p99 and
+# each peer's ratio to llmgate.
+#
+# Usage: bench/peers/run.sh [--workers "1 2"] [--duration S] [--connections C]
+#          [--peers "llmgate nginx haproxy express fastapi seed"]
+#          [--limits "never triggers"] [--bin PATH] [--out FILE]
+# Needs: scripts/install-deps.sh --bench (nginx, haproxy, wrk, FastAPI stack),
+# node and npm (npm ci in bench/peers on first use). Stops what it started.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+BIN="${LLMGATE_BIN:-$REPO/build/llmgate}"
+WORKER_COUNTS="1 2"
+DURATION=8
+CONNECTIONS=64
+THREADS=2
+PEERS="llmgate nginx haproxy express fastapi seed"
+LIMITS="never triggers"
+OUT=""
+PY=/usr/bin/python3 # Debian's, where python3-fastapi and friends are installed
+
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --workers) WORKER_COUNTS="$2"; shift 2 ;;
+    --duration) DURATION="${2%s}"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --peers) PEERS="$2"; shift 2 ;;
+    --limits) LIMITS="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[[ "$DURATION" =~ ^[0-9]+$ && "$CONNECTIONS" =~ ^[0-9]+$ ]] || { echo "--duration and --connections are whole numbers" >&2; exit 2; }
+[[ -x "$BIN" ]] || { echo "error: no llmgate at $BIN (make build, or --bin)" >&2; exit 3; }
+missing=()
+for c in wrk curl; do command -v "$c" >/dev/null || missing+=("$c"); done
+for p in $PEERS; do
+  case "$p" in
+    nginx) [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light) ;;
+    haproxy) command -v haproxy >/dev/null || missing+=(haproxy) ;;
+    express) command -v node >/dev/null || missing+=(nodejs) ;;
+    fastapi|seed) "$PY" -c 'import fastapi, uvicorn, httpx, limits, requests' 2>/dev/null || missing+=(python3-fastapi) ;;
+    llmgate) ;;
+    *) echo "unknown peer: $p" >&2; exit 2 ;;
+  esac
+done
+(( ${#missing[@]} == 0 )) || { echo "error: missing ${missing[*]}: run scripts/install-deps.sh --bench" >&2; exit 3; }
+if [[ " $PEERS " == *" express "* && ! -d "$HERE/node_modules/express-rate-limit" ]]; then
+  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmgate-peers.XXXXXX")"
+PIDS=()
+stop_pid() { # SIGTERM, up to 5 s, then SIGKILL
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$? p
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  (( rc == 0 )) && rm -rf "$TMP" || echo "logs kept in $TMP" >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+BODY='{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"chat_template_kwargs":{"enable_thinking":false}}'
+cat >"$TMP/post.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+# wait_ready URL PID: until a POST answers 200 or 429 (bounded).
+wait_ready() {
+  local url="$1" pid="$2" i code=""
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$pid" 2>/dev/null || { echo "error: $url: its process exited" >&2; return 1; }
+    code="$(curl -s -o /dev/null -w '%{http_code}' -m 2 -H 'content-type: application/json' -d "$BODY" "$url" || true)"
+    [[ "$code" == 200 || "$code" == 429 ]] && return 0
+    sleep 0.1
+  done
+  echo "error: $url never answered (last status: $code)" >&2
+  return 1
+}
+
+"$BIN" sim --host 127.0.0.1 --port 0 --profile instant >"$TMP/sim.log" 2>&1 &
+SIM_PID=$!
+PIDS+=("$SIM_PID")
+for ((i = 0; i < 100; i++)); do grep -q 'listening on' "$TMP/sim.log" && break; sleep 0.05; done
+SIM_PORT="$(grep -o '[0-9]*$' "$TMP/sim.log" | head -1)"
+[[ -n "$SIM_PORT" ]] || { echo "error: the simulator did not start" >&2; exit 1; }
+UPSTREAM="http://127.0.0.1:$SIM_PORT"
+
+# start_peer NAME WORKERS LIMIT PORT: starts it in the background; sets PEER_PID.
+start_peer() {
+  local name="$1" w="$2" limit="$3" port="$4" rate
+  if [[ "$limit" == never ]]; then rate=1000000; else rate=10; fi
+  local log="$TMP/$name-$w-$limit.log"
+  case "$name" in
+    llmgate)
+      cat >"$TMP/llmgate.yaml" <<EOF
+listen: 127.0.0.1:$port
+workers: $w
+access_log: off
+backends:
+  - {name: sim, url: "$UPSTREAM", kind: vllm, models: [Qwen3-1.7B]}
+models:
+  - {name: Qwen3-1.7B}
+limits:
+  rules:
+    - {name: per-client, key: client_ip, algorithm: fixed_window, limit: $rate/second}
+EOF
+      "$BIN" serve -c "$TMP/llmgate.yaml" >"$log" 2>&1 & ;;
+    nginx)
+      mkdir -p "$TMP/nginx/logs" "$TMP/nginx/temp"
+      # limit_req counts in milliseconds: without a burst, even 1,000,000r/s
+      # refuses a second request within the same millisecond.
+      local burst=""
+      [[ "$limit" == never ]] && burst=" burst=1000000 nodelay"
+      local user=""
+      (( EUID == 0 )) && user="user root root;"
+      cat >"$TMP/nginx/nginx.conf" <<EOF
+$user
+daemon off;
+worker_processes $w;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/temp/client_body;
+  proxy_temp_path $TMP/nginx/temp/proxy;
+  fastcgi_temp_path $TMP/nginx/temp/fastcgi;
+  uwsgi_temp_path $TMP/nginx/temp/uwsgi;
+  scgi_temp_path $TMP/nginx/temp/scgi;
+  keepalive_requests 1000000;
+  limit_req_zone \$binary_remote_addr zone=perclient:10m rate=${rate}r/s;
+  limit_req_status 429;
+  upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      limit_req zone=perclient$burst;
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+      /usr/sbin/nginx -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$log" 2>&1 & ;;
+    haproxy)
+      cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread $w
+  maxconn 8000
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 600s
+  timeout server 600s
+frontend fe
+  bind 127.0.0.1:$port
+  stick-table type ip size 1m expire 10s store http_req_rate(1s)
+  http-request track-sc0 src
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt $rate }
+  default_backend be
+backend be
+  http-reuse always
+  server sim 127.0.0.1:$SIM_PORT maxconn 256
+EOF
+      haproxy -db -f "$TMP/haproxy.cfg" >"$log" 2>&1 & ;;
+    express)
+      UPSTREAM="$UPSTREAM" PORT="$port" WORKERS="$w" LIMIT="$rate" WINDOW_MS=1000 \
+        node "$HERE/express_proxy.mjs" >"$log" 2>&1 & ;;
+    fastapi|seed)
+      local mode=fair
+      [[ "$name" == seed ]] && mode=seed
+      UPSTREAM="$UPSTREAM" PEER_MODE="$mode" LIMIT="$rate/second" \
+        "$PY" -m uvicorn --app-dir "$HERE" fastapi_proxy:app --host 127.0.0.1 --port "$port" --workers "$w" \
+        --no-access-log --log-level warning >"$log" 2>&1 & ;;
+  esac
+  PEER_PID=$!
+  PIDS+=("$PEER_PID")
+}
+
+# to_ms VALUE-WITH-UNIT (wrk prints us, ms, s)
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+  if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; printf "%.2f", n }'; }
+
+ROWS=()
+for w in $WORKER_COUNTS; do
+  for limit in $LIMITS; do
+    for name in $PEERS; do
+      port="$(free_port)"
+      start_peer "$name" "$w" "$limit" "$port"
+      url="http://127.0.0.1:$port/v1/chat/completions"
+      wait_ready "$url" "$PEER_PID" || { tail -n 20 "$TMP"/*.log >&2; exit 1; }
+      echo "workers $w, limit $limit: $name (${DURATION}s)..." >&2
+      out="$TMP/wrk-$name-$w-$limit.txt"
+      timeout $((DURATION + 60)) wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$TMP/post.lua" "$url" >"$out" 2>&1
+      stop_pid "$PEER_PID"
+      rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
+      p50="$(awk '$1 == "50%" {print $2}' "$out")"
+      p99="$(awk '$1 == "99%" {print $2}' "$out")"
+      total="$(awk '/requests in/ {print $1}' "$out")"
+      non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")"
+      errors="$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$out")"
+      [[ -n "$rps" && -n "$p50" ]] || { echo "error: no wrk figures for $name:" >&2; cat "$out" >&2; exit 1; }
+      ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0}")
+    done
+  done
+done
+
+table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTIONS" -v threads="$THREADS" '
+  { w[NR] = $1; lim[NR] = $2; name[NR] = $3; rps[NR] = $4; p50[NR] = $5; p99[NR] = $6; tot[NR] = $7; bad[NR] = $8; err[NR] = $9
+    if ($3 == "llmgate") base[$1 " " $2] = $4 }
+  END {
+    printf "wrk -t%s -c%s -d%ss, POST /v1/chat/completions (non-streaming, max_tokens 16, thinking off) to each peer in front of `llmgate sim --profile instant`; limit `never` = 1,000,000/second per client, `triggers` = 10/second per client.\n\n", threads, conns, dur
+    print "| workers | limit | peer | req/s | p50 ms | p99 ms | refused or failed | socket errors | **llmgate / peer (req/s)** |"
+    print "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for (i = 1; i <= NR; i++) {
+      b = base[w[i] " " lim[i]]
+      ratio = (b != "" && rps[i] > 0) ? sprintf("**%.2f**", b / rps[i]) : "-"
+      share = tot[i] > 0 ? sprintf("%.1f%%", 100 * bad[i] / tot[i]) : "-"
+      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %d | %s |\n", w[i], lim[i], name[i], rps[i], p50[i], p99[i], share, err[i], ratio
+    }
+  }')"
+echo "$table"
+[[ -z "$OUT" ]] || echo "$table" >"$OUT"
