@@ -126,6 +126,45 @@ BENCHMARK(bytes_per_key)
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 
+// How decisions/s and memory grow with the keys a rule tracks: N distinct
+// client addresses admitted once (bytes per key), then admissions cycling over
+// all N in a scattered order (so caches see the whole table).
+void key_growth(benchmark::State& state) {
+  const auto keys = static_cast<std::size_t>(state.range(0));
+  const auto algo = static_cast<control::limit_algorithm>(state.range(1));
+  std::vector<std::string> ips;
+  ips.reserve(keys);
+  for (std::size_t i = 0; i < keys; ++i) ips.push_back(fmt::format("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255));
+  auto cfg = one_rule(algo);
+  cfg.limits.max_tracked_keys = keys * 2;
+  const auto before = mallinfo2().uordblks;
+  auto rs = std::make_unique<limit::rule_set>(cfg);
+  nanos now{1'000'000'000};
+  limit::request_facts f;
+  f.tier = "default";
+  for (const auto& ip : ips) {
+    f.client_ip = ip;
+    benchmark::DoNotOptimize(rs->admit(f, now));
+  }
+  const auto after = mallinfo2().uordblks;
+  constexpr std::size_t k_stride = 7919; // a prime: visits every key once per cycle, far apart
+  std::size_t i = 0;
+  for (auto _ : state) {
+    i = (i + k_stride) % keys;
+    f.client_ip = ips[i];
+    now += 1us;
+    benchmark::DoNotOptimize(rs->admit(f, now));
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["bytes_per_key"] = static_cast<double>(after - before) / static_cast<double>(keys);
+  state.counters["keys"] = static_cast<double>(rs->tracked_keys(0));
+}
+BENCHMARK(key_growth)
+    ->ArgsProduct({{1'000, 10'000, 100'000, 1'000'000},
+                   {static_cast<int>(control::limit_algorithm::fixed_window),
+                    static_cast<int>(control::limit_algorithm::gcra)}})
+    ->ArgNames({"keys", "algorithm"});
+
 } // namespace
 
 BENCHMARK_MAIN();

@@ -4,7 +4,8 @@ slowapi's default strategy), keyed on the client address as slowapi's
 get_remote_address does.
 
 PEER_MODE=fair  (default) forwards with one shared async httpx client
-               (keep-alive pool), as a careful user would write it.
+               (keep-alive pool), relaying streams as they come, as a
+               careful user would write it.
 PEER_MODE=seed  forwards with a blocking call inside `async def`, as the
                seed's handler does (`chat_model.invoke(query)`): each worker
                serves one request at a time.
@@ -17,7 +18,8 @@ import os
 import httpx
 import requests
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
@@ -53,5 +55,10 @@ async def chat(request: Request):
     if MODE == "seed":  # blocking, inside async def: the event loop waits with it
         r = session.post(UPSTREAM + "/v1/chat/completions", data=body, headers=headers, timeout=600)
         return Response(r.content, status_code=r.status_code, media_type="application/json")
+    if b'"stream":true' in body.replace(b" ", b""):  # relay a stream as it comes
+        r = await client.send(client.build_request("POST", "/v1/chat/completions", content=body, headers=headers),
+                              stream=True)
+        return StreamingResponse(r.aiter_raw(), status_code=r.status_code,
+                                 media_type=r.headers.get("content-type"), background=BackgroundTask(r.aclose))
     r = await client.post("/v1/chat/completions", content=body, headers=headers)
     return Response(r.content, status_code=r.status_code, media_type="application/json")

@@ -52,6 +52,7 @@ struct answer {
   std::optional<double> ttft;
   std::int64_t usage_tokens = -1; // usage.completion_tokens, when the server said
   std::int64_t token_events = 0;  // stream events that carried text
+  std::vector<float> gaps;        // seconds between successive token events (counted only for a whole answer)
 };
 
 // Shared by the threads of one run.
@@ -61,7 +62,8 @@ struct run_state {
   tcp::endpoint target;
   std::string target_path, host_header;
   clock_type::time_point start;
-  clock_type::time_point stop_at; // max() when by count
+  clock_type::time_point measure_from; // the end of the warm-up
+  clock_type::time_point stop_at;      // max() when by count
   std::atomic<std::uint64_t> issued{0};
   std::atomic<bool> exhausted{false};
 };
@@ -179,7 +181,6 @@ private:
     ++in_flight_;
     ++run_.live.in_flight;
     ++run_.live.sent;
-    ++tally_.sent;
     const auto prompt_n = draw(o.prompt, rng_);
     const auto output_n = draw(o.output, rng_);
     const auto body = chat_body(o.shape, prompt_text(prompt_n, rng_()), output_n);
@@ -192,8 +193,11 @@ private:
     const auto start = clock_type::now();
     answer a = co_await exchange(c, request, start);
     const auto end = clock_type::now();
-    last_answer_ = std::max(last_answer_, end);
-    record(a, prompt_n, seconds_between(start, end));
+    if (end >= run_.measure_from) { // answered after the warm-up
+      last_answer_ = std::max(last_answer_, end);
+      ++tally_.sent;
+      record(a, prompt_n, seconds_between(start, end));
+    }
     --in_flight_;
     --run_.live.in_flight;
     ++run_.live.done;
@@ -216,7 +220,11 @@ private:
       tally_.prompt_tokens += static_cast<std::uint64_t>(prompt_n);
       tally_.ttft.add(ttft);
       tally_.e2e.add(e2e);
-      if (ttft <= goal.ttft_s && (goal.e2e_s <= 0 || e2e <= goal.e2e_s)) ++tally_.met_slo;
+      for (const float gap : a.gaps) tally_.itl.add(gap);
+      if (ttft <= goal.ttft_s && (goal.e2e_s <= 0 || e2e <= goal.e2e_s)) {
+        ++tally_.met_slo;
+        tally_.met_slo_tokens += tokens;
+      }
       return;
     }
     if (a.status == 429 || a.status == 503) {
@@ -316,7 +324,7 @@ private:
           if (!a.ttft)
             a.ttft = seconds_between(start, now);
           else
-            tally_.itl.add(seconds_between(*last_token, now));
+            a.gaps.push_back(static_cast<float>(seconds_between(*last_token, now)));
           last_token = now;
         }
         if (const auto n = completion_tokens(v); n >= 0) a.usage_tokens = n;
@@ -365,7 +373,8 @@ std::string validate(const load_options& o) {
   if (o.threads < 1 || o.threads > 64) return "--threads must be 1..64";
   if (o.users > 0 && o.users < o.threads) return "--users must be at least --threads";
   if (!control::parse_http_url(o.url)) return fmt::format("not a plain http:// URL: {}", o.url);
-  if (o.timeout_s <= 0 || o.drain_s < 0) return "--timeout must be > 0 and --drain >= 0";
+  if (o.timeout_s <= 0 || o.drain_s < 0 || o.warmup_s < 0) return "--timeout must be > 0, --drain and --warmup >= 0";
+  if (o.duration_s > 0 && o.warmup_s >= o.duration_s) return "--warmup must be shorter than --duration";
   return {};
 }
 
@@ -379,6 +388,8 @@ load_result run_load(const load_options& opts, live_counts& live, const std::fun
   run_state run{opts, live, *endpoints.begin(), url->target == "/" ? "/v1/chat/completions" : url->target,
                 fmt::format("{}:{}", url->host, url->port)};
   run.start = clock_type::now();
+  run.measure_from =
+      run.start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(opts.warmup_s));
   run.stop_at =
       opts.duration_s > 0
           ? run.start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(opts.duration_s))
@@ -398,12 +409,12 @@ load_result run_load(const load_options& opts, live_counts& live, const std::fun
   }
   for (auto& t : threads) t.join();
   load_result out;
-  auto last = run.start;
+  auto last = run.measure_from;
   for (const auto& w : workers) {
     out.total.merge(w->result());
     last = std::max(last, w->last_answer());
   }
-  out.seconds = seconds_between(run.start, last);
+  out.seconds = seconds_between(run.measure_from, last);
   return out;
 }
 

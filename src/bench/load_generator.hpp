@@ -27,6 +27,7 @@ struct load_options {
   double duration_s = 0;      // stop sending after this long (0: by count)
   std::uint64_t requests = 0; // stop after sending this many (0: by time)
   double drain_s = 30;        // then wait this long for answers in flight; the rest count as unfinished
+  double warmup_s = 0;        // answers that come in the first seconds are not counted (a closed loop's ramp)
   double timeout_s = 600;     // one request's whole time
   unsigned threads = 1;
   std::uint64_t seed = 1;
@@ -41,7 +42,7 @@ struct live_counts {
 
 struct load_result {
   tally total;
-  double seconds = 0; // first request sent to last answer received
+  double seconds = 0; // from the end of the warm-up (the start without one) to the last answer
 };
 
 // Checks the options; the reason when they do not make a run.

@@ -71,6 +71,7 @@ void tally::merge(const tally& o) {
   errors += o.errors;
   unfinished += o.unfinished;
   output_tokens += o.output_tokens;
+  met_slo_tokens += o.met_slo_tokens;
   prompt_tokens += o.prompt_tokens;
   ttft.merge(o.ttft);
   itl.merge(o.itl);
@@ -138,6 +139,7 @@ boost::json::object summary_json(const run_description& run, const tally& t, dou
        {{"slo", std::move(goal)},
         {"met", t.met_slo},
         {"requests_per_s", static_cast<double>(t.met_slo) / secs},
+        {"output_tokens_per_s", static_cast<double>(t.met_slo_tokens) / secs},
         {"share_of_ok", share(t.met_slo, t.ok)},
         {"share_of_sent", share(t.met_slo, t.sent)}}},
       {"ttft_ms", quantiles_ms(t.ttft)},

@@ -39,6 +39,7 @@ struct tally {
   std::uint64_t errors = 0;       // connect or I/O errors, timeouts, streams cut short
   std::uint64_t unfinished = 0;   // still running when the run's drain time was over
   std::uint64_t output_tokens = 0;
+  std::uint64_t met_slo_tokens = 0; // output tokens of the answers within the SLO (useful tokens)
   std::uint64_t prompt_tokens = 0;
   latency_histogram ttft; // time to first token (a whole answer: its arrival)
   latency_histogram itl;  // between successive token events of a stream

@@ -1883,17 +1883,21 @@ struct gateway::impl final : control::admin_target {
       }
       const auto took = clock::now() - started;
 
-      // A whole answer: read it, then rewrite the reasoning once.
+      // A whole answer: read it, then rewrite the reasoning once. Read
+      // straight into the string: a buffer here would sit in the coroutine
+      // frame of every request, streams included.
       std::string answer;
-      char buf[16384];
       boost::system::error_code rec;
+      constexpr std::size_t k_read = 16384;
       while (!parser.is_done()) {
-        parser.get().body().data = buf;
-        parser.get().body().size = sizeof buf;
+        const auto had = answer.size();
+        answer.resize(had + k_read);
+        parser.get().body().data = answer.data() + had;
+        parser.get().body().size = k_read;
         conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
         auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
         if (ec == http::error::need_buffer) ec = {};
-        answer.append(buf, sizeof buf - parser.get().body().size);
+        answer.resize(had + k_read - parser.get().body().size);
         if (ec) {
           rec = ec;
           break;
@@ -1992,7 +1996,7 @@ struct gateway::impl final : control::admin_target {
     bool done_seen = false, first_sent = false;
     std::string failure;
     unsigned failure_kind = 0;
-    char buf[16384];
+    char buf[4096]; // in the frame of every held stream: token events are a few hundred bytes; a burst takes more reads
     while (!parser.is_done()) {
       parser.get().body().data = buf;
       parser.get().body().size = sizeof buf;

@@ -11,6 +11,16 @@ bool find_profile(std::string_view name, profile& out) {
     out.instant = true;
     return true;
   }
+  if (name == "slow") { // many long-lived streams: a token every 500 ms for every sequence, no batch limit
+    out = profile{};
+    out.name = "slow";
+    out.step_base = std::chrono::milliseconds(500);
+    out.step_per_seq = std::chrono::microseconds(0);
+    out.prefill_per_token = std::chrono::nanoseconds(0);
+    out.max_running = std::size_t{1} << 20;
+    out.kv_capacity_tokens = std::int64_t{1} << 40;
+    return true;
+  }
   if (name == "default" || name == "qwen3-1.7b-l4") {
     out = profile{};
     out.name = "qwen3-1.7b-l4";

@@ -23,7 +23,9 @@ struct profile {
   std::int64_t kv_capacity_tokens = 262144;
 };
 
-// "instant" (proxy benchmarks) or "default"/"qwen3-1.7b-l4" (calibrated above).
+// "instant" (proxy benchmarks), "slow" (a token every 500 ms for any number
+// of sequences: holding many streams open) or "default"/"qwen3-1.7b-l4"
+// (calibrated above).
 [[nodiscard]] bool find_profile(std::string_view name, profile& out);
 
 class engine final {

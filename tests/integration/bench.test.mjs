@@ -84,6 +84,7 @@ test("through a gateway that refuses: 429s counted apart from errors, goodput on
   assert.equal(s.throughput.output_tokens, 25 * 8);
   assert.equal(s.itl_ms.count, 0, "whole answers have no gaps between tokens");
   assert.equal(s.goodput.met, 25);
+  assert.ok(Math.abs(s.goodput.output_tokens_per_s * s.seconds - 25 * 8) < 1e-6, "useful tokens: the answers' within the SLO");
   assert.equal(s.goodput.share_of_sent, 25 / 60);
   await gw.stop();
   await sim.stop();
@@ -100,6 +101,19 @@ test("open loop by time sends at about the rate asked, and writes plain progress
   assert.match(s.mode, /open loop, 40 req\/s/);
   assert.ok(!run.stderr.includes("\r"), "no bar redrawn in place when stderr is not a terminal");
   assert.match(run.stderr, /^ *\d+\.\ds {2}sent \d+ {2}done \d+/m, "a plain progress line");
+  await sim.stop();
+});
+
+test("--warmup leaves out the answers of its first seconds", async () => {
+  const sim = await startSim();
+  const run = await bench([sim.url, "-u", "2", "-d", "3s", "--warmup", "1.5", "--output-tokens", "3"]);
+  assert.equal(run.code, 0, run.stderr);
+  const { text } = await fetchJson(`${sim.url}/metrics`);
+  const generated = Number(text.match(/^vllm:generation_tokens_total\{[^}]*\} (\d+)/m)[1]);
+  const counted = run.summary.throughput.output_tokens;
+  assert.equal(counted, run.summary.requests.ok * 3);
+  assert.ok(counted > 0 && counted < generated * 0.8, `counted ${counted} of ${generated} tokens generated`);
+  assert.ok(run.summary.seconds < 3, "timed from the end of the warm-up (from the start it would be 3 s or more)");
   await sim.stop();
 });
 
@@ -122,6 +136,7 @@ test("bad options are refused with the reason; an unreachable server gives error
     [["-u", "2", "-n", "5", "--prompt-tokens", "0"], /length '0'/],
     [["-u", "2", "-n", "5", "--output-tokens", "9..3"], /length '9..3'/],
     [["-u", "2", "-d", "soon"], /--duration 'soon'/],
+    [["-u", "2", "-d", "2s", "--warmup", "2"], /--warmup must be shorter/],
     [["https://example.com", "-u", "2", "-n", "5"], /plain http:\/\/ URL/],
   ]) {
     const run = await bench(args);

@@ -48,6 +48,7 @@ TEST(report, summary_counts_and_goodput) {
   t.rate_limited = 1;
   t.errors = 1;
   t.output_tokens = 800;
+  t.met_slo_tokens = 600;
   for (int i = 0; i < 8; ++i) {
     t.ttft.add(i < 6 ? 0.5 : 3.0);
     t.e2e.add(4.0);
@@ -60,6 +61,7 @@ TEST(report, summary_counts_and_goodput) {
   EXPECT_DOUBLE_EQ(j.at("throughput").at("output_tokens_per_s").as_double(), 200.0);
   EXPECT_DOUBLE_EQ(j.at("goodput").at("share_of_ok").as_double(), 0.75);
   EXPECT_DOUBLE_EQ(j.at("goodput").at("requests_per_s").as_double(), 1.5);
+  EXPECT_DOUBLE_EQ(j.at("goodput").at("output_tokens_per_s").as_double(), 150.0);
   EXPECT_NEAR(j.at("ttft_ms").at("p50").as_double(), 500, 5);
   EXPECT_NEAR(j.at("ttft_ms").at("max").as_double(), 3000, 1e-6);
   const auto text = format_summary(run, t, 4.0);

@@ -171,5 +171,15 @@ TEST(engine, find_profile_knows_instant_and_default) {
   EXPECT_FALSE(find_profile("no-such-profile", p));
 }
 
+TEST(engine, slow_profile_runs_thousands_at_once_at_one_token_a_step) {
+  profile p;
+  ASSERT_TRUE(find_profile("slow", p));
+  engine e(p);
+  for (std::uint64_t id = 0; id < 5000; ++id) e.add(id, 512, 3);
+  EXPECT_EQ(e.begin_step(), std::chrono::milliseconds(500)); // no prefill cost, no per-sequence cost
+  EXPECT_EQ(e.running(), 5000u);
+  EXPECT_EQ(e.end_step().size(), 5000u);
+}
+
 } // namespace
 } // namespace llmgate::sim

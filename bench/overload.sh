@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Overload: `llmgate sim` with its calibrated profile (Qwen3-1.7B on one L4
+# under vLLM: 256 sequences at most, 15 ms a token alone, prefill 85 µs a
+# prompt token) offered 1×, 2× and 3× what it can serve, as an open loop of
+# Poisson arrivals (`llmgate bench --rate`), streaming, prompt 128 and output
+# 64 tokens. Each setup sees the same offered load:
+#   direct   the clients talk to the model server itself
+#   fastapi  the seed-style stack done fairly (bench/peers/fastapi_proxy.py:
+#            FastAPI + uvicorn, async httpx, python3-limits fixed window at
+#            the measured capacity per second)
+#   seed     the seed's handler as written (blocking call in async def,
+#            same limit); --setups to include it
+#   llmgate  llmgate with the backend's slots (max_in_flight: 256, vLLM's
+#            max-num-seqs) and a line in front of them whose timeout is
+#            the SLO minus the backend's own TTFT at a full batch (up to
+#            ~1.2 s here, when a cohort of sequences joins at once): 500 ms
+# Capacity is measured first: a closed loop of 256 users straight at the
+# simulator. Reported per setup and load: the share of requests sent whose
+# first token came within the SLO (2 s), the share of admitted (200)
+# requests within it, and the useful output tokens/s (of answers within the
+# SLO) as a share of capacity. Writes a markdown table, a TSV and a PNG plot
+# (gnuplot) into --out DIR.
+#
+# Usage: bench/overload.sh [--seconds S] [--factors "1 2 3"]
+#          [--setups "direct fastapi llmgate"] [--out DIR] [--bin PATH]
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+BIN="${LLMGATE_BIN:-$REPO/build/llmgate}"
+SECONDS_PER_RUN=40
+FACTORS="1 2 3"
+SETUPS="direct fastapi llmgate"
+OUT="$REPO/bench/results"
+PY=/usr/bin/python3
+PROMPT=128
+OUTPUT=64
+SLO=2
+
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --seconds) SECONDS_PER_RUN="${2%s}"; shift 2 ;;
+    --factors) FACTORS="$2"; shift 2 ;;
+    --setups) SETUPS="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+[[ -x "$BIN" ]] || { echo "error: no llmgate at $BIN (make build, or --bin)" >&2; exit 3; }
+command -v gnuplot >/dev/null || { echo "error: no gnuplot: scripts/install-deps.sh --bench" >&2; exit 3; }
+if [[ " $SETUPS " == *" fastapi "* || " $SETUPS " == *" seed "* ]]; then
+  "$PY" -c 'import fastapi, uvicorn, httpx, limits, requests' 2>/dev/null ||
+    { echo "error: the FastAPI stack is missing: scripts/install-deps.sh --bench" >&2; exit 3; }
+fi
+mkdir -p "$OUT"
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmgate-overload.XXXXXX")"
+PIDS=()
+stop_pid() {
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$? p
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  (( rc == 0 )) && rm -rf "$TMP" || echo "logs kept in $TMP" >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_listening() { # FILE PID: the port from its "listening on" line
+  local i
+  for ((i = 0; i < 200; i++)); do
+    grep -q 'listening on' "$1" 2>/dev/null && { grep -o 'listening on [0-9.]*:[0-9]*' "$1" | head -1 | grep -o '[0-9]*$'; return; }
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "error: no listening line in $1" >&2; cat "$1" >&2; return 1
+}
+wait_http() { # URL PID
+  local i
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$2" 2>/dev/null || { echo "error: $1: its process exited" >&2; return 1; }
+    curl -s -o /dev/null -m 1 "$1" && return 0
+    sleep 0.1
+  done
+  echo "error: $1 never answered" >&2; return 1
+}
+json_field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+
+# A fresh simulator for every run: no backlog from the run before.
+start_sim() {
+  "$BIN" sim --host 127.0.0.1 --port 0 --profile default >"$TMP/sim.log" 2>&1 &
+  SIM_PID=$!
+  PIDS+=("$SIM_PID")
+  SIM_PORT="$(wait_listening "$TMP/sim.log" "$SIM_PID")"
+}
+
+# The first 10 s are the closed loop's ramp (all 256 start at once, their
+# prefills in one step): left out, so that capacity is the steady state.
+echo "calibrating: 256 users straight at the simulator for $((SECONDS_PER_RUN + 10))s (10s warm-up)..." >&2
+start_sim
+"$BIN" bench "http://127.0.0.1:$SIM_PORT" --users 256 --duration "$((SECONDS_PER_RUN + 10))s" --warmup 10 \
+  --prompt-tokens "$PROMPT" --output-tokens "$OUTPUT" --drain 0 --quiet --json "$TMP/capacity.json" >/dev/null
+stop_pid "$SIM_PID"
+CAP_RPS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["requests_per_s"], 2)')"
+CAP_TOKENS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["output_tokens_per_s"], 1)')"
+echo "capacity: $CAP_RPS req/s, $CAP_TOKENS output tokens/s" >&2
+LIMIT_PER_SECOND="$("$PY" -c "import math; print(max(1, math.floor($CAP_RPS)))")"
+
+ROWS=()
+for factor in $FACTORS; do
+  rate="$("$PY" -c "print(round($factor * $CAP_RPS, 2))")"
+  for setup in $SETUPS; do
+    start_sim
+    case "$setup" in
+      direct) url="http://127.0.0.1:$SIM_PORT" ;;
+      llmgate)
+        cat >"$TMP/llmgate.yaml" <<EOF
+listen: 127.0.0.1:0
+workers: 1
+access_log: off
+backends:
+  - {name: gpu, url: "http://127.0.0.1:$SIM_PORT", kind: vllm, models: [Qwen3-1.7B],
+     max_in_flight: 256, queue: {max: 1024, timeout: 500ms}}
+models:
+  - {name: Qwen3-1.7B}
+EOF
+        "$BIN" serve -c "$TMP/llmgate.yaml" >"$TMP/llmgate.log" 2>&1 &
+        GW_PID=$!
+        PIDS+=("$GW_PID")
+        url="http://127.0.0.1:$(wait_listening "$TMP/llmgate.log" "$GW_PID")" ;;
+      fastapi|seed)
+        port="$(free_port)"
+        mode=fair
+        [[ "$setup" == seed ]] && mode=seed
+        UPSTREAM="http://127.0.0.1:$SIM_PORT" PEER_MODE="$mode" LIMIT="$LIMIT_PER_SECOND/second" \
+          "$PY" -m uvicorn --app-dir "$HERE/peers" fastapi_proxy:app --host 127.0.0.1 --port "$port" --workers 1 \
+          --no-access-log --log-level warning >"$TMP/fastapi.log" 2>&1 &
+        GW_PID=$!
+        PIDS+=("$GW_PID")
+        wait_http "http://127.0.0.1:$port/docs" "$GW_PID"
+        url="http://127.0.0.1:$port" ;;
+      *) echo "unknown setup: $setup" >&2; exit 2 ;;
+    esac
+    echo "${factor}x ($rate req/s) $setup, ${SECONDS_PER_RUN}s..." >&2
+    json="$OUT/overload-$setup-${factor}x.json"
+    "$BIN" bench "$url" --rate "$rate" --duration "${SECONDS_PER_RUN}s" --prompt-tokens "$PROMPT" \
+      --output-tokens "$OUTPUT" --slo-ttft "$SLO" --drain 15 --timeout 120 --quiet --json "$json" >/dev/null
+    [[ "$setup" == direct ]] || stop_pid "$GW_PID"
+    stop_pid "$SIM_PID"
+    ROWS+=("$setup $factor $(json_field "$json" '" ".join(str(x) for x in [d["requests"]["sent"], d["requests"]["ok"], d["goodput"]["met"], round(d["goodput"]["output_tokens_per_s"], 1), round(d["ttft_ms"]["p99"]), d["requests"]["rate_limited"] + d["requests"]["busy"]])')")
+  done
+done
+
+# setup factor sent ok met useful_tokens_per_s ttft_p99_ms refused
+printf '%s\n' "${ROWS[@]}" >"$TMP/rows.txt"
+# For the plot: one block per setup (factor, % of sent within SLO, % of admitted, % of capacity).
+for setup in $SETUPS; do
+  echo "# $setup"
+  awk -v s="$setup" -v cap="$CAP_TOKENS" '$1 == s { printf "%s\t%.1f\t%.1f\t%.1f\n", $2, 100*$5/($3?$3:1), 100*$5/($4?$4:1), 100*$6/cap }' "$TMP/rows.txt"
+  printf '\n\n'
+done >"$OUT/overload.tsv"
+{
+  echo "Capacity (256 users straight at the simulator): $CAP_RPS req/s, $CAP_TOKENS output tokens/s. Open loop at 1×, 2×, 3× that, ${SECONDS_PER_RUN} s each, streaming, prompt $PROMPT and output $OUTPUT tokens, SLO: first token within ${SLO} s."
+  echo
+  echo "| setup | load | sent | admitted (200) | refused (429/503) | within SLO, of sent | within SLO, of admitted | TTFT p99 ms | useful tokens/s | of capacity |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  awk -v cap="$CAP_TOKENS" '{ printf "| %s | %s× | %d | %d | %d | %.1f%% | %.1f%% | %d | %.0f | %.1f%% |\n",
+    $1, $2, $3, $4, $8, 100*$5/($3?$3:1), 100*$5/($4?$4:1), $7, $6, 100*$6/cap }' "$TMP/rows.txt"
+} | tee "$OUT/overload.md"
+
+gnuplot <<EOF
+set terminal pngcairo size 1100,420 font "DejaVu Sans,10"
+set output "$OUT/overload.png"
+set datafile separator "\t"
+set multiplot layout 1,2 title "Qwen3-1.7B simulator offered 1x-3x its capacity (open loop, streaming, SLO: first token within ${SLO} s)"
+set xrange [0.8:3.2]
+set style data linespoints
+set xtics ("1x" 1, "2x" 2, "3x" 3)
+set yrange [0:*]
+set grid
+set key bottom left
+set title "requests sent whose first token came within the SLO"
+set ylabel "% of requests sent"
+plot for [i=1:words("$SETUPS")] "$OUT/overload.tsv" index (i-1) using 1:2 with linespoints lw 2 pt 7 title word("$SETUPS", i)
+set title "useful output tokens/s (answers within the SLO)"
+set ylabel "% of the backend's capacity"
+plot for [i=1:words("$SETUPS")] "$OUT/overload.tsv" index (i-1) using 1:4 with linespoints lw 2 pt 7 title word("$SETUPS", i)
+unset multiplot
+EOF
+echo "wrote $OUT/overload.md, $OUT/overload.tsv, $OUT/overload.png" >&2

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The headline figures in one command (about 10 minutes on 2 cores):
+#   1. the proxy path and the refusal path against every peer, 1 and 2 workers
+#      (bench/peers/run.sh, 5 s a run);
+#   2. the overload experiment at 1×, 2×, 3× the simulated GPU's capacity,
+#      direct, behind FastAPI and behind llmgate, with its plot
+#      (bench/overload.sh, 30 s a run).
+# Results go to bench/results/ (peers.md, overload.md, overload.png).
+# Needs: make build, scripts/install-deps.sh --bench.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+OUT="$HERE/results"
+mkdir -p "$OUT"
+start=$(date +%s)
+"$HERE/peers/run.sh" --workers "1 2" --duration 5 --out "$OUT/peers.md"
+"$HERE/overload.sh" --seconds 30 --out "$OUT"
+echo "bench/quick.sh: $(( $(date +%s) - start ))s; results in $OUT" >&2
