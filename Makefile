@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: all deps build run test unit unit-asan node-tests asan bench-limits clean
+.PHONY: all deps build run test unit unit-asan node-tests asan bench-limits fuzz fuzz-deps clean
 
 all: build
 
@@ -51,5 +51,18 @@ bench-limits: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j$(JOBS) limit_bench
 	./$(BUILD)/limit_bench --benchmark_min_time=0.2
 
+# libFuzzer targets (clang-14, libclang-rt-14-dev), each run FUZZ_SECONDS; not part of make test.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+$(FUZZ_BUILD)/build.ninja:
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DLLMGATE_FUZZ=ON
+
+fuzz-deps:
+	@scripts/install-deps.sh --fuzz
+
+fuzz: deps fuzz-deps $(FUZZ_BUILD)/build.ninja node_modules/.package-lock.json
+	ninja -C $(FUZZ_BUILD) -j$(JOBS) fuzz_targets
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

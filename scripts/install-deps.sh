@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh          what `make run` and `make test` need
 #   scripts/install-deps.sh --bench  also the peers bench/peers/ compares with
 #                                    (HAProxy, FastAPI's stack) and gnuplot
+#   scripts/install-deps.sh --fuzz   also clang and libFuzzer (make fuzz)
 set -euo pipefail
 
 packages=(
@@ -14,9 +15,10 @@ packages=(
   curl wrk nginx-light procps redis-server redis-tools prometheus chromium
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
-if [ "${1:-}" = "--bench" ]; then
-  packages+=(haproxy python3 python3-fastapi python3-uvicorn python3-httpx python3-limits python3-requests python3-uvloop python3-httptools gnuplot-nox)
-fi
+case "${1:-}" in
+  --bench) packages+=(haproxy python3 python3-fastapi python3-uvicorn python3-httpx python3-limits python3-requests python3-uvloop python3-httptools gnuplot-nox) ;;
+  --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

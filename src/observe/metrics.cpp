@@ -135,7 +135,9 @@ std::string registry::expose() const {
   std::lock_guard lock(mutex_);
   // All families sorted by name, whatever their type.
   std::map<std::string, std::string> blocks;
-  for (const auto& [name, fam] : counters_) {
+  for (const auto& entry : counters_) {
+    const auto& name = entry.first; // named, not a structured binding: clang 14 (the fuzz build) cannot capture those
+    const auto& fam = entry.second;
     std::string out;
     header(out, name, fam->help(), "counter");
     fam->for_each([&](const auto& values, const class counter& c) {
@@ -143,7 +145,9 @@ std::string registry::expose() const {
     });
     blocks[name] = std::move(out);
   }
-  for (const auto& [name, fam] : gauges_) {
+  for (const auto& entry : gauges_) {
+    const auto& name = entry.first;
+    const auto& fam = entry.second;
     std::string out;
     header(out, name, fam->help(), "gauge");
     fam->for_each([&](const auto& values, const class gauge& g) {
@@ -152,7 +156,9 @@ std::string registry::expose() const {
     });
     blocks[name] = std::move(out);
   }
-  for (const auto& [name, fam] : histograms_) {
+  for (const auto& entry : histograms_) {
+    const auto& name = entry.first;
+    const auto& fam = entry.second;
     std::string out;
     header(out, name, fam->help(), "histogram");
     fam->for_each([&](const auto& values, const class histogram& h) {

@@ -36,17 +36,9 @@ boost::system::result<std::optional<std::int64_t>, local_reply> optional_int(con
                                                                              std::string_view key) {
   const auto* v = o.if_contains(key);
   if (!v || v->is_null()) return std::optional<std::int64_t>{};
-  if (v->is_int64()) return std::optional<std::int64_t>{v->get_int64()};
-  if (v->is_uint64()) {
-    if (v->get_uint64() > static_cast<std::uint64_t>(INT64_MAX))
-      return invalid_request(fmt::format("'{}' is too large.", key), key, "invalid_value");
-    return std::optional<std::int64_t>{static_cast<std::int64_t>(v->get_uint64())};
-  }
-  if (v->is_double()) {
-    const double d = v->get_double();
-    if (d == static_cast<double>(static_cast<std::int64_t>(d)) && d > -9e18 && d < 9e18)
-      return std::optional<std::int64_t>{static_cast<std::int64_t>(d)};
-  }
+  if (v->is_uint64() && v->get_uint64() > static_cast<std::uint64_t>(INT64_MAX))
+    return invalid_request(fmt::format("'{}' is too large.", key), key, "invalid_value");
+  if (const auto n = whole_number(*v)) return std::optional<std::int64_t>{*n};
   return wrong_type(key, "an integer", *v);
 }
 
@@ -234,6 +226,18 @@ std::string prompt_prefix(const request_view& view, std::size_t max_bytes) {
     append_text(out, batch ? p->get_array().front() : *p, max_bytes);
   }
   return out;
+}
+
+std::optional<std::int64_t> whole_number(const json::value& v) {
+  if (v.is_int64()) return v.get_int64();
+  if (v.is_uint64() && v.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
+    return static_cast<std::int64_t>(v.get_uint64());
+  if (v.is_double()) {
+    const double d = v.get_double();
+    if (d > -9e18 && d < 9e18 && d == static_cast<double>(static_cast<std::int64_t>(d))) // the range first
+      return static_cast<std::int64_t>(d);
+  }
+  return std::nullopt;
 }
 
 } // namespace llmgate::openai

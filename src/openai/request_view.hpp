@@ -28,6 +28,12 @@ struct request_view {
   boost::json::object body;
 };
 
+// A JSON number that is a whole int64 (1, 1.0, 1e12); nullopt for 1.5, 1e30,
+// strings. Never boost::json's to_number<int64>, which throws on those (a
+// backend's usage once did, found by fuzz_sse) — and never a cast of an
+// out-of-range double, which is undefined (fuzz_request).
+[[nodiscard]] std::optional<std::int64_t> whole_number(const boost::json::value& v);
+
 // Upper bound on n (choices per request): more is refused rather than passed
 // to a GPU that would generate them all.
 inline constexpr std::int64_t k_max_choices = 128;

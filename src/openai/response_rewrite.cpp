@@ -35,10 +35,10 @@ std::optional<usage_counts> usage_of(const json::object& o) {
   const auto* u = o.if_contains("usage");
   if (!u || !u->is_object()) return std::nullopt;
   usage_counts c;
-  if (const auto* p = u->get_object().if_contains("prompt_tokens"); p && p->is_number())
-    c.prompt_tokens = p->to_number<std::int64_t>();
-  if (const auto* p = u->get_object().if_contains("completion_tokens"); p && p->is_number())
-    c.completion_tokens = p->to_number<std::int64_t>();
+  if (const auto* p = u->get_object().if_contains("prompt_tokens"))
+    if (const auto n = whole_number(*p)) c.prompt_tokens = *n;
+  if (const auto* p = u->get_object().if_contains("completion_tokens"))
+    if (const auto n = whole_number(*p)) c.completion_tokens = *n;
   return c;
 }
 
@@ -147,7 +147,8 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   }
   if (const auto* id = chunk.if_contains("id"); id && id->is_string()) last_id_ = id->get_string();
   if (const auto* m = chunk.if_contains("model"); m && m->is_string()) last_model_ = m->get_string();
-  if (const auto* c = chunk.if_contains("created"); c && c->is_number()) last_created_ = c->to_number<std::int64_t>();
+  if (const auto* c = chunk.if_contains("created"))
+    if (const auto n = whole_number(*c)) last_created_ = *n;
   if (kind_ != endpoint::chat_completions) return std::nullopt;
 
   auto* choices = chunk.if_contains("choices");

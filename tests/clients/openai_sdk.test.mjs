@@ -344,13 +344,16 @@ for (const field of ["reasoning", "reasoning_content"]) {
 
 describe("openai SDK meets a rate limit", { timeout: 60000 }, () => {
   it("sees a RateLimitError, and with its retries on succeeds after waiting", async () => {
+    // A sliding log, not a fixed window: the three requests below are refused
+    // wherever they fall on the clock (a 2 s fixed window let the third one
+    // through when a loaded machine spread them across a window's edge).
     const { startSim, startGateway, gatewayConfig } = await import("../lib/procs.mjs");
     const sim = await startSim();
     const gw = await startGateway(
       gatewayConfig([sim], {
         extra: `limits:
   rules:
-    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 2/2s}`,
+    - {name: per-ip, key: client_ip, algorithm: sliding_log, limit: 2/3s}`,
       }),
     );
     try {

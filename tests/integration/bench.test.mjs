@@ -71,7 +71,7 @@ test("through a gateway that refuses: 429s counted apart from errors, goodput on
     gatewayConfig([sim], {
       extra: `limits:
   rules:
-    - {name: few, key: global, algorithm: fixed_window, limit: 25/hour}`,
+    - {name: few, key: global, algorithm: sliding_log, limit: 25/hour}`,
     }),
   );
   const run = await bench([gw.url, "-u", "5", "-n", "60", "--output-tokens", "8", "--no-stream"]);

@@ -219,6 +219,19 @@ TEST(stream_rewriter, completions_endpoint_is_untouched) {
   EXPECT_TRUE(rw.flush().empty());
 }
 
+TEST(stream_rewriter, numbers_that_are_not_whole_are_ignored_not_thrown) {
+  // A backend's "created": 1.5 or a usage of 1e30 once threw out of the relay (found by fuzz_sse).
+  stream_rewriter rw(endpoint::chat_completions, {});
+  const std::string odd = R"({"id":"c","object":"chat.completion.chunk","created":1.5,"model":"m","choices":[],)"
+                          R"("usage":{"prompt_tokens":2.5,"completion_tokens":1e30}})";
+  EXPECT_NO_THROW((void)rw.rewrite(odd));
+  ASSERT_TRUE(rw.usage().has_value());
+  EXPECT_EQ(rw.usage()->completion_tokens, 0); // not a count: left as unknown
+  EXPECT_EQ(rw.usage()->prompt_tokens, 0);
+  EXPECT_NO_THROW((void)rw.rewrite(k_usage_chunk));
+  EXPECT_EQ(rw.usage()->completion_tokens, 34);
+}
+
 TEST(stream_rewriter, flush_emits_held_reasoning) {
   client c(reasoning_options{});
   c.send(content_chunk("<think>\nabc"));

@@ -1,0 +1,27 @@
+// The request view (parse and validate a client's body) and the body rewrite
+// for every backend kind and ladder option.
+#include "fuzz_input.hpp"
+#include "openai/body_rewrite.hpp"
+#include "openai/request_view.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace llmgate::openai;
+  llmgate::fuzz::input in(data, size);
+  const auto flags = in.byte();
+  const auto kind = flags & 1 ? endpoint::completions : endpoint::chat_completions;
+  const auto body = in.rest();
+  auto view = parse_request(body, kind);
+  if (!view) return 0;
+  (void)prompt_prefix(*view);
+  rewrite_options opts;
+  opts.want_usage = flags & 2;
+  opts.stream_off = flags & 4;
+  opts.thinking_off = flags & 8;
+  for (const auto k : {backend_kind::vllm, backend_kind::sglang, backend_kind::llamacpp, backend_kind::ollama,
+                       backend_kind::openai}) {
+    const auto out = rewrite_request(*view, body, "Qwen/Qwen3-1.7B", k, opts);
+    // What goes upstream is a request the gateway itself accepts.
+    if (!parse_request(out, kind)) __builtin_trap();
+  }
+  return 0;
+}
