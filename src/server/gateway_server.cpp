@@ -1289,8 +1289,9 @@ struct gateway::impl final : control::admin_target {
     } else if (const auto t = control::parse_timeout_seconds(as_view(req["x-stainless-timeout"]))) {
       st.deadline = st.start + *t;
     }
-    // The parsed body lives in an arena that ends with the request.
-    json::monotonic_resource arena(4096);
+    // The parsed body lives in an arena that ends with the request (a stream's
+    // whole life): its first block sized to the body, not a fixed 4 KiB.
+    json::monotonic_resource arena(std::min<std::size_t>(4096, 512 + 2 * req.body().size()));
     auto view = openai::parse_request(req.body(), kind, &arena);
     if (!view) {
       const bool keep = co_await reply(ctx, req, st, view.error());
@@ -1996,7 +1997,7 @@ struct gateway::impl final : control::admin_target {
     bool done_seen = false, first_sent = false;
     std::string failure;
     unsigned failure_kind = 0;
-    char buf[4096]; // in the frame of every held stream: token events are a few hundred bytes; a burst takes more reads
+    char buf[2048]; // in the frame of every held stream: token events are a few hundred bytes; a burst takes more reads
     while (!parser.is_done()) {
       parser.get().body().data = buf;
       parser.get().body().size = sizeof buf;
