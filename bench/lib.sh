@@ -1,10 +1,58 @@
-# Shared by the bench scripts: a temp dir, processes stopped by PID on exit,
-# and waiting for a process's "listening on HOST:PORT" line.
-TMP=$(mktemp -d)
+# Shared by the bench scripts (source it): a temp dir, processes stopped by
+# PID on exit (the logs kept when the script fails), free ports, waiting for
+# a process's "listening on HOST:PORT" line, and reading JSON summaries.
+# Set BIN (the llmgate binary) before calling start_instant_sim.
+PY=/usr/bin/python3 # Debian's: where the FastAPI stack of --bench is installed
+[[ -x "$PY" ]] || PY=python3
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmgate-bench.XXXXXX")"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+
+# stop_pid PID: SIGTERM, up to 5 s, then SIGKILL.
+stop_pid() {
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$? p
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  if (( rc == 0 )) || [[ -z "$(ls -A "$TMP" 2>/dev/null)" ]]; then rm -rf "$TMP"; else echo "logs kept in $TMP" >&2; fi
+  exit "$rc"
+}
 trap cleanup EXIT
-# Prints the port from the listening line in file $1 (bounded wait).
-wait_port() { for _ in $(seq 100); do grep -q 'listening on' "$1" 2>/dev/null && { grep -o '[0-9]*$' "$1" | head -1; return; }; sleep 0.1; done; echo "no listening line in $1" >&2; exit 1; }
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# wait_listening FILE [PID]: prints the port of the first "listening on HOST:PORT" line (bounded wait).
+wait_listening() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    grep -q 'listening on' "$1" 2>/dev/null && { grep -o 'listening on [0-9.]*:[0-9]*' "$1" | head -1 | grep -o '[0-9]*$'; return; }
+    [[ -z "${2:-}" ]] || kill -0 "$2" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "error: no listening line in $1" >&2; cat "$1" >&2; return 1
+}
+wait_port() { wait_listening "$@"; } # the older name
+
+# json_field FILE EXPR: EXPR evaluated with the parsed file as d.
+json_field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
+
+# start_gateway: `llmgate serve -c $TMP/llmgate.yaml`; sets GW_PID and GW_PORT.
+start_gateway() {
+  "$BIN" serve -c "$TMP/llmgate.yaml" >"$TMP/llmgate.log" 2>&1 &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+  GW_PORT="$(wait_listening "$TMP/llmgate.log" "$GW_PID")"
+}
+
 # Starts `llmgate sim --profile instant` on a free port; sets SIM_PORT.
-start_instant_sim() { "$BIN" sim --port 0 --profile instant >"$TMP/sim.out" 2>&1 & PIDS+=($!); SIM_PORT=$(wait_port "$TMP/sim.out"); }
+start_instant_sim() {
+  "$BIN" sim --host 127.0.0.1 --port 0 --profile instant >"$TMP/sim.out" 2>&1 &
+  PIDS+=($!)
+  SIM_PORT=$(wait_listening "$TMP/sim.out" $!)
+}

@@ -32,7 +32,6 @@ SECONDS_PER_RUN=40
 FACTORS="1 2 3"
 SETUPS="direct fastapi llmgate"
 OUT="$REPO/bench/results"
-PY=/usr/bin/python3
 PROMPT=128
 OUTPUT=64
 SLO=2
@@ -49,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+source "$HERE/lib.sh"
 [[ -x "$BIN" ]] || { echo "error: no llmgate at $BIN (make build, or --bin)" >&2; exit 3; }
 command -v gnuplot >/dev/null || { echo "error: no gnuplot: scripts/install-deps.sh --bench" >&2; exit 3; }
 if [[ " $SETUPS " == *" fastapi "* || " $SETUPS " == *" seed "* ]]; then
@@ -56,46 +56,6 @@ if [[ " $SETUPS " == *" fastapi "* || " $SETUPS " == *" seed "* ]]; then
     { echo "error: the FastAPI stack is missing: scripts/install-deps.sh --bench" >&2; exit 3; }
 fi
 mkdir -p "$OUT"
-
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmgate-overload.XXXXXX")"
-PIDS=()
-stop_pid() {
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  (( rc == 0 )) && rm -rf "$TMP" || echo "logs kept in $TMP" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_listening() { # FILE PID: the port from its "listening on" line
-  local i
-  for ((i = 0; i < 200; i++)); do
-    grep -q 'listening on' "$1" 2>/dev/null && { grep -o 'listening on [0-9.]*:[0-9]*' "$1" | head -1 | grep -o '[0-9]*$'; return; }
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "error: no listening line in $1" >&2; cat "$1" >&2; return 1
-}
-wait_http() { # URL PID
-  local i
-  for ((i = 0; i < 150; i++)); do
-    kill -0 "$2" 2>/dev/null || { echo "error: $1: its process exited" >&2; return 1; }
-    curl -s -o /dev/null -m 1 "$1" && return 0
-    sleep 0.1
-  done
-  echo "error: $1 never answered" >&2; return 1
-}
-json_field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
 
 # A fresh simulator for every run: no backlog from the run before.
 start_sim() {
@@ -115,6 +75,8 @@ stop_pid "$SIM_PID"
 CAP_RPS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["requests_per_s"], 2)')"
 CAP_TOKENS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["output_tokens_per_s"], 1)')"
 echo "capacity: $CAP_RPS req/s, $CAP_TOKENS output tokens/s" >&2
+awk -v c="$CAP_RPS" 'BEGIN { exit !(c > 0) }' ||
+  { echo "error: the calibration saw no answer complete; give more --seconds (a request takes about 7 s)" >&2; exit 1; }
 LIMIT_PER_SECOND="$("$PY" -c "import math; print(max(1, math.floor($CAP_RPS)))")"
 
 ROWS=()
@@ -135,10 +97,8 @@ backends:
 models:
   - {name: Qwen3-1.7B}
 EOF
-        "$BIN" serve -c "$TMP/llmgate.yaml" >"$TMP/llmgate.log" 2>&1 &
-        GW_PID=$!
-        PIDS+=("$GW_PID")
-        url="http://127.0.0.1:$(wait_listening "$TMP/llmgate.log" "$GW_PID")" ;;
+        start_gateway
+        url="http://127.0.0.1:$GW_PORT" ;;
       fastapi|seed)
         port="$(free_port)"
         mode=fair

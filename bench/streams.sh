@@ -19,8 +19,6 @@ REPO="$(cd "$HERE/.." && pwd)"
 BIN="${LLMGATE_BIN:-$REPO/build/llmgate}"
 STREAMS=5000
 TOKENS=30 # 15 s a stream
-PY=/usr/bin/python3
-command -v "$PY" >/dev/null || PY=python3
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -36,34 +34,8 @@ need=$((STREAMS * 2 + 200))
 (( $(ulimit -n) >= need )) || ulimit -n "$need" 2>/dev/null ||
   { echo "error: the gateway needs $need descriptors; ulimit -n is $(ulimit -n)" >&2; exit 3; }
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmgate-streams.XXXXXX")"
-PIDS=()
-stop_pid() {
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  (( rc == 0 )) && rm -rf "$TMP" || echo "logs kept in $TMP" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+source "$HERE/lib.sh"
 
-wait_listening() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    grep -q 'listening on' "$1" 2>/dev/null && { grep -o 'listening on [0-9.]*:[0-9]*' "$1" | head -1 | grep -o '[0-9]*$'; return; }
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "error: no listening line in $1" >&2; cat "$1" >&2; return 1
-}
 # The simulator's own TTFT histogram: "sum count".
 sim_ttft() {
   curl -s "http://127.0.0.1:$SIM_PORT/metrics" |
@@ -71,7 +43,6 @@ sim_ttft() {
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-json_field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
 
 "$BIN" sim --host 127.0.0.1 --port 0 --profile slow >"$TMP/sim.log" 2>&1 &
 SIM_PID=$!
@@ -89,10 +60,7 @@ backends:
 models:
   - {name: Qwen3-1.7B}
 EOF
-"$BIN" serve -c "$TMP/llmgate.yaml" >"$TMP/llmgate.log" 2>&1 &
-GW_PID=$!
-PIDS+=("$GW_PID")
-GW_PORT="$(wait_listening "$TMP/llmgate.log" "$GW_PID")"
+start_gateway
 
 # hold URL NAME: N streams at once in the background (each to its end); sets HOLD_PID.
 hold() {

@@ -32,7 +32,6 @@ THREADS=2
 PEERS="llmgate nginx haproxy express fastapi seed"
 LIMITS="never triggers"
 OUT=""
-PY=/usr/bin/python3 # Debian's, where python3-fastapi and friends are installed
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -49,6 +48,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ "$DURATION" =~ ^[0-9]+$ && "$CONNECTIONS" =~ ^[0-9]+$ ]] || { echo "--duration and --connections are whole numbers" >&2; exit 2; }
+source "$HERE/../lib.sh"
 [[ -x "$BIN" ]] || { echo "error: no llmgate at $BIN (make build, or --bin)" >&2; exit 3; }
 missing=()
 for c in wrk curl; do command -v "$c" >/dev/null || missing+=("$c"); done
@@ -67,26 +67,6 @@ if [[ " $PEERS " == *" express "* && ! -d "$HERE/node_modules/express-rate-limit
   (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmgate-peers.XXXXXX")"
-PIDS=()
-stop_pid() { # SIGTERM, up to 5 s, then SIGKILL
-  local pid="$1" i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  local rc=$? p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  (( rc == 0 )) && rm -rf "$TMP" || echo "logs kept in $TMP" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 BODY='{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16,"chat_template_kwargs":{"enable_thinking":false}}'
 cat >"$TMP/post.lua" <<EOF
 wrk.method = "POST"
