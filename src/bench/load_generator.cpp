@@ -135,6 +135,7 @@ private:
   net::awaitable<void> arrivals(double rate) {
     std::exponential_distribution<double> gap(rate);
     net::steady_timer timer(ioc_);
+    arrival_timer_ = &timer; // the supervisor wakes it at the end: a slow rate's next gap may be long
     auto next = clock_type::now();
     for (;;) {
       next += std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(gap(rng_)));
@@ -143,6 +144,7 @@ private:
       if (!take_ticket()) break;
       net::co_spawn(ioc_, detached_request(), net::detached);
     }
+    arrival_timer_ = nullptr;
     --generators_;
   }
 
@@ -167,6 +169,7 @@ private:
     };
     while (generators_ > 0 && !run_.exhausted && clock_type::now() < run_.stop_at) co_await nap();
     stopping_ = true;
+    if (arrival_timer_) arrival_timer_->cancel();
     const auto drain_end = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
                                                    std::chrono::duration<double>(run_.opts.drain_s));
     while ((in_flight_ > 0 || generators_ > 0) && clock_type::now() < drain_end) co_await nap();
@@ -357,6 +360,7 @@ private:
   bool stopping_ = false;
   bool cut_ = false;
   std::unordered_set<connection*> active_;
+  net::steady_timer* arrival_timer_ = nullptr; // the open loop's, while it waits
   std::vector<std::unique_ptr<connection>> idle_;
   clock_type::time_point last_answer_{};
 };
