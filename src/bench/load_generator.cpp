@@ -56,14 +56,21 @@ struct answer {
 };
 
 // Shared by the threads of one run.
+clock_type::duration seconds(double s) {
+  return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
+}
+
 struct run_state {
+  run_state(const load_options& o, live_counts& l, tcp::endpoint t, std::string path, std::string host)
+      : opts(o), live(l), target(t), target_path(std::move(path)), host_header(std::move(host)) {}
   const load_options& opts;
   live_counts& live;
   tcp::endpoint target;
   std::string target_path, host_header;
-  clock_type::time_point start;
-  clock_type::time_point measure_from; // the end of the warm-up
-  clock_type::time_point stop_at;      // max() when by count
+  clock_type::time_point start = clock_type::now();
+  clock_type::time_point measure_from = start + seconds(opts.warmup_s); // the end of the warm-up
+  clock_type::time_point stop_at = opts.duration_s > 0 ? start + seconds(opts.duration_s)
+                                                       : clock_type::time_point::max(); // max(): by count
   std::atomic<std::uint64_t> issued{0};
   std::atomic<bool> exhausted{false};
 };
@@ -138,7 +145,7 @@ private:
     arrival_timer_ = &timer; // the supervisor wakes it at the end: a slow rate's next gap may be long
     auto next = clock_type::now();
     for (;;) {
-      next += std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(gap(rng_)));
+      next += seconds(gap(rng_));
       timer.expires_at(next);
       co_await timer.async_wait(k_tuple);
       if (!take_ticket()) break;
@@ -170,8 +177,7 @@ private:
     while (generators_ > 0 && !run_.exhausted && clock_type::now() < run_.stop_at) co_await nap();
     stopping_ = true;
     if (arrival_timer_) arrival_timer_->cancel();
-    const auto drain_end = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
-                                                   std::chrono::duration<double>(run_.opts.drain_s));
+    const auto drain_end = clock_type::now() + seconds(run_.opts.drain_s);
     while ((in_flight_ > 0 || generators_ > 0) && clock_type::now() < drain_end) co_await nap();
     cut_ = true;
     boost::system::error_code ignored;
@@ -247,8 +253,7 @@ private:
   // made again once on a new connection, as any HTTP client does.
   net::awaitable<answer> exchange(std::unique_ptr<connection>& c, const std::string& request,
                                   clock_type::time_point start) {
-    const auto timeout =
-        std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(run_.opts.timeout_s));
+    const auto timeout = seconds(run_.opts.timeout_s);
     for (int attempt = 0;; ++attempt) {
       answer a;
       if (!c || !c->stream.socket().is_open()) {
@@ -391,13 +396,6 @@ load_result run_load(const load_options& opts, live_counts& live, const std::fun
   const auto endpoints = resolver.resolve(url->host, std::to_string(url->port)); // throws: the CLI says why
   run_state run{opts, live, *endpoints.begin(), url->target == "/" ? "/v1/chat/completions" : url->target,
                 fmt::format("{}:{}", url->host, url->port)};
-  run.start = clock_type::now();
-  run.measure_from =
-      run.start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(opts.warmup_s));
-  run.stop_at =
-      opts.duration_s > 0
-          ? run.start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(opts.duration_s))
-          : clock_type::time_point::max();
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned i = 0; i < opts.threads; ++i) workers.push_back(std::make_unique<worker>(run, i));
   std::atomic<unsigned> running{opts.threads};
