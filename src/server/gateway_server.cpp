@@ -1889,16 +1889,18 @@ struct gateway::impl final : control::admin_target {
       // frame of every request, streams included.
       std::string answer;
       boost::system::error_code rec;
-      constexpr std::size_t k_read = 16384;
       while (!parser.is_done()) {
+        // As much as the answer says is left (resize zero-fills), at most 16 KiB a read.
+        const auto left = parser.content_length_remaining();
+        const auto step = static_cast<std::size_t>(std::clamp<std::uint64_t>(left.value_or(16384), 1, 16384));
         const auto had = answer.size();
-        answer.resize(had + k_read);
+        answer.resize(had + step);
         parser.get().body().data = answer.data() + had;
-        parser.get().body().size = k_read;
+        parser.get().body().size = step;
         conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
         auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
         if (ec == http::error::need_buffer) ec = {};
-        answer.resize(had + k_read - parser.get().body().size);
+        answer.resize(had + step - parser.get().body().size);
         if (ec) {
           rec = ec;
           break;
