@@ -1291,7 +1291,7 @@ struct gateway::impl final : control::admin_target {
     }
     // The parsed body lives in an arena that ends with the request (a stream's
     // whole life): its first block sized to the body, not a fixed 4 KiB.
-    json::monotonic_resource arena(std::min<std::size_t>(4096, 512 + 2 * req.body().size()));
+    json::monotonic_resource arena(std::min<std::size_t>(4096, 1024 + 3 * req.body().size()));
     auto view = openai::parse_request(req.body(), kind, &arena);
     if (!view) {
       const bool keep = co_await reply(ctx, req, st, view.error());
