@@ -39,6 +39,17 @@ wait_listening() {
 }
 wait_port() { wait_listening "$@"; } # the older name
 
+# wait_http URL PID: until URL answers at all (bounded), or the process exits.
+wait_http() {
+  local i
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$2" 2>/dev/null || { echo "error: $1: its process exited" >&2; return 1; }
+    curl -s -o /dev/null -m 1 "$1" && return 0
+    sleep 0.1
+  done
+  echo "error: $1 never answered" >&2; return 1
+}
+
 # json_field FILE EXPR: EXPR evaluated with the parsed file as d.
 json_field() { "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
 
