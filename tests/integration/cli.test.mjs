@@ -3,15 +3,19 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LLMGATE_BIN, startSim, spawnLlmgate, fetchJson, stopAll } from "../lib/procs.mjs";
 
 after(stopAll);
 
+// Every config file goes in one temp dir, removed at the end.
+const configDir = mkdtempSync(join(tmpdir(), "llmgate-cli-"));
+after(() => rmSync(configDir, { recursive: true, force: true }));
+
 function writeConfig(text) {
-  const dir = mkdtempSync(join(tmpdir(), "llmgate-cli-"));
+  const dir = mkdtempSync(join(configDir, "c-"));
   const file = join(dir, "config.yaml");
   writeFileSync(file, text);
   return file;

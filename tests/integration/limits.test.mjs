@@ -187,11 +187,12 @@ test("token costs: estimated up front, a request that can never fit is told so, 
 
 test("bad rules are config errors with their line", async () => {
   const { spawnSync } = await import("node:child_process");
-  const { writeFileSync, mkdtempSync } = await import("node:fs");
+  const { writeFileSync, mkdtempSync, rmSync } = await import("node:fs");
   const { join } = await import("node:path");
   const { tmpdir } = await import("node:os");
   const { LLMGATE_BIN } = await import("../lib/procs.mjs");
-  const file = join(mkdtempSync(join(tmpdir(), "llmgate-rules-")), "c.yaml");
+  const dir = mkdtempSync(join(tmpdir(), "llmgate-rules-"));
+  const file = join(dir, "c.yaml");
   writeFileSync(
     file,
     `backends:
@@ -210,6 +211,7 @@ limits:
   assert.match(r.stderr, /:6:\d+: limits\.rules\[1\]\.limit: expected COUNT\/PERIOD/);
   assert.match(r.stderr, /:7:\d+: limits\.rules\[2\]\.burst: must be between 1/);
   assert.match(r.stderr, /limits\.rules\[3\]\.tiers: unknown tier 'platinum'/);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test("on_limit: queue — requests wait their turn in order, up to max_wait, instead of a 429", async () => {
