@@ -22,7 +22,11 @@
 # (gnuplot) into --out DIR.
 #
 # Usage: bench/overload.sh [--seconds S] [--factors "1 2 3"]
-#          [--setups "direct fastapi llmgate"] [--out DIR] [--bin PATH]
+#          [--setups "direct fastapi llmgate"] [--queue-timeout 500ms]
+#          [--capacity-from answers|tokens] [--out DIR] [--bin PATH]
+# --capacity-from tokens counts capacity from the simulator's own
+# vllm:generation_tokens_total over the window instead of the answers the
+# closed loop completed (which leaves out the answers cut at its end).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,19 +39,25 @@ OUT="$REPO/bench/results"
 PROMPT=128
 OUTPUT=64
 SLO=2
+QUEUE_TIMEOUT=500ms
+CAPACITY_FROM=answers
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) SECONDS_PER_RUN="${2%s}"; shift 2 ;;
     --factors) FACTORS="$2"; shift 2 ;;
     --setups) SETUPS="$2"; shift 2 ;;
+    --queue-timeout) QUEUE_TIMEOUT="$2"; shift 2 ;;
+    --capacity-from) CAPACITY_FROM="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
+[[ "$CAPACITY_FROM" == answers || "$CAPACITY_FROM" == tokens ]] ||
+  { echo "--capacity-from is answers or tokens, got '$CAPACITY_FROM'" >&2; exit 2; }
 source "$HERE/lib.sh"
 [[ -x "$BIN" ]] || { echo "error: no llmgate at $BIN (make build, or --bin)" >&2; exit 3; }
 command -v gnuplot >/dev/null || { echo "error: no gnuplot: scripts/install-deps.sh --bench" >&2; exit 3; }
@@ -69,14 +79,28 @@ start_sim() {
 # prefills in one step): left out, so that capacity is the steady state.
 echo "calibrating: 256 users straight at the simulator for $((SECONDS_PER_RUN + 10))s (10s warm-up)..." >&2
 start_sim
+sim_tokens() { curl -s "http://127.0.0.1:$SIM_PORT/metrics" | awk '/^vllm:generation_tokens_total/ {print $2}'; }
 "$BIN" bench "http://127.0.0.1:$SIM_PORT" --users 256 --duration "$((SECONDS_PER_RUN + 10))s" --warmup 10 \
-  --prompt-tokens "$PROMPT" --output-tokens "$OUTPUT" --drain 0 --quiet --json "$TMP/capacity.json" >/dev/null
+  --prompt-tokens "$PROMPT" --output-tokens "$OUTPUT" --drain 0 --quiet --json "$TMP/capacity.json" >/dev/null &
+CAL_PID=$!
+PIDS+=("$CAL_PID")
+sleep 10
+tokens_before="$(sim_tokens)"
+sleep "$SECONDS_PER_RUN"
+tokens_after="$(sim_tokens)"
+wait "$CAL_PID"
 stop_pid "$SIM_PID"
-CAP_RPS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["requests_per_s"], 2)')"
-CAP_TOKENS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["output_tokens_per_s"], 1)')"
+case "$CAPACITY_FROM" in
+  answers)
+    CAP_RPS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["requests_per_s"], 2)')"
+    CAP_TOKENS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["output_tokens_per_s"], 1)')" ;;
+  tokens)
+    CAP_TOKENS="$(awk -v a="$tokens_before" -v b="$tokens_after" -v s="$SECONDS_PER_RUN" 'BEGIN { printf "%.1f", (b - a) / s }')"
+    CAP_RPS="$(awk -v t="$CAP_TOKENS" -v o="$OUTPUT" 'BEGIN { printf "%.2f", t / o }')" ;;
+esac
 echo "capacity: $CAP_RPS req/s, $CAP_TOKENS output tokens/s" >&2
 awk -v c="$CAP_RPS" 'BEGIN { exit !(c > 0) }' ||
-  { echo "error: the calibration saw no answer complete; give more --seconds (a request takes about 7 s)" >&2; exit 1; }
+  { echo "error: the calibration measured nothing; give more --seconds (a request takes about 7 s)" >&2; exit 1; }
 LIMIT_PER_SECOND="$("$PY" -c "import math; print(max(1, math.floor($CAP_RPS)))")"
 
 ROWS=()
@@ -93,7 +117,7 @@ workers: 1
 access_log: off
 backends:
   - {name: gpu, url: "http://127.0.0.1:$SIM_PORT", kind: vllm, models: [Qwen3-1.7B],
-     max_in_flight: 256, queue: {max: 1024, timeout: 500ms}}
+     max_in_flight: 256, queue: {max: 1024, timeout: $QUEUE_TIMEOUT}}
 models:
   - {name: Qwen3-1.7B}
 EOF
@@ -131,7 +155,7 @@ for setup in $SETUPS; do
   printf '\n\n'
 done >"$OUT/overload.tsv"
 {
-  echo "Capacity (256 users straight at the simulator): $CAP_RPS req/s, $CAP_TOKENS output tokens/s. Open loop at 1×, 2×, 3× that, ${SECONDS_PER_RUN} s each, streaming, prompt $PROMPT and output $OUTPUT tokens, SLO: first token within ${SLO} s."
+  echo "Capacity (256 users straight at the simulator, counted from $CAPACITY_FROM): $CAP_RPS req/s, $CAP_TOKENS output tokens/s. Open loop at 1×, 2×, 3× that, ${SECONDS_PER_RUN} s each, streaming, prompt $PROMPT and output $OUTPUT tokens, SLO: first token within ${SLO} s."
   echo
   echo "| setup | load | sent | admitted (200) | refused (429/503) | within SLO, of sent | within SLO, of admitted | TTFT p99 ms | useful tokens/s | of capacity |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -12,6 +12,8 @@
 # backend); the bench, the simulator and the gateway are separate processes.
 #
 # Usage: bench/streams.sh [--streams N] [--tokens T] [--bin PATH]
+# STREAMS_EXTRA="YAML line" adds a top-level line to the gateway's config
+# (e.g. "cache: {mode: off}").
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -215,7 +215,10 @@ int main(int argc, char** argv) {
   sim_cmd->add_option("--host", sim_opts.host, "address to listen on")->capture_default_str();
   sim_cmd->add_option("--port", sim_opts.port, "port (0: any free port, printed)")->capture_default_str();
   sim_cmd->add_option("--model", sim_opts.model, "served model name")->capture_default_str();
-  sim_cmd->add_option("--profile", profile, "instant | slow (a token each 500 ms, no batch limit) | default (Qwen3-1.7B on one L4)")->capture_default_str();
+  sim_cmd
+      ->add_option("--profile", profile,
+                   "instant | slow (a token each 500 ms, no batch limit) | default (Qwen3-1.7B on one L4)")
+      ->capture_default_str();
   sim_cmd->add_flag("--reasoning-parser", sim_opts.reasoning_parser,
                     "send thinking in a separate field instead of inline <think>");
   sim_cmd->add_option("--reasoning-field", sim_opts.reasoning_field, "reasoning | reasoning_content")
@@ -273,7 +276,9 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--timeout", bench_opts.load.timeout_s, "one request's limit, seconds")->capture_default_str();
   bench_cmd->add_option("--drain", bench_opts.load.drain_s, "after sending, wait this many seconds for answers")
       ->capture_default_str();
-  bench_cmd->add_option("--warmup", bench_opts.load.warmup_s, "answers in the first seconds are not counted (steady state only)")
+  bench_cmd
+      ->add_option("--warmup", bench_opts.load.warmup_s,
+                   "answers in the first seconds are not counted (steady state only)")
       ->capture_default_str();
   bench_cmd->add_option("--seed", bench_opts.load.seed, "random seed (lengths, arrivals, prompts)")
       ->capture_default_str();

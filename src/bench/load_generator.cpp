@@ -1,6 +1,7 @@
 #include "bench/load_generator.hpp"
 
 #include "control/config.hpp"
+#include "openai/response_rewrite.hpp"
 #include "openai/sse.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -92,13 +93,11 @@ bool carries_text(const boost::json::value& v) {
   return false;
 }
 
+// usage.completion_tokens as the gateway reads it; -1 without a usage object.
 std::int64_t completion_tokens(const boost::json::value& v) {
   const auto* obj = v.if_object();
-  if (!obj) return -1;
-  const auto* usage = obj->if_contains("usage");
-  if (!usage || !usage->is_object()) return -1;
-  const auto* n = usage->get_object().if_contains("completion_tokens");
-  return n && n->is_int64() ? n->get_int64() : -1;
+  const auto usage = obj ? openai::read_usage(*obj) : std::nullopt;
+  return usage ? usage->completion_tokens : -1;
 }
 
 class worker final {

@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   opts.want_usage = flags & 2;
   opts.stream_off = flags & 4;
   opts.thinking_off = flags & 8;
-  for (const auto k : {backend_kind::vllm, backend_kind::sglang, backend_kind::llamacpp, backend_kind::ollama,
-                       backend_kind::openai}) {
+  for (const auto k :
+       {backend_kind::vllm, backend_kind::sglang, backend_kind::llamacpp, backend_kind::ollama, backend_kind::openai}) {
     const auto out = rewrite_request(*view, body, "Qwen/Qwen3-1.7B", k, opts);
     // What goes upstream is a request the gateway itself accepts.
     if (!parse_request(out, kind)) __builtin_trap();

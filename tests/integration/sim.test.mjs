@@ -93,3 +93,25 @@ test("faults: error rate, refused connections and GPU temperature, set at run ti
   assert.ok(back, "listening again after refuse_for_ms");
   await sim.stop();
 });
+
+test("SIGTERM with hundreds of streams open: the simulator unwinds them and exits 0", async () => {
+  // It once crashed here: coroutines left for the event loop's destructor ran
+  // their clean-up against members already destroyed.
+  const sim = await startSim({ profile: "slow" });
+  const controller = new AbortController();
+  const streams = await Promise.all(
+    Array.from({ length: 300 }, () =>
+      fetch(`${sim.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(chat({ stream: true, max_tokens: 100, ignore_eos: true })),
+        signal: controller.signal,
+      }),
+    ),
+  );
+  // Every stream has started (its first event read) before the signal.
+  await Promise.all(streams.map((r) => r.body.getReader().read()));
+  const info = await sim.stop();
+  controller.abort();
+  assert.deepEqual(info, { code: 0, signal: null });
+});
