@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: all deps build run test unit unit-asan node-tests asan bench-limits fuzz fuzz-deps clean
+.PHONY: all deps build run test unit unit-asan hostile-asan node-tests asan tsan bench-limits fuzz fuzz-deps clean
 
 all: build
 
@@ -28,9 +28,9 @@ node_modules/.package-lock.json: package-lock.json
 $(ASAN_BUILD)/build.ninja:
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLMGATE_SANITIZE=ON
 
-# Unit and network tests under ASan+UBSan as well as the normal build.
+# Unit and network tests, and the gateway itself, under ASan+UBSan as well as the normal build.
 asan: deps $(ASAN_BUILD)/build.ninja
-	ninja -C $(ASAN_BUILD) -j$(JOBS) unit_tests net_tests
+	ninja -C $(ASAN_BUILD) -j$(JOBS) unit_tests net_tests llmgate
 
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
@@ -38,12 +38,16 @@ unit: build
 unit-asan: asan
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
 
+# The hostile-input corpus against the ASan+UBSan gateway (a sanitizer report fails it).
+hostile-asan: asan node_modules/.package-lock.json
+	LLMGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/llmgate LLMGATE_SANITIZED=1 node --test tests/integration/hostile.test.mjs
+
 node-tests: build node_modules/.package-lock.json
 	LLMGATE_BIN=$(CURDIR)/$(BUILD)/llmgate node --test tests/integration/*.test.mjs tests/clients/*.test.mjs
 
 test:
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory unit unit-asan node-tests; status=$$?; \
+	$(MAKE) --no-print-directory unit unit-asan hostile-asan node-tests; status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start ))s (status $$status)"; exit $$status
 
 # ns per decision of each limit algorithm, contended admission, bytes per key (not a test)

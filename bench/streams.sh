@@ -56,7 +56,7 @@ listen: 127.0.0.1:0
 workers: 1
 access_log: off
 ${STREAMS_EXTRA:-}
-server: {max_connections: $((STREAMS + 100))}
+server: {max_connections: $((STREAMS + 100)), max_connections_per_client: 0}
 backends:
   - {name: sim, url: "http://127.0.0.1:$SIM_PORT", kind: vllm, models: [Qwen3-1.7B]}
 models:

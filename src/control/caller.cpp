@@ -32,12 +32,14 @@ std::optional<caller> identify(const config& cfg, std::string_view authorization
   return caller{found->name, found->tier.empty() ? cfg.default_tier : found->tier, false};
 }
 
+bool is_trusted_proxy(const config& cfg, std::string_view address) {
+  const auto a = parse_address(address);
+  return a && std::any_of(cfg.trusted_proxies.begin(), cfg.trusted_proxies.end(),
+                          [&](const cidr& c) { return c.contains(*a); });
+}
+
 std::string client_address(const config& cfg, std::string_view peer, std::string_view forwarded_for) {
-  auto trusted = [&](std::string_view address) {
-    const auto a = parse_address(address);
-    return a && std::any_of(cfg.trusted_proxies.begin(), cfg.trusted_proxies.end(),
-                            [&](const cidr& c) { return c.contains(*a); });
-  };
+  auto trusted = [&](std::string_view address) { return is_trusted_proxy(cfg, address); };
   if (forwarded_for.empty() || cfg.trusted_proxies.empty() || !trusted(peer)) return std::string(peer);
   std::string_view rest = forwarded_for;
   std::string_view hop = peer;

@@ -24,6 +24,9 @@ struct caller {
 [[nodiscard]] std::optional<caller> identify(const config& cfg, std::string_view authorization,
                                              std::string_view client_ip);
 
+// Whether `address` lies in one of the configured trusted_proxies.
+[[nodiscard]] bool is_trusted_proxy(const config& cfg, std::string_view address);
+
 // The client's address: the peer, or, when the peer is a trusted proxy, the
 // nearest untrusted address in X-Forwarded-For (read from the right).
 [[nodiscard]] std::string client_address(const config& cfg, std::string_view peer, std::string_view forwarded_for);

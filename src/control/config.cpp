@@ -369,7 +369,7 @@ public:
     if (!expect_map(n, "server")) return;
     check_keys(n, "server",
                {"header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "max_body_bytes", "max_header_bytes",
-                "max_connections"});
+                "max_headers", "max_connections", "max_connections_per_client"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("server", k);
@@ -385,8 +385,12 @@ public:
         get_size(kv.second, key, s.max_body_bytes, 1ull << 32);
       else if (k == "max_header_bytes")
         get_size(kv.second, key, s.max_header_bytes, 1u << 20);
+      else if (k == "max_headers")
+        get_int(kv.second, key, s.max_headers, 1, 10'000);
       else if (k == "max_connections")
         get_int(kv.second, key, s.max_connections, 1, 1'000'000);
+      else if (k == "max_connections_per_client")
+        get_int(kv.second, key, s.max_connections_per_client, 0, 1'000'000);
     }
   }
 

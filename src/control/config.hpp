@@ -163,7 +163,11 @@ struct server_config {
   duration drain_timeout = 30s;  // SIGTERM: in-flight requests get this long to finish
   std::uint64_t max_body_bytes = 8 << 20;
   std::uint32_t max_header_bytes = 16 << 10;
+  std::uint32_t max_headers = 100;       // header fields in one request head
   std::uint32_t max_connections = 10000; // per process; more are accepted and closed at once
+  // Per client address (0: no cap); addresses in trusted_proxies are exempt,
+  // since a proxy carries many clients.
+  std::uint32_t max_connections_per_client = 1000;
   bool operator==(const server_config&) const = default;
 };
 

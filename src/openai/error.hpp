@@ -15,6 +15,12 @@ struct local_reply {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// What a client sent, made fit to quote in an error message: at most
+// max_bytes (cut at a character boundary, "…" appended when cut), invalid
+// UTF-8 replaced by U+FFFD, so a 10 KiB model name or a path of raw bytes
+// gives a short, valid message.
+[[nodiscard]] std::string quote_input(std::string_view s, std::size_t max_bytes = 128);
+
 // {"error":{"message":..,"type":..,"param":..,"code":..}}; empty param/code become null.
 [[nodiscard]] std::string error_body(std::string_view message, std::string_view type, std::string_view param = {},
                                      std::string_view code = {});

@@ -81,7 +81,7 @@ std::optional<local_reply> check_messages(const json::object& body) {
     if (r != "system" && r != "user" && r != "assistant" && r != "tool" && r != "developer" && r != "function")
       return invalid_request(fmt::format("'{}.role' must be one of system, user, assistant, tool, developer, "
                                          "function; got '{}'.",
-                                         param, std::string_view(r)),
+                                         param, quote_input(r)),
                              param + ".role", "invalid_value");
     if (const auto* content = m.if_contains("content");
         content && !content->is_string() && !content->is_array() && !content->is_null())

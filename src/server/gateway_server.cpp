@@ -14,6 +14,7 @@
 #include "openai/request_view.hpp"
 #include "openai/response_rewrite.hpp"
 #include "openai/sse.hpp"
+#include "server/client_quota.hpp"
 #include "server/http_session.hpp"
 #include "server/url.hpp"
 #include "tokenize/chat_template.hpp"
@@ -139,10 +140,12 @@ struct gateway_metrics {
                         .with({})),
         connections_open(r.gauge("llmgate_connections_open", "Client connections open.").with({})),
         connections(r.counter("llmgate_connections_total", "Client connections accepted.").with({})),
-        connections_refused(r.counter("llmgate_connections_refused_total",
-                                      "Client connections closed at once because server.max_connections was "
-                                      "reached.")
-                                .with({})),
+        connections_refused_family(r.counter("llmgate_connections_refused_total",
+                                             "Client connections closed at once: server.max_connections (limit "
+                                             "total) or server.max_connections_per_client (per_client) reached.",
+                                             {"limit"})),
+        connections_refused(connections_refused_family.with({"total"})),
+        connections_refused_per_client(connections_refused_family.with({"per_client"})),
         prompt_tokens(r.counter("llmgate_prompt_tokens_total", "Prompt tokens reported by backends.", {"model"})),
         completion_tokens(
             r.counter("llmgate_completion_tokens_total", "Completion tokens reported by backends.", {"model"})),
@@ -242,7 +245,9 @@ struct gateway_metrics {
   observe::counter& disconnects;
   observe::gauge& connections_open;
   observe::counter& connections;
+  observe::counter_family& connections_refused_family;
   observe::counter& connections_refused;
+  observe::counter& connections_refused_per_client;
   observe::counter_family& prompt_tokens;
   observe::counter_family& completion_tokens;
   observe::counter_family& refusals;
@@ -350,6 +355,7 @@ struct gateway::impl final : control::admin_target {
     limits.write_timeout = cfg->server.idle_timeout;
     limits.max_body_bytes = cfg->server.max_body_bytes;
     limits.max_header_bytes = cfg->server.max_header_bytes;
+    limits.max_headers = cfg->server.max_headers;
   }
 
   struct worker {
@@ -471,6 +477,7 @@ struct gateway::impl final : control::admin_target {
     return out;
   }
   std::atomic<int> open_connections{0};
+  server::client_quota per_client{cfg->server.max_connections_per_client};
   std::atomic<bool> draining{false};
   std::atomic<bool> stopping{false}; // the loops are being torn down: no new work is spawned
   std::uint16_t port = 0;
@@ -505,13 +512,27 @@ struct gateway::impl final : control::admin_target {
         metrics.connections_refused.inc();
         continue; // socket closes as it goes out of scope
       }
+      // One client address may hold only so many (a proxy in trusted_proxies carries many clients).
+      std::string address;
+      if (cfg->server.max_connections_per_client > 0) {
+        boost::system::error_code aec;
+        if (const auto ep = socket.remote_endpoint(aec); !aec) address = ep.address().to_string();
+        if (address.empty() || control::is_trusted_proxy(*cfg, address))
+          address.clear();
+        else if (!per_client.take(address)) {
+          --open_connections;
+          metrics.connections_refused_per_client.inc();
+          continue;
+        }
+      }
       metrics.connections.inc();
       metrics.connections_open.add(1);
       net::co_spawn(
           w.ioc,
-          [this, &w, s = std::move(socket)]() mutable -> net::awaitable<void> {
+          [this, &w, s = std::move(socket), address = std::move(address)]() mutable -> net::awaitable<void> {
             co_await run_session(std::move(s), limits, w.sessions,
                                  [this, &w](session_context& ctx, request& req) { return handle(w, ctx, req); });
+            if (!address.empty()) per_client.give_back(address);
             metrics.connections_open.add(-1);
             --open_connections;
           },

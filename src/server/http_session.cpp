@@ -134,7 +134,20 @@ net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& lim
   const auto head = format_head(static_cast<int>(status), "application/json", {}, reply.body.size(), false);
   const std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(reply.body)};
   stream.expires_after(limits.write_timeout);
-  co_await net::async_write(stream, buffers, k_tuple);
+  auto [ec, n] = co_await net::async_write(stream, buffers, k_tuple);
+  if (ec) co_return;
+  // Lingering close: a client still sending a body it was refused for (a
+  // 2 MiB upload past max_body_bytes) would get a reset instead of the answer
+  // if the socket closed with its bytes unread. So stop sending, then read and
+  // drop what still arrives until the client closes, for at most 2 s.
+  boost::system::error_code sec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, sec);
+  std::array<char, 16384> sink;
+  stream.expires_after(std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(2), limits.idle_timeout));
+  for (;;) {
+    auto [rec, rn] = co_await stream.async_read_some(net::buffer(sink), k_tuple);
+    if (rec) break;
+  }
 }
 
 } // namespace
@@ -182,6 +195,12 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
         co_await refuse(
             stream, limits, http::status::bad_request,
             openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {}, "bad_http_request"));
+      break;
+    }
+    if (static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end())) > limits.max_headers) {
+      co_await refuse(stream, limits, http::status::request_header_fields_too_large,
+                      openai::invalid_request(fmt::format("More than {} request headers.", limits.max_headers), {},
+                                              "too_many_headers"));
       break;
     }
     if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {

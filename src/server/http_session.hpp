@@ -37,6 +37,7 @@ struct session_limits {
   control::duration write_timeout{60000};
   std::uint64_t max_body_bytes = 8 << 20;
   std::uint32_t max_header_bytes = 16 << 10;
+  std::uint32_t max_headers = 100;
 };
 
 // The connections of one worker (one thread): lets a drain close the idle

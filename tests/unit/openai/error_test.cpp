@@ -1,0 +1,54 @@
+#include "openai/error.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace llmgate::openai {
+namespace {
+
+TEST(QuoteInput, ShortValidTextIsKeptAsIs) {
+  EXPECT_EQ(quote_input("Qwen3-1.7B"), "Qwen3-1.7B");
+  EXPECT_EQ(quote_input("通义千问"), "通义千问");
+  EXPECT_EQ(quote_input(""), "");
+}
+
+TEST(QuoteInput, LongInputIsCutWithAnEllipsis) {
+  const std::string long_name(10240, 'm');
+  const auto q = quote_input(long_name);
+  EXPECT_EQ(q, std::string(128, 'm') + "\xE2\x80\xA6");
+  EXPECT_EQ(quote_input("abcdef", 3), "abc\xE2\x80\xA6");
+}
+
+TEST(QuoteInput, CutsOnlyAtCharacterBoundaries) {
+  // Each 问 is 3 bytes: 4 bytes of room hold one, not one and a third.
+  EXPECT_EQ(quote_input("问问问", 4), "问\xE2\x80\xA6");
+  EXPECT_EQ(quote_input("问问问", 6), "问问\xE2\x80\xA6");
+  EXPECT_EQ(quote_input("问问", 6), "问问");
+}
+
+TEST(QuoteInput, InvalidUtf8BecomesReplacementCharacters) {
+  EXPECT_EQ(quote_input("a\xff"
+                        "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(quote_input("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");                 // overlong '/'
+  EXPECT_EQ(quote_input("\xed\xa0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"); // a surrogate
+  EXPECT_EQ(quote_input("\xf4\x90\x80\x80").substr(0, 3), "\xEF\xBF\xBD");        // past U+10FFFF
+  EXPECT_EQ(quote_input("x\xe4\xb8"), "x\xEF\xBF\xBD\xEF\xBF\xBD");               // truncated sequence
+  EXPECT_EQ(quote_input("\xf0\x9f\x98\x80"), "\xf0\x9f\x98\x80");                 // an emoji is valid
+}
+
+TEST(ErrorReplies, QuoteClientInputShortAndValid) {
+  const auto r = model_not_found(std::string(10240, 'm') + "\xff");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_LT(r.body.size(), 400u);
+  const auto j = boost::json::parse(r.body); // valid UTF-8, valid JSON
+  EXPECT_EQ(j.at("error").at("code").as_string(), "model_not_found");
+  const auto m = not_found(std::string("/v1/\xff\xfe") + std::string(5000, 'p'));
+  EXPECT_LT(m.body.size(), 400u);
+  EXPECT_NO_THROW(boost::json::parse(m.body));
+  EXPECT_LT(method_not_allowed(std::string(1000, 'B')).body.size(), 250u);
+}
+
+} // namespace
+} // namespace llmgate::openai
