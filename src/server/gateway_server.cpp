@@ -362,10 +362,28 @@ struct gateway::impl final : control::admin_target {
     worker(const control::config& cfg, const std::vector<std::unique_ptr<upstream::backend_state>>& backends,
            std::uint64_t seed)
         : router(cfg, backends, seed), rng(seed) {}
+    // The end of a worker, in the one safe order: first the loop's shutdown
+    // destroys every coroutine frame still parked in it (they refer to the
+    // members below), then the members' own sockets and timers close while
+    // the loop's services still exist, then the services go with the loop.
+    // (Letting the members go after the loop freed its services was a
+    // use-after-free at exit, caught by the ASan fault test after a Redis
+    // restart.)
+    ~worker() {
+      ioc.shutdown();
+      redis.reset();
+    }
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    // An io_context whose shutdown (protected in Asio) the worker can call before its members go.
+    struct loop : net::io_context {
+      using net::io_context::io_context;
+      using net::io_context::shutdown;
+    };
     // One thread runs this loop; only posts (drain) come from elsewhere, so the reactor needs no locks.
-    // Declared before the loop, so it outlives the coroutine frames the loop destroys.
     std::unique_ptr<limit::redis_limiter::link> redis; // this worker's Redis connection (limits.store: redis)
-    net::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+    loop ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<tcp::acceptor> acceptor;
     session_registry sessions;
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index

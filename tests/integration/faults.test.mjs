@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawnLlmgate, startSim, startGateway, startRedis, stopAll, fetchJson, metric, eventually, readSSE } from "../lib/procs.mjs";
+import { spawnLlmgate, startSim, startGateway, startRedis, redisCli, stopAll, fetchJson, metric, eventually, readSSE } from "../lib/procs.mjs";
 import { startFaultProxy } from "../lib/fault_proxy.mjs";
 import { startLoad, failuresOf } from "../lib/load.mjs";
 
@@ -41,7 +41,7 @@ access_log: ${accessLog}
 server: {idle_timeout: 1s, drain_timeout: 10s}
 upstream: {connect_timeout: 1s, first_token_timeout: 2s, idle_timeout: 2s, total_timeout: 15s}
 breaker: {failure_threshold: 3, recovery_timeout: 1s}
-health: {interval: 300ms, timeout: 300ms, unhealthy_threshold: 2, healthy_threshold: 1}
+health: {interval: 300ms, timeout: 1s, unhealthy_threshold: 2, healthy_threshold: 1}
 retry: {budget_min_per_second: 50}
 backends:
   - {name: a, url: "${simA.url}", models: [Qwen3-1.7B], max_in_flight: 16, queue: {max: 16, timeout: 2s}}
@@ -64,7 +64,7 @@ ${broken ? "limits: [this is not valid" : ""}
 
 // Every key's slots are free: CONCURRENCY streams of the key are admitted and
 // held open, the next one is refused 429 by the concurrency rule.
-async function assertSlotsFree(url, key) {
+async function assertSlotsFree(url, key, redisPort) {
   const open = [];
   try {
     for (let i = 0; i < CONCURRENCY; i++) {
@@ -89,6 +89,18 @@ async function assertSlotsFree(url, key) {
   } finally {
     for (const abort of open) abort.abort(); // the client leaves: each slot must come back
   }
+  // The gateway learns of the leaving clients at its next write; the load of
+  // the next phase starts only once they are gone.
+  await eventually(async () => (await metric(url, "llmgate_requests_in_flight")) === 0, { timeoutMs: 10000, what: `${key}: the probes' requests ended` });
+  await eventually(async () => (await leasesHeld(redisPort)) === 0, { timeoutMs: 10000, what: `${key}: the probes' leases removed from Redis` });
+}
+
+// Concurrency leases in Redis (one sorted-set member per request in flight), over every key.
+async function leasesHeld(port) {
+  const keys = (await redisCli(port, "--scan", "--pattern", "llmgate:*parallel*")).split("\n").filter(Boolean);
+  let n = 0;
+  for (const k of keys) n += Number(await redisCli(port, "ZCARD", k));
+  return n;
 }
 
 async function assertNothingLeft(gw, what) {
@@ -118,7 +130,7 @@ test("faults under load: nothing hangs, leaks or goes unlogged", { timeout: 3000
         const r = await admin("/admin/status");
         return r.json?.backends?.every((b) => b.healthy && b.breaker === "closed");
       },
-      { timeoutMs: 15000, what: "both backends healthy with closed breakers" },
+      { timeoutMs: 30000, what: "both backends healthy with closed breakers" },
     );
   };
 
@@ -221,7 +233,8 @@ test("faults under load: nothing hangs, leaks or goes unlogged", { timeout: 3000
     assert.ok(s.sent >= 10, `${what}: load ran (${s.sent} requests)`);
     await assertNothingLeft(gw, what);
     await backToNormal();
-    for (const key of KEYS) await assertSlotsFree(gw.url, key);
+    assert.equal(await leasesHeld(redis.port), 0, `${what}: no concurrency lease left in Redis`);
+    for (const key of KEYS) await assertSlotsFree(gw.url, key, redis.port);
     total.sent += KEYS.length * (CONCURRENCY + 1);
     total.answered += KEYS.length * (CONCURRENCY + 1);
   }
@@ -237,8 +250,9 @@ test("faults under load: nothing hangs, leaks or goes unlogged", { timeout: 3000
   process.kill(gw.pid, "SIGTERM");
   const exit = await gw.exited;
   const s = await load.stop();
+  if (exit.code !== 0) writeFileSync(join(dir, "gateway.stderr"), gw.output().stderr); // the whole sanitizer report, kept with the access log
   console.log(`SIGTERM under load: ${JSON.stringify({ ...s, samples: s.samples.slice(0, 5) })}`);
-  assert.deepEqual(exit, { code: 0, signal: null }, "the gateway drains and exits 0");
+  assert.deepEqual(exit, { code: 0, signal: null }, `the gateway drains and exits 0 (under ASan, with no report): ${gw.output().stderr.slice(-6000)}`);
   assert.equal(s.bodyErrors, 0, "SIGTERM: no admitted stream was cut");
   assert.equal(s.overBound, 0);
   assert.deepEqual(Object.keys(s.byStatus), ["200"], "SIGTERM: every request the gateway took was served");

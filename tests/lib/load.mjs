@@ -1,6 +1,6 @@
 // A bounded, mixed load for fault tests and the soak: `clients` loops, each
 // sending chat completions one after another — every other one streamed — with
-// the API keys given in turn, until stop(). Every request is accounted for:
+// the API keys shared out among the clients, until stop(). Every request is accounted for:
 // the status it got, whether its stream ended with [DONE] or with an error
 // event, whether the connection failed, and how long it took.
 import { readSSE } from "./procs.mjs";
@@ -89,7 +89,7 @@ export function startLoad(url, { clients = 6, keys = [], maxTokens = 24, boundMs
 
   const loops = Array.from({ length: clients }, async (_, c) => {
     for (let i = 0; !stopping; i++) {
-      const key = keys.length ? keys[(c + i) % keys.length] : undefined;
+      const key = keys.length ? keys[c % keys.length] : undefined; // a client keeps its key: at most ceil(clients / keys) in flight per key
       turn++;
       await one((c + i) % 2 === 0, key);
     }
