@@ -88,24 +88,31 @@ const samples = []; // [seconds since start, RSS KiB]
 const started = Date.now();
 const load = startLoad(gw.url, { clients: CLIENTS, keys: KEYS, boundMs: 30000 });
 const faultsDone = [];
-let nextFault = FAULT_EVERY_MS;
-let turn = 0;
+let running = true;
+// Faults on their own timer: one every FAULT_EVERY_MS, none in the last 5 s.
+const faulting = (async () => {
+  for (let turn = 1; ; turn++) {
+    const at = turn * FAULT_EVERY_MS;
+    if (at > (SECONDS - 5) * 1000) return;
+    await sleep(at - (Date.now() - started));
+    if (!running) return;
+    const [what, fault] = faults[(turn - 1) % faults.length];
+    faultsDone.push(what);
+    await fault();
+  }
+})();
 let lastReport = 0;
 while (Date.now() - started < SECONDS * 1000) {
   await sleep(Math.min(5000, SECONDS * 1000 - (Date.now() - started)));
   const t = (Date.now() - started) / 1000;
   samples.push([Math.round(t), rssKiB(gw.pid)]);
-  if (t * 1000 >= nextFault && t < SECONDS - 5) {
-    const [what, fault] = faults[turn++ % faults.length];
-    faultsDone.push(what);
-    await fault();
-    nextFault += FAULT_EVERY_MS;
-  }
   if (t - lastReport >= 30 || t >= SECONDS) {
     lastReport = t;
     log(`${Math.round(t)} s: ${load.stats.sent} requests, RSS ${samples.at(-1)[1]} KiB, ${faultsDone.length} faults`);
   }
 }
+running = false;
+await faulting;
 const stats = await load.stop();
 
 // Nothing left behind.

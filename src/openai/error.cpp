@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <cstdint>
 #include <fmt/format.h>
+#include <utf8proc.h>
 
 namespace llmgate::openai {
 
@@ -18,44 +18,15 @@ std::string error_body(std::string_view message, std::string_view type, std::str
   return boost::json::serialize(root);
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence at the start of s, or 0 when it is not one.
-std::size_t utf8_sequence(std::string_view s) {
-  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  std::uint32_t cp = 0;
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (s.size() < n) return 0;
-  for (std::size_t i = 1; i < n; ++i) {
-    if ((b(i) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i) & 0x3f);
-  }
-  // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return 0;
-  return n;
-}
-
-} // namespace
-
 std::string quote_input(std::string_view s, std::size_t max_bytes) {
   std::string out;
   out.reserve(std::min(s.size(), max_bytes) + 3);
   while (!s.empty()) {
-    const auto n = utf8_sequence(s);
+    // utf8proc rejects overlong forms, surrogates and code points past U+10FFFF.
+    utf8proc_int32_t cp = 0;
+    const auto got = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                      static_cast<utf8proc_ssize_t>(s.size()), &cp);
+    const auto n = got > 0 ? static_cast<std::size_t>(got) : 0;
     const std::string_view piece = n ? s.substr(0, n) : std::string_view("\xEF\xBF\xBD");
     if (out.size() + piece.size() > max_bytes) {
       out += "\xE2\x80\xA6"; // …

@@ -1,4 +1,4 @@
-// The short soak of `make test`: bench/soak.mjs for 40 s with a fault every
+// The short soak of `make test`: bench/soak.mjs for 45 s with a fault every
 // 6 s (each kind at least once). Every leak and accounting check of the soak
 // must pass; memory is judged only by the long run (make soak, 10 minutes).
 import { test } from "node:test";
@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REPO_ROOT } from "../lib/procs.mjs";
 
-test("a 40-second soak with six kinds of fault leaves nothing behind and accounts for every request", { timeout: 180000 }, async () => {
+test("a 45-second soak with six kinds of fault leaves nothing behind and accounts for every request", { timeout: 180000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "llmgate-soak-test-"));
   const json = join(dir, "soak.json");
   const { code, stderr } = await new Promise((resolve) =>
-    execFile(process.execPath, [join(REPO_ROOT, "bench/soak.mjs"), "--seconds", "40", "--fault-every", "6", "--json", json], { timeout: 170000 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [join(REPO_ROOT, "bench/soak.mjs"), "--seconds", "45", "--fault-every", "6", "--json", json], { timeout: 170000 }, (err, stdout, stderr) =>
       resolve({ code: err ? err.code : 0, stdout, stderr }),
     ),
   );
