@@ -535,7 +535,7 @@ struct gateway::impl final : control::admin_target {
       if (cfg->server.max_connections_per_client > 0) {
         boost::system::error_code aec;
         if (const auto ep = socket.remote_endpoint(aec); !aec) address = ep.address().to_string();
-        if (address.empty() || control::is_trusted_proxy(*cfg, address))
+        if (address.empty() || control::is_trusted_proxy(*snapshot()->cfg, address)) // trusted_proxies as reloaded
           address.clear();
         else if (!per_client.take(address)) {
           --open_connections;

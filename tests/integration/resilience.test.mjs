@@ -405,7 +405,8 @@ describe("health checks", () => {
     const b = await startSim();
     const gw = await startGateway(
       gatewayConfig([a, b], {
-        extra: "health: {interval: 100ms, timeout: 200ms, unhealthy_threshold: 2, healthy_threshold: 2}",
+        // A sanitized gateway (make tsan) answers checks several times slower.
+        extra: `health: {interval: 100ms, timeout: ${process.env.LLMGATE_SANITIZED ? "1s" : "200ms"}, unhealthy_threshold: 2, healthy_threshold: 2}`,
       }),
     );
     assert.equal((await post(gw)).status, 200);
