@@ -662,9 +662,13 @@ std::uint16_t sim_server::start() {
   auto& m = *impl_;
   m.listen();
   if (m.current.refuse) m.acceptor->close();
+  // Read before the loop's thread starts: from then on only that thread
+  // touches `port` (it listens again after a `refuse` fault; TSan caught the
+  // read racing that write).
+  const auto port = m.port;
   m.guard.emplace(net::make_work_guard(m.ioc));
   m.thread = std::thread([&m] { m.ioc.run(); });
-  return m.port;
+  return port;
 }
 
 void sim_server::stop() {
