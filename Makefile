@@ -41,7 +41,7 @@ unit-asan: asan
 # The hostile-input corpus and the faults under load against the ASan+UBSan
 # gateway (a sanitizer report makes it exit non-zero, which fails the test).
 node-tests-asan: asan node_modules/.package-lock.json
-	LLMGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/llmgate LLMGATE_SANITIZED=1 node --test tests/integration/hostile.test.mjs tests/integration/faults.test.mjs
+	LLMGATE_BIN=$(CURDIR)/$(ASAN_BUILD)/llmgate LLMGATE_SANITIZED=1 node --test tests/integration/hostile.test.mjs tests/integration/faults.test.mjs tests/integration/tls.test.mjs
 
 # The 10-minute soak (memory flat after warm-up, nothing leaked); SOAK_ARGS="--seconds 1800" for longer.
 SOAK_ARGS ?=

@@ -227,6 +227,8 @@ int main(int argc, char** argv) {
   sim_cmd->add_option("--answer-tokens", sim_opts.answer_tokens, "answer length (0: 16..48 chosen by the prompt)");
   sim_cmd->add_option("--thinking-tokens", sim_opts.thinking_tokens, "thinking length (0: 8..24)");
   sim_cmd->add_option("--seed", sim_opts.seed, "random seed for fault injection");
+  sim_cmd->add_option("--tls-cert", sim_opts.tls.cert, "serve HTTPS: PEM certificate (with --tls-key)");
+  sim_cmd->add_option("--tls-key", sim_opts.tls.key, "serve HTTPS: PEM private key");
   sim_cmd->add_option("--error-rate", sim_opts.initial_faults.error_rate, "share of requests that fail");
   sim_cmd->add_option("--error-status", sim_opts.initial_faults.error_status, "status of failed requests");
   sim_cmd->add_option("--latency-ms", latency_ms, "added before the first token");

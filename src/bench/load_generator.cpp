@@ -380,7 +380,8 @@ std::string validate(const load_options& o) {
   if (o.duration_s <= 0 && o.requests == 0) return "give --duration or --requests";
   if (o.threads < 1 || o.threads > 64) return "--threads must be 1..64";
   if (o.users > 0 && o.users < o.threads) return "--users must be at least --threads";
-  if (!control::parse_http_url(o.url)) return fmt::format("not a plain http:// URL: {}", o.url);
+  if (const auto u = control::parse_http_url(o.url); !u || u->tls)
+    return fmt::format("not a plain http:// URL: {} (the load generator speaks plain HTTP)", o.url);
   if (o.timeout_s <= 0 || o.drain_s < 0 || o.warmup_s < 0) return "--timeout must be > 0, --drain and --warmup >= 0";
   if (o.duration_s > 0 && o.warmup_s >= o.duration_s) return "--warmup must be shorter than --duration";
   return {};

@@ -2,7 +2,9 @@
 
 #include "limit/rate_parse.hpp"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <date/tz.h>
 
 #include <algorithm>
@@ -151,11 +153,18 @@ std::optional<failure_kind> parse_failure_kind(std::string_view s) {
 }
 
 std::optional<http_url> parse_http_url(std::string_view url) {
-  if (!url.starts_with("http://")) return std::nullopt;
-  url.remove_prefix(7);
+  http_url out;
+  if (url.starts_with("https://")) {
+    out.tls = true;
+    out.port = 443;
+    url.remove_prefix(8);
+  } else if (url.starts_with("http://")) {
+    url.remove_prefix(7);
+  } else {
+    return std::nullopt;
+  }
   const auto slash = url.find('/');
   const auto authority = url.substr(0, slash);
-  http_url out;
   if (slash != std::string_view::npos) out.target = std::string(url.substr(slash));
   if (auto hp = parse_host_port(authority)) {
     out.host = hp->host;
@@ -369,7 +378,7 @@ public:
     if (!expect_map(n, "server")) return;
     check_keys(n, "server",
                {"header_timeout", "body_timeout", "idle_timeout", "drain_timeout", "max_body_bytes", "max_header_bytes",
-                "max_headers", "max_connections", "max_connections_per_client"});
+                "max_headers", "max_connections", "max_connections_per_client", "tls"});
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("server", k);
@@ -391,7 +400,55 @@ public:
         get_int(kv.second, key, s.max_connections, 1, 1'000'000);
       else if (k == "max_connections_per_client")
         get_int(kv.second, key, s.max_connections_per_client, 0, 1'000'000);
+      else if (k == "tls")
+        read_tls_server(kv.second, key, s.tls);
     }
+  }
+
+  // A file the gateway will read at start: named, and readable now.
+  void check_file(const YAML::Node& n, const std::string& key, const std::string& path) {
+    if (path.empty()) return;
+    if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+      std::fclose(f);
+      return;
+    }
+    problem(n, key, fmt::format("cannot read '{}': {}", path, std::strerror(errno)));
+  }
+
+  // server.tls: {cert: FILE, key: FILE}
+  void read_tls_server(const YAML::Node& n, const std::string& path, tls_server_config& t) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path, {"cert", "key"});
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      get(kv.second, key, k == "cert" ? t.cert : t.key);
+      check_file(kv.second, key, k == "cert" ? t.cert : t.key);
+    }
+    if (t.cert.empty() != t.key.empty()) problem(n, path, "needs both cert and key (PEM files)");
+  }
+
+  // tls: {ca, verify, server_name, cert, key} of a connection the gateway opens.
+  void read_tls_client(const YAML::Node& n, const std::string& path, tls_client_config& t) {
+    if (!expect_map(n, path)) return;
+    check_keys(n, path, {"enabled", "ca", "verify", "server_name", "cert", "key"});
+    t.enabled = true; // a tls: block turns it on unless it says enabled: false
+    for (const auto& kv : n) {
+      const auto k = kv.first.Scalar();
+      const auto key = join(path, k);
+      if (k == "enabled")
+        get(kv.second, key, t.enabled);
+      else if (k == "verify")
+        get(kv.second, key, t.verify);
+      else if (k == "server_name")
+        get(kv.second, key, t.server_name);
+      else {
+        auto& file = k == "ca" ? t.ca : k == "cert" ? t.cert : t.key;
+        get(kv.second, key, file);
+        check_file(kv.second, key, file);
+      }
+    }
+    if (t.cert.empty() != t.key.empty()) problem(n, path, "a client certificate needs both cert and key");
   }
 
   void read_upstream(const YAML::Node& n, upstream_config& u) {
@@ -543,8 +600,9 @@ public:
     if (!expect_map(n, path)) return;
     check_keys(n, path,
                {"name", "url", "kind", "api_key", "models", "weight", "metrics_url", "gpu_metrics_url", "max_in_flight",
-                "queue", "breaker", "health"});
+                "queue", "breaker", "health", "tls"});
     bool metrics_url_given = false, queue_max_given = false;
+    std::optional<YAML::Node> tls_block; // read after the url
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join(path, k);
@@ -581,7 +639,13 @@ public:
         read_breaker(kv.second, key, b.breaker);
       else if (k == "health")
         read_health(kv.second, key, b.health);
+      else if (k == "tls")
+        tls_block = kv.second;
     }
+    // After the url, which turns TLS on for https://; a block may still turn it off.
+    if (tls_block) read_tls_client(*tls_block, join(path, "tls"), b.tls);
+    if (b.url.starts_with("https://") && !b.tls.enabled)
+      problem(n, join(path, "tls.enabled"), "an https:// backend speaks TLS; use an http:// url for plain HTTP");
     if (!queue_max_given) b.queue_max = b.max_in_flight; // one GPU's worth may wait
     if (b.health.path.empty())
       b.health.path = b.kind == openai::backend_kind::ollama   ? "/api/version"
@@ -595,25 +659,22 @@ public:
     const bool has_metrics = b.kind == openai::backend_kind::vllm || b.kind == openai::backend_kind::sglang ||
                              b.kind == openai::backend_kind::llamacpp;
     if (!metrics_url_given && has_metrics && !b.address.host.empty())
-      b.metrics_url = fmt::format("http://{}:{}{}/metrics", b.address.host, b.address.port, b.base_path);
+      b.metrics_url = fmt::format("{}://{}:{}{}/metrics", b.tls.enabled ? "https" : "http", b.address.host,
+                                  b.address.port, b.base_path);
   }
 
   void check_metrics_url(const YAML::Node& n, const std::string& key, const std::string& url) {
     if (!url.empty() && !parse_http_url(url))
-      problem(n, key, fmt::format("expected http://host:port/path, got '{}'", url));
+      problem(n, key, fmt::format("expected http[s]://host:port/path, got '{}'", url));
   }
 
   void parse_url(const YAML::Node& n, const std::string& key, backend_config& b) {
-    std::string_view url = b.url;
-    if (url.starts_with("https://")) {
-      problem(n, key, "https backends are not supported yet; use http:// (TLS is tracked in the hardening work)");
-      return;
-    }
-    const auto parsed = parse_http_url(url);
+    const auto parsed = parse_http_url(b.url);
     if (!parsed) {
-      problem(n, key, fmt::format("expected http://host:port[/path], got '{}'", url));
+      problem(n, key, fmt::format("expected http[s]://host[:port][/path], got '{}'", b.url));
       return;
     }
+    b.tls.enabled = parsed->tls;
     std::string_view path = parsed->target;
     while (path.ends_with('/')) path.remove_suffix(1);
     // A base URL written the OpenAI way (".../v1") names the API root; requests add /v1 themselves.
@@ -1000,7 +1061,8 @@ public:
     if (!expect_map(n, "redis")) return;
     check_keys(n, "redis",
                {"url", "password", "timeout", "connect_timeout", "on_failure", "replicas", "key_prefix", "lease",
-                "heartbeat", "sentinels", "master", "cluster"});
+                "heartbeat", "sentinels", "master", "cluster", "tls"});
+    std::optional<YAML::Node> tls_block; // read after the url
     for (const auto& kv : n) {
       const auto k = kv.first.Scalar();
       const auto key = join("redis", k);
@@ -1008,7 +1070,7 @@ public:
         std::string url;
         get(kv.second, key, url);
         if (!parse_redis_url(url, r)) // the URL may hold a password: never echoed
-          problem(kv.second, key, "expected redis://[user][:password@]host[:port][/db]");
+          problem(kv.second, key, "expected redis[s]://[user][:password@]host[:port][/db]");
       } else if (k == "password")
         get(kv.second, key, r.password);
       else if (k == "timeout")
@@ -1045,8 +1107,10 @@ public:
           else
             problem(kv.second, key, fmt::format("expected host:port, got '{}'", e));
         }
-      }
+      } else if (k == "tls")
+        tls_block = kv.second;
     }
+    if (tls_block) read_tls_client(*tls_block, "redis.tls", r.tls); // after the url: rediss:// turns it on
     if (!r.sentinels.empty() && !r.cluster.empty())
       problem(n, "redis", "sentinels and cluster exclude each other (a Redis Cluster fails over by itself)");
     if (!r.cluster.empty() && r.database != 0) problem(n, "redis.url", "a Redis Cluster has only database 0");
@@ -1056,11 +1120,18 @@ public:
     if (r.lease < std::chrono::seconds(1)) problem(n, "redis.lease", "must be at least 1s");
   }
 
-  // redis://[user][:password@]host[:port][/db], as redis-cli and redis-py read
-  // it: "user@" alone is a user without a password; %XX escapes are decoded.
+  // redis[s]://[user][:password@]host[:port][/db], as redis-cli and redis-py
+  // read it: "user@" alone is a user without a password; %XX escapes are
+  // decoded; rediss:// is over TLS.
   static bool parse_redis_url(std::string_view url, redis_config& r) {
-    if (!url.starts_with("redis://")) return false;
-    url.remove_prefix(8);
+    if (url.starts_with("rediss://")) {
+      r.tls.enabled = true;
+      url.remove_prefix(9);
+    } else if (url.starts_with("redis://")) {
+      url.remove_prefix(8);
+    } else {
+      return false;
+    }
     auto decode = [](std::string_view in, std::string& out) {
       out.clear();
       for (std::size_t i = 0; i < in.size(); ++i) {

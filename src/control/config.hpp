@@ -21,6 +21,23 @@ namespace llmgate::control {
 
 using namespace std::chrono_literals;
 
+// TLS on a connection the gateway opens (to a backend, to Redis).
+struct tls_client_config {
+  bool enabled = false;    // an https:// or rediss:// URL, or a tls: block
+  std::string ca;          // PEM file of the authorities to trust; empty: the system's
+  bool verify = true;      // check the server's certificate and that it names the host
+  std::string server_name; // sent as SNI and checked; empty: the URL's host
+  std::string cert, key;   // PEM files of a client certificate, for servers that ask for one
+  bool operator==(const tls_client_config&) const = default;
+};
+
+// TLS on the listener: PEM files of the certificate (with its chain) and key.
+struct tls_server_config {
+  std::string cert, key;
+  [[nodiscard]] bool enabled() const noexcept { return !cert.empty(); }
+  bool operator==(const tls_server_config&) const = default;
+};
+
 struct endpoint_address {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
@@ -108,6 +125,7 @@ struct backend_config {
   duration queue_timeout = 5s;
   breaker_config breaker;
   health_config health;
+  tls_client_config tls; // on for https:// (and for https metrics URLs)
   bool operator==(const backend_config&) const = default;
 };
 
@@ -168,6 +186,7 @@ struct server_config {
   // Per client address (0: no cap); addresses in trusted_proxies are exempt,
   // since a proxy carries many clients.
   std::uint32_t max_connections_per_client = 1000;
+  tls_server_config tls; // off unless a certificate is given
   bool operator==(const server_config&) const = default;
 };
 
@@ -284,6 +303,7 @@ struct redis_config {
   std::vector<endpoint_address> sentinels; // Redis Sentinel: find (and follow) the master through these
   std::string master_name = "mymaster";    // the master's name in the sentinels
   std::vector<endpoint_address> cluster;   // Redis Cluster: seed nodes (the masters are learnt from them)
+  tls_client_config tls;                   // rediss:// or a tls: block (every connection: master, sentinels, nodes)
   bool operator==(const redis_config&) const = default;
 };
 
@@ -373,13 +393,15 @@ using env_lookup = const char* (*)(const char*);
 // "host:port" or "[v6]:port".
 [[nodiscard]] std::optional<endpoint_address> parse_host_port(std::string_view text);
 
-// http://host[:port][/path]: where to connect and the request target ("/" when none).
+// http[s]://host[:port][/path]: where to connect, whether over TLS, and the
+// request target ("/" when none).
 struct http_url {
   std::string host;
   std::uint16_t port = 80;
   std::string target = "/";
+  bool tls = false; // https: port 443 unless given
 };
-// nullopt for anything but a plain http:// URL with a host.
+// nullopt for anything but an http:// or https:// URL with a host.
 [[nodiscard]] std::optional<http_url> parse_http_url(std::string_view url);
 
 } // namespace llmgate::control

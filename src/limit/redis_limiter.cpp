@@ -2,6 +2,7 @@
 
 #include "limit/redis_store.hpp"
 #include "redis/slot.hpp"
+#include "tls/tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -39,7 +40,8 @@ double seconds(std::chrono::steady_clock::duration d) { return std::chrono::dura
 
 } // namespace
 
-redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& cfg)
+redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& cfg,
+                          std::shared_ptr<const tls::context> tls)
     : redis(
           std::move(ex),
           [&] {
@@ -52,6 +54,8 @@ redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& 
             o.connect_timeout = cfg.connect_timeout;
             for (const auto& sentinel : cfg.sentinels) o.sentinels.emplace_back(sentinel.host, sentinel.port);
             o.master_name = cfg.master_name;
+            o.tls = std::move(tls);
+            o.tls_server_name = cfg.tls.server_name;
             return o;
           }(),
           [&] {
@@ -61,7 +65,9 @@ redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& 
           }()) {}
 
 redis_limiter::redis_limiter(const control::config& cfg, observe::registry& metrics)
-    : cfg_(cfg), replica_id_(random_id()), replicas_(cfg.redis.replicas),
+    : cfg_(cfg),
+      tls_(cfg.redis.tls.enabled ? std::make_shared<const tls::context>(tls::context::client(cfg.redis.tls)) : nullptr),
+      replica_id_(random_id()), replicas_(cfg.redis.replicas),
       decisions_(metrics.counter("llmgate_redis_decisions_total",
                                  "Limit decisions with limits.store: redis, by outcome (redis; local, allow or deny: "
                                  "taken by redis.on_failure because Redis did not answer in time).",
@@ -145,7 +151,7 @@ all_of(net::any_io_executor ex, std::vector<std::function<net::awaitable<redis_l
 } // namespace
 
 std::unique_ptr<redis_limiter::link> redis_limiter::connect(net::any_io_executor ex) {
-  auto l = std::make_unique<link>(ex, cfg_.redis);
+  auto l = std::make_unique<link>(ex, cfg_.redis, tls_);
   // The admit script loaded at once, so the first request does not pay for
   // it (on a cluster, on one master; the others load it at their first call).
   net::co_spawn(

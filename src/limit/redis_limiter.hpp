@@ -23,6 +23,10 @@
 #include <mutex>
 #include <string>
 
+namespace llmgate::tls {
+class context;
+}
+
 namespace llmgate::limit {
 
 class redis_limiter final {
@@ -33,7 +37,8 @@ public:
   enum class script { admit, release, renew, adjust, undo };
   // A worker's connections (one per Redis master) and the script SHAs it loaded.
   struct link {
-    link(boost::asio::any_io_executor ex, const control::redis_config& cfg);
+    link(boost::asio::any_io_executor ex, const control::redis_config& cfg,
+         std::shared_ptr<const tls::context> tls = nullptr);
     redis::cluster redis;
     std::array<std::string, 5> shas; // by script
   };
@@ -113,6 +118,7 @@ private:
   rule_set& fallback(const std::shared_ptr<const rule_set>& rules);
 
   const control::config& cfg_;
+  std::shared_ptr<const tls::context> tls_; // redis.tls: every link's connections
   std::string replica_id_;
   std::atomic<std::uint64_t> next_member_{0};
   std::atomic<int> replicas_;

@@ -1,7 +1,9 @@
 #include "openai/request_view.hpp"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <cmath>
 #include <fmt/format.h>
 
 namespace llmgate::openai {
@@ -102,6 +104,20 @@ std::optional<local_reply> check_prompt(const json::object& body) {
   return std::nullopt;
 }
 
+// Boost.JSON reads a number beyond a double's range as infinity and would
+// write it back as `Infinity`, which is not JSON: a body holding one could
+// not go upstream as the client meant it (fuzz_request found it).
+bool has_non_finite(const json::value& v) {
+  switch (v.kind()) {
+  case json::kind::double_: return !std::isfinite(v.get_double());
+  case json::kind::array: return std::any_of(v.get_array().begin(), v.get_array().end(), has_non_finite);
+  case json::kind::object:
+    return std::any_of(v.get_object().begin(), v.get_object().end(),
+                       [](const json::key_value_pair& kv) { return has_non_finite(kv.value()); });
+  default: return false;
+  }
+}
+
 } // namespace
 
 parse_result parse_request(std::string_view text, endpoint kind, json::storage_ptr storage) {
@@ -111,6 +127,9 @@ parse_result parse_request(std::string_view text, endpoint kind, json::storage_p
     return invalid_request(fmt::format("We could not parse the JSON body of your request: {}.", ec.message()), {},
                            "invalid_json");
   if (!parsed.is_object()) return invalid_request("The request body must be a JSON object.", {}, "invalid_json");
+  if (has_non_finite(parsed))
+    return invalid_request("A number in the request is beyond the range of a double (about 1.8e308).", {},
+                           "invalid_value");
 
   request_view view;
   view.kind = kind;

@@ -1,5 +1,7 @@
 #include "redis/client.hpp"
 
+#include "tls/tls.hpp"
+
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -119,7 +121,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
     self->connecting = false;
   }
 
-  // A TCP connection to host:port on `sock`, within connect_timeout.
+  // A TCP connection to host:port on `sock`, within connect_timeout, and with
+  // opts.tls, the TLS handshake within another (`sock` is then the relay's plain end).
   net::awaitable<boost::system::error_code> open(tcp::socket& sock, const std::string& host, std::uint16_t port) {
     boost::system::error_code ec;
     sock = tcp::socket(ex);
@@ -139,7 +142,18 @@ struct client::impl : std::enable_shared_from_this<impl> {
     });
     auto [cec] = co_await sock.async_connect(ep, k_tuple);
     limit.cancel();
-    co_return cec;
+    if (cec || !opts.tls) co_return cec;
+    boost::system::error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    sock.set_option(net::socket_base::keep_alive(true), ignored); // a dead peer is found even when idle
+    auto plain = co_await tls::secure(std::move(sock), *opts.tls,
+                                      opts.tls_server_name.empty() ? host : opts.tls_server_name, opts.connect_timeout);
+    if (!plain) {
+      sock = tcp::socket(ex);
+      co_return plain.error();
+    }
+    sock = std::move(*plain);
+    co_return boost::system::error_code{};
   }
 
   // Sends `commands` on `sock` and reads `expected` replies, within connect_timeout.

@@ -17,6 +17,10 @@
 #include <utility>
 #include <vector>
 
+namespace llmgate::tls {
+class context;
+}
+
 namespace llmgate::redis {
 
 struct client_options {
@@ -31,6 +35,9 @@ struct client_options {
   // through these (host, port) on every connect, so a failover is followed.
   std::vector<std::pair<std::string, std::uint16_t>> sentinels;
   std::string master_name = "mymaster";
+  // TLS on every connection (master, sentinels, cluster nodes); null: plain.
+  std::shared_ptr<const tls::context> tls;
+  std::string tls_server_name; // checked instead of the host connected to, when set (the context may name it too)
 };
 
 // Errors a call can end with besides a reply (a Redis error reply is a reply).

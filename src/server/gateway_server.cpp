@@ -17,6 +17,7 @@
 #include "server/client_quota.hpp"
 #include "server/http_session.hpp"
 #include "server/url.hpp"
+#include "tls/tls.hpp"
 #include "tokenize/chat_template.hpp"
 #include "tokenize/prompt_tokens.hpp"
 #include "upstream/monitor.hpp"
@@ -145,6 +146,10 @@ struct gateway_metrics {
                                              "total) or server.max_connections_per_client (per_client) reached.",
                                              {"limit"})),
         connections_refused(connections_refused_family.with({"total"})),
+        tls_handshakes(r.counter("llmgate_tls_handshakes_total",
+                                 "TLS handshakes on the listeners (server.tls): ok, or failed (a bad or "
+                                 "plain-HTTP client, or one that took longer than server.header_timeout).",
+                                 {"result"})),
         connections_refused_per_client(connections_refused_family.with({"per_client"})),
         prompt_tokens(r.counter("llmgate_prompt_tokens_total", "Prompt tokens reported by backends.", {"model"})),
         completion_tokens(
@@ -247,6 +252,7 @@ struct gateway_metrics {
   observe::counter& connections;
   observe::counter_family& connections_refused_family;
   observe::counter& connections_refused;
+  observe::counter_family& tls_handshakes;
   observe::counter& connections_refused_per_client;
   observe::counter_family& prompt_tokens;
   observe::counter_family& completion_tokens;
@@ -448,6 +454,26 @@ struct gateway::impl final : control::admin_target {
   std::optional<tcp::acceptor> admin_acceptor;                           // admin.listen, on worker 0
   std::uint16_t admin_port = 0;
   // Health, breaker, slots and scraped load of each backend, shared by the workers.
+  // server.tls: the listeners' certificate (both listeners: the admin token must not travel in the clear).
+  std::optional<tls::context> tls_server =
+      cfg->server.tls.enabled() ? std::optional(tls::context::server(cfg->server.tls)) : std::nullopt;
+  // Each backend's TLS client context (https:// url or metrics URLs), by backend index; unset: plain HTTP.
+  std::vector<std::optional<tls::context>> backend_tls = [this] {
+    std::vector<std::optional<tls::context>> out;
+    for (const auto& b : cfg->backends) {
+      const bool needed =
+          b.tls.enabled || b.metrics_url.starts_with("https://") || b.gpu_metrics_url.starts_with("https://");
+      try {
+        out.push_back(needed ? std::optional(tls::context::client(b.tls)) : std::nullopt);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("backend {}: {}", b.name, e.what()));
+      }
+    }
+    return out;
+  }();
+  const tls::context* tls_of(std::size_t backend) const {
+    return backend_tls[backend] ? &*backend_tls[backend] : nullptr;
+  }
   std::vector<std::unique_ptr<upstream::backend_state>> backends = [this] {
     std::vector<std::unique_ptr<upstream::backend_state>> out;
     for (const auto& b : cfg->backends) out.push_back(std::make_unique<upstream::backend_state>(b));
@@ -548,14 +574,35 @@ struct gateway::impl final : control::admin_target {
       net::co_spawn(
           w.ioc,
           [this, &w, s = std::move(socket), address = std::move(address)]() mutable -> net::awaitable<void> {
-            co_await run_session(std::move(s), limits, w.sessions,
-                                 [this, &w](session_context& ctx, request& req) { return handle(w, ctx, req); });
+            if (auto plain = co_await terminate_tls(std::move(s)))
+              co_await run_session(
+                  std::move(plain->first), limits, w.sessions,
+                  [this, &w](session_context& ctx, request& req) { return handle(w, ctx, req); }, plain->second);
             if (!address.empty()) per_client.give_back(address);
             metrics.connections_open.add(-1);
             --open_connections;
           },
           net::detached);
     }
+  }
+
+  // A client's connection as the session reads it, with the client's
+  // address: the socket itself, or with server.tls the plain end of its TLS
+  // relay once the handshake passed (within header_timeout, so a client
+  // dribbling its handshake cannot hold the connection). nullopt: the
+  // handshake failed and the connection is closed.
+  net::awaitable<std::optional<std::pair<tcp::socket, std::string>>> terminate_tls(tcp::socket s) {
+    boost::system::error_code ec;
+    std::string peer;
+    if (const auto ep = s.remote_endpoint(ec); !ec) peer = ep.address().to_string();
+    if (!tls_server) co_return std::pair{std::move(s), std::move(peer)};
+    auto plain = co_await tls::secure(std::move(s), *tls_server, {}, cfg->server.header_timeout);
+    metrics.tls_handshakes.with({plain ? "ok" : "failed"}).inc();
+    if (!plain) {
+      spdlog::debug("TLS handshake with {} failed: {}", peer, plain.error().message());
+      co_return std::nullopt;
+    }
+    co_return std::pair{std::move(*plain), std::move(peer)};
   }
 
   // ---- the pipeline ------------------------------------------------------
@@ -723,7 +770,8 @@ struct gateway::impl final : control::admin_target {
 
   // Health checks and metric scrapes of every backend, on worker 0's loop.
   void start_monitors(worker& w) {
-    for (auto& s : backends) {
+    for (std::size_t i = 0; i < backends.size(); ++i) {
+      auto& s = backends[i];
       const std::string name = s->config().name;
       upstream::monitor_hooks hooks{[this, name](std::string_view result) {
                                       metrics.health_checks.with({name, result}).inc();
@@ -731,9 +779,10 @@ struct gateway::impl final : control::admin_target {
                                     [this, name](std::string_view target, std::string_view result) {
                                       metrics.scrapes.with({name, target, result}).inc();
                                     }};
-      if (s->config().health.enabled) net::co_spawn(w.ioc, upstream::check_health(*s, draining, hooks), net::detached);
+      if (s->config().health.enabled)
+        net::co_spawn(w.ioc, upstream::check_health(*s, draining, hooks, tls_of(i)), net::detached);
       if (cfg->scrape.enabled)
-        net::co_spawn(w.ioc, upstream::scrape_metrics(*s, cfg->scrape, draining, hooks), net::detached);
+        net::co_spawn(w.ioc, upstream::scrape_metrics(*s, cfg->scrape, draining, hooks, tls_of(i)), net::detached);
     }
   }
 
@@ -1073,8 +1122,10 @@ struct gateway::impl final : control::admin_target {
       net::co_spawn(
           w.ioc,
           [this, &w, s = std::move(socket)]() mutable -> net::awaitable<void> {
-            co_await run_session(std::move(s), limits, w.sessions,
-                                 [this](session_context& ctx, request& req) { return admin_request(ctx, req); });
+            if (auto plain = co_await terminate_tls(std::move(s)))
+              co_await run_session(
+                  std::move(plain->first), limits, w.sessions,
+                  [this](session_context& ctx, request& req) { return admin_request(ctx, req); }, plain->second);
           },
           net::detached);
     }
@@ -2245,9 +2296,9 @@ std::uint16_t gateway::start() {
     auto w = std::make_unique<impl::worker>(*m.cfg, m.backends, std::random_device{}() + i);
     if (m.redis_limits) w->redis = m.redis_limits->connect(w->ioc.get_executor());
     m.prepare_series(*w);
-    for (const auto& b : m.cfg->backends)
-      w->pools.push_back(
-          std::make_unique<upstream::pool>(w->ioc.get_executor(), b, m.cfg->upstream.max_idle_per_backend));
+    for (std::size_t i = 0; i < m.cfg->backends.size(); ++i)
+      w->pools.push_back(std::make_unique<upstream::pool>(w->ioc.get_executor(), m.cfg->backends[i],
+                                                          m.cfg->upstream.max_idle_per_backend, m.tls_of(i)));
     try {
       m.bind(*w, m.port ? m.port : m.cfg->listen.port);
     } catch (const boost::system::system_error& e) {

@@ -153,11 +153,11 @@ net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& lim
 } // namespace
 
 net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
-                                 request_handler handler) {
+                                 request_handler handler, std::string peer) {
   boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
-  std::string peer;
-  if (auto ep = socket.remote_endpoint(ec); !ec) peer = ep.address().to_string();
+  if (peer.empty())
+    if (auto ep = socket.remote_endpoint(ec); !ec) peer = ep.address().to_string();
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   auto entry = registry.add(stream);

@@ -78,8 +78,10 @@ struct session_context {
 // connection may carry another request.
 using request_handler = std::function<net::awaitable<bool>(session_context&, request&)>;
 
+// peer: the client's address for logs and X-Forwarded-For; empty: the socket's
+// own peer (a TLS relay's plain end has none worth naming).
 net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
-                                 request_handler handler);
+                                 request_handler handler, std::string peer = {});
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 

@@ -8,6 +8,7 @@
 #include "server/http_session.hpp"
 #include "server/url.hpp"
 #include "sim/text_model.hpp"
+#include "tls/tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -169,6 +170,7 @@ struct sim_server::impl {
   bool engine_running = false;
   net::steady_timer step_timer{ioc};
   net::steady_timer refuse_timer{ioc};
+  std::optional<tls::context> tls = opts.tls.enabled() ? std::optional(tls::context::server(opts.tls)) : std::nullopt;
 
   void listen() {
     tcp::endpoint ep(net::ip::make_address(opts.host), port ? port : opts.port);
@@ -188,6 +190,11 @@ struct sim_server::impl {
       net::co_spawn(
           ioc,
           [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
+            if (tls) {
+              auto plain = co_await tls::secure(std::move(s), *tls, {}, limits.header_timeout);
+              if (!plain) co_return;
+              s = std::move(*plain);
+            }
             co_await server::run_session(
                 std::move(s), limits, sessions,
                 [this](server::session_context& ctx, server::request& req) { return handle(ctx, req); });

@@ -3,6 +3,7 @@
 // Qwen3, with vLLM's and DCGM's metric names, a continuous-batching timing
 // model and fault injection (flags, and POST /sim/faults at run time).
 // A sim_server runs its own event loop on its own thread.
+#include "control/config.hpp"
 #include "sim/engine.hpp"
 
 #include <cstdint>
@@ -33,6 +34,7 @@ struct sim_options {
   std::size_t thinking_tokens = 0;
   std::uint64_t seed = 1;
   faults initial_faults;
+  control::tls_server_config tls; // serve HTTPS with this certificate (tests of https:// backends)
 };
 
 class sim_server final {

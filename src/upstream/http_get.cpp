@@ -3,6 +3,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "control/config.hpp"
+#include "tls/tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -28,9 +29,12 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
-                                                           std::size_t max_body, std::string_view bearer) {
+                                                           std::size_t max_body, std::string_view bearer,
+                                                           const tls::context* tls) {
   constexpr auto tuple = net::as_tuple(net::use_awaitable);
+  if (url.tls && !tls) co_return make_error_code(net::error::no_protocol_option); // https without a TLS context
   auto ex = co_await net::this_coro::executor;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   tcp::resolver resolver(ex);
   // Name resolution runs on Asio's resolver thread: the timeout covers it too.
   net::steady_timer resolve_limit(ex, timeout);
@@ -41,9 +45,18 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
   resolve_limit.cancel();
   if (rec == net::error::operation_aborted) co_return make_error_code(beast::error::timeout);
   if (rec) co_return rec;
-  beast::tcp_stream stream(ex);
-  stream.expires_after(timeout); // one deadline for the whole exchange
-  if (auto [ec, ep] = co_await stream.async_connect(endpoints, tuple); ec) co_return ec;
+  beast::tcp_stream connecting(ex);
+  connecting.expires_at(deadline); // one deadline for the whole exchange
+  if (auto [ec, ep] = co_await connecting.async_connect(endpoints, tuple); ec) co_return ec;
+  auto socket = connecting.release_socket();
+  if (url.tls) {
+    const auto left = std::chrono::duration_cast<control::duration>(deadline - std::chrono::steady_clock::now());
+    auto plain = co_await tls::secure(std::move(socket), *tls, url.host, std::max(left, control::duration(1)));
+    if (!plain) co_return plain.error();
+    socket = std::move(*plain);
+  }
+  beast::tcp_stream stream(std::move(socket));
+  stream.expires_at(deadline);
   http::request<http::empty_body> req{http::verb::get, url.target, 11};
   req.set(http::field::host, fmt::format("{}:{}", url.host, url.port));
   req.set(http::field::user_agent, "llmgate/0.1");
@@ -60,9 +73,10 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
   co_return get_result{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body()};
 }
 
-boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout) {
+boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout,
+                                                    const tls::context* tls) {
   net::io_context ioc{1};
-  auto future = net::co_spawn(ioc, http_get(url, timeout), net::use_future);
+  auto future = net::co_spawn(ioc, http_get(url, timeout, 8 << 20, {}, tls), net::use_future);
   ioc.run();
   return future.get();
 }

@@ -10,6 +10,10 @@
 #include <string>
 #include <string_view>
 
+namespace llmgate::tls {
+class context;
+}
+
 namespace llmgate::upstream {
 
 using http_url = control::http_url; // parsed by control::parse_http_url
@@ -22,10 +26,14 @@ struct get_result {
 
 // Connect, send and read, all within `timeout`; the body is capped at max_body bytes.
 // bearer: sent as "Authorization: Bearer <bearer>" when not empty (a backend's api_key).
-boost::asio::awaitable<boost::system::result<get_result>>
-http_get(const http_url& url, control::duration timeout, std::size_t max_body = 8 << 20, std::string_view bearer = {});
+// tls: the client context for an https:// url (an https url without one fails).
+boost::asio::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
+                                                                   std::size_t max_body = 8 << 20,
+                                                                   std::string_view bearer = {},
+                                                                   const tls::context* tls = nullptr);
 
 // The same, run to completion on a private event loop (for the CLI).
-[[nodiscard]] boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout);
+[[nodiscard]] boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout,
+                                                                  const tls::context* tls = nullptr);
 
 } // namespace llmgate::upstream

@@ -24,12 +24,13 @@ net::awaitable<bool> sleep_for(control::duration d) {
 
 } // namespace
 
-net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks) {
+net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks,
+                                  const tls::context* tls) {
   const auto& b = s.config();
   const auto& h = b.health;
-  const http_url url{b.address.host, b.address.port, b.base_path + h.path};
+  const http_url url{b.address.host, b.address.port, b.base_path + h.path, b.tls.enabled};
   while (!stop.load()) {
-    auto r = co_await http_get(url, h.timeout, 4 << 20, b.api_key); // /v1/models of a big provider is long
+    auto r = co_await http_get(url, h.timeout, 4 << 20, b.api_key, tls); // /v1/models of a big provider is long
     const bool passed = r && r->status >= 200 && r->status < 300;
     if (hooks.checked) hooks.checked(passed ? "pass" : "fail");
     if (auto change = s.health_result(passed)) {
@@ -44,7 +45,7 @@ net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& sto
 }
 
 net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg, const std::atomic<bool>& stop,
-                                    monitor_hooks hooks) {
+                                    monitor_hooks hooks, const tls::context* tls) {
   const auto& b = s.config();
   const auto engine_url = b.metrics_url.empty() ? std::nullopt : control::parse_http_url(b.metrics_url);
   const auto gpu_url = b.gpu_metrics_url.empty() ? std::nullopt : control::parse_http_url(b.gpu_metrics_url);
@@ -52,7 +53,7 @@ net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_conf
   bool engine_failing = false; // log a failing scrape once, not every interval
   while (!stop.load()) {
     if (engine_url) {
-      auto r = co_await http_get(*engine_url, cfg.timeout); // no key: metrics_url may be another host
+      auto r = co_await http_get(*engine_url, cfg.timeout, 8 << 20, {}, tls); // no key: metrics_url may be another host
       const bool ok = r && r->status == 200;
       if (ok)
         s.set_engine(observe::read_engine_figures(r->body));
@@ -65,7 +66,7 @@ net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_conf
       engine_failing = !ok;
     }
     if (gpu_url) {
-      auto r = co_await http_get(*gpu_url, cfg.timeout);
+      auto r = co_await http_get(*gpu_url, cfg.timeout, 8 << 20, {}, tls);
       const bool ok = r && r->status == 200;
       s.set_gpu(ok ? observe::read_gpu_figures(r->body) : observe::gpu_figures{});
       if (hooks.scraped) hooks.scraped("gpu", ok ? "ok" : "error");

@@ -12,6 +12,10 @@
 #include <functional>
 #include <string_view>
 
+namespace llmgate::tls {
+class context;
+}
+
 namespace llmgate::upstream {
 
 struct monitor_hooks {
@@ -19,8 +23,11 @@ struct monitor_hooks {
   std::function<void(std::string_view target, std::string_view result)> scraped; // "engine"|"gpu", "ok"|"error"
 };
 
-boost::asio::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks);
+// tls: the backend's client context (https:// urls), or null; it outlives the loops.
+boost::asio::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks,
+                                          const tls::context* tls = nullptr);
 boost::asio::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg,
-                                            const std::atomic<bool>& stop, monitor_hooks hooks);
+                                            const std::atomic<bool>& stop, monitor_hooks hooks,
+                                            const tls::context* tls = nullptr);
 
 } // namespace llmgate::upstream

@@ -1,6 +1,7 @@
 #include "upstream/upstream_pool.hpp"
 
 #include "server/http_session.hpp"
+#include "tls/tls.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -19,24 +20,33 @@ net::awaitable<boost::system::result<std::unique_ptr<connection>>> pool::acquire
     c->reused = true;
     co_return c;
   }
-  auto c = std::make_unique<connection>(ex_);
+  const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
+  beast::tcp_stream stream(ex_);
   boost::system::error_code ec;
   const auto literal = net::ip::make_address(backend_.address.host, ec);
-  c->stream.expires_after(connect_timeout);
+  stream.expires_at(deadline);
   if (!ec) { // an IP address: no resolver (Asio's runs getaddrinfo on a thread of its own)
-    auto [cec] = co_await c->stream.async_connect(tcp::endpoint(literal, backend_.address.port),
-                                                  net::as_tuple(net::use_awaitable));
+    auto [cec] =
+        co_await stream.async_connect(tcp::endpoint(literal, backend_.address.port), net::as_tuple(net::use_awaitable));
     if (cec) co_return cec;
   } else {
     tcp::resolver resolver(ex_);
     auto [rec, endpoints] = co_await resolver.async_resolve(
         backend_.address.host, std::to_string(backend_.address.port), net::as_tuple(net::use_awaitable));
     if (rec) co_return rec;
-    auto [cec, ep] = co_await c->stream.async_connect(endpoints, net::as_tuple(net::use_awaitable));
+    auto [cec, ep] = co_await stream.async_connect(endpoints, net::as_tuple(net::use_awaitable));
     if (cec) co_return cec;
   }
-  c->stream.socket().set_option(tcp::no_delay(true), ec);
-  co_return c;
+  stream.socket().set_option(tcp::no_delay(true), ec);
+  auto socket = stream.release_socket();
+  if (tls_) {
+    const auto left = std::chrono::duration_cast<control::duration>(deadline - std::chrono::steady_clock::now());
+    auto plain =
+        co_await tls::secure(std::move(socket), *tls_, backend_.address.host, std::max(left, control::duration(1)));
+    if (!plain) co_return plain.error();
+    socket = std::move(*plain);
+  }
+  co_return std::make_unique<connection>(std::move(socket));
 }
 
 void pool::release(std::unique_ptr<connection> c) {

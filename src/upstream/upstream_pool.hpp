@@ -12,13 +12,17 @@
 #include <memory>
 #include <vector>
 
+namespace llmgate::tls {
+class context;
+}
+
 namespace llmgate::upstream {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
 
 struct connection {
-  explicit connection(net::any_io_executor ex) : stream(ex) {}
+  explicit connection(net::ip::tcp::socket s) : stream(std::move(s)) {}
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   bool reused = false; // came from the idle list: the backend may have closed it meanwhile
@@ -26,10 +30,13 @@ struct connection {
 
 class pool final {
 public:
-  pool(net::any_io_executor ex, const control::backend_config& backend, std::size_t max_idle)
-      : ex_(std::move(ex)), backend_(backend), max_idle_(max_idle) {}
+  // tls: for an https:// backend (it outlives the pool), else null.
+  pool(net::any_io_executor ex, const control::backend_config& backend, std::size_t max_idle,
+       const tls::context* tls = nullptr)
+      : ex_(std::move(ex)), backend_(backend), max_idle_(max_idle), tls_(tls) {}
 
-  // An idle connection that is still open, or a new one (connect bounded by timeout).
+  // An idle connection that is still open, or a new one (connect, and the
+  // TLS handshake of an https:// backend, bounded by timeout).
   net::awaitable<boost::system::result<std::unique_ptr<connection>>> acquire(control::duration connect_timeout,
                                                                              bool fresh = false);
   // Back to the idle list, when the exchange left it reusable.
@@ -42,6 +49,7 @@ private:
   net::any_io_executor ex_;
   const control::backend_config& backend_;
   std::size_t max_idle_;
+  const tls::context* tls_;
   std::vector<std::unique_ptr<connection>> idle_;
 };
 

@@ -497,6 +497,11 @@ export async function startRedisCluster() {
 // Sum of every sample of `name` whose labels include all of `labels`.
 export async function metric(url, name, labels = {}) {
   const { text } = await fetchJson(`${url}/metrics`);
+  return metricIn(text, name, labels);
+}
+
+// The same, in a Prometheus text exposition already fetched.
+export function metricIn(text, name, labels = {}) {
   let sum = 0;
   for (const line of text.split("\n")) {
     if (!line.startsWith(name)) continue;

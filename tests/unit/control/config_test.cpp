@@ -1,5 +1,6 @@
 #include "control/config.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <map>
 #include <string>
@@ -276,13 +277,68 @@ models: [m]
   EXPECT_TRUE(contains(inner->message, "weight")) << inner->message; // the allowed keys are listed
 }
 
+TEST(load_config, tls_for_the_listener_backends_and_redis) {
+  // A file that exists stands for every certificate: the loader only checks they can be read.
+  const std::string file = "/proc/self/status";
+  auto c = load(fmt::format(R"(server: {{tls: {{cert: "{0}", key: "{0}"}}}}
+backends:
+  - {{name: a, url: "https://gpu-1.internal/v1", models: [m]}}
+  - {{name: b, url: "http://10.0.0.2:8000", models: [m], tls: {{ca: "{0}", server_name: gpu-2, verify: false}}}}
+  - {{name: c, url: "https://10.0.0.3:8443", models: [m], metrics_url: "https://10.0.0.3:9443/metrics"}}
+redis: {{url: "rediss://:pw@cache.internal:6380/2", tls: {{ca: "{0}", cert: "{0}", key: "{0}"}}}}
+)",
+                            file));
+  EXPECT_TRUE(c->server.tls.enabled());
+  EXPECT_EQ(c->server.tls.cert, file);
+  const auto& a = c->backends[0];
+  EXPECT_TRUE(a.tls.enabled);
+  EXPECT_EQ(a.address.port, 443); // https's own port when the URL names none
+  EXPECT_EQ(a.base_path, "");
+  EXPECT_EQ(a.metrics_url, "https://gpu-1.internal:443/metrics"); // vLLM's metrics beside the API, over TLS too
+  EXPECT_TRUE(a.tls.verify);
+  const auto& b = c->backends[1];
+  EXPECT_TRUE(b.tls.enabled); // a tls: block turns it on for an http:// URL
+  EXPECT_FALSE(b.tls.verify);
+  EXPECT_EQ(b.tls.server_name, "gpu-2");
+  EXPECT_EQ(c->backends[2].address.port, 8443);
+  EXPECT_TRUE(c->redis.tls.enabled);
+  EXPECT_EQ(c->redis.host, "cache.internal");
+  EXPECT_EQ(c->redis.port, 6380);
+  EXPECT_EQ(c->redis.password, "pw");
+  EXPECT_EQ(c->redis.database, 2);
+  EXPECT_EQ(c->redis.tls.cert, file);
+  EXPECT_FALSE(load(k_minimal)->server.tls.enabled());
+  EXPECT_FALSE(load("redis: {url: \"redis://127.0.0.1:6379\"}\n" + k_minimal)->redis.tls.enabled);
+
+  // What cannot work is refused with its line: an unreadable file, a certificate without its key,
+  // an https:// URL with TLS turned off.
+  const auto problems = problems_of(fmt::format(R"(server: {{tls: {{cert: /nonexistent/server.crt}}}}
+backends:
+  - {{name: a, url: "https://10.0.0.1", models: [m], tls: {{enabled: false}}}}
+  - {{name: b, url: "http://10.0.0.2:8000", models: [m], tls: {{cert: "{0}"}}}}
+redis: {{url: "rediss://127.0.0.1", tls: {{ca: /nonexistent/ca.crt}}}}
+)",
+                                                file));
+  ASSERT_EQ(problems.size(), 5u) << describe(problems);
+  const auto* cert = find_problem(problems, "server.tls.cert");
+  ASSERT_NE(cert, nullptr) << describe(problems);
+  EXPECT_TRUE(contains(cert->message, "/nonexistent/server.crt")) << cert->message;
+  EXPECT_EQ(cert->line, 1);
+  EXPECT_NE(find_problem(problems, "server.tls"), nullptr) << describe(problems);              // no key
+  EXPECT_NE(find_problem(problems, "backends[0].tls.enabled"), nullptr) << describe(problems); // https without TLS
+  EXPECT_NE(find_problem(problems, "backends[1].tls"), nullptr) << describe(problems);         // cert without key
+  const auto* ca = find_problem(problems, "redis.tls.ca");
+  ASSERT_NE(ca, nullptr) << describe(problems);
+  EXPECT_EQ(ca->line, 5);
+}
+
 TEST(load_config, reports_every_problem_at_once) {
   const auto problems = problems_of(R"(workers: lots
 server:
   header_timeout: 5
 backends:
   - name: a
-    url: https://10.0.0.1:8000
+    url: ftp://10.0.0.1:8000
     kind: tgi
     models: [m]
 models: [m]
@@ -297,7 +353,7 @@ models: [m]
   const auto* url = find_problem(problems, "backends[0].url");
   ASSERT_NE(url, nullptr) << describe(problems);
   EXPECT_EQ(url->line, 6);
-  EXPECT_TRUE(contains(url->message, "https")) << url->message;
+  EXPECT_TRUE(contains(url->message, "ftp")) << url->message;
   const auto* kind = find_problem(problems, "backends[0].kind");
   ASSERT_NE(kind, nullptr) << describe(problems);
   EXPECT_EQ(kind->line, 7);

@@ -199,6 +199,16 @@ TEST(request_view, max_tokens_must_be_a_positive_integer) {
   EXPECT_FALSE(accept(chat(R"("max_tokens":null)")).max_tokens.has_value());
 }
 
+TEST(request_view, numbers_beyond_a_double_are_refused_wherever_they_are) {
+  // Boost.JSON reads them as infinity and would write `Infinity` upstream, which is not JSON.
+  for (const auto* extra : {R"("x_big":1e400)", R"("seed":-2e308)", R"("x":{"deep":[1,[2.5e999]]})"}) {
+    const auto r = refuse(chat(extra), endpoint::chat_completions);
+    EXPECT_EQ(r.code, std::optional<std::string>("invalid_value")) << extra;
+    EXPECT_NE(r.message.find("beyond the range of a double"), std::string::npos) << r.message;
+  }
+  EXPECT_EQ(accept(chat(R"("x_small":1e-400,"x_max":1.7e308)")).model, "Qwen3-1.7B"); // underflow is 0: fine
+}
+
 TEST(request_view, max_completion_tokens_is_read_too) {
   EXPECT_EQ(accept(chat(R"("max_completion_tokens":7)")).max_tokens, 7);
   expect_refused(chat(R"("max_completion_tokens":0)"), "max_completion_tokens", "invalid_value");
