@@ -1,5 +1,6 @@
 #include "control/probe.hpp"
 
+#include "tls/tls.hpp"
 #include "upstream/http_get.hpp"
 
 #include <algorithm>
@@ -26,13 +27,13 @@ std::vector<std::string> model_ids(const std::string& body) {
 }
 
 void check_metrics(const backend_config& b, const std::string& url, std::string_view label, std::string_view expect,
-                   duration timeout, std::vector<probe_finding>& out) {
+                   duration timeout, const tls::context* tls, std::vector<probe_finding>& out) {
   auto parsed = parse_http_url(url);
   if (!parsed) {
-    out.push_back({b.name, false, fmt::format("{} {}: not an http:// URL", label, url)});
+    out.push_back({b.name, false, fmt::format("{} {}: not an http(s):// URL", label, url)});
     return;
   }
-  auto r = upstream::http_get_blocking(*parsed, timeout);
+  auto r = upstream::http_get_blocking(*parsed, timeout, tls);
   if (!r)
     out.push_back({b.name, false, fmt::format("{} {}: {}", label, url, r.error().message())});
   else if (r->status != 200)
@@ -48,8 +49,19 @@ void check_metrics(const backend_config& b, const std::string& url, std::string_
 std::vector<probe_finding> probe_backends(const config& cfg, duration timeout) {
   std::vector<probe_finding> out;
   for (const auto& b : cfg.backends) {
-    upstream::http_url url{b.address.host, b.address.port, b.base_path + "/v1/models"};
-    auto r = upstream::http_get_blocking(url, timeout);
+    // The backend's TLS settings, as the gateway would use them (a bad file is a finding).
+    std::optional<tls::context> tls;
+    if (b.tls.enabled || b.metrics_url.starts_with("https://") || b.gpu_metrics_url.starts_with("https://")) {
+      try {
+        tls = tls::context::client(b.tls);
+      } catch (const std::exception& e) {
+        out.push_back({b.name, false, fmt::format("{}: {}", b.url, e.what())});
+        continue;
+      }
+    }
+    const auto* ctx = tls ? &*tls : nullptr;
+    upstream::http_url url{b.address.host, b.address.port, b.base_path + "/v1/models", b.tls.enabled};
+    auto r = upstream::http_get_blocking(url, timeout, ctx);
     if (!r) {
       out.push_back({b.name, false, fmt::format("{}: does not answer ({})", b.url, r.error().message())});
       continue;
@@ -73,8 +85,9 @@ std::vector<probe_finding> probe_backends(const config& cfg, duration timeout) {
     case openai::backend_kind::llamacpp: prefix = "llamacpp:"; break;
     default: break;
     }
-    if (!prefix.empty()) check_metrics(b, b.metrics_url, "metrics", prefix, timeout, out);
-    if (!b.gpu_metrics_url.empty()) check_metrics(b, b.gpu_metrics_url, "GPU metrics", "DCGM_FI_DEV_", timeout, out);
+    if (!prefix.empty()) check_metrics(b, b.metrics_url, "metrics", prefix, timeout, ctx, out);
+    if (!b.gpu_metrics_url.empty())
+      check_metrics(b, b.gpu_metrics_url, "GPU metrics", "DCGM_FI_DEV_", timeout, ctx, out);
   }
   return out;
 }

@@ -32,7 +32,7 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
                                                            std::size_t max_body, std::string_view bearer,
                                                            const tls::context* tls) {
   constexpr auto tuple = net::as_tuple(net::use_awaitable);
-  if (url.tls && !tls) co_return make_error_code(net::error::no_protocol_option); // https without a TLS context
+  if (url.tls && !tls) co_return make_error_code(boost::system::errc::protocol_not_supported); // https, no context
   auto ex = co_await net::this_coro::executor;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   tcp::resolver resolver(ex);

@@ -9,15 +9,15 @@
 // gateway at start with the file's name.
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { makeCerts } from "../lib/certs.mjs";
-import { startSim, startGateway, startRedis, redisCli, stopAll, fetchJson, metric, metricIn, eventually, freePort, REPO_ROOT } from "../lib/procs.mjs";
+import { startSim, startGateway, startRedis, redisCli, stopAll, fetchJson, metric, metricIn, eventually, freePort, REPO_ROOT, LLMGATE_BIN } from "../lib/procs.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "llmgate-tls-"));
 const certs = makeCerts(dir);
@@ -219,6 +219,21 @@ models:
     const r = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat("hello") });
     assert.equal(r.status, 200, r.text);
     await gw.stop();
+  });
+
+  test("check --probe speaks TLS to an https:// backend, with the same checks", async () => {
+    const sim = await startSim({ args: ["--tls-cert", certs.cert, "--tls-key", certs.key] });
+    const file = join(dir, "probe.yaml");
+    writeFileSync(file, `backends:
+  - {name: trusted, url: "https://127.0.0.1:${sim.port}", kind: vllm, models: [Qwen3-1.7B], tls: {ca: "${certs.ca}"}}
+  - {name: untrusted, url: "https://127.0.0.1:${sim.port}", kind: vllm, models: [Qwen3-1.7B], tls: {ca: "${certs.otherCa}"}}
+`);
+    const r = spawnSync(LLMGATE_BIN, ["check", "-c", file, "--probe"], { encoding: "utf8", timeout: 30000 });
+    assert.match(r.stdout, /ok {3}trusted: https:.* serves Qwen3-1\.7B/, r.stdout + r.stderr);
+    assert.match(r.stdout, /ok {3}trusted: metrics https:.*exposes vllm: metrics/, r.stdout);
+    assert.match(r.stdout, /FAIL untrusted: .*certificate verify failed/i, r.stdout);
+    assert.notEqual(r.status, 0);
+    await sim.stop();
   });
 
   test("a certificate file that is not there stops the gateway at start, naming it", async () => {
