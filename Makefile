@@ -78,7 +78,7 @@ fuzz: deps fuzz-deps $(FUZZ_BUILD)/build.ninja node_modules/.package-lock.json
 # gateway's JavaScript tests against the TSan build; the first race report
 # aborts the process, which fails its test. Not part of make test (slow).
 TSAN_BUILD ?= build-tsan
-TSAN_TESTS ?= tests/integration/proxy.test.mjs tests/integration/limits.test.mjs tests/integration/redis_limits.test.mjs tests/integration/resilience.test.mjs tests/integration/degrade.test.mjs tests/integration/faults.test.mjs tests/integration/hostile.test.mjs
+TSAN_TESTS ?= tests/integration/proxy.test.mjs tests/integration/limits.test.mjs tests/integration/redis_limits.test.mjs tests/integration/resilience.test.mjs tests/integration/degrade.test.mjs tests/integration/faults.test.mjs tests/integration/hostile.test.mjs tests/integration/tls.test.mjs
 $(TSAN_BUILD)/build.ninja:
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 -DLLMGATE_TSAN=ON
 
