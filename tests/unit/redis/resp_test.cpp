@@ -61,5 +61,32 @@ TEST(resp, garbage_is_a_protocol_error) {
   EXPECT_THROW((void)d.next(), std::runtime_error);
 }
 
+TEST(resp, an_array_announcing_more_than_a_million_elements_is_refused_before_any_allocation) {
+  // fuzz_resp's input: hiredis would have allocated 222,222,220 pointers (1.7 GB), then spent 13 s freeing them.
+  for (const std::string wire : {"*0\r\n*0\r\n*0\r\n*222222220\r\n", "*2\r\n:1\r\n*2000000000\r\n"}) {
+    decoder d;
+    ASSERT_TRUE(d.feed(wire));
+    try {
+      while (d.next()) {
+      }
+      ADD_FAILURE() << "taken: " << wire;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("elements"), std::string::npos) << e.what();
+    }
+  }
+  // A big array that is allowed still decodes, nested and with every kind of element.
+  std::string wire = "*1\r\n*100000\r\n";
+  for (int i = 0; i < 100000; ++i) wire += i % 3 == 0 ? ":7\r\n" : i % 3 == 1 ? "$2\r\nab\r\n" : "$-1\r\n";
+  decoder d;
+  ASSERT_TRUE(d.feed(wire));
+  const auto r = d.next();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->elements.size(), 1u);
+  ASSERT_EQ(r->elements[0].elements.size(), 100000u);
+  EXPECT_EQ(r->elements[0].elements[99999].integer, 7);
+  EXPECT_EQ(r->elements[0].elements[1].text, "ab");
+  EXPECT_TRUE(r->elements[0].elements[2].is_nil());
+}
+
 } // namespace
 } // namespace llmgate::redis
