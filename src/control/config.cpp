@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 namespace llmgate::control {
@@ -408,10 +409,7 @@ public:
   // A file the gateway will read at start: named, and readable now.
   void check_file(const YAML::Node& n, const std::string& key, const std::string& path) {
     if (path.empty()) return;
-    if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-      std::fclose(f);
-      return;
-    }
+    if (::access(path.c_str(), R_OK) == 0) return; // not opened: a FIFO would block the loader
     problem(n, key, fmt::format("cannot read '{}': {}", path, std::strerror(errno)));
   }
 
