@@ -84,8 +84,8 @@ $(TSAN_BUILD)/build.ninja:
 
 tsan: deps fuzz-deps $(TSAN_BUILD)/build.ninja node_modules/.package-lock.json
 	ninja -C $(TSAN_BUILD) -j$(JOBS) unit_tests net_tests llmgate
-	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 second_deadlock_stack=1" ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS)
-	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" LLMGATE_BIN=$(CURDIR)/$(TSAN_BUILD)/llmgate LLMGATE_SANITIZED=1 LLMGATE_READY_TIMEOUT_MS=60000 \
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" ctest --test-dir $(TSAN_BUILD) --output-on-failure -j$(JOBS)
+	TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 suppressions=$(CURDIR)/scripts/tsan.supp" LLMGATE_BIN=$(CURDIR)/$(TSAN_BUILD)/llmgate LLMGATE_SANITIZED=1 LLMGATE_READY_TIMEOUT_MS=60000 \
 	  node --test $(TSAN_TESTS)
 
 clean:

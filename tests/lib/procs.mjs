@@ -71,9 +71,15 @@ export function spawnLlmgate(args, { name = args[0], env, readyTimeoutMs = READY
   const stdoutTail = new Tail(OUTPUT_TAIL_BYTES);
   const stderrTail = new Tail(OUTPUT_TAIL_BYTES);
   let exitInfo = null;
+  let ready = false,
+    stopping = false;
   const exited = new Promise((res) => {
     proc.once("exit", (code, signal) => {
       exitInfo = { code, signal };
+      // A process that died on its own after it was up (a crash, a sanitizer's
+      // report) says why, even when the test that saw it fail does not print it.
+      if (ready && !stopping && (code !== 0 || signal))
+        console.error(`${name} (pid ${proc.pid}) exited by itself (code ${code}, signal ${signal}):\n${stderrTail.text.slice(-60000)}`);
       res(exitInfo);
     });
   });
@@ -93,6 +99,7 @@ export function spawnLlmgate(args, { name = args[0], env, readyTimeoutMs = READY
       return { stdout: stdoutTail.text, stderr: stderrTail.text };
     },
     async stop(timeoutMs = STOP_TIMEOUT_MS) {
+      stopping = true;
       if (!exitInfo && handle.pid) {
         try {
           process.kill(handle.pid, "SIGTERM");
@@ -151,6 +158,7 @@ export function spawnLlmgate(args, { name = args[0], env, readyTimeoutMs = READY
         const m = READY_RE.exec(line);
         if (m) {
           done = true;
+          ready = true;
           clearTimeout(timer);
           handle.host = m[1].replace(/^\[|\]$/g, "");
           handle.port = Number(m[2]);
