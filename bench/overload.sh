@@ -18,15 +18,18 @@
 # simulator. Reported per setup and load: the share of requests sent whose
 # first token came within the SLO (2 s), the share of admitted (200)
 # requests within it, and the useful output tokens/s (of answers within the
-# SLO) as a share of capacity. Writes a markdown table, a TSV and a PNG plot
-# (gnuplot) into --out DIR.
+# SLO) as a share of capacity. Capacity and useful tokens/s are counted the
+# same way (`llmgate bench --steady`): the requests sent in a steady window
+# (after a warm-up, until sending stops), answered during the drain if need
+# be, per second of the window — none cut at the end, none diluted by the
+# drain. Writes a markdown table, a TSV and a PNG plot (gnuplot) into --out DIR.
 #
 # Usage: bench/overload.sh [--seconds S] [--factors "1 2 3"]
 #          [--setups "direct fastapi llmgate"] [--queue-timeout 500ms]
 #          [--capacity-from answers|tokens] [--out DIR] [--bin PATH]
 # --capacity-from tokens counts capacity from the simulator's own
-# vllm:generation_tokens_total over the window instead of the answers the
-# closed loop completed (which leaves out the answers cut at its end).
+# vllm:generation_tokens_total over the calibration's window instead (a
+# cross-check: the two agree within a few percent).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -80,8 +83,8 @@ start_sim() {
 echo "calibrating: 256 users straight at the simulator for $((SECONDS_PER_RUN + 10))s (10s warm-up)..." >&2
 start_sim
 sim_tokens() { curl -s "http://127.0.0.1:$SIM_PORT/metrics" | awk '/^vllm:generation_tokens_total/ {print $2}'; }
-"$BIN" bench "http://127.0.0.1:$SIM_PORT" --users 256 --duration "$((SECONDS_PER_RUN + 10))s" --warmup 10 \
-  --prompt-tokens "$PROMPT" --output-tokens "$OUTPUT" --drain 0 --quiet --json "$TMP/capacity.json" >/dev/null &
+"$BIN" bench "http://127.0.0.1:$SIM_PORT" --users 256 --duration "$((SECONDS_PER_RUN + 10))s" --warmup 10 --steady \
+  --prompt-tokens "$PROMPT" --output-tokens "$OUTPUT" --drain 60 --quiet --json "$TMP/capacity.json" >/dev/null &
 CAL_PID=$!
 PIDS+=("$CAL_PID")
 sleep 10
@@ -138,8 +141,9 @@ EOF
     esac
     echo "${factor}x ($rate req/s) $setup, ${SECONDS_PER_RUN}s..." >&2
     json="$OUT/overload-$setup-${factor}x.json"
-    "$BIN" bench "$url" --rate "$rate" --duration "${SECONDS_PER_RUN}s" --prompt-tokens "$PROMPT" \
-      --output-tokens "$OUTPUT" --slo-ttft "$SLO" --drain 15 --timeout 120 --quiet --json "$json" >/dev/null
+    # The first 5 s (lines and batches filling) are left out; what was sent after is counted whole.
+    "$BIN" bench "$url" --rate "$rate" --duration "$((SECONDS_PER_RUN + 5))s" --warmup 5 --steady --prompt-tokens "$PROMPT" \
+      --output-tokens "$OUTPUT" --slo-ttft "$SLO" --drain 60 --timeout 120 --quiet --json "$json" >/dev/null
     [[ "$setup" == direct ]] || stop_pid "$GW_PID"
     stop_pid "$SIM_PID"
     ROWS+=("$setup $factor $(json_field "$json" '" ".join(str(x) for x in [d["requests"]["sent"], d["requests"]["ok"], d["goodput"]["met"], round(d["goodput"]["output_tokens_per_s"], 1), round(d["ttft_ms"]["p99"]), d["requests"]["rate_limited"] + d["requests"]["busy"]])')")

@@ -282,6 +282,9 @@ int main(int argc, char** argv) {
       ->add_option("--warmup", bench_opts.load.warmup_s,
                    "answers in the first seconds are not counted (steady state only)")
       ->capture_default_str();
+  bench_cmd->add_flag("--steady", bench_opts.load.steady,
+                      "count the requests sent from the end of --warmup to the end of --duration, per second of "
+                      "that window (answered during the drain or before): a steady rate, open or closed loop");
   bench_cmd->add_option("--seed", bench_opts.load.seed, "random seed (lengths, arrivals, prompts)")
       ->capture_default_str();
   bench_cmd->add_option("--json", bench_opts.json_path, "also write the summary as JSON to this file");

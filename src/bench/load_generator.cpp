@@ -201,7 +201,9 @@ private:
     const auto start = clock_type::now();
     answer a = co_await exchange(c, request, start);
     const auto end = clock_type::now();
-    if (end >= run_.measure_from) { // answered after the warm-up
+    const bool counted = o.steady ? start >= run_.measure_from && start < run_.stop_at // sent in the window
+                                  : end >= run_.measure_from;                          // answered after the warm-up
+    if (counted) {
       last_answer_ = std::max(last_answer_, end);
       ++tally_.sent;
       record(a, prompt_n, seconds_between(start, end));
@@ -384,6 +386,7 @@ std::string validate(const load_options& o) {
     return fmt::format("not a plain http:// URL: {} (the load generator speaks plain HTTP)", o.url);
   if (o.timeout_s <= 0 || o.drain_s < 0 || o.warmup_s < 0) return "--timeout must be > 0, --drain and --warmup >= 0";
   if (o.duration_s > 0 && o.warmup_s >= o.duration_s) return "--warmup must be shorter than --duration";
+  if (o.steady && o.duration_s <= 0) return "--steady needs --duration (its window ends there)";
   return {};
 }
 
@@ -416,7 +419,7 @@ load_result run_load(const load_options& opts, live_counts& live, const std::fun
     out.total.merge(w->result());
     last = std::max(last, w->last_answer());
   }
-  out.seconds = seconds_between(run.measure_from, last);
+  out.seconds = opts.steady ? seconds_between(run.measure_from, run.stop_at) : seconds_between(run.measure_from, last);
   return out;
 }
 

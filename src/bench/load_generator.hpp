@@ -28,7 +28,12 @@ struct load_options {
   std::uint64_t requests = 0; // stop after sending this many (0: by time)
   double drain_s = 30;        // then wait this long for answers in flight; the rest count as unfinished
   double warmup_s = 0;        // answers that come in the first seconds are not counted (a closed loop's ramp)
-  double timeout_s = 600;     // one request's whole time
+  // Count the requests sent between the end of the warm-up and the end of
+  // duration_s (answered during the drain or before), per second of that
+  // window: a steady rate, the same for a closed loop and an open one,
+  // neither cut at the end nor diluted by the drain. Needs duration_s.
+  bool steady = false;
+  double timeout_s = 600; // one request's whole time
   unsigned threads = 1;
   std::uint64_t seed = 1;
   slo goal;
@@ -42,7 +47,7 @@ struct live_counts {
 
 struct load_result {
   tally total;
-  double seconds = 0; // from the end of the warm-up (the start without one) to the last answer
+  double seconds = 0; // from the end of the warm-up (the start without one) to the last answer; steady: the window
 };
 
 // Checks the options; the reason when they do not make a run.

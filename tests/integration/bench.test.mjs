@@ -117,6 +117,23 @@ test("--warmup leaves out the answers of its first seconds", async () => {
   await sim.stop();
 });
 
+test("--steady counts the requests sent in the window, per second of it, answered in the drain too", async () => {
+  // A slow simulator: a request takes seconds, so many are in flight when sending stops.
+  const sim = await startSim({ profile: "default" });
+  const run = await bench([sim.url, "-u", "8", "-d", "4s", "--warmup", "1", "--steady", "--output-tokens", "40", "--drain", "30"], { timeoutMs: 60000 });
+  assert.equal(run.code, 0, run.stderr);
+  const s = run.summary;
+  assert.ok(Math.abs(s.seconds - 3) < 1e-6, `the window: 4 s − 1 s of warm-up, not to the last answer (${s.seconds})`);
+  assert.ok(s.requests.sent > 0);
+  assert.equal(s.requests.ok, s.requests.sent, "every request sent in the window was answered (the drain waited)");
+  assert.equal(s.requests.unfinished, 0);
+  assert.equal(s.throughput.output_tokens, s.requests.ok * 40);
+  const { text } = await fetchJson(`${sim.url}/metrics`);
+  const generated = Number(text.match(/^vllm:generation_tokens_total\{[^}]*\} (\d+)/m)[1]);
+  assert.ok(generated > s.throughput.output_tokens, `the warm-up's requests are not counted (${s.throughput.output_tokens} of ${generated} tokens)`);
+  await sim.stop();
+});
+
 test("a server that never answers: requests are cut after the drain and counted as unfinished", async () => {
   const sim = await startSim({ args: ["--hang"] });
   const started = Date.now();
@@ -137,6 +154,7 @@ test("bad options are refused with the reason; an unreachable server gives error
     [["-u", "2", "-n", "5", "--output-tokens", "9..3"], /length '9..3'/],
     [["-u", "2", "-d", "soon"], /--duration 'soon'/],
     [["-u", "2", "-d", "2s", "--warmup", "2"], /--warmup must be shorter/],
+    [["-u", "2", "-n", "5", "--steady"], /--steady needs --duration/],
     [["https://example.com", "-u", "2", "-n", "5"], /plain http:\/\/ URL/],
   ]) {
     const run = await bench(args);

@@ -21,7 +21,14 @@ import { spawnLlmgate, startSim, startGateway, startRedis, redisCli, stopAll, fe
 import { startFaultProxy } from "../lib/fault_proxy.mjs";
 import { startLoad, failuresOf } from "../lib/load.mjs";
 
-after(stopAll);
+// What lives in this process (the fault proxy's server, load loops) goes too,
+// also when an assertion fails half-way: left open, it would keep the test
+// file from ever exiting.
+const cleanups = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  await stopAll();
+});
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const KEYS = ["sk-fault-one", "sk-fault-two", "sk-fault-three"];
@@ -73,7 +80,9 @@ async function assertSlotsFree(url, key, redisPort) {
         signal: abort.signal,
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
-        body: JSON.stringify({ model: "Qwen3-1.7B", messages: [{ role: "user", content: "hold" }], max_tokens: 400, stream: true }),
+        // ignore_eos (vLLM's): exactly max_tokens tokens, ~6 s, so the stream holds its slot however slow the
+        // probing is (a sanitizer build) — the simulator's answers are otherwise 32 tokens, half a second.
+        body: JSON.stringify({ model: "Qwen3-1.7B", messages: [{ role: "user", content: "hold" }], max_tokens: 400, ignore_eos: true, stream: true }),
       });
       assert.equal(res.status, 200, `${key}: stream ${i + 1} of ${CONCURRENCY} admitted (${res.status} ${res.status === 200 ? "" : await res.text()})`);
       const events = readSSE(res);
@@ -117,6 +126,7 @@ test("faults under load: nothing hangs, leaks or goes unlogged", { timeout: 3000
   let simA = await startSim({ profile: "default", args: SIM_ARGS });
   const simB = await startSim({ profile: "default", args: SIM_ARGS });
   const proxyB = await startFaultProxy(simB.port);
+  cleanups.push(() => proxyB.stop());
   const env = { FAULT_ADMIN_TOKEN: "admin-secret-for-faults" };
   const gw = await startGateway(configText({ simA, proxyB, redis, accessLog }), { env });
   assert.ok(gw.adminUrl, "the admin listener's address is printed");
@@ -227,6 +237,7 @@ test("faults under load: nothing hangs, leaks or goes unlogged", { timeout: 3000
 
   for (const [what, fault] of phases) {
     const load = startLoad(gw.url, { clients: 6, keys: KEYS, boundMs: 20000 });
+    cleanups.push(() => load.stop());
     await fault();
     const s = await load.stop();
     console.log(`${what}: ${JSON.stringify({ ...s, samples: s.samples.slice(0, 5) })}`);
@@ -255,6 +266,7 @@ test("faults under load: nothing hangs, leaks or goes unlogged", { timeout: 3000
 
   // SIGTERM under load: what was admitted finishes, then the gateway exits 0.
   const load = startLoad(gw.url, { clients: 6, keys: KEYS, boundMs: 20000 });
+  cleanups.push(() => load.stop());
   await sleep(800);
   process.kill(gw.pid, "SIGTERM");
   const exit = await gw.exited;

@@ -237,28 +237,17 @@ models:
   });
 
   test("a certificate file that is not there stops the gateway at start, naming it", async () => {
+    const listenerWith = (cert, key) => `listen: 127.0.0.1:0
+server: {tls: {cert: "${cert}", key: "${key}"}}
+backends:
+  - {name: a, url: "http://127.0.0.1:9", models: [Qwen3-1.7B]}
+models:
+  - {name: Qwen3-1.7B}
+`;
     const missing = join(dir, "no-such.crt");
-    await assert.rejects(
-      startGateway(`listen: 127.0.0.1:0
-server: {tls: {cert: "${missing}", key: "${certs.key}"}}
-backends:
-  - {name: a, url: "http://127.0.0.1:9", models: [Qwen3-1.7B]}
-models:
-  - {name: Qwen3-1.7B}
-`),
-      (e) => e.message.includes(missing) && /server\.tls\.cert/.test(e.message),
-    );
+    await assert.rejects(startGateway(listenerWith(missing, certs.key)), (e) => e.message.includes(missing) && /server\.tls\.cert/.test(e.message));
     // A key that is not the certificate's.
-    await assert.rejects(
-      startGateway(`listen: 127.0.0.1:0
-server: {tls: {cert: "${certs.cert}", key: "${certs.clientKey}"}}
-backends:
-  - {name: a, url: "http://127.0.0.1:9", models: [Qwen3-1.7B]}
-models:
-  - {name: Qwen3-1.7B}
-`),
-      (e) => /does not belong|key values mismatch/i.test(e.message),
-    );
+    await assert.rejects(startGateway(listenerWith(certs.cert, certs.clientKey)), (e) => /does not belong|key values mismatch/i.test(e.message));
   });
 });
 
