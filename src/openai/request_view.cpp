@@ -131,9 +131,9 @@ parse_result parse_request(std::string_view text, endpoint kind, json::storage_p
     return invalid_request("A number in the request is beyond the range of a double (about 1.8e308).", {},
                            "invalid_value");
 
-  request_view view;
-  view.kind = kind;
-  view.body = std::move(parsed.get_object());
+  // Moved in by construction, so the body stays in the caller's storage (an
+  // assignment would deep-copy it onto the heap: another storage).
+  request_view view{.kind = kind, .body = json::object(std::move(parsed.get_object()))};
   const auto& body = view.body;
 
   const auto* model = body.if_contains("model");

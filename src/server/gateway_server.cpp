@@ -626,6 +626,21 @@ struct gateway::impl final : control::admin_target {
 
     const auto target = parse_target(req.target());
     st.path = target.path;
+    // The completions go straight on; everything else is answered by
+    // serve_other, whose frame (its many small answers' temporaries) is gone
+    // before the next request: this frame stays small for every held stream.
+    if (req.method() == http::verb::post &&
+        (target.path == "/v1/chat/completions" || target.path == "/v1/completions")) {
+      const auto kind =
+          target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions : openai::endpoint::completions;
+      co_return co_await proxy(w, ctx, req, st, kind);
+    }
+    co_return co_await serve_other(w, ctx, req, st, target);
+  }
+
+  // Every path but a POST to the completions: the rest of handle's routing.
+  net::awaitable<bool> serve_other(worker& w, session_context& ctx, request& req, request_state& st,
+                                   target_parts target) {
     const auto method = req.method();
     if (method == http::verb::options) co_return co_await preflight(ctx, req, st);
 
@@ -634,13 +649,8 @@ struct gateway::impl final : control::admin_target {
         co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
       co_return co_await tokenize_endpoint(w, ctx, req, st);
     }
-    if (target.path == "/v1/chat/completions" || target.path == "/v1/completions") {
-      if (method != http::verb::post)
-        co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
-      const auto kind =
-          target.path == "/v1/chat/completions" ? openai::endpoint::chat_completions : openai::endpoint::completions;
-      co_return co_await proxy(w, ctx, req, st, kind);
-    }
+    if (target.path == "/v1/chat/completions" || target.path == "/v1/completions") // not a POST (see handle)
+      co_return co_await reply(ctx, req, st, openai::method_not_allowed(req.method_string()));
     if (method != http::verb::get && method != http::verb::head) {
       // Built before the co_await: g++ 12 destroys a conditional's temporary
       // twice when it is an argument inside co_await (a double free).
@@ -726,6 +736,20 @@ struct gateway::impl final : control::admin_target {
   net::awaitable<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
     st.status = r.status;
     co_return co_await write_reply(ctx, req, r, st.headers);
+  }
+
+  // A completion request refused before forwarding: the reply, then its record.
+  net::awaitable<bool> refused(worker& w, session_context& ctx, request& req, request_state& st,
+                               const openai::local_reply& r) {
+    const bool keep = co_await reply(ctx, req, st, r);
+    record(w, st);
+    co_return keep;
+  }
+
+  // A shaper's delay, never past the client's deadline (then forwarding answers 504 at once).
+  static net::awaitable<void> hold(session_context& ctx, const request_state& st, limit::nanos delay) {
+    net::steady_timer t(ctx.stream.get_executor(), std::min<clock::time_point>(clock::now() + delay, st.deadline));
+    co_await t.async_wait(k_tuple);
   }
 
   // Keys tracked and overflows per rule, read when scraped (not on the request path).
@@ -1154,12 +1178,13 @@ struct gateway::impl final : control::admin_target {
   // A decision by Redis. on_limit: queue waits here too, asking again until
   // the rule's max_wait (or the client's deadline); across replicas there is
   // no first-in-first-out line, only retries at the rule's retry_after.
-  net::awaitable<limit::redis_limiter::decided> admit_shared(worker& w, session_context& ctx, request_state& st,
-                                                             const limit::request_facts& facts) {
-    auto d = co_await redis_limits->admit(*w.redis, st.live->rules, facts, steady_now());
+  // The decision is written into d (the caller's: no copy in its frame).
+  net::awaitable<void> admit_shared(worker& w, session_context& ctx, request_state& st,
+                                    const limit::request_facts& facts, limit::redis_limiter::decided& d) {
+    d = co_await redis_limits->admit(*w.redis, st.live->rules, facts, steady_now());
     if (d.a.allowed || d.unavailable || !d.a.refused_by || !d.a.refused_by->queue ||
         d.a.refusal.retry_after == limit::k_never)
-      co_return d;
+      co_return;
     auto until = clock::now() + d.a.refused_by->max_wait;
     if (st.deadline < until) until = st.deadline;
     net::steady_timer timer(ctx.stream.get_executor());
@@ -1183,17 +1208,17 @@ struct gateway::impl final : control::admin_target {
       if (st.client_gone) break;
       d = co_await redis_limits->admit(*w.redis, st.live->rules, facts, steady_now());
     }
-    co_return d;
   }
 
   // on_limit: queue — wait in the key's line (FIFO) instead of a 429, for as
   // long as the rule's max_wait allows; polled, since the capacity that frees
   // up may belong to any worker. A client that leaves leaves the line too.
-  net::awaitable<limit::admission> wait_in_line(session_context& ctx, request_state& st,
-                                                const limit::request_facts& facts, limit::admission refused) {
-    const auto& rule = *refused.refused_by;
+  // current: the refusal on entry, the last decision on return.
+  net::awaitable<void> wait_in_line(session_context& ctx, request_state& st, const limit::request_facts& facts,
+                                    limit::admission& current) {
+    const auto& rule = *current.refused_by;
     auto& rules = *st.live->rules;
-    const auto ticket = rules.enqueue(refused.refused_rule, refused.refused_key);
+    const auto ticket = rules.enqueue(current.refused_rule, current.refused_key);
     struct leave_guard {
       limit::rule_set& rules;
       const limit::queue_ticket& t;
@@ -1208,10 +1233,9 @@ struct gateway::impl final : control::admin_target {
       st.client_gone = true;
       timer.cancel();
     });
-    auto current = std::move(refused);
     for (;;) {
-      if (current.allowed || st.client_gone) co_return current;
-      if (!current.refused_by->queue || current.refusal.retry_after == limit::k_never) co_return current;
+      if (current.allowed || st.client_gone) co_return;
+      if (!current.refused_by->queue || current.refusal.retry_after == limit::k_never) co_return;
       // Sleep until this request could pass, checking at least every 20 ms
       // (the line ahead may move sooner), and never past the deadline.
       // Behind others in line: nothing to compute, so check back at the 20 ms cap
@@ -1221,14 +1245,14 @@ struct gateway::impl final : control::admin_target {
                       : std::clamp<limit::nanos>(current.refusal.retry_after, std::chrono::milliseconds(1),
                                                  std::chrono::milliseconds(20));
       const auto now = steady_now();
-      if (!current.behind_others && now + current.refusal.retry_after > deadline) co_return current;
+      if (!current.behind_others && now + current.refusal.retry_after > deadline) co_return;
       if (now + wait > deadline) {
-        if (now >= deadline) co_return current;
+        if (now >= deadline) co_return;
         wait = deadline - now;
       }
       timer.expires_after(wait);
       co_await timer.async_wait(k_tuple);
-      if (st.client_gone) co_return current;
+      if (st.client_gone) co_return;
       current = rules.admit(facts, steady_now(), &ticket);
     }
   }
@@ -1351,8 +1375,12 @@ struct gateway::impl final : control::admin_target {
     // caller costs nothing), what is asked (a bad request never reaches a
     // backend or uses quota), which model (unknown: 404, no quota used),
     // admission by the limit rules, then forwarding.
+    // This frame lives as long as a stream does, so it keeps few slots: every
+    // refusal goes through one local_reply, every await's result is written in
+    // place (g++ gives each temporary that spans a co_await a slot of its own).
     const auto& lcfg = *st.live->cfg; // as last reloaded (keys, tiers, limits, ladder); the rest never changes
     auto& rules = *st.live->rules;
+    openai::local_reply refusal;
     const auto client_ip = control::client_address(lcfg, ctx.peer, forwarded_for(req));
     const auto who = control::identify(lcfg, as_view(req[http::field::authorization]), client_ip);
     if (access && access->enabled()) {
@@ -1360,20 +1388,17 @@ struct gateway::impl final : control::admin_target {
       if (who && !who->anonymous) st.key_name = who->name; // anonymous callers are known by their address
     }
     if (!who) {
-      const bool keep = co_await reply(ctx, req, st, openai::invalid_api_key());
-      record(w, st);
-      co_return keep;
+      refusal = openai::invalid_api_key();
+      co_return co_await refused(w, ctx, req, st, refusal);
     }
     // The client's own deadline caps every wait and timeout of this request.
     if (const auto h = req["x-request-timeout"]; !h.empty()) {
       const auto t = control::parse_timeout_seconds(as_view(h));
       if (!t) {
-        const bool keep = co_await reply(
-            ctx, req, st,
+        refusal =
             openai::invalid_request("x-request-timeout must be a number of seconds (e.g. 30 or 2.5), at most 86400.",
-                                    "x-request-timeout", "invalid_timeout"));
-        record(w, st);
-        co_return keep;
+                                    "x-request-timeout", "invalid_timeout");
+        co_return co_await refused(w, ctx, req, st, refusal);
       }
       st.deadline = st.start + *t;
     } else if (const auto t = control::parse_timeout_seconds(as_view(req["x-stainless-timeout"]))) {
@@ -1383,16 +1408,11 @@ struct gateway::impl final : control::admin_target {
     // whole life): its first block sized to the body, not a fixed 4 KiB.
     json::monotonic_resource arena(std::min<std::size_t>(4096, 1024 + 3 * req.body().size()));
     auto view = openai::parse_request(req.body(), kind, &arena);
-    if (!view) {
-      const bool keep = co_await reply(ctx, req, st, view.error());
-      record(w, st);
-      co_return keep;
-    }
+    if (!view) co_return co_await refused(w, ctx, req, st, view.error());
     const auto* model = cfg->find_model(view->model);
     if (!model) {
-      const bool keep = co_await reply(ctx, req, st, openai::model_not_found(view->model));
-      record(w, st);
-      co_return keep;
+      refusal = openai::model_not_found(view->model);
+      co_return co_await refused(w, ctx, req, st, refusal);
     }
     st.model = model->name;
     st.model_index = static_cast<std::size_t>(model - cfg->models.data());
@@ -1403,9 +1423,8 @@ struct gateway::impl final : control::admin_target {
     st.prompt_tokens = prompt.tokens;
     if (prompt.exact && model->context_length > 0 &&
         prompt.longest + view->max_tokens.value_or(0) > model->context_length) {
-      const bool keep = co_await reply(ctx, req, st, context_too_long(*model, prompt.longest, view->max_tokens));
-      record(w, st);
-      co_return keep;
+      refusal = context_too_long(*model, prompt.longest, view->max_tokens);
+      co_return co_await refused(w, ctx, req, st, refusal);
     }
     const auto target = parse_target(req.target());
     limit::request_facts facts{client_ip,
@@ -1419,22 +1438,20 @@ struct gateway::impl final : control::admin_target {
     std::optional<limit::redis_limiter::decided> shared;
     limit::admission admitted;
     if (redis_limits) {
-      shared = co_await admit_shared(w, ctx, st, facts);
+      shared.emplace();
+      co_await admit_shared(w, ctx, st, facts, *shared);
       if (shared->unavailable) {
-        const bool keep = co_await reply(
-            ctx, req, st,
-            openai::service_unavailable("The rate limiter is unavailable (redis.on_failure: deny). Please try again "
-                                        "shortly.",
-                                        1, "rate_limiter_unavailable"));
-        record(w, st);
-        co_return keep;
+        refusal = openai::service_unavailable(
+            "The rate limiter is unavailable (redis.on_failure: deny). Please try again shortly.", 1,
+            "rate_limiter_unavailable");
+        co_return co_await refused(w, ctx, req, st, refusal);
       }
       admitted = shared->a;
       redis_limits->keep_leases(*w.redis, *shared);
     } else {
       admitted = rules.admit(facts, steady_now());
       if (!admitted.allowed && admitted.refused_by->queue && admitted.refusal.retry_after != limit::k_never)
-        admitted = co_await wait_in_line(ctx, st, facts, std::move(admitted));
+        co_await wait_in_line(ctx, st, facts, admitted);
     }
     // Concurrency slots and leases go back however the request ends.
     auto give_back = [&] {
@@ -1458,9 +1475,8 @@ struct gateway::impl final : control::admin_target {
     if (!admitted.allowed) {
       metrics.refusals.with({admitted.refused_by->name}).inc();
       st.refused_by = admitted.refused_by->name;
-      const bool keep = co_await reply(ctx, req, st, too_many_requests(admitted, *who));
-      record(w, st);
-      co_return keep;
+      refusal = too_many_requests(admitted, *who);
+      co_return co_await refused(w, ctx, req, st, refusal);
     }
     st.want_usage = std::any_of(admitted.holds.begin(), admitted.holds.end(),
                                 [&](const limit::rule_hold& h) { return rules.rule(h.rule).cost_tokens; });
@@ -1468,12 +1484,8 @@ struct gateway::impl final : control::admin_target {
       decltype(give_back)& fn;
       ~release_guard() { fn(); }
     } release{give_back};
-    if (admitted.delay > limit::nanos{0}) { // a leaky-bucket shaper holds the request to its rate
-      // Never past the client's deadline: then forwarding answers 504 at once.
-      net::steady_timer hold(ctx.stream.get_executor(),
-                             std::min<clock::time_point>(clock::now() + admitted.delay, st.deadline));
-      co_await hold.async_wait(k_tuple);
-    }
+    if (admitted.delay > limit::nanos{0}) // a leaky-bucket shaper holds the request to its rate
+      co_await hold(ctx, st, admitted.delay);
 
     // The ladder: the model's level, if the caller's tier is degraded from it.
     st.level = degrade::applied_level(ladders[st.model_index]->level(), degrade_from(lcfg, who->tier));
@@ -1493,18 +1505,16 @@ struct gateway::impl final : control::admin_target {
       // The response cache answers when the pool cannot (or, with mode
       // always, a temperature-0 repeat); every whole answer is kept for that.
       std::string key;
-      std::optional<forward_result> hit;
+      bool hit = false;
       if (cache) {
         key = degrade::cache_key(view->body, model->name, target.path, cfg->cache.per_key ? who->name : "");
         const bool repeat = cfg->cache.mode == control::cache_mode::always && temperature_zero(*view);
         const bool down = !w.router.has_candidate(model_index_of(*serving), {}, steady_now());
-        if (repeat || down) hit = from_cache(st, key);
+        if (repeat || down) hit = from_cache(st, key, result);
         st.capturing = view->stream && !st.stream_off;
       }
-      if (hit) {
-        result = std::move(*hit);
-      } else {
-        result = co_await forward_watched(w, ctx, req, st, *view, *serving);
+      if (!hit) {
+        co_await forward_watched(w, ctx, req, st, *view, *serving, result);
         if (cache && !st.client_gone) {
           if (result.kind == forward_result::answer && result.status == 200)
             keep_answer(key, result.body, result.content_type, serving->name, st.level);
@@ -1512,7 +1522,7 @@ struct gateway::impl final : control::admin_target {
             keep_answer(key, std::move(st.captured), "text/event-stream", serving->name, st.level);
           else if ((result.kind == forward_result::reply && result.error.status >= 500 && !result.deadline) ||
                    (result.kind == forward_result::answer && result.status >= 500))
-            if (auto late = from_cache(st, key)) result = std::move(*late); // every backend failed it
+            from_cache(st, key, result); // every backend failed it: a cached answer if there is one
         }
       }
     }
@@ -1549,8 +1559,9 @@ struct gateway::impl final : control::admin_target {
   // Forwards while watching the client: if it disconnects, the upstream
   // request is closed at once so the backend stops generating, and a wait
   // (in a backend's line, or before a retry) ends.
-  net::awaitable<forward_result> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
-                                                 openai::request_view& view, const control::model_config& model) {
+  net::awaitable<void> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
+                                       openai::request_view& view, const control::model_config& model,
+                                       forward_result& result) {
     client_watch watch(ctx.stream.socket(), [&st] {
       st.client_gone = true;
       if (st.waiting_on) st.waiting_on->cancel();
@@ -1560,7 +1571,11 @@ struct gateway::impl final : control::admin_target {
         st.upstream->stream.socket().close(ignored);
       }
     });
-    co_return co_await forward(w, ctx, req, st, view, model);
+    // While a backend answers, the session's read buffer (4 KiB, read into
+    // when the connection was idle) would sit unused in every held stream;
+    // unless the client already sent more (pipelined), it goes until the next read.
+    if (ctx.buffer.size() == 0) ctx.buffer.shrink_to_fit();
+    result = co_await forward(w, ctx, req, st, view, model);
   }
 
   // Sleeps unless the client leaves or the deadline comes first; false when it did not sleep it out.
@@ -1651,9 +1666,9 @@ struct gateway::impl final : control::admin_target {
         first_token_told = true;
         stats.record_ttft(std::chrono::duration<double>(took).count(), steady_now());
       };
-      const auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind,
-                                                {st.want_usage, st.stream_off, st.level >= 2});
-      auto r = co_await exchange(w, ctx, req, st, view, choice.backend, body);
+      auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind,
+                                          {st.want_usage, st.stream_off, st.level >= 2});
+      auto r = co_await exchange(w, ctx, req, st, view, choice.backend, std::move(body));
       st.on_first_token = nullptr;
       const bool no_verdict = (st.client_gone && r.failure == 0) || r.deadline;
       // (ttft_p95 comes from streams only: a whole answer's head comes with its
@@ -1760,12 +1775,13 @@ struct gateway::impl final : control::admin_target {
                  (t->is_uint64() && t->get_uint64() == 0));
   }
 
-  // A cached answer for this request at its level, as a whole answer marked x-llmgate-cache: hit.
-  std::optional<forward_result> from_cache(request_state& st, const std::string& key) {
+  // A cached answer for this request at its level, as a whole answer marked
+  // x-llmgate-cache: hit, written into r; false (r untouched) when none.
+  bool from_cache(request_state& st, const std::string& key, forward_result& r) {
     auto e = cache->find(key, st.level, steady_now());
     metrics.cache_lookups.with({e ? "hit" : "miss"}).inc();
-    if (!e) return std::nullopt;
-    forward_result r;
+    if (!e) return false;
+    r = forward_result{};
     r.kind = forward_result::answer;
     r.status = 200;
     r.content_type = std::move(e->content_type);
@@ -1773,7 +1789,7 @@ struct gateway::impl final : control::admin_target {
     st.headers.emplace_back("x-llmgate-cache", "hit");
     st.backend = "cache";
     st.cache_hit = true;
-    return r;
+    return true;
   }
 
   void keep_answer(const std::string& key, std::string body, std::string content_type, const std::string& model,
@@ -1844,8 +1860,7 @@ struct gateway::impl final : control::admin_target {
 
   // One backend: send the request, read the answer, relay it.
   net::awaitable<forward_result> exchange(worker& w, session_context& ctx, request& req, request_state& st,
-                                          const openai::request_view& view, std::size_t index,
-                                          const std::string& body) {
+                                          const openai::request_view& view, std::size_t index, std::string body) {
     auto& pool = *w.pools[index];
     const auto& backend = pool.backend();
     const auto& up = cfg->upstream;
@@ -1953,6 +1968,10 @@ struct gateway::impl final : control::admin_target {
             forward_result::reply, "connect_error", control::failure_connect,
             openai::bad_gateway(fmt::format("Backend {} sent no valid answer: {}.", backend.name, hec.message())));
       }
+
+      // Sent and answered: the request's bytes are not kept while the answer streams.
+      std::string().swap(request_head);
+      std::string().swap(body);
 
       const auto& head = parser.get();
       const int status = static_cast<int>(head.result_int());
@@ -2089,7 +2108,7 @@ struct gateway::impl final : control::admin_target {
     bool done_seen = false, first_sent = false;
     std::string failure;
     unsigned failure_kind = 0;
-    char buf[2048]; // in the frame of every held stream: token events are a few hundred bytes; a burst takes more reads
+    char buf[1024]; // in the frame of every held stream: token events are a few hundred bytes; a burst takes more reads
     while (!parser.is_done()) {
       parser.get().body().data = buf;
       parser.get().body().size = sizeof buf;

@@ -150,6 +150,61 @@ net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& lim
   }
 }
 
+// Reads one request after its first bytes arrived: false when the connection
+// is to close (the client left, timed out, or was refused, which is answered
+// here). Its own coroutine, so the parser and the refusals' temporaries are
+// gone while the request is handled (a held stream keeps run_session's frame).
+net::awaitable<bool> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer, const session_limits& limits,
+                                  request& out) {
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(limits.max_header_bytes);
+  parser.body_limit(limits.max_body_bytes);
+  // One deadline for the whole head, so headers dribbled a byte at a time (slowloris) cannot hold the slot.
+  stream.expires_after(limits.header_timeout);
+  auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, k_tuple);
+  if (hec) {
+    if (hec == http::error::header_limit)
+      co_await refuse(stream, limits, http::status::request_header_fields_too_large,
+                      openai::invalid_request("Request headers are too large.", {}, "headers_too_large"));
+    else if (hec == http::error::body_limit) // a Content-Length over the limit is refused before any body is read
+      co_await refuse(stream, limits, http::status::payload_too_large,
+                      openai::payload_too_large(limits.max_body_bytes));
+    else if (hec != beast::error::timeout && hec != http::error::end_of_stream && hec != net::error::eof &&
+             hec != net::error::operation_aborted && hec != net::error::connection_reset)
+      co_await refuse(
+          stream, limits, http::status::bad_request,
+          openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {}, "bad_http_request"));
+    co_return false;
+  }
+  if (static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end())) > limits.max_headers) {
+    co_await refuse(stream, limits, http::status::request_header_fields_too_large,
+                    openai::invalid_request(fmt::format("More than {} request headers.", limits.max_headers), {},
+                                            "too_many_headers"));
+    co_return false;
+  }
+  if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+    http::response<http::empty_body> cont{http::status::continue_, 11};
+    stream.expires_after(limits.write_timeout);
+    auto [cec, cn] = co_await http::async_write(stream, cont, k_tuple);
+    if (cec) co_return false;
+  }
+  stream.expires_after(limits.body_timeout);
+  auto [bec, bn] = co_await http::async_read(stream, buffer, parser, k_tuple);
+  if (bec) {
+    if (bec == http::error::body_limit)
+      co_await refuse(stream, limits, http::status::payload_too_large,
+                      openai::payload_too_large(limits.max_body_bytes));
+    else if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
+             bec != net::error::connection_reset && bec != http::error::partial_message)
+      co_await refuse(
+          stream, limits, http::status::bad_request,
+          openai::invalid_request(fmt::format("Malformed HTTP request: {}.", bec.message()), {}, "bad_http_request"));
+    co_return false;
+  }
+  out = parser.release();
+  co_return true;
+}
+
 } // namespace
 
 net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
@@ -177,52 +232,8 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
       buffer.commit(n);
     }
     entry->busy = true;
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(limits.max_header_bytes);
-    parser.body_limit(limits.max_body_bytes);
-    // One deadline for the whole head, so headers dribbled a byte at a time (slowloris) cannot hold the slot.
-    stream.expires_after(limits.header_timeout);
-    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, k_tuple);
-    if (hec) {
-      if (hec == http::error::header_limit)
-        co_await refuse(stream, limits, http::status::request_header_fields_too_large,
-                        openai::invalid_request("Request headers are too large.", {}, "headers_too_large"));
-      else if (hec == http::error::body_limit) // a Content-Length over the limit is refused before any body is read
-        co_await refuse(stream, limits, http::status::payload_too_large,
-                        openai::payload_too_large(limits.max_body_bytes));
-      else if (hec != beast::error::timeout && hec != http::error::end_of_stream && hec != net::error::eof &&
-               hec != net::error::operation_aborted && hec != net::error::connection_reset)
-        co_await refuse(
-            stream, limits, http::status::bad_request,
-            openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {}, "bad_http_request"));
-      break;
-    }
-    if (static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end())) > limits.max_headers) {
-      co_await refuse(stream, limits, http::status::request_header_fields_too_large,
-                      openai::invalid_request(fmt::format("More than {} request headers.", limits.max_headers), {},
-                                              "too_many_headers"));
-      break;
-    }
-    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-      http::response<http::empty_body> cont{http::status::continue_, 11};
-      stream.expires_after(limits.write_timeout);
-      auto [cec, cn] = co_await http::async_write(stream, cont, k_tuple);
-      if (cec) break;
-    }
-    stream.expires_after(limits.body_timeout);
-    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, k_tuple);
-    if (bec) {
-      if (bec == http::error::body_limit)
-        co_await refuse(stream, limits, http::status::payload_too_large,
-                        openai::payload_too_large(limits.max_body_bytes));
-      else if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
-               bec != net::error::connection_reset && bec != http::error::partial_message)
-        co_await refuse(
-            stream, limits, http::status::bad_request,
-            openai::invalid_request(fmt::format("Malformed HTTP request: {}.", bec.message()), {}, "bad_http_request"));
-      break;
-    }
-    request req = parser.release();
+    request req;
+    if (!co_await read_request(stream, buffer, limits, req)) break;
     bool keep_alive = false;
     try {
       keep_alive = co_await handler(ctx, req);

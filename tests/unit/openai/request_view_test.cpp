@@ -86,6 +86,19 @@ TEST(request_view, parses_a_valid_chat_request) {
   EXPECT_TRUE(v.body.contains("messages"));
 }
 
+// The parsed body stays in the storage it was parsed into (the gateway's
+// per-request arena): no deep copy onto the heap, in the view or its moves.
+TEST(request_view, keeps_the_body_in_the_callers_storage) {
+  json::monotonic_resource arena;
+  auto r = parse_request(chat(R"("temperature":0.5,"stream":true)"), endpoint::chat_completions, &arena);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body.storage().get(), &arena);
+  EXPECT_EQ(r->body.at("messages").as_array().storage().get(), &arena);
+  const request_view moved = std::move(*r);
+  EXPECT_EQ(moved.body.storage().get(), &arena);
+  EXPECT_TRUE(moved.stream);
+}
+
 TEST(request_view, parses_a_valid_completions_request) {
   auto v = accept(R"({"model":"m","prompt":"Once upon"})", endpoint::completions);
   EXPECT_EQ(v.kind, endpoint::completions);
