@@ -3,7 +3,7 @@
 #   the peers at 10 s a run; the overload experiment at 60 s a run with the
 #   seed's handler as written as a fourth setup; 5,000 held streams; the
 #   limiter's cost as tracked keys grow (and its ns per decision); limit
-#   decisions in Redis; instructions per request (callgrind); the tokenizer.
+#   decisions in Redis; instructions per request (callgrind); coroutine frame sizes; the tokenizer.
 # Results go to bench/results/.
 # Needs: make build, scripts/install-deps.sh --bench, valgrind.
 set -euo pipefail
@@ -15,6 +15,7 @@ start=$(date +%s)
 "$HERE/peers/run.sh" --workers "1 2" --duration 10 --out "$OUT/peers.md"
 "$HERE/overload.sh" --seconds 60 --setups "direct fastapi seed llmgate" --out "$OUT"
 "$HERE/streams.sh" --streams 5000 --tokens 60 | tee "$OUT/streams.md"
+"$HERE/frame_sizes.py" >"$OUT/frame_sizes.txt"
 (cd "$REPO" && make --no-print-directory bench-limits) | tee "$OUT/limits.txt"
 "$HERE/redis_limits.sh" --seconds 6 | tee "$OUT/redis.txt"
 for t in on off; do "$HERE/instructions_per_request.sh" --thinking "$t" --seconds 6; done | tee "$OUT/instructions.txt"

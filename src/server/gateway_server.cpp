@@ -1893,6 +1893,7 @@ struct gateway::impl final : control::admin_target {
                   openai::gateway_timeout(fmt::format("Backend {} {}.", backend.name, what)));
     };
 
+    forward_result r; // the outcome, streamed or whole (one slot in this frame, which a stream keeps)
     // A keep-alive connection the backend closed meanwhile fails on first use;
     // then, and only then, the same backend is tried once on a new connection.
     for (int fresh = 0; fresh < 2; ++fresh) {
@@ -1979,7 +1980,7 @@ struct gateway::impl final : control::admin_target {
       const openai::reasoning_options ropts{cfg->reasoning_field, view.return_reasoning};
 
       if (view.stream && !st.stream_off && status == 200 && content_type.starts_with("text/event-stream")) {
-        auto r = co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, first_token_by, deadline, started);
+        co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, first_token_by, deadline, started, r);
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));
         const std::string_view result = st.client_gone                          ? "client_gone"
@@ -2022,7 +2023,6 @@ struct gateway::impl final : control::admin_target {
             forward_result::reply, "interrupted", control::failure_interrupted,
             openai::bad_gateway(fmt::format("Backend {} broke off its answer: {}.", backend.name, rec.message())));
       const bool reusable = parser.keep_alive();
-      forward_result r;
       r.kind = forward_result::answer;
       r.status = status;
       r.took = took;
@@ -2073,13 +2073,14 @@ struct gateway::impl final : control::admin_target {
   // must change shape. The response head goes out with the first event, so a
   // backend that fails before its first token leaves the request free to be
   // retried elsewhere (kind reply); once committed, a backend that breaks off
-  // gets the client a well-formed error event and a clean end.
-  net::awaitable<forward_result> relay_stream(worker& w, session_context& ctx, request& req, request_state& st,
-                                              const openai::request_view& view, upstream::connection& conn,
-                                              http::response_parser<http::buffer_body>& parser,
-                                              openai::reasoning_options ropts, clock::time_point first_token_by,
-                                              clock::time_point deadline, clock::time_point started) {
-    forward_result result;
+  // gets the client a well-formed error event and a clean end. The outcome
+  // is written into result (the caller's: no second copy in this frame).
+  net::awaitable<void> relay_stream(worker& w, session_context& ctx, request& req, request_state& st,
+                                    const openai::request_view& view, upstream::connection& conn,
+                                    http::response_parser<http::buffer_body>& parser, openai::reasoning_options ropts,
+                                    clock::time_point first_token_by, clock::time_point deadline,
+                                    clock::time_point started, forward_result& result) {
+    result = forward_result{};
     result.kind = forward_result::reply;
     // HTTP/1.0 knows no chunked encoding: its stream ends when the connection closes.
     const bool chunked = req.version() >= 11;
@@ -2117,7 +2118,7 @@ struct gateway::impl final : control::admin_target {
       auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, k_tuple);
       if (ec == http::error::need_buffer) ec = {};
       const std::size_t got = sizeof buf - parser.get().body().size;
-      if (st.client_gone) co_return result;
+      if (st.client_gone) co_return;
       events.clear();
       if (!reader.feed(std::string_view(buf, got), events)) {
         failure = "the backend sent an oversized event";
@@ -2137,7 +2138,7 @@ struct gateway::impl final : control::admin_target {
         openai::append_sse(out, rewritten ? *rewritten : e.data, e.event);
       }
       if (!out.empty()) {
-        if (!committed && !co_await commit()) co_return result;
+        if (!committed && !co_await commit()) co_return;
         if (!first_sent) {
           st.ttft = seconds_since(st.start);
           w.model_metrics[st.model_index].ttft->observe(*st.ttft);
@@ -2149,7 +2150,7 @@ struct gateway::impl final : control::admin_target {
           st.client_gone = true;
           boost::system::error_code ignored;
           conn.stream.socket().close(ignored);
-          co_return result;
+          co_return;
         }
         if (st.capturing) {
           st.captured += out;
@@ -2159,6 +2160,11 @@ struct gateway::impl final : control::admin_target {
           }
         }
       }
+      // Until the next read (half a second, for a slow model) a held stream
+      // keeps no event or output buffer: a malloc a read is cheaper than
+      // their bytes times every stream held.
+      std::string().swap(out);
+      std::vector<openai::sse_event>().swap(events);
       if (ec) {
         failure_kind = ec == beast::error::timeout ? control::failure_timeout : control::failure_interrupted;
         if (ec == beast::error::timeout && clock::now() >= st.deadline) { // the client's deadline, not the backend
@@ -2189,7 +2195,7 @@ struct gateway::impl final : control::admin_target {
                                        failure.empty() ? "the stream ended empty" : failure);
       result.error = result.deadline || failure_kind == control::failure_timeout ? openai::gateway_timeout(message)
                                                                                  : openai::bad_gateway(message);
-      co_return result;
+      co_return;
     }
     st.stream_complete = done_seen && failure.empty();
     st.stream_broken = !failure.empty() && !done_seen;
@@ -2206,13 +2212,13 @@ struct gateway::impl final : control::admin_target {
     if (!out.empty()) {
       if (auto [ec, n] = co_await send_piece(ctx, out, chunked); ec) {
         st.client_gone = true;
-        co_return result;
+        co_return;
       }
     }
-    if (!chunked) co_return result; // the connection's close ends the body
+    if (!chunked) co_return; // the connection's close ends the body
     if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk_last(), k_tuple); ec)
       st.client_gone = true;
-    co_return result;
+    co_return;
   }
 
   // POST /tokenize in vLLM's shape: {"model", "prompt"} or {"model",
