@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ ccache pkg-config make
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev libhowardhinnant-date-dev tzdata libpcre2-dev libutf8proc-dev libssl-dev openssl
+  libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev libhowardhinnant-date-dev tzdata libpcre2-dev libutf8proc-dev libssl-dev openssl libmimalloc-dev
   curl wrk nginx-light procps redis-server redis-tools prometheus chromium
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -1,7 +1,10 @@
 #include "degrade/response_cache.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/json/serialize.hpp>
+#include <charconv>
+#include <span>
 #include <vector>
 
 namespace llmgate::degrade {
@@ -15,7 +18,9 @@ void canonical(const json::value& v, std::string& out);
 // A string as its length and its bytes: unambiguous, and no escaping (a key
 // need not be JSON, only one per distinct request).
 void text(std::string_view s, std::string& out) {
-  out += std::to_string(s.size());
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, s.size()).ptr;
+  out.append(digits, end);
   out += '"';
   out += s;
 }
@@ -24,10 +29,17 @@ void text(std::string_view s, std::string& out) {
 // the top level without the name the client used for the model, and `user`.
 // Written straight into `out`: nothing of the body is copied.
 void canonical(const json::object& o, std::string& out, bool top) {
-  std::vector<const json::key_value_pair*> fields;
-  fields.reserve(o.size());
+  // The fields' order, on the stack for the objects requests are made of
+  // (this runs for every request while the cache is on).
+  constexpr std::size_t k_small = 16;
+  std::array<const json::key_value_pair*, k_small> small;
+  std::vector<const json::key_value_pair*> large;
+  if (o.size() > k_small) large.resize(o.size());
+  const std::span<const json::key_value_pair*> room = large.empty() ? std::span(small) : std::span(large);
+  std::size_t n = 0;
   for (const auto& kv : o)
-    if (!top || (kv.key() != "model" && kv.key() != "user")) fields.push_back(&kv);
+    if (!top || (kv.key() != "model" && kv.key() != "user")) room[n++] = &kv;
+  const auto fields = room.first(n);
   std::sort(fields.begin(), fields.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
   out += '{';
   for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -37,6 +49,18 @@ void canonical(const json::object& o, std::string& out, bool top) {
     canonical(fields[i]->value(), out);
   }
   out += '}';
+}
+
+// A scalar as JSON, without a temporary string for the common kinds.
+void scalar(const json::value& v, std::string& out) {
+  char digits[24];
+  switch (v.kind()) {
+  case json::kind::int64: out.append(digits, std::to_chars(digits, digits + sizeof digits, v.get_int64()).ptr); break;
+  case json::kind::uint64: out.append(digits, std::to_chars(digits, digits + sizeof digits, v.get_uint64()).ptr); break;
+  case json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
+  case json::kind::null: out += "null"; break;
+  default: out += json::serialize(v);
+  }
 }
 
 void canonical(const json::value& v, std::string& out) {
@@ -53,7 +77,7 @@ void canonical(const json::value& v, std::string& out) {
   } else if (v.is_string()) {
     text(v.get_string(), out);
   } else {
-    out += json::serialize(v);
+    scalar(v, out);
   }
 }
 
