@@ -2,11 +2,12 @@
 # Instructions the gateway spends per proxied request, counted by callgrind:
 # repeatable whatever else the machine is doing (unlike requests/s on 2 shared
 # cores). Starts `llmgate sim --profile instant` and llmgate (1 worker) under
-# valgrind on 127.0.0.1, drives it with wrk for a few seconds, divides.
+# valgrind on 127.0.0.1, warms it up for a second, zeroes the counters,
+# drives it with wrk for a few seconds and divides.
 #
 # Usage: bench/instructions_per_request.sh [--thinking on|off] [--bin PATH] [--seconds S] [--config YAML-LINE]
 # (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}".)
-# Needs: valgrind, wrk, curl. Stops what it started (by PID).
+# Needs: valgrind (callgrind_control), wrk, curl. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$HERE/../build/llmgate"
@@ -36,8 +37,16 @@ wrk.method = "POST"
 wrk.body = '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16$extra}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
+served() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests_total/{s+=$2} END{print s+0}'; }
+# A second of warm-up, then the counters are zeroed: start-up, the first
+# connections and the warm-up are left out, so the figure is the cost of a
+# request in a running gateway (before 2026-12-05 start-up was included,
+# which made it ~2-5% higher and dependent on how many requests ran).
+wrk -t1 -c8 -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
+before=$(served)
+callgrind_control -z "$GW" >/dev/null
 wrk -t1 -c8 -d"${SECONDS_RUN}s" -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
-requests=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests_total/{s+=$2} END{print s+0}')
+requests=$(($(served) - before))
 kill "$GW"; wait "$GW" 2>/dev/null || true
 [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')

@@ -1,4 +1,5 @@
 #include "bench/load_generator.hpp"
+#include "io/beast.hpp"
 
 #include "control/config.hpp"
 #include "openai/response_rewrite.hpp"
@@ -32,7 +33,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using clock_type = std::chrono::steady_clock;
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 
 double seconds_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double>(b - a).count();
@@ -40,7 +41,7 @@ double seconds_between(clock_type::time_point a, clock_type::time_point b) {
 
 struct connection {
   explicit connection(net::io_context& ioc) : stream(ioc) {}
-  beast::tcp_stream stream;
+  io::tcp_stream stream;
   beast::flat_buffer buffer;
   bool reused = false;
 };
@@ -132,15 +133,15 @@ private:
     return n < run_.opts.requests;
   }
 
-  net::awaitable<void> user() {
+  io::task<void> user() {
     std::unique_ptr<connection> c;
     while (take_ticket()) co_await one_request(c);
     --generators_;
   }
 
-  net::awaitable<void> arrivals(double rate) {
+  io::task<void> arrivals(double rate) {
     std::exponential_distribution<double> gap(rate);
-    net::steady_timer timer(ioc_);
+    io::timer timer(ioc_);
     arrival_timer_ = &timer; // the supervisor wakes it at the end: a slow rate's next gap may be long
     auto next = clock_type::now();
     for (;;) {
@@ -155,7 +156,7 @@ private:
   }
 
   // Open loop: an idle connection if there is one, else a new one.
-  net::awaitable<void> detached_request() {
+  io::task<void> detached_request() {
     std::unique_ptr<connection> c;
     if (!idle_.empty()) {
       c = std::move(idle_.back());
@@ -167,9 +168,9 @@ private:
 
   // Stops sending at the end of the run, waits for the answers in flight up
   // to the drain time, then closes what is left (counted as unfinished).
-  net::awaitable<void> supervise() {
-    net::steady_timer timer(ioc_);
-    auto nap = [&]() -> net::awaitable<void> {
+  io::task<void> supervise() {
+    io::timer timer(ioc_);
+    auto nap = [&]() -> io::task<void> {
       timer.expires_after(std::chrono::milliseconds(20));
       co_await timer.async_wait(k_tuple);
     };
@@ -184,7 +185,7 @@ private:
     for (auto& c : idle_) c->stream.socket().close(ignored);
   }
 
-  net::awaitable<void> one_request(std::unique_ptr<connection>& c) {
+  io::task<void> one_request(std::unique_ptr<connection>& c) {
     const auto& o = run_.opts;
     ++in_flight_;
     ++run_.live.in_flight;
@@ -252,8 +253,7 @@ private:
   // Sends the request and reads the answer. A reused keep-alive connection
   // that the server had closed fails before any answer byte: that attempt is
   // made again once on a new connection, as any HTTP client does.
-  net::awaitable<answer> exchange(std::unique_ptr<connection>& c, const std::string& request,
-                                  clock_type::time_point start) {
+  io::task<answer> exchange(std::unique_ptr<connection>& c, const std::string& request, clock_type::time_point start) {
     const auto timeout = seconds(run_.opts.timeout_s);
     for (int attempt = 0;; ++attempt) {
       answer a;
@@ -289,8 +289,8 @@ private:
     }
   }
 
-  net::awaitable<void> read_answer(connection& c, const std::string& request, clock_type::time_point start,
-                                   clock_type::duration timeout, answer& a, bool& answered) {
+  io::task<void> read_answer(connection& c, const std::string& request, clock_type::time_point start,
+                             clock_type::duration timeout, answer& a, bool& answered) {
     c.stream.expires_after(timeout);
     if (auto [ec, n] = co_await net::async_write(c.stream, net::buffer(request), k_tuple); ec) co_return;
     http::response_parser<http::buffer_body> parser;
@@ -366,7 +366,7 @@ private:
   bool stopping_ = false;
   bool cut_ = false;
   std::unordered_set<connection*> active_;
-  net::steady_timer* arrival_timer_ = nullptr; // the open loop's, while it waits
+  io::timer* arrival_timer_ = nullptr; // the open loop's, while it waits
   std::vector<std::unique_ptr<connection>> idle_;
   clock_type::time_point last_answer_{};
 };
@@ -395,7 +395,7 @@ load_result run_load(const load_options& opts, live_counts& live, const std::fun
   const auto url = control::parse_http_url(opts.url);
   if (!url) throw std::invalid_argument("bad URL: " + opts.url);
   net::io_context resolver_ioc;
-  tcp::resolver resolver(resolver_ioc);
+  io::resolver resolver(resolver_ioc);
   const auto endpoints = resolver.resolve(url->host, std::to_string(url->port)); // throws: the CLI says why
   run_state run{opts, live, *endpoints.begin(), url->target == "/" ? "/v1/chat/completions" : url->target,
                 fmt::format("{}:{}", url->host, url->port)};

@@ -1,4 +1,5 @@
 #include "limit/redis_limiter.hpp"
+#include "io/io.hpp"
 
 #include "limit/redis_store.hpp"
 #include "redis/slot.hpp"
@@ -40,8 +41,7 @@ double seconds(std::chrono::steady_clock::duration d) { return std::chrono::dura
 
 } // namespace
 
-redis_limiter::link::link(net::any_io_executor ex, const control::redis_config& cfg,
-                          std::shared_ptr<const tls::context> tls)
+redis_limiter::link::link(io::executor ex, const control::redis_config& cfg, std::shared_ptr<const tls::context> tls)
     : redis(
           std::move(ex),
           [&] {
@@ -126,37 +126,36 @@ control::duration until(std::chrono::steady_clock::time_point deadline) {
 }
 
 // Runs the calls at once on this loop and waits for every one (each ends by its own deadline).
-net::awaitable<std::vector<redis_limiter::answer>>
-all_of(net::any_io_executor ex, std::vector<std::function<net::awaitable<redis_limiter::answer>()>> calls) {
+io::task<std::vector<redis_limiter::answer>>
+all_of(io::executor ex, std::vector<std::function<io::task<redis_limiter::answer>()>> calls) {
   struct state {
-    explicit state(net::any_io_executor e, std::size_t n)
-        : out(n), left(n), done(std::move(e), net::steady_timer::time_point::max()) {}
+    explicit state(io::executor e, std::size_t n) : out(n), left(n), done(std::move(e), io::timer::time_point::max()) {}
     std::vector<redis_limiter::answer> out;
     std::size_t left;
-    net::steady_timer done;
+    io::timer done;
   };
   auto st = std::make_shared<state>(ex, calls.size());
   for (std::size_t i = 0; i < calls.size(); ++i)
     net::co_spawn(
         ex,
-        [st, i, f = std::move(calls[i])]() -> net::awaitable<void> {
+        [st, i, f = std::move(calls[i])]() -> io::task<void> {
           st->out[i] = co_await f();
           if (--st->left == 0) st->done.cancel();
         },
         net::detached);
-  while (st->left > 0) co_await st->done.async_wait(net::as_tuple(net::use_awaitable));
+  while (st->left > 0) co_await st->done.async_wait(net::as_tuple(io::use_task));
   co_return std::move(st->out);
 }
 
 } // namespace
 
-std::unique_ptr<redis_limiter::link> redis_limiter::connect(net::any_io_executor ex) {
+std::unique_ptr<redis_limiter::link> redis_limiter::connect(io::executor ex) {
   auto l = std::make_unique<link>(ex, cfg_.redis, tls_);
   // The admit script loaded at once, so the first request does not pay for
   // it (on a cluster, on one master; the others load it at their first call).
   net::co_spawn(
       ex,
-      [this, &l = *l]() -> net::awaitable<void> {
+      [this, &l = *l]() -> io::task<void> {
         (void)co_await eval(
             l, script::admit, 0, [](std::string_view) { return std::string(); },
             clock::now() + cfg_.redis.connect_timeout);
@@ -165,9 +164,9 @@ std::unique_ptr<redis_limiter::link> redis_limiter::connect(net::any_io_executor
   return l;
 }
 
-net::awaitable<redis_limiter::answer> redis_limiter::eval(link& l, script s, std::uint16_t slot,
-                                                          std::function<std::string(std::string_view)> build,
-                                                          clock::time_point deadline) {
+io::task<redis_limiter::answer> redis_limiter::eval(link& l, script s, std::uint16_t slot,
+                                                    std::function<std::string(std::string_view)> build,
+                                                    clock::time_point deadline) {
   auto& sha = l.shas[static_cast<std::size_t>(s)];
   if (sha.empty()) {
     auto load = redis::command({"SCRIPT", "LOAD", source_of(s)});
@@ -240,9 +239,9 @@ rule_set& redis_limiter::fallback(const std::shared_ptr<const rule_set>& source)
   return *slot;
 }
 
-net::awaitable<redis_limiter::answer> redis_limiter::admit_slot(link& l, const rule_set& rules,
-                                                                std::vector<planned_rule> sub, std::uint16_t slot,
-                                                                std::string member, clock::time_point deadline) {
+io::task<redis_limiter::answer> redis_limiter::admit_slot(link& l, const rule_set& rules, std::vector<planned_rule> sub,
+                                                          std::uint16_t slot, std::string member,
+                                                          clock::time_point deadline) {
   co_return co_await eval(
       l, script::admit, slot,
       [&](std::string_view sha) {
@@ -259,7 +258,7 @@ std::vector<slot_group> redis_limiter::slot_groups(const link& l, const rule_set
   return one;
 }
 
-net::awaitable<std::vector<redis_limiter::answer>>
+io::task<std::vector<redis_limiter::answer>>
 redis_limiter::admit_all(link& l, const std::shared_ptr<const rule_set>& rules, const std::vector<slot_group>& groups,
                          const std::vector<std::vector<planned_rule>>& subs, const std::string& member,
                          clock::time_point deadline) {
@@ -268,7 +267,7 @@ redis_limiter::admit_all(link& l, const std::shared_ptr<const rule_set>& rules, 
     one.push_back(co_await admit_slot(l, *rules, subs.front(), groups.front().slot, member, deadline));
     co_return one;
   }
-  std::vector<std::function<net::awaitable<answer>()>> calls;
+  std::vector<std::function<io::task<answer>()>> calls;
   for (std::size_t g = 0; g < groups.size(); ++g)
     calls.emplace_back([this, &l, rules, sub = subs[g], slot = groups[g].slot, member, deadline] {
       return admit_slot(l, *rules, sub, slot, member, deadline);
@@ -276,8 +275,8 @@ redis_limiter::admit_all(link& l, const std::shared_ptr<const rule_set>& rules, 
   co_return co_await all_of(l.redis.executor(), std::move(calls));
 }
 
-net::awaitable<redis_limiter::decided> redis_limiter::admit(link& l, std::shared_ptr<const rule_set> rules,
-                                                            const request_facts& facts, nanos now) {
+io::task<redis_limiter::decided> redis_limiter::admit(link& l, std::shared_ptr<const rule_set> rules,
+                                                      const request_facts& facts, nanos now) {
   decided out;
   out.rules = rules;
   const auto plan = rules->plan(facts);
@@ -395,7 +394,7 @@ void redis_limiter::send_by_slot(link& l, const rule_set& rules, script s, const
   for (auto& [slot, part] : by_slot(l, rules, a))
     net::co_spawn(
         l.redis.executor(),
-        [this, &l, s, slot = slot, part = std::move(part), build]() -> net::awaitable<void> {
+        [this, &l, s, slot = slot, part = std::move(part), build]() -> io::task<void> {
           (void)co_await eval(
               l, s, slot, [&](std::string_view sha) { return build(sha, part); },
               clock::now() + cfg_.redis.connect_timeout);
@@ -426,15 +425,15 @@ void redis_limiter::keep_leases(link& l, decided& d) {
   net::co_spawn(
       l.redis.executor(),
       [this, &l, flag = d.renewing, rules = d.rules, parts = by_slot(l, *d.rules, d.a),
-       member = d.member]() -> net::awaitable<void> {
-        net::steady_timer timer(l.redis.executor());
+       member = d.member]() -> io::task<void> {
+        io::timer timer(l.redis.executor());
         for (;;) {
           timer.expires_after(cfg_.redis.lease / 3);
-          co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+          co_await timer.async_wait(net::as_tuple(io::use_task));
           if (!*flag) co_return;
           // Each slot's at once, each within a third of the lease: one master
           // that does not answer must not hold up the others' renewals.
-          std::vector<std::function<net::awaitable<answer>()>> calls;
+          std::vector<std::function<io::task<answer>()>> calls;
           for (const auto& [slot, part] : parts)
             calls.emplace_back([this, &l, rules, slot = slot, part = part, member]() {
               return eval(
@@ -484,8 +483,7 @@ void redis_limiter::send_undo(link& l, const std::shared_ptr<const rule_set>& ru
                               std::int64_t at_us) {
   net::co_spawn(
       l.redis.executor(),
-      [this, &l, rules, sub = std::move(sub), verdicts = std::move(verdicts), slot, member,
-       at_us]() -> net::awaitable<void> {
+      [this, &l, rules, sub = std::move(sub), verdicts = std::move(verdicts), slot, member, at_us]() -> io::task<void> {
         (void)co_await eval(
             l, script::undo, slot,
             [&](std::string_view sha) {
@@ -496,8 +494,8 @@ void redis_limiter::send_undo(link& l, const std::shared_ptr<const rule_set>& ru
       net::detached);
 }
 
-net::awaitable<void> redis_limiter::heartbeat(link& l, const std::atomic<bool>& stop) {
-  net::steady_timer timer(co_await net::this_coro::executor);
+io::task<void> redis_limiter::heartbeat(link& l, const std::atomic<bool>& stop) {
+  io::timer timer(co_await net::this_coro::executor);
   const auto ttl =
       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.redis.heartbeat * 3).count());
   const auto key = cfg_.redis.key_prefix + "replicas";
@@ -509,7 +507,7 @@ net::awaitable<void> redis_limiter::heartbeat(link& l, const std::atomic<bool>& 
       replicas_gauge_.set(static_cast<double>(r->integer));
     }
     timer.expires_after(cfg_.redis.heartbeat);
-    auto [ec] = co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+    auto [ec] = co_await timer.async_wait(net::as_tuple(io::use_task));
     if (ec) co_return;
   }
 }

@@ -8,6 +8,7 @@
 // through the replicas' heartbeats), `allow`, or `deny`. Each worker has its own connection (client) on its own loop;
 // the limiter's shared state is thread-safe. Include only from network translation units.
 #include "control/config.hpp"
+#include "io/io.hpp"
 #include "limit/redis_store.hpp"
 #include "limit/rule_set.hpp"
 #include "observe/metrics.hpp"
@@ -15,7 +16,6 @@
 
 #include <array>
 #include <atomic>
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <map>
@@ -37,14 +37,13 @@ public:
   enum class script { admit, release, renew, adjust, undo };
   // A worker's connections (one per Redis master) and the script SHAs it loaded.
   struct link {
-    link(boost::asio::any_io_executor ex, const control::redis_config& cfg,
-         std::shared_ptr<const tls::context> tls = nullptr);
+    link(io::executor ex, const control::redis_config& cfg, std::shared_ptr<const tls::context> tls = nullptr);
     redis::cluster redis;
     std::array<std::string, 5> shas; // by script
   };
   // A worker's link, connecting and loading the admit script at once (so the
   // first request does not pay for it).
-  [[nodiscard]] std::unique_ptr<link> connect(boost::asio::any_io_executor ex);
+  [[nodiscard]] std::unique_ptr<link> connect(io::executor ex);
 
   // Where a decision came from, so its release goes back to the same place.
   enum class source { redis, local_fallback, open };
@@ -58,8 +57,7 @@ public:
     std::shared_ptr<bool> renewing; // its leases are being renewed until release() clears it
   };
 
-  boost::asio::awaitable<decided> admit(link& l, std::shared_ptr<const rule_set> rules, const request_facts& facts,
-                                        nanos now);
+  io::task<decided> admit(link& l, std::shared_ptr<const rule_set> rules, const request_facts& facts, nanos now);
   // Gives back concurrency leases (or fallback slots); never waits on the request path.
   void release(link& l, const decided& d);
   // Corrects the token rules by the request's real usage (fire and forget).
@@ -69,7 +67,7 @@ public:
   void keep_leases(link& l, decided& d);
 
   // Announces this replica and learns the fleet's size, every redis.heartbeat (run on one worker).
-  boost::asio::awaitable<void> heartbeat(link& l, const std::atomic<bool>& stop);
+  io::task<void> heartbeat(link& l, const std::atomic<bool>& stop);
 
   [[nodiscard]] int replicas() const noexcept { return replicas_.load(); }
   [[nodiscard]] bool redis_up() const noexcept { return up_.load(); }
@@ -84,19 +82,18 @@ private:
   using clock = std::chrono::steady_clock;
   // Calls a script by SHA (built by `build` from it) on the node of `slot`,
   // loading the script there first when that node lacks it (NOSCRIPT).
-  boost::asio::awaitable<answer> eval(link& l, script s, std::uint16_t slot,
-                                      std::function<std::string(std::string_view sha)> build,
-                                      clock::time_point deadline);
+  io::task<answer> eval(link& l, script s, std::uint16_t slot, std::function<std::string(std::string_view sha)> build,
+                        clock::time_point deadline);
   // The admit script for the planned rules `sub` (one slot's), answered by `deadline`.
-  boost::asio::awaitable<answer> admit_slot(link& l, const rule_set& rules, std::vector<planned_rule> sub,
-                                            std::uint16_t slot, std::string member, clock::time_point deadline);
+  io::task<answer> admit_slot(link& l, const rule_set& rules, std::vector<planned_rule> sub, std::uint16_t slot,
+                              std::string member, clock::time_point deadline);
   [[nodiscard]] std::vector<slot_group> slot_groups(const link& l, const rule_set& rules,
                                                     const std::vector<planned_rule>& plan) const;
   // Every slot's admit call at once.
-  boost::asio::awaitable<std::vector<answer>> admit_all(link& l, const std::shared_ptr<const rule_set>& rules,
-                                                        const std::vector<slot_group>& groups,
-                                                        const std::vector<std::vector<planned_rule>>& subs,
-                                                        const std::string& member, clock::time_point deadline);
+  io::task<std::vector<answer>> admit_all(link& l, const std::shared_ptr<const rule_set>& rules,
+                                          const std::vector<slot_group>& groups,
+                                          const std::vector<std::vector<planned_rule>>& subs, const std::string& member,
+                                          clock::time_point deadline);
   decided conclude(link& l, const request_facts& facts, nanos now, decided out, const std::vector<planned_rule>& plan,
                    const std::vector<slot_group>& groups, const std::vector<std::vector<planned_rule>>& subs,
                    const std::vector<answer>& answers, clock::time_point started);

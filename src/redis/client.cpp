@@ -1,4 +1,5 @@
 #include "redis/client.hpp"
+#include "io/io.hpp"
 
 #include "tls/tls.hpp"
 
@@ -20,7 +21,7 @@ namespace llmgate::redis {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 constexpr int k_timeouts_before_reconnect = 5;
 
 namespace {
@@ -46,10 +47,10 @@ boost::system::error_code make_error_code(client_error e) {
 
 // One call's place in the pipeline: its bytes, then its outcome.
 struct pending {
-  explicit pending(net::any_io_executor ex) : done(std::move(ex), net::steady_timer::time_point::max()) {}
+  explicit pending(io::executor ex) : done(std::move(ex), io::timer::time_point::max()) {}
   std::string bytes;
-  net::steady_timer done; // cancelled when the outcome is set
-  int dropped = 0;        // replies to read and drop before its own
+  io::timer done;  // cancelled when the outcome is set
+  int dropped = 0; // replies to read and drop before its own
   std::optional<reply> answer;
   boost::system::error_code error;
   bool finished = false;
@@ -63,12 +64,12 @@ struct pending {
 };
 
 struct client::impl : std::enable_shared_from_this<impl> {
-  impl(net::any_io_executor e, client_options o) : ex(std::move(e)), opts(std::move(o)), socket(ex), wake(ex) {}
+  impl(io::executor e, client_options o) : ex(std::move(e)), opts(std::move(o)), socket(ex), wake(ex) {}
 
-  net::any_io_executor ex;
+  io::executor ex;
   client_options opts;
-  tcp::socket socket;
-  net::steady_timer wake;                         // the writer sleeps on it when there is nothing to send
+  io::socket socket;
+  io::timer wake;                                 // the writer sleeps on it when there is nothing to send
   std::deque<std::shared_ptr<pending>> unsent;    // waiting to be written
   std::deque<std::shared_ptr<pending>> in_flight; // written, replies due in this order
   bool is_connected = false, connecting = false, closed = false;
@@ -86,13 +87,13 @@ struct client::impl : std::enable_shared_from_this<impl> {
   }
 
   // Connects (retrying with jittered backoff while calls wait), then runs the writer and reader.
-  static net::awaitable<void> connect_loop(std::shared_ptr<impl> self) {
+  static io::task<void> connect_loop(std::shared_ptr<impl> self) {
     while (!self->closed) {
       if (self->backoff.count() > 0) { // jittered, counted from the last attempt (which may be long ago)
         std::uniform_int_distribution<std::int64_t> d(self->backoff.count() / 2, self->backoff.count());
         const auto at = self->last_attempt + control::duration(d(self->rng));
         if (at > std::chrono::steady_clock::now()) {
-          net::steady_timer t(self->ex, at);
+          io::timer t(self->ex, at);
           co_await t.async_wait(k_tuple);
           if (self->closed) break;
         }
@@ -123,20 +124,20 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
   // A TCP connection to host:port on `sock`, within connect_timeout, and with
   // opts.tls, the TLS handshake within another (`sock` is then the relay's plain end).
-  net::awaitable<boost::system::error_code> open(tcp::socket& sock, const std::string& host, std::uint16_t port) {
+  io::task<boost::system::error_code> open(io::socket& sock, const std::string& host, std::uint16_t port) {
     boost::system::error_code ec;
-    sock = tcp::socket(ex);
+    sock = io::socket(ex);
     auto address = net::ip::make_address(host, ec);
     tcp::endpoint ep;
     if (!ec) {
       ep = tcp::endpoint(address, port);
     } else {
-      tcp::resolver resolver(ex);
+      io::resolver resolver(ex);
       auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), k_tuple);
       if (rec || results.empty()) co_return rec ? rec : make_error_code(client_error::disconnected);
       ep = *results.begin();
     }
-    net::steady_timer limit(ex, opts.connect_timeout);
+    io::timer limit(ex, opts.connect_timeout);
     limit.async_wait([&sock, self = shared_from_this()](const boost::system::error_code& e) {
       if (!e) sock.close();
     });
@@ -149,7 +150,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     auto plain = co_await tls::secure(std::move(sock), *opts.tls,
                                       opts.tls_server_name.empty() ? host : opts.tls_server_name, opts.connect_timeout);
     if (!plain) {
-      sock = tcp::socket(ex);
+      sock = io::socket(ex);
       co_return plain.error();
     }
     sock = std::move(*plain);
@@ -157,9 +158,9 @@ struct client::impl : std::enable_shared_from_this<impl> {
   }
 
   // Sends `commands` on `sock` and reads `expected` replies, within connect_timeout.
-  net::awaitable<boost::system::result<std::vector<reply>>> exchange(tcp::socket& sock, const std::string& commands,
-                                                                     int expected) {
-    net::steady_timer limit(ex, opts.connect_timeout);
+  io::task<boost::system::result<std::vector<reply>>> exchange(io::socket& sock, const std::string& commands,
+                                                               int expected) {
+    io::timer limit(ex, opts.connect_timeout);
     limit.async_wait([&sock, self = shared_from_this()](const boost::system::error_code& e) {
       if (!e) sock.close();
     });
@@ -181,10 +182,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
   }
 
   // Redis Sentinel: the current master's address, from the first sentinel that knows it.
-  net::awaitable<std::optional<std::pair<std::string, std::uint16_t>>> ask_sentinels() {
+  io::task<std::optional<std::pair<std::string, std::uint16_t>>> ask_sentinels() {
     const auto ask = command({"SENTINEL", "get-master-addr-by-name", opts.master_name});
     for (const auto& [host, port] : opts.sentinels) {
-      tcp::socket sock(ex);
+      io::socket sock(ex);
       if (auto ec = co_await open(sock, host, port); ec) continue;
       auto r = co_await exchange(sock, ask, 1);
       boost::system::error_code ignored;
@@ -198,7 +199,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     co_return std::nullopt;
   }
 
-  net::awaitable<boost::system::error_code> connect_once() {
+  io::task<boost::system::error_code> connect_once() {
     if (!opts.sentinels.empty()) { // follow the master wherever the sentinels say it is now
       auto master = co_await ask_sentinels();
       if (!master) {
@@ -252,11 +253,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
     co_return boost::system::error_code{};
   }
 
-  static net::awaitable<void> writer(std::shared_ptr<impl> self, std::uint64_t session) {
+  static io::task<void> writer(std::shared_ptr<impl> self, std::uint64_t session) {
     std::string batch;
     while (self->session == session && self->is_connected) {
       if (self->unsent.empty()) {
-        self->wake.expires_at(net::steady_timer::time_point::max());
+        self->wake.expires_at(io::timer::time_point::max());
         co_await self->wake.async_wait(k_tuple);
         continue;
       }
@@ -276,7 +277,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  static net::awaitable<void> reader(std::shared_ptr<impl> self, std::uint64_t session) {
+  static io::task<void> reader(std::shared_ptr<impl> self, std::uint64_t session) {
     decoder dec;
     char buf[16384];
     while (self->session == session && self->is_connected) {
@@ -332,14 +333,13 @@ struct client::impl : std::enable_shared_from_this<impl> {
   }
 };
 
-client::client(net::any_io_executor ex, client_options opts)
-    : impl_(std::make_shared<impl>(std::move(ex), std::move(opts))) {}
+client::client(io::executor ex, client_options opts) : impl_(std::make_shared<impl>(std::move(ex), std::move(opts))) {}
 
 client::~client() { close(); }
 
 bool client::connected() const noexcept { return impl_->is_connected; }
 
-net::any_io_executor client::executor() const { return impl_->ex; }
+io::executor client::executor() const { return impl_->ex; }
 
 void client::close() {
   impl_->closed = true;
@@ -347,7 +347,7 @@ void client::close() {
   impl_->fail_all(make_error_code(client_error::closed));
 }
 
-net::awaitable<boost::system::result<reply>> client::call(std::string cmd, control::duration timeout, int dropped) {
+io::task<boost::system::result<reply>> client::call(std::string cmd, control::duration timeout, int dropped) {
   auto self = impl_;
   if (self->closed) co_return make_error_code(client_error::closed);
   auto p = std::make_shared<pending>(self->ex);
@@ -360,7 +360,7 @@ net::awaitable<boost::system::result<reply>> client::call(std::string cmd, contr
     self->start();
   // Wait for the reply, or the deadline: the pending entry stays in the
   // pipeline either way (its reply, when it comes, is matched and dropped).
-  net::steady_timer limit(self->ex, timeout);
+  io::timer limit(self->ex, timeout);
   limit.async_wait([p, self](const boost::system::error_code& ec) {
     if (ec) return;
     // Not written yet: it never will be (a timed-out admission must not count later).

@@ -6,9 +6,9 @@
 // connect. Not thread-safe: one per worker, on that worker's loop. Include
 // only from translation units that speak to the network.
 #include "control/duration.hpp"
+#include "io/io.hpp"
 #include "redis/resp.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 #include <cstdint>
@@ -46,7 +46,7 @@ enum class client_error { timeout = 1, disconnected, closed };
 
 class client final {
 public:
-  client(boost::asio::any_io_executor ex, client_options opts);
+  client(io::executor ex, client_options opts);
   ~client();
   client(const client&) = delete;
   client& operator=(const client&) = delete;
@@ -57,11 +57,10 @@ public:
   // hold `dropped` more commands before the one whose reply is returned (as
   // Redis Cluster's ASKING before a redirected call): their replies are read
   // and dropped.
-  boost::asio::awaitable<boost::system::result<reply>> call(std::string command, control::duration timeout,
-                                                            int dropped = 0);
+  io::task<boost::system::result<reply>> call(std::string command, control::duration timeout, int dropped = 0);
 
   [[nodiscard]] bool connected() const noexcept;
-  [[nodiscard]] boost::asio::any_io_executor executor() const;
+  [[nodiscard]] io::executor executor() const;
   // Stops reconnecting and fails every waiting call (for shutdown).
   void close();
 

@@ -1,4 +1,5 @@
 #include "redis/cluster.hpp"
+#include "io/io.hpp"
 
 #include "redis/slot.hpp"
 
@@ -59,7 +60,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
     std::unique_ptr<client> conn;
   };
 
-  impl(net::any_io_executor e, client_options o, std::vector<std::pair<std::string, std::uint16_t>> s)
+  impl(io::executor e, client_options o, std::vector<std::pair<std::string, std::uint16_t>> s)
       : ex(std::move(e)), opts(std::move(o)), clustered(!s.empty()) {
     owner.fill(-1);
     if (!clustered) {
@@ -70,7 +71,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
     for (auto& [host, port] : s) (void)node_at(host, port);
   }
 
-  net::any_io_executor ex;
+  io::executor ex;
   client_options opts;
   bool clustered;
   bool closed = false;
@@ -102,13 +103,13 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
     net::co_spawn(ex, refresh_loop(shared_from_this()), net::detached);
   }
 
-  static net::awaitable<void> refresh_loop(std::shared_ptr<impl> self) {
+  static io::task<void> refresh_loop(std::shared_ptr<impl> self) {
     do {
       self->refresh_again = false;
       const auto due = self->last_refresh + k_refresh_interval;
       if (due > clock::now()) {
-        net::steady_timer t(self->ex, due);
-        co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        io::timer t(self->ex, due);
+        co_await t.async_wait(net::as_tuple(io::use_task));
       }
       self->last_refresh = clock::now();
       if (self->closed) break;
@@ -118,7 +119,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
   }
 
   // CLUSTER SLOTS from the first node that answers: [[first, last, [host, port, id], replicas...], ...]
-  net::awaitable<void> read_slot_map() {
+  io::task<void> read_slot_map() {
     const auto ask = command({"CLUSTER", "SLOTS"});
     for (std::size_t i = 0; i < nodes.size() && !closed; ++i) {
       const auto asked = nodes[i].host;
@@ -153,7 +154,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
     return next_seed++ % nodes.size(); // unknown yet: any node, whose MOVED tells where it is
   }
 
-  net::awaitable<boost::system::result<reply>> call(std::uint16_t slot, std::string cmd, control::duration timeout) {
+  io::task<boost::system::result<reply>> call(std::uint16_t slot, std::string cmd, control::duration timeout) {
     if (!clustered) co_return co_await nodes.front().conn->call(std::move(cmd), timeout);
     if (last_refresh == clock::time_point{}) refresh(); // the first call learns the map
     const auto deadline = clock::now() + timeout;
@@ -197,8 +198,8 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
         // again after a growing pause, on the same node (still with ASKING
         // if that is where an ASK sent it), until the call's time is up.
         if (clock::now() + pause_for >= deadline) co_return r;
-        net::steady_timer pause(ex, pause_for);
-        co_await pause.async_wait(net::as_tuple(net::use_awaitable));
+        io::timer pause(ex, pause_for);
+        co_await pause.async_wait(net::as_tuple(io::use_task));
         pause_for = std::min<clock::duration>(pause_for * 2, std::chrono::milliseconds(8));
         asking = asked;
         continue;
@@ -209,13 +210,13 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
   }
 };
 
-cluster::cluster(net::any_io_executor ex, client_options node, std::vector<std::pair<std::string, std::uint16_t>> seeds)
+cluster::cluster(io::executor ex, client_options node, std::vector<std::pair<std::string, std::uint16_t>> seeds)
     : impl_(std::make_shared<impl>(std::move(ex), std::move(node), std::move(seeds))) {}
 
 cluster::~cluster() { close(); }
 
-net::awaitable<boost::system::result<reply>> cluster::call(std::uint16_t slot, std::string command,
-                                                           control::duration timeout) {
+io::task<boost::system::result<reply>> cluster::call(std::uint16_t slot, std::string command,
+                                                     control::duration timeout) {
   auto self = impl_;
   co_return co_await self->call(slot, std::move(command), timeout);
 }
@@ -224,7 +225,7 @@ bool cluster::is_cluster() const noexcept { return impl_->clustered; }
 
 std::uint64_t cluster::redirections() const noexcept { return impl_->redirected; }
 
-net::any_io_executor cluster::executor() const { return impl_->ex; }
+io::executor cluster::executor() const { return impl_->ex; }
 
 void cluster::close() {
   impl_->closed = true;

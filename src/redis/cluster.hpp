@@ -8,6 +8,7 @@
 // Sentinel names) that owns every slot: no discovery, no redirection. Not
 // thread-safe: one per worker, on that worker's loop. Include only from
 // translation units that speak to the network.
+#include "io/io.hpp"
 #include "redis/client.hpp"
 
 #include <cstdint>
@@ -22,20 +23,18 @@ class cluster final {
 public:
   // node: what every connection uses (AUTH, timeouts; host and port when
   // there are no seeds). seeds: a Redis Cluster's nodes to learn it from.
-  cluster(boost::asio::any_io_executor ex, client_options node,
-          std::vector<std::pair<std::string, std::uint16_t>> seeds = {});
+  cluster(io::executor ex, client_options node, std::vector<std::pair<std::string, std::uint16_t>> seeds = {});
   ~cluster();
   cluster(const cluster&) = delete;
   cluster& operator=(const cluster&) = delete;
 
   // One command whose keys are all in `slot` (see key_slot), within `timeout` in all.
-  boost::asio::awaitable<boost::system::result<reply>> call(std::uint16_t slot, std::string command,
-                                                            control::duration timeout);
+  io::task<boost::system::result<reply>> call(std::uint16_t slot, std::string command, control::duration timeout);
 
   [[nodiscard]] bool is_cluster() const noexcept;
   // MOVED and ASK redirections followed so far.
   [[nodiscard]] std::uint64_t redirections() const noexcept;
-  [[nodiscard]] boost::asio::any_io_executor executor() const;
+  [[nodiscard]] io::executor executor() const;
   // Stops every connection and fails every waiting call (for shutdown).
   void close();
 

@@ -1,4 +1,5 @@
 #include "server/gateway_server.hpp"
+#include "io/io.hpp"
 
 #include "control/admin.hpp"
 #include "control/caller.hpp"
@@ -69,7 +70,7 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 constexpr std::size_t k_max_cached_stream = 1 << 20; // a longer stream is relayed but not cached
 
 double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
@@ -325,7 +326,7 @@ struct request_state {
   clock::time_point start = clock::now();
   bool client_gone = false;
   upstream::connection* upstream = nullptr; // the exchange in progress, closed if the client leaves
-  net::steady_timer* waiting_on = nullptr;  // a wait in progress (line, backoff), cancelled if the client leaves
+  io::timer* waiting_on = nullptr;          // a wait in progress (line, backoff), cancelled if the client leaves
   clock::time_point deadline = clock::time_point::max(); // the client's own (x-request-timeout, x-stainless-timeout)
   std::function<void(clock::duration)> on_first_token;   // the attempt's breaker verdict, given early for streams
   int level = 0;                                         // the ladder's level applied to this request
@@ -390,7 +391,7 @@ struct gateway::impl final : control::admin_target {
     // One thread runs this loop; only posts (drain) come from elsewhere, so the reactor needs no locks.
     std::unique_ptr<limit::redis_limiter::link> redis; // this worker's Redis connection (limits.store: redis)
     loop ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-    std::optional<tcp::acceptor> acceptor;
+    std::optional<io::acceptor> acceptor;
     session_registry sessions;
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
     upstream::router router;
@@ -451,7 +452,7 @@ struct gateway::impl final : control::admin_target {
   std::mutex reload_mutex;                                               // one reload or admin change at a time
   std::function<std::shared_ptr<const control::config>()> reload_source; // reads the config file again
   std::string watched_path;                                              // the config file, watched for changes
-  std::optional<tcp::acceptor> admin_acceptor;                           // admin.listen, on worker 0
+  std::optional<io::acceptor> admin_acceptor;                            // admin.listen, on worker 0
   std::uint16_t admin_port = 0;
   // Health, breaker, slots and scraped load of each backend, shared by the workers.
   // server.tls: the listeners' certificate (both listeners: the admin token must not travel in the clear).
@@ -533,20 +534,20 @@ struct gateway::impl final : control::admin_target {
     tcp::endpoint ep(address, p);
     w.acceptor.emplace(w.ioc);
     w.acceptor->open(ep.protocol());
-    w.acceptor->set_option(tcp::acceptor::reuse_address(true));
+    w.acceptor->set_option(io::acceptor::reuse_address(true));
     // Every worker listens on the same port; the kernel spreads connections over them.
     w.acceptor->set_option(net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
     w.acceptor->bind(ep);
     w.acceptor->listen(net::socket_base::max_listen_connections);
   }
 
-  net::awaitable<void> accept_loop(worker& w) {
+  io::task<void> accept_loop(worker& w) {
     for (;;) {
       auto [ec, socket] = co_await w.acceptor->async_accept(k_tuple);
       if (ec) {
         if (!w.acceptor->is_open() || ec == net::error::operation_aborted) co_return;
         spdlog::warn("accept failed: {}", ec.message()); // e.g. out of file descriptors: back off a little
-        net::steady_timer t(w.ioc, std::chrono::milliseconds(50));
+        io::timer t(w.ioc, std::chrono::milliseconds(50));
         co_await t.async_wait(k_tuple);
         continue;
       }
@@ -573,7 +574,7 @@ struct gateway::impl final : control::admin_target {
       metrics.connections_open.add(1);
       net::co_spawn(
           w.ioc,
-          [this, &w, s = std::move(socket), address = std::move(address)]() mutable -> net::awaitable<void> {
+          [this, &w, s = std::move(socket), address = std::move(address)]() mutable -> io::task<void> {
             if (auto plain = co_await terminate_tls(std::move(s)))
               co_await run_session(
                   std::move(plain->first), limits, w.sessions,
@@ -591,7 +592,7 @@ struct gateway::impl final : control::admin_target {
   // relay once the handshake passed (within header_timeout, so a client
   // dribbling its handshake cannot hold the connection). nullopt: the
   // handshake failed and the connection is closed.
-  net::awaitable<std::optional<std::pair<tcp::socket, std::string>>> terminate_tls(tcp::socket s) {
+  io::task<std::optional<std::pair<io::socket, std::string>>> terminate_tls(io::socket s) {
     boost::system::error_code ec;
     std::string peer;
     if (const auto ep = s.remote_endpoint(ec); !ec) peer = ep.address().to_string();
@@ -609,7 +610,7 @@ struct gateway::impl final : control::admin_target {
 
   // Request → route by path. The order inside proxy() is the request path of
   // docs/ARCHITECTURE.md: parse, route, forward (balance, rewrite, relay).
-  net::awaitable<bool> handle(worker& w, session_context& ctx, request& req) {
+  io::task<bool> handle(worker& w, session_context& ctx, request& req) {
     request_state st;
     st.live = snapshot();
     st.unix_ms =
@@ -639,8 +640,7 @@ struct gateway::impl final : control::admin_target {
   }
 
   // Every path but a POST to the completions: the rest of handle's routing.
-  net::awaitable<bool> serve_other(worker& w, session_context& ctx, request& req, request_state& st,
-                                   target_parts target) {
+  io::task<bool> serve_other(worker& w, session_context& ctx, request& req, request_state& st, target_parts target) {
     const auto method = req.method();
     if (method == http::verb::options) co_return co_await preflight(ctx, req, st);
 
@@ -674,7 +674,7 @@ struct gateway::impl final : control::admin_target {
   }
 
   // /metrics and /dashboard (on the public listener, or with metrics_listener: admin on the admin one).
-  net::awaitable<bool> internals(session_context& ctx, request& req, request_state& st, std::string_view path) {
+  io::task<bool> internals(session_context& ctx, request& req, request_state& st, std::string_view path) {
     if (path == "/dashboard")
       co_return co_await text(ctx, req, st, http::status::ok, std::string(observe::k_dashboard_html),
                               "text/html; charset=utf-8");
@@ -709,7 +709,7 @@ struct gateway::impl final : control::admin_target {
                             "x-request-id, x-llmgate-backend, x-llmgate-degraded, x-llmgate-cache, retry-after");
   }
 
-  net::awaitable<bool> preflight(session_context& ctx, request& req, request_state& st) {
+  io::task<bool> preflight(session_context& ctx, request& req, request_state& st) {
     if (!origin_allowed(*st.live->cfg, req[http::field::origin])) {
       const openai::local_reply forbidden{
           403, openai::error_body("Origin not allowed.", "invalid_request_error", {}, "cors_origin_not_allowed"), {}};
@@ -727,28 +727,28 @@ struct gateway::impl final : control::admin_target {
     co_return co_await write_answer(ctx, req, 204, {}, headers, {});
   }
 
-  net::awaitable<bool> text(session_context& ctx, request& req, request_state& st, http::status status,
-                            std::string body, std::string_view content_type = "application/json") {
+  io::task<bool> text(session_context& ctx, request& req, request_state& st, http::status status, std::string body,
+                      std::string_view content_type = "application/json") {
     st.status = static_cast<int>(status);
     co_return co_await write_answer(ctx, req, st.status, content_type, st.headers, body);
   }
 
-  net::awaitable<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
+  io::task<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
     st.status = r.status;
     co_return co_await write_reply(ctx, req, r, st.headers);
   }
 
   // A completion request refused before forwarding: the reply, then its record.
-  net::awaitable<bool> refused(worker& w, session_context& ctx, request& req, request_state& st,
-                               const openai::local_reply& r) {
+  io::task<bool> refused(worker& w, session_context& ctx, request& req, request_state& st,
+                         const openai::local_reply& r) {
     const bool keep = co_await reply(ctx, req, st, r);
     record(w, st);
     co_return keep;
   }
 
   // A shaper's delay, never past the client's deadline (then forwarding answers 504 at once).
-  static net::awaitable<void> hold(session_context& ctx, const request_state& st, limit::nanos delay) {
-    net::steady_timer t(ctx.stream.get_executor(), std::min<clock::time_point>(clock::now() + delay, st.deadline));
+  static io::task<void> hold(session_context& ctx, const request_state& st, limit::nanos delay) {
+    io::timer t(ctx.stream.get_executor(), std::min<clock::time_point>(clock::now() + delay, st.deadline));
     co_await t.async_wait(k_tuple);
   }
 
@@ -811,8 +811,8 @@ struct gateway::impl final : control::admin_target {
   }
 
   // Every 10 s, idle limit keys are dropped so memory follows the traffic (worker 0 runs it).
-  net::awaitable<void> sweep_loop(worker& w) {
-    net::steady_timer timer(w.ioc);
+  io::task<void> sweep_loop(worker& w) {
+    io::timer timer(w.ioc);
     while (!draining.load()) {
       timer.expires_after(std::chrono::seconds(10));
       if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
@@ -823,8 +823,8 @@ struct gateway::impl final : control::admin_target {
 
   // Every degrade.interval the triggers of each model are read against its
   // pool's signals, and the ladder moves (worker 0 runs it).
-  net::awaitable<void> degrade_loop(worker& w) {
-    net::steady_timer timer(w.ioc);
+  io::task<void> degrade_loop(worker& w) {
+    io::timer timer(w.ioc);
     while (!draining.load()) {
       timer.expires_after(snapshot()->cfg->degrade.interval);
       if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
@@ -1122,7 +1122,7 @@ struct gateway::impl final : control::admin_target {
   }
 
   // The admin listener's requests (worker 0): routed and checked by control::handle_admin.
-  net::awaitable<bool> admin_request(session_context& ctx, request& req) {
+  io::task<bool> admin_request(session_context& ctx, request& req) {
     const auto target = parse_target(req.target());
     if (cfg->internals_on_admin && (target.path == "/metrics" || target.path == "/dashboard") &&
         (req.method() == http::verb::get || req.method() == http::verb::head)) {
@@ -1136,7 +1136,7 @@ struct gateway::impl final : control::admin_target {
     co_return co_await write_answer(ctx, req, out.status, "application/json", {}, out.body);
   }
 
-  net::awaitable<void> admin_loop(worker& w, tcp::acceptor& acceptor) {
+  io::task<void> admin_loop(worker& w, io::acceptor& acceptor) {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(k_tuple);
       if (ec) {
@@ -1145,7 +1145,7 @@ struct gateway::impl final : control::admin_target {
       }
       net::co_spawn(
           w.ioc,
-          [this, &w, s = std::move(socket)]() mutable -> net::awaitable<void> {
+          [this, &w, s = std::move(socket)]() mutable -> io::task<void> {
             if (auto plain = co_await terminate_tls(std::move(s)))
               co_await run_session(
                   std::move(plain->first), limits, w.sessions,
@@ -1157,14 +1157,14 @@ struct gateway::impl final : control::admin_target {
 
   // The config file, looked at every second: a change (an edit, or a
   // Kubernetes ConfigMap's symlink swapped over the directory) is reloaded.
-  net::awaitable<void> watch_loop(worker& w, std::string path) {
+  io::task<void> watch_loop(worker& w, std::string path) {
     auto fingerprint = [&path] {
       struct stat st {};
       if (::stat(path.c_str(), &st) != 0) return std::string(); // follows symlinks
       return fmt::format("{}:{}:{}:{}.{}", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     };
     auto last = fingerprint();
-    net::steady_timer timer(w.ioc);
+    io::timer timer(w.ioc);
     while (!draining.load()) {
       timer.expires_after(std::chrono::seconds(1));
       if (auto [ec] = co_await timer.async_wait(k_tuple); ec) co_return;
@@ -1179,15 +1179,15 @@ struct gateway::impl final : control::admin_target {
   // the rule's max_wait (or the client's deadline); across replicas there is
   // no first-in-first-out line, only retries at the rule's retry_after.
   // The decision is written into d (the caller's: no copy in its frame).
-  net::awaitable<void> admit_shared(worker& w, session_context& ctx, request_state& st,
-                                    const limit::request_facts& facts, limit::redis_limiter::decided& d) {
+  io::task<void> admit_shared(worker& w, session_context& ctx, request_state& st, const limit::request_facts& facts,
+                              limit::redis_limiter::decided& d) {
     d = co_await redis_limits->admit(*w.redis, st.live->rules, facts, steady_now());
     if (d.a.allowed || d.unavailable || !d.a.refused_by || !d.a.refused_by->queue ||
         d.a.refusal.retry_after == limit::k_never)
       co_return;
     auto until = clock::now() + d.a.refused_by->max_wait;
     if (st.deadline < until) until = st.deadline;
-    net::steady_timer timer(ctx.stream.get_executor());
+    io::timer timer(ctx.stream.get_executor());
     client_watch watch(ctx.stream.socket(), [&] {
       st.client_gone = true;
       timer.cancel();
@@ -1214,8 +1214,8 @@ struct gateway::impl final : control::admin_target {
   // long as the rule's max_wait allows; polled, since the capacity that frees
   // up may belong to any worker. A client that leaves leaves the line too.
   // current: the refusal on entry, the last decision on return.
-  net::awaitable<void> wait_in_line(session_context& ctx, request_state& st, const limit::request_facts& facts,
-                                    limit::admission& current) {
+  io::task<void> wait_in_line(session_context& ctx, request_state& st, const limit::request_facts& facts,
+                              limit::admission& current) {
     const auto& rule = *current.refused_by;
     auto& rules = *st.live->rules;
     const auto ticket = rules.enqueue(current.refused_rule, current.refused_key);
@@ -1228,7 +1228,7 @@ struct gateway::impl final : control::admin_target {
     if (st.deadline != clock::time_point::max()) // the client's own deadline comes first
       deadline =
           std::min(deadline, steady_now() + std::chrono::duration_cast<limit::nanos>(st.deadline - clock::now()));
-    net::steady_timer timer(ctx.stream.get_executor());
+    io::timer timer(ctx.stream.get_executor());
     client_watch watch(ctx.stream.socket(), [&] {
       st.client_gone = true;
       timer.cancel();
@@ -1363,8 +1363,8 @@ struct gateway::impl final : control::admin_target {
   // POST /v1/chat/completions and /v1/completions.
   // capture: instead of writing a whole answer, hand it back (the seed's
   // /chat reshapes it); refusals and errors are written as usual.
-  net::awaitable<bool> proxy(worker& w, session_context& ctx, request& req, request_state& st, openai::endpoint kind,
-                             forward_result* capture = nullptr) {
+  io::task<bool> proxy(worker& w, session_context& ctx, request& req, request_state& st, openai::endpoint kind,
+                       forward_result* capture = nullptr) {
     metrics.in_flight.add(1);
     struct in_flight_guard {
       observe::gauge& g;
@@ -1559,15 +1559,15 @@ struct gateway::impl final : control::admin_target {
   // Forwards while watching the client: if it disconnects, the upstream
   // request is closed at once so the backend stops generating, and a wait
   // (in a backend's line, or before a retry) ends.
-  net::awaitable<void> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
-                                       openai::request_view& view, const control::model_config& model,
-                                       forward_result& result) {
+  io::task<void> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
+                                 openai::request_view& view, const control::model_config& model,
+                                 forward_result& result) {
     client_watch watch(ctx.stream.socket(), [&st] {
       st.client_gone = true;
       if (st.waiting_on) st.waiting_on->cancel();
       if (st.upstream) {
         boost::system::error_code ignored;
-        st.upstream->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        st.upstream->stream.socket().shutdown(io::socket::shutdown_both, ignored);
         st.upstream->stream.socket().close(ignored);
       }
     });
@@ -1579,9 +1579,9 @@ struct gateway::impl final : control::admin_target {
   }
 
   // Sleeps unless the client leaves or the deadline comes first; false when it did not sleep it out.
-  net::awaitable<bool> pause(session_context& ctx, request_state& st, clock::duration d) {
+  io::task<bool> pause(session_context& ctx, request_state& st, clock::duration d) {
     if (clock::now() + d >= st.deadline) co_return false;
-    net::steady_timer t(ctx.stream.get_executor(), d);
+    io::timer t(ctx.stream.get_executor(), d);
     st.waiting_on = &t;
     co_await t.async_wait(k_tuple);
     st.waiting_on = nullptr;
@@ -1591,8 +1591,8 @@ struct gateway::impl final : control::admin_target {
   // Balance over the model's pool; retry on another backend what failed
   // before anything reached the client, within max_attempts, with backoff and
   // within the retry budget. Every outcome feeds the backend's breaker.
-  net::awaitable<forward_result> forward(worker& w, session_context& ctx, request& req, request_state& st,
-                                         openai::request_view& view, const control::model_config& model) {
+  io::task<forward_result> forward(worker& w, session_context& ctx, request& req, request_state& st,
+                                   openai::request_view& view, const control::model_config& model) {
     const auto& retry = cfg->retry;
     budget.on_request(steady_now());
     const auto prompt_key =
@@ -1818,8 +1818,8 @@ struct gateway::impl final : control::admin_target {
 
   // In the backend's line until a slot is handed over, the queue timeout,
   // the request's deadline or the client's departure.
-  net::awaitable<slot_wait> wait_for_slot(session_context& ctx, request_state& st, upstream::backend_state& b) {
-    auto timer = std::make_shared<net::steady_timer>(ctx.stream.get_executor());
+  io::task<slot_wait> wait_for_slot(session_context& ctx, request_state& st, upstream::backend_state& b) {
+    auto timer = std::make_shared<io::timer>(ctx.stream.get_executor());
     auto waiter = std::make_shared<upstream::bulkhead::waiter>();
     // A release on another worker's thread wakes this one on its own loop.
     waiter->wake = [timer, ex = ctx.stream.get_executor()] { net::post(ex, [timer] { timer->cancel(); }); };
@@ -1859,8 +1859,8 @@ struct gateway::impl final : control::admin_target {
   }
 
   // One backend: send the request, read the answer, relay it.
-  net::awaitable<forward_result> exchange(worker& w, session_context& ctx, request& req, request_state& st,
-                                          const openai::request_view& view, std::size_t index, std::string body) {
+  io::task<forward_result> exchange(worker& w, session_context& ctx, request& req, request_state& st,
+                                    const openai::request_view& view, std::size_t index, std::string body) {
     auto& pool = *w.pools[index];
     const auto& backend = pool.backend();
     const auto& up = cfg->upstream;
@@ -2062,8 +2062,8 @@ struct gateway::impl final : control::admin_target {
   }
 
   // One piece of a streamed answer, as a chunk or (HTTP/1.0) as raw bytes.
-  static net::awaitable<std::tuple<boost::system::error_code, std::size_t>>
-  send_piece(session_context& ctx, const std::string& out, bool chunked) {
+  static io::task<std::tuple<boost::system::error_code, std::size_t>> send_piece(session_context& ctx,
+                                                                                 const std::string& out, bool chunked) {
     if (chunked) co_return co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple);
     co_return co_await net::async_write(ctx.stream, net::buffer(out), k_tuple);
   }
@@ -2075,17 +2075,17 @@ struct gateway::impl final : control::admin_target {
   // retried elsewhere (kind reply); once committed, a backend that breaks off
   // gets the client a well-formed error event and a clean end. The outcome
   // is written into result (the caller's: no second copy in this frame).
-  net::awaitable<void> relay_stream(worker& w, session_context& ctx, request& req, request_state& st,
-                                    const openai::request_view& view, upstream::connection& conn,
-                                    http::response_parser<http::buffer_body>& parser, openai::reasoning_options ropts,
-                                    clock::time_point first_token_by, clock::time_point deadline,
-                                    clock::time_point started, forward_result& result) {
+  io::task<void> relay_stream(worker& w, session_context& ctx, request& req, request_state& st,
+                              const openai::request_view& view, upstream::connection& conn,
+                              http::response_parser<http::buffer_body>& parser, openai::reasoning_options ropts,
+                              clock::time_point first_token_by, clock::time_point deadline, clock::time_point started,
+                              forward_result& result) {
     result = forward_result{};
     result.kind = forward_result::reply;
     // HTTP/1.0 knows no chunked encoding: its stream ends when the connection closes.
     const bool chunked = req.version() >= 11;
     bool committed = false;
-    auto commit = [&]() -> net::awaitable<bool> {
+    auto commit = [&]() -> io::task<bool> {
       committed = true;
       result.kind = forward_result::streamed;
       result.status = 200;
@@ -2224,7 +2224,7 @@ struct gateway::impl final : control::admin_target {
   // POST /tokenize in vLLM's shape: {"model", "prompt"} or {"model",
   // "messages"} → {"count", "tokens", "max_model_len"}, from the gateway's own
   // tokenizer, so clients can count before they send.
-  net::awaitable<bool> tokenize_endpoint(worker& w, session_context& ctx, request& req, request_state& st) {
+  io::task<bool> tokenize_endpoint(worker& w, session_context& ctx, request& req, request_state& st) {
     const bool chat = req.body().find("\"messages\"") != std::string::npos;
     json::monotonic_resource arena(4096);
     auto view = openai::parse_request(
@@ -2259,8 +2259,8 @@ struct gateway::impl final : control::admin_target {
   // The seed's GET /chat?query=...: the default model, answered as
   // {"result": "..."} — through the same caller check, limits and accounting
   // as /v1/chat/completions.
-  net::awaitable<bool> seed_chat(worker& w, session_context& ctx, request& req, request_state& st,
-                                 const target_parts& target) {
+  io::task<bool> seed_chat(worker& w, session_context& ctx, request& req, request_state& st,
+                           const target_parts& target) {
     const auto query = query_param(target.query, "query");
     if (!query || query->empty())
       co_return co_await reply(
@@ -2338,7 +2338,7 @@ std::uint16_t gateway::start() {
       tcp::endpoint ep(net::ip::make_address(a->host), a->port);
       m.admin_acceptor.emplace(m.workers.front()->ioc);
       m.admin_acceptor->open(ep.protocol());
-      m.admin_acceptor->set_option(tcp::acceptor::reuse_address(true));
+      m.admin_acceptor->set_option(io::acceptor::reuse_address(true));
       m.admin_acceptor->bind(ep);
       m.admin_acceptor->listen();
       m.admin_port = m.admin_acceptor->local_endpoint().port();

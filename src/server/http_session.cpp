@@ -1,4 +1,5 @@
 #include "server/http_session.hpp"
+#include "io/beast.hpp"
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -14,7 +15,7 @@
 namespace llmgate::server {
 
 namespace {
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 } // namespace
 
 void session_registry::drain() {
@@ -32,12 +33,12 @@ void session_registry::close_all() {
   draining_ = true;
   for (auto& e : entries_) {
     boost::system::error_code ec;
-    e.stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+    e.stream->socket().shutdown(io::socket::shutdown_both, ec);
     e.stream->socket().close(ec);
   }
 }
 
-bool peer_closed(tcp::socket& socket) {
+bool peer_closed(io::socket& socket) {
   char c;
   const auto n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n == 0) return true;
@@ -45,9 +46,9 @@ bool peer_closed(tcp::socket& socket) {
   return false;
 }
 
-client_watch::client_watch(tcp::socket& socket, std::function<void()> on_gone)
+client_watch::client_watch(io::socket& socket, std::function<void()> on_gone)
     : socket_(socket), state_(std::make_shared<state>(state{false, std::move(on_gone)})) {
-  socket_.async_wait(tcp::socket::wait_read, [s = state_, &socket](const boost::system::error_code& ec) {
+  socket_.async_wait(io::socket::wait_read, [s = state_, &socket](const boost::system::error_code& ec) {
     if (s->done) return; // our own cancel: the work ended first
     // Anything else, a forced close at the drain deadline included, means the client is gone.
     if (ec || peer_closed(socket)) s->on_gone();
@@ -98,8 +99,8 @@ bool keep_alive_for(const session_context& ctx, const request& req) {
   return req.keep_alive() && !ctx.registry.draining();
 }
 
-net::awaitable<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
-                                  const header_list& headers, std::string_view body) {
+io::task<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
+                            const header_list& headers, std::string_view body) {
   const bool keep = keep_alive_for(ctx, req);
   const auto head = format_head(status, content_type, headers, body.size(), keep);
   const std::array<net::const_buffer, 2> buffers{
@@ -109,8 +110,8 @@ net::awaitable<bool> write_answer(session_context& ctx, const request& req, int 
   co_return !ec && keep;
 }
 
-net::awaitable<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
-                                 const header_list& headers) {
+io::task<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
+                           const header_list& headers) {
   if (reply.headers.empty())
     co_return co_await write_answer(ctx, req, reply.status, "application/json", headers, reply.body);
   header_list all = headers;
@@ -118,8 +119,8 @@ net::awaitable<bool> write_reply(session_context& ctx, const request& req, const
   co_return co_await write_answer(ctx, req, reply.status, "application/json", all, reply.body);
 }
 
-net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
-                                       const header_list& headers, bool keep_alive, bool chunked) {
+io::task<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
+                                 const header_list& headers, bool keep_alive, bool chunked) {
   const auto head = format_head(status, content_type, headers, std::nullopt, keep_alive, chunked);
   ctx.stream.expires_after(ctx.limits.write_timeout);
   auto [ec, n] = co_await net::async_write(ctx.stream, net::buffer(head), k_tuple);
@@ -129,8 +130,8 @@ net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::st
 namespace {
 
 // A reply to a request that could not be read; the connection closes after it.
-net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& limits, http::status status,
-                            const openai::local_reply& reply) {
+io::task<void> refuse(io::tcp_stream& stream, const session_limits& limits, http::status status,
+                      const openai::local_reply& reply) {
   const auto head = format_head(static_cast<int>(status), "application/json", {}, reply.body.size(), false);
   const std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(reply.body)};
   stream.expires_after(limits.write_timeout);
@@ -141,7 +142,7 @@ net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& lim
   // if the socket closed with its bytes unread. So stop sending, then read and
   // drop what still arrives until the client closes, for at most 2 s.
   boost::system::error_code sec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, sec);
+  stream.socket().shutdown(io::socket::shutdown_send, sec);
   std::array<char, 16384> sink;
   stream.expires_after(std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(2), limits.idle_timeout));
   for (;;) {
@@ -154,8 +155,8 @@ net::awaitable<void> refuse(beast::tcp_stream& stream, const session_limits& lim
 // is to close (the client left, timed out, or was refused, which is answered
 // here). Its own coroutine, so the parser and the refusals' temporaries are
 // gone while the request is handled (a held stream keeps run_session's frame).
-net::awaitable<bool> read_request(beast::tcp_stream& stream, beast::flat_buffer& buffer, const session_limits& limits,
-                                  request& out) {
+io::task<bool> read_request(io::tcp_stream& stream, beast::flat_buffer& buffer, const session_limits& limits,
+                            request& out) {
   http::request_parser<http::string_body> parser;
   parser.header_limit(limits.max_header_bytes);
   parser.body_limit(limits.max_body_bytes);
@@ -207,13 +208,13 @@ net::awaitable<bool> read_request(beast::tcp_stream& stream, beast::flat_buffer&
 
 } // namespace
 
-net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
-                                 request_handler handler, std::string peer) {
+io::task<void> run_session(io::socket socket, const session_limits& limits, session_registry& registry,
+                           request_handler handler, std::string peer) {
   boost::system::error_code ec;
   socket.set_option(tcp::no_delay(true), ec);
   if (peer.empty())
     if (auto ep = socket.remote_endpoint(ec); !ec) peer = ep.address().to_string();
-  beast::tcp_stream stream(std::move(socket));
+  io::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   auto entry = registry.add(stream);
   struct unregister { // however this coroutine ends, the registry forgets the stream
@@ -245,7 +246,7 @@ net::awaitable<void> run_session(tcp::socket socket, const session_limits& limit
     entry->busy = false;
     if (!keep_alive) break;
   }
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().shutdown(io::socket::shutdown_send, ec);
   stream.socket().close(ec);
 }
 

@@ -5,6 +5,7 @@
 // that closes idle connections when the process drains. Include only from the
 // few translation units that speak HTTP (Beast is slow to compile).
 #include "control/duration.hpp"
+#include "io/beast.hpp"
 #include "openai/error.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -45,10 +46,10 @@ struct session_limits {
 class session_registry final {
 public:
   struct entry {
-    beast::tcp_stream* stream = nullptr;
+    io::tcp_stream* stream = nullptr;
     bool busy = false;
   };
-  std::list<entry>::iterator add(beast::tcp_stream& s) { return entries_.insert(entries_.end(), entry{&s, false}); }
+  std::list<entry>::iterator add(io::tcp_stream& s) { return entries_.insert(entries_.end(), entry{&s, false}); }
   void remove(std::list<entry>::iterator it) { entries_.erase(it); }
   // Closes idle connections; busy ones finish their request and then close.
   void drain();
@@ -67,7 +68,7 @@ private:
 // What a handler gets: the connection, to write its answer (and for a
 // streamed answer, to keep writing).
 struct session_context {
-  beast::tcp_stream& stream;
+  io::tcp_stream& stream;
   beast::flat_buffer& buffer;
   session_registry& registry;
   const session_limits& limits;
@@ -76,12 +77,12 @@ struct session_context {
 
 // Handles one request and writes its response; returns whether the
 // connection may carry another request.
-using request_handler = std::function<net::awaitable<bool>(session_context&, request&)>;
+using request_handler = std::function<io::task<bool>(session_context&, request&)>;
 
 // peer: the client's address for logs and X-Forwarded-For; empty: the socket's
 // own peer (a TLS relay's plain end has none worth naming).
-net::awaitable<void> run_session(tcp::socket socket, const session_limits& limits, session_registry& registry,
-                                 request_handler handler, std::string peer = {});
+io::task<void> run_session(io::socket socket, const session_limits& limits, session_registry& registry,
+                           request_handler handler, std::string peer = {});
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
@@ -100,20 +101,20 @@ using header_list = std::vector<std::pair<std::string, std::string>>;
 
 // Writes a whole response (head and body in one gather write) with its
 // deadline. Returns whether the connection may carry another request.
-net::awaitable<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
-                                  const header_list& headers, std::string_view body);
+io::task<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
+                            const header_list& headers, std::string_view body);
 
 // An OpenAI-shaped local reply plus the request's own headers.
-net::awaitable<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
-                                 const header_list& headers = {});
+io::task<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
+                           const header_list& headers = {});
 
 // The head of a streamed (chunked) answer; returns false when the write failed.
-net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
-                                       const header_list& headers, bool keep_alive, bool chunked = true);
+io::task<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,
+                                 const header_list& headers, bool keep_alive, bool chunked = true);
 
 // True when the peer has closed its side (EOF pending) or the socket failed;
 // never blocks and consumes nothing.
-[[nodiscard]] bool peer_closed(tcp::socket& socket);
+[[nodiscard]] bool peer_closed(io::socket& socket);
 
 // Watches a client's socket while its request is served: if the client
 // closes its side first, on_gone runs (it should make the work end soon, e.g.
@@ -123,7 +124,7 @@ net::awaitable<bool> write_stream_head(session_context& ctx, int status, std::st
 // A client that sends its next request early (pipelining) only ends the watch.
 class client_watch final {
 public:
-  client_watch(tcp::socket& socket, std::function<void()> on_gone);
+  client_watch(io::socket& socket, std::function<void()> on_gone);
   ~client_watch();
   client_watch(const client_watch&) = delete;
   client_watch& operator=(const client_watch&) = delete;
@@ -133,7 +134,7 @@ private:
     bool done = false;
     std::function<void()> on_gone;
   };
-  tcp::socket& socket_;
+  io::socket& socket_;
   std::shared_ptr<state> state_;
 };
 

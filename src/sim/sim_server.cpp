@@ -1,4 +1,5 @@
 #include "sim/sim_server.hpp"
+#include "io/io.hpp"
 
 #include "observe/metrics.hpp"
 #include "openai/body_rewrite.hpp"
@@ -44,7 +45,7 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -144,7 +145,7 @@ struct sim_server::impl {
   std::mt19937_64 rng;
   engine eng;
   net::io_context ioc{1};
-  std::optional<tcp::acceptor> acceptor;
+  std::optional<io::acceptor> acceptor;
   std::uint16_t port = 0;
   server::session_registry sessions;
   server::session_limits limits;
@@ -162,34 +163,34 @@ struct sim_server::impl {
 
   // A sequence in the engine, as its request coroutine sees it.
   struct live_sequence {
-    explicit live_sequence(net::io_context& ioc) : wake(ioc, net::steady_timer::time_point::max()) {}
-    net::steady_timer wake; // cancelled by the engine loop when tokens are ready
+    explicit live_sequence(net::io_context& ioc) : wake(ioc, io::timer::time_point::max()) {}
+    io::timer wake; // cancelled by the engine loop when tokens are ready
     std::int64_t ready = 0;
   };
   std::unordered_map<std::uint64_t, live_sequence*> live;
   bool engine_running = false;
-  net::steady_timer step_timer{ioc};
-  net::steady_timer refuse_timer{ioc};
+  io::timer step_timer{ioc};
+  io::timer refuse_timer{ioc};
   std::optional<tls::context> tls = opts.tls.enabled() ? std::optional(tls::context::server(opts.tls)) : std::nullopt;
 
   void listen() {
     tcp::endpoint ep(net::ip::make_address(opts.host), port ? port : opts.port);
     acceptor.emplace(ioc);
     acceptor->open(ep.protocol());
-    acceptor->set_option(tcp::acceptor::reuse_address(true));
+    acceptor->set_option(io::acceptor::reuse_address(true));
     acceptor->bind(ep);
     acceptor->listen(net::socket_base::max_listen_connections);
     port = acceptor->local_endpoint().port();
     net::co_spawn(ioc, accept_loop(), net::detached);
   }
 
-  net::awaitable<void> accept_loop() {
+  io::task<void> accept_loop() {
     for (;;) {
       auto [ec, socket] = co_await acceptor->async_accept(k_tuple);
       if (ec) co_return;
       net::co_spawn(
           ioc,
-          [this, s = std::move(socket)]() mutable -> net::awaitable<void> {
+          [this, s = std::move(socket)]() mutable -> io::task<void> {
             if (tls) {
               auto plain = co_await tls::secure(std::move(s), *tls, {}, limits.header_timeout);
               if (!plain) co_return;
@@ -204,7 +205,7 @@ struct sim_server::impl {
   }
 
   // The continuous-batching loop: runs while the engine has sequences.
-  net::awaitable<void> engine_loop() {
+  io::task<void> engine_loop() {
     while (!eng.idle()) {
       const auto d = eng.begin_step();
       step_timer.expires_after(d);
@@ -220,12 +221,12 @@ struct sim_server::impl {
     engine_running = false;
   }
 
-  net::awaitable<bool> reply(server::session_context& ctx, server::request& req, http::status status, std::string body,
-                             std::string_view type = "application/json") {
+  io::task<bool> reply(server::session_context& ctx, server::request& req, http::status status, std::string body,
+                       std::string_view type = "application/json") {
     co_return co_await server::write_answer(ctx, req, static_cast<int>(status), type, {}, body);
   }
 
-  net::awaitable<bool> handle(server::session_context& ctx, server::request& req) {
+  io::task<bool> handle(server::session_context& ctx, server::request& req) {
     const auto target = server::parse_target(req.target());
     if (target.path == "/health") co_return co_await reply(ctx, req, http::status::ok, "");
     if (target.path == "/metrics") {
@@ -353,11 +354,11 @@ struct sim_server::impl {
     bool include_usage = false;
     bool stream = false;
     clock::time_point start = clock::now();
-    bool gone = false;                       // the client disconnected
-    net::steady_timer* waiting_on = nullptr; // what to cancel when it does
+    bool gone = false;               // the client disconnected
+    io::timer* waiting_on = nullptr; // what to cancel when it does
   };
 
-  net::awaitable<bool> complete(server::session_context& ctx, server::request& req, openai::endpoint kind) {
+  io::task<bool> complete(server::session_context& ctx, server::request& req, openai::endpoint kind) {
     struct open_count { // one loop thread: plain counters
       impl& self;
       explicit open_count(impl& s) : self(s) {
@@ -428,7 +429,7 @@ struct sim_server::impl {
   }
 
   // Waits on a timer unless the client left; returns false when it did.
-  net::awaitable<bool> wait(job& j, net::steady_timer& t) {
+  io::task<bool> wait(job& j, io::timer& t) {
     if (j.gone) co_return false;
     j.waiting_on = &t;
     co_await t.async_wait(k_tuple);
@@ -437,14 +438,14 @@ struct sim_server::impl {
   }
 
   // Produces the tokens at the engine's pace and writes them; returns keep-alive.
-  net::awaitable<bool> run_job(server::session_context& ctx, server::request& req, job& j) {
+  io::task<bool> run_job(server::session_context& ctx, server::request& req, job& j) {
     if (current.hang) {
-      net::steady_timer forever(ioc, net::steady_timer::time_point::max());
+      io::timer forever(ioc, io::timer::time_point::max());
       co_await wait(j, forever); // until the client leaves
       co_return false;
     }
     if (current.latency_ms > 0) {
-      net::steady_timer t(ioc, std::chrono::milliseconds(current.latency_ms));
+      io::timer t(ioc, std::chrono::milliseconds(current.latency_ms));
       if (!co_await wait(j, t)) co_return false;
     }
     const auto total = static_cast<std::int64_t>(j.gen.tokens.size());
@@ -478,7 +479,7 @@ struct sim_server::impl {
     bool first = true;
     while (emitted < total) {
       if (seq.ready <= emitted) {
-        seq.wake.expires_at(net::steady_timer::time_point::max());
+        seq.wake.expires_at(io::timer::time_point::max());
         if (!co_await wait(j, seq.wake)) co_return false;
         continue;
       }
@@ -510,7 +511,7 @@ struct sim_server::impl {
       if (drop_after > 0 && emitted >= drop_after) { // fault: the server dies mid-answer
         requests->with({"failed"}).inc();
         boost::system::error_code ignored;
-        ctx.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        ctx.stream.socket().shutdown(io::socket::shutdown_both, ignored);
         ctx.stream.socket().close(ignored);
         co_return false;
       }

@@ -1,4 +1,5 @@
 #include "tls/tls.hpp"
+#include "io/io.hpp"
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -25,7 +26,7 @@ using local_socket = net::local::stream_protocol::socket;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 // How long a closing relay waits for the peer's close_notify.
 constexpr auto k_goodbye = std::chrono::seconds(2);
 
@@ -62,13 +63,13 @@ void load_pair(ssl::context& c, const std::string& cert, const std::string& key,
 // One TLS connection relayed to a local socket pair; lives as long as one of
 // its two pumps runs.
 struct relay {
-  relay(tcp::socket s, ssl::context& c)
+  relay(io::socket s, ssl::context& c)
       : tls(std::move(s), c), inner(tls.get_executor()), inbound_ended(tls.get_executor()) {
-    inbound_ended.expires_at(net::steady_timer::time_point::max());
+    inbound_ended.expires_at(io::timer::time_point::max());
   }
-  ssl::stream<tcp::socket> tls;
-  local_socket inner;              // our end of the pair
-  net::steady_timer inbound_ended; // cancelled when the inbound pump ends
+  ssl::stream<io::socket> tls;
+  local_socket inner;      // our end of the pair
+  io::timer inbound_ended; // cancelled when the inbound pump ends
   bool inbound_done = false, outbound_done = false;
   bool peer_broken = false; // the peer reset or cut the connection: no goodbye
   bool handshaking = false, timed_out = false;
@@ -82,7 +83,7 @@ struct relay {
 };
 
 // Peer → caller. At the peer's end the caller reads end of file, after the data.
-net::awaitable<void> inbound(std::shared_ptr<relay> r) {
+io::task<void> inbound(std::shared_ptr<relay> r) {
   while (!r->outbound_done) {
     auto [ec, n] = co_await r->tls.async_read_some(net::buffer(r->from_peer), k_tuple);
     if (ec) {
@@ -101,7 +102,7 @@ net::awaitable<void> inbound(std::shared_ptr<relay> r) {
 
 // Caller → peer. When the caller closes its end, the connection ends: the
 // inbound pump stops, close_notify goes out, both sockets close.
-net::awaitable<void> outbound(std::shared_ptr<relay> r) {
+io::task<void> outbound(std::shared_ptr<relay> r) {
   for (;;) {
     auto [ec, n] = co_await r->inner.async_read_some(net::buffer(r->to_peer), k_tuple);
     if (ec) break;
@@ -119,7 +120,7 @@ net::awaitable<void> outbound(std::shared_ptr<relay> r) {
     co_await r->inbound_ended.async_wait(k_tuple);
   }
   if (!r->peer_broken) {
-    net::steady_timer limit(r->tls.get_executor(), k_goodbye);
+    io::timer limit(r->tls.get_executor(), k_goodbye);
     limit.async_wait([r](const boost::system::error_code& ec) {
       if (!ec) r->close();
     });
@@ -155,8 +156,8 @@ context context::client(const control::tls_client_config& cfg) {
   return context(std::move(i));
 }
 
-net::awaitable<boost::system::result<tcp::socket>> secure(tcp::socket socket, const context& ctx, std::string_view host,
-                                                          control::duration timeout) {
+io::task<boost::system::result<io::socket>> secure(io::socket socket, const context& ctx, std::string_view host,
+                                                   control::duration timeout) {
   auto ex = socket.get_executor();
   auto& c = const_cast<context::impl&>(ctx.get()); // Asio wants the context non-const; streams only read it
   auto r = std::make_shared<relay>(std::move(socket), c.ssl);
@@ -172,7 +173,7 @@ net::awaitable<boost::system::result<tcp::socket>> secure(tcp::socket socket, co
       r->tls.set_verify_mode(ssl::verify_none);
     }
   }
-  net::steady_timer limit(ex, timeout);
+  io::timer limit(ex, timeout);
   r->handshaking = true;
   limit.async_wait([r](const boost::system::error_code& ec) {
     if (ec || !r->handshaking) return; // cancelled, or it fired just as the handshake ended
@@ -191,7 +192,7 @@ net::awaitable<boost::system::result<tcp::socket>> secure(tcp::socket socket, co
   net::local::connect_pair(r->inner, theirs, ec);
   if (ec) co_return ec;
   // The caller's end, typed as TCP so the HTTP and RESP code take it as it is.
-  tcp::socket out(ex);
+  io::socket out(ex);
   out.assign(tcp::v4(), theirs.release(), ec);
   if (ec) co_return ec;
   net::co_spawn(ex, inbound(r), net::detached);

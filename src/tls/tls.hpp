@@ -11,6 +11,7 @@
 // caller reads end of file. Only this file's .cpp includes OpenSSL.
 #include "control/config.hpp"
 #include "control/duration.hpp"
+#include "io/io.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -42,7 +43,7 @@ private:
 // certificate against and sends as SNI, unless the context names its own
 // server_name. The socket returned is plain: one end of the relay's pair
 // (not a TCP socket, though typed as one; TCP options on it fail harmlessly).
-[[nodiscard]] boost::asio::awaitable<boost::system::result<boost::asio::ip::tcp::socket>>
-secure(boost::asio::ip::tcp::socket socket, const context& ctx, std::string_view host, control::duration timeout);
+[[nodiscard]] io::task<boost::system::result<io::socket>> secure(io::socket socket, const context& ctx,
+                                                                 std::string_view host, control::duration timeout);
 
 } // namespace llmgate::tls

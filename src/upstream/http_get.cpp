@@ -1,4 +1,5 @@
 #include "upstream/http_get.hpp"
+#include "io/beast.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -28,16 +29,16 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
-net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
-                                                           std::size_t max_body, std::string_view bearer,
-                                                           const tls::context* tls) {
-  constexpr auto tuple = net::as_tuple(net::use_awaitable);
+io::task<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
+                                                     std::size_t max_body, std::string_view bearer,
+                                                     const tls::context* tls) {
+  constexpr auto tuple = net::as_tuple(io::use_task);
   if (url.tls && !tls) co_return make_error_code(boost::system::errc::protocol_not_supported); // https, no context
   auto ex = co_await net::this_coro::executor;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  tcp::resolver resolver(ex);
+  io::resolver resolver(ex);
   // Name resolution runs on Asio's resolver thread: the timeout covers it too.
-  net::steady_timer resolve_limit(ex, timeout);
+  io::timer resolve_limit(ex, timeout);
   resolve_limit.async_wait([&resolver](const boost::system::error_code& ec) {
     if (!ec) resolver.cancel(); // only touched when it fired, while the coroutine still waits on the resolver
   });
@@ -45,7 +46,7 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
   resolve_limit.cancel();
   if (rec == net::error::operation_aborted) co_return make_error_code(beast::error::timeout);
   if (rec) co_return rec;
-  beast::tcp_stream connecting(ex);
+  io::tcp_stream connecting(ex);
   connecting.expires_at(deadline); // one deadline for the whole exchange
   if (auto [ec, ep] = co_await connecting.async_connect(endpoints, tuple); ec) co_return ec;
   auto socket = connecting.release_socket();
@@ -55,7 +56,7 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
     if (!plain) co_return plain.error();
     socket = std::move(*plain);
   }
-  beast::tcp_stream stream(std::move(socket));
+  io::tcp_stream stream(std::move(socket));
   stream.expires_at(deadline);
   http::request<http::empty_body> req{http::verb::get, url.target, 11};
   req.set(http::field::host, fmt::format("{}:{}", url.host, url.port));
@@ -69,7 +70,7 @@ net::awaitable<boost::system::result<get_result>> http_get(const http_url& url, 
   if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, tuple); ec) co_return ec;
   const auto& res = parser.get();
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream.socket().shutdown(io::socket::shutdown_both, ignored);
   co_return get_result{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]), res.body()};
 }
 

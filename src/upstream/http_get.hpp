@@ -3,6 +3,7 @@
 // scrapes (not the request path, which uses pooled connections).
 #include "control/config.hpp"
 #include "control/duration.hpp"
+#include "io/io.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
@@ -27,10 +28,9 @@ struct get_result {
 // Connect, send and read, all within `timeout`; the body is capped at max_body bytes.
 // bearer: sent as "Authorization: Bearer <bearer>" when not empty (a backend's api_key).
 // tls: the client context for an https:// url (an https url without one fails).
-boost::asio::awaitable<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
-                                                                   std::size_t max_body = 8 << 20,
-                                                                   std::string_view bearer = {},
-                                                                   const tls::context* tls = nullptr);
+io::task<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
+                                                     std::size_t max_body = 8 << 20, std::string_view bearer = {},
+                                                     const tls::context* tls = nullptr);
 
 // The same, run to completion on a private event loop (for the CLI).
 [[nodiscard]] boost::system::result<get_result> http_get_blocking(const http_url& url, control::duration timeout,

@@ -1,4 +1,5 @@
 #include "upstream/monitor.hpp"
+#include "io/io.hpp"
 
 #include "upstream/http_get.hpp"
 
@@ -14,18 +15,18 @@ namespace net = boost::asio;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 
-net::awaitable<bool> sleep_for(control::duration d) {
-  net::steady_timer t(co_await net::this_coro::executor, d);
+io::task<bool> sleep_for(control::duration d) {
+  io::timer t(co_await net::this_coro::executor, d);
   auto [ec] = co_await t.async_wait(k_tuple);
   co_return !ec;
 }
 
 } // namespace
 
-net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks,
-                                  const tls::context* tls) {
+io::task<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks,
+                            const tls::context* tls) {
   const auto& b = s.config();
   const auto& h = b.health;
   const http_url url{b.address.host, b.address.port, b.base_path + h.path, b.tls.enabled};
@@ -44,8 +45,8 @@ net::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& sto
   }
 }
 
-net::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg, const std::atomic<bool>& stop,
-                                    monitor_hooks hooks, const tls::context* tls) {
+io::task<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg, const std::atomic<bool>& stop,
+                              monitor_hooks hooks, const tls::context* tls) {
   const auto& b = s.config();
   const auto engine_url = b.metrics_url.empty() ? std::nullopt : control::parse_http_url(b.metrics_url);
   const auto gpu_url = b.gpu_metrics_url.empty() ? std::nullopt : control::parse_http_url(b.gpu_metrics_url);

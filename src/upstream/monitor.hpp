@@ -5,6 +5,7 @@
 // /metrics. Both loops run on the event loop they are spawned on until
 // `stop` is set. Include only from translation units that speak HTTP.
 #include "control/config.hpp"
+#include "io/io.hpp"
 #include "upstream/backend_state.hpp"
 
 #include <atomic>
@@ -24,10 +25,9 @@ struct monitor_hooks {
 };
 
 // tls: the backend's client context (https:// urls), or null; it outlives the loops.
-boost::asio::awaitable<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks,
-                                          const tls::context* tls = nullptr);
-boost::asio::awaitable<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg,
-                                            const std::atomic<bool>& stop, monitor_hooks hooks,
-                                            const tls::context* tls = nullptr);
+io::task<void> check_health(backend_state& s, const std::atomic<bool>& stop, monitor_hooks hooks,
+                            const tls::context* tls = nullptr);
+io::task<void> scrape_metrics(backend_state& s, const control::scrape_config& cfg, const std::atomic<bool>& stop,
+                              monitor_hooks hooks, const tls::context* tls = nullptr);
 
 } // namespace llmgate::upstream

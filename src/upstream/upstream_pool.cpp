@@ -1,4 +1,5 @@
 #include "upstream/upstream_pool.hpp"
+#include "io/beast.hpp"
 
 #include "server/http_session.hpp"
 #include "tls/tls.hpp"
@@ -10,8 +11,8 @@ namespace llmgate::upstream {
 
 using tcp = net::ip::tcp;
 
-net::awaitable<boost::system::result<std::unique_ptr<connection>>> pool::acquire(control::duration connect_timeout,
-                                                                                 bool fresh) {
+io::task<boost::system::result<std::unique_ptr<connection>>> pool::acquire(control::duration connect_timeout,
+                                                                           bool fresh) {
   while (!fresh && !idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
@@ -21,20 +22,20 @@ net::awaitable<boost::system::result<std::unique_ptr<connection>>> pool::acquire
     co_return c;
   }
   const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
-  beast::tcp_stream stream(ex_);
+  io::tcp_stream stream(ex_);
   boost::system::error_code ec;
   const auto literal = net::ip::make_address(backend_.address.host, ec);
   stream.expires_at(deadline);
   if (!ec) { // an IP address: no resolver (Asio's runs getaddrinfo on a thread of its own)
     auto [cec] =
-        co_await stream.async_connect(tcp::endpoint(literal, backend_.address.port), net::as_tuple(net::use_awaitable));
+        co_await stream.async_connect(tcp::endpoint(literal, backend_.address.port), net::as_tuple(io::use_task));
     if (cec) co_return cec;
   } else {
-    tcp::resolver resolver(ex_);
+    io::resolver resolver(ex_);
     auto [rec, endpoints] = co_await resolver.async_resolve(
-        backend_.address.host, std::to_string(backend_.address.port), net::as_tuple(net::use_awaitable));
+        backend_.address.host, std::to_string(backend_.address.port), net::as_tuple(io::use_task));
     if (rec) co_return rec;
-    auto [cec, ep] = co_await stream.async_connect(endpoints, net::as_tuple(net::use_awaitable));
+    auto [cec, ep] = co_await stream.async_connect(endpoints, net::as_tuple(io::use_task));
     if (cec) co_return cec;
   }
   stream.socket().set_option(tcp::no_delay(true), ec);

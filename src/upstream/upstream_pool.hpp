@@ -3,6 +3,7 @@
 // thread-safe: each event-loop thread has its own pools, so no locks on the
 // request path). Include only from translation units that speak HTTP.
 #include "control/config.hpp"
+#include "io/beast.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -22,8 +23,8 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 
 struct connection {
-  explicit connection(net::ip::tcp::socket s) : stream(std::move(s)) {}
-  beast::tcp_stream stream;
+  explicit connection(io::socket s) : stream(std::move(s)) {}
+  io::tcp_stream stream;
   beast::flat_buffer buffer;
   bool reused = false; // came from the idle list: the backend may have closed it meanwhile
 };
@@ -31,14 +32,13 @@ struct connection {
 class pool final {
 public:
   // tls: for an https:// backend (it outlives the pool), else null.
-  pool(net::any_io_executor ex, const control::backend_config& backend, std::size_t max_idle,
-       const tls::context* tls = nullptr)
+  pool(io::executor ex, const control::backend_config& backend, std::size_t max_idle, const tls::context* tls = nullptr)
       : ex_(std::move(ex)), backend_(backend), max_idle_(max_idle), tls_(tls) {}
 
   // An idle connection that is still open, or a new one (connect, and the
   // TLS handshake of an https:// backend, bounded by timeout).
-  net::awaitable<boost::system::result<std::unique_ptr<connection>>> acquire(control::duration connect_timeout,
-                                                                             bool fresh = false);
+  io::task<boost::system::result<std::unique_ptr<connection>>> acquire(control::duration connect_timeout,
+                                                                       bool fresh = false);
   // Back to the idle list, when the exchange left it reusable.
   void release(std::unique_ptr<connection> c);
 
@@ -46,7 +46,7 @@ public:
   [[nodiscard]] const control::backend_config& backend() const noexcept { return backend_; }
 
 private:
-  net::any_io_executor ex_;
+  io::executor ex_;
   const control::backend_config& backend_;
   std::size_t max_idle_;
   const tls::context* tls_;

@@ -1,5 +1,6 @@
 // The Redis client against a real redis-server: pipelining, timeouts that
 // leave the pipeline in step, reconnection, AUTH and SELECT.
+#include "io/io.hpp"
 #include "redis/client.hpp"
 #include "redis_server.hpp"
 
@@ -50,22 +51,22 @@ TEST(redis_client, a_thousand_concurrent_calls_are_pipelined_and_answered_in_ord
   net::io_context ioc;
   client c(ioc.get_executor(), at(server));
   std::vector<std::int64_t> got(1000, -1);
-  auto all = [&]() -> net::awaitable<int> {
+  auto all = [&]() -> io::task<int> {
     int done = 0;
     for (int i = 0; i < 1000; ++i)
       net::co_spawn(
           ioc,
-          [&, i]() -> net::awaitable<void> {
+          [&, i]() -> io::task<void> {
             auto incr = command({"INCR", "n"}); // built outside co_await (g++ 12, see ARCHITECTURE.md)
             auto r = co_await c.call(std::move(incr), 5s);
             if (r && r->type == reply::kind::integer) got[static_cast<std::size_t>(i)] = r->integer;
             ++done;
           },
           net::detached);
-    net::steady_timer t(ioc);
+    io::timer t(ioc);
     while (done < 1000) {
       t.expires_after(1ms);
-      co_await t.async_wait(net::use_awaitable);
+      co_await t.async_wait(io::use_task);
     }
     co_return done;
   };
@@ -81,18 +82,18 @@ TEST(redis_client, a_timed_out_call_leaves_the_pipeline_in_step) {
   net::io_context ioc;
   client c(ioc.get_executor(), at(server));
   ASSERT_TRUE(run(ioc, c.call(command({"SET", "k", "fresh"}), 2s)));
-  auto both = [&]() -> net::awaitable<std::pair<result, result>> {
+  auto both = [&]() -> io::task<std::pair<result, result>> {
     auto sleep = command({"DEBUG", "SLEEP", "0.3"}); // built outside co_await (g++ 12)
     auto ping = command({"PING"});
     std::optional<result> slow;
     net::co_spawn(
-        ioc, [&]() -> net::awaitable<void> { slow = co_await c.call(std::move(sleep), 5s); }, net::detached);
-    net::steady_timer t(ioc, 30ms); // the server is asleep by now
-    co_await t.async_wait(net::use_awaitable);
+        ioc, [&]() -> io::task<void> { slow = co_await c.call(std::move(sleep), 5s); }, net::detached);
+    io::timer t(ioc, 30ms); // the server is asleep by now
+    co_await t.async_wait(io::use_task);
     auto quick = co_await c.call(std::move(ping), 20ms);
     while (!slow) {
       t.expires_after(5ms);
-      co_await t.async_wait(net::use_awaitable);
+      co_await t.async_wait(io::use_task);
     }
     co_return std::pair{std::move(*slow), std::move(quick)};
   };

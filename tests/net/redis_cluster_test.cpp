@@ -4,6 +4,7 @@
 // replicas when a request's rules land in different slots (reserve, then
 // take back what a refusal elsewhere left counted).
 #include "control/config.hpp"
+#include "io/io.hpp"
 #include "limit/redis_limiter.hpp"
 #include "limit/redis_store.hpp"
 #include "limit/rule_set.hpp"
@@ -62,7 +63,7 @@ TEST_F(redis_cluster_test, calls_go_to_the_master_that_owns_their_slot) {
   net::io_context ioc;
   cluster c(ioc.get_executor(), {}, seeds());
   ASSERT_TRUE(c.is_cluster());
-  auto all = [&]() -> net::awaitable<int> {
+  auto all = [&]() -> io::task<int> {
     int ok = 0;
     for (int i = 0; i < 300; ++i) {
       const auto key = fmt::format("route:{}", i);
@@ -99,7 +100,7 @@ TEST_F(redis_cluster_test, ask_and_moved_are_followed_while_a_slot_migrates) {
 
   net::io_context ioc;
   cluster c(ioc.get_executor(), {}, seeds(3));
-  auto get = [&]() -> net::awaitable<std::string> {
+  auto get = [&]() -> io::task<std::string> {
     auto cmd = command({"GET", key});
     auto r = co_await c.call(static_cast<std::uint16_t>(slot), std::move(cmd), 2s);
     co_return r ? r->text : "error: " + r.error().message();
@@ -174,13 +175,13 @@ protected:
   std::map<std::string, int> burst(const std::vector<std::string>& callers, int n) {
     std::map<std::string, int> admitted;
     int done = 0, unavailable = 0;
-    auto all = [&]() -> net::awaitable<int> {
+    auto all = [&]() -> io::task<int> {
       int k = 0;
       for (int i = 0; i < n; ++i)
         for (const auto& caller : callers)
           net::co_spawn(
               ioc_,
-              [&, caller, link = links_[static_cast<std::size_t>(k++ % 3)].get()]() -> net::awaitable<void> {
+              [&, caller, link = links_[static_cast<std::size_t>(k++ % 3)].get()]() -> io::task<void> {
                 auto d = co_await limiter_->admit(*link, rules_, facts(caller), 0ns);
                 if (d.unavailable) ++unavailable;
                 if (d.a.allowed) ++admitted[caller];
@@ -188,14 +189,14 @@ protected:
                 ++done;
               },
               net::detached);
-      net::steady_timer t(ioc_);
+      io::timer t(ioc_);
       const int total = n * static_cast<int>(callers.size());
       while (done < total) {
         t.expires_after(1ms);
-        co_await t.async_wait(net::use_awaitable);
+        co_await t.async_wait(io::use_task);
       }
       t.expires_after(100ms); // the releases and take-backs sent behind the decisions land
-      co_await t.async_wait(net::use_awaitable);
+      co_await t.async_wait(io::use_task);
       co_return done;
     };
     run(ioc_, all());

@@ -2,6 +2,7 @@
 // nothing across rules, shadow rules, concurrency leases, the shaper — and
 // the seed's sliding-window script on the same burst, to show what it got wrong.
 #include "control/config.hpp"
+#include "io/io.hpp"
 #include "limit/redis_store.hpp"
 #include "limit/rule_set.hpp"
 #include "redis/client.hpp"
@@ -58,14 +59,14 @@ protected:
   // `n` admissions sent at once (pipelined), as a burst from many requests.
   std::vector<admission> burst(int n, const request_facts& f, nanos lease = 30s) {
     std::vector<std::optional<admission>> out(static_cast<std::size_t>(n));
-    auto all = [&]() -> net::awaitable<int> {
+    auto all = [&]() -> io::task<int> {
       int done = 0;
       for (int i = 0; i < n; ++i) {
         auto plan = rules_->plan(f);
         auto cmd = admit_command(sha_, "t:", *rules_, plan, fmt::format("req{}", next_member_++), lease);
         net::co_spawn(
             ioc_,
-            [&, i, plan, cmd = std::move(cmd)]() mutable -> net::awaitable<void> {
+            [&, i, plan, cmd = std::move(cmd)]() mutable -> io::task<void> {
               auto r = co_await client_.call(std::move(cmd), 10s);
               std::optional<std::vector<decision>> v;
               if (r) v = decode_admit(*r, plan.size(), plan);
@@ -78,10 +79,10 @@ protected:
             },
             net::detached);
       }
-      net::steady_timer t(ioc_);
+      io::timer t(ioc_);
       while (done < n) {
         t.expires_after(1ms);
-        co_await t.async_wait(net::use_awaitable);
+        co_await t.async_wait(io::use_task);
       }
       co_return done;
     };

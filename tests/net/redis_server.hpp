@@ -1,6 +1,7 @@
 #pragma once
 // A real redis-server for the network tests: started on a free loopback
 // port chosen at run time, stopped (and, if need be, killed) by its PID.
+#include "io/io.hpp"
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -41,7 +42,7 @@ private:
 // Runs one coroutine on the loop to completion, in slices (a Redis client's
 // own loops keep the io_context busy forever); aborts loudly past 30 s
 // rather than hang on a future that never becomes ready.
-template <class T> T run(boost::asio::io_context& ioc, boost::asio::awaitable<T> a) {
+template <class T> T run(boost::asio::io_context& ioc, io::task<T> a) {
   using namespace std::chrono_literals;
   auto f = boost::asio::co_spawn(ioc, std::move(a), boost::asio::use_future);
   ioc.restart();

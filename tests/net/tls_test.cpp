@@ -4,6 +4,7 @@
 // other as end of file after the data, a handshake that never comes times
 // out, and a certificate the client does not trust or that names another
 // host is refused.
+#include "io/io.hpp"
 #include "redis_server.hpp"
 #include "tls/tls.hpp"
 
@@ -29,7 +30,7 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 using testing::run;
-constexpr auto k_tuple = net::as_tuple(net::use_awaitable);
+constexpr auto k_tuple = net::as_tuple(io::use_task);
 
 // A CA, a certificate it signs for 127.0.0.1, and a CA that signed nothing.
 struct certificates {
@@ -72,27 +73,27 @@ context client_context(const std::string& ca, const std::string& server_name = {
 
 // A connected pair of plain ends: what the server's and the client's callers get.
 struct plain_pair {
-  boost::system::result<tcp::socket> server = boost::system::error_code{}, client = boost::system::error_code{};
+  boost::system::result<io::socket> server = boost::system::error_code{}, client = boost::system::error_code{};
 };
 
-net::awaitable<plain_pair> connect(const context& server_ctx, const context& client_ctx) {
+io::task<plain_pair> connect(const context& server_ctx, const context& client_ctx) {
   auto ex = co_await net::this_coro::executor;
-  tcp::acceptor acceptor(ex, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-  tcp::socket raw_client(ex);
-  co_await raw_client.async_connect(acceptor.local_endpoint(), net::use_awaitable);
-  auto raw_server = co_await acceptor.async_accept(net::use_awaitable);
+  io::acceptor acceptor(ex, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  io::socket raw_client(ex);
+  co_await raw_client.async_connect(acceptor.local_endpoint(), io::use_task);
+  auto raw_server = co_await acceptor.async_accept(io::use_task);
   plain_pair out;
   // Both handshakes at once: each side needs the other.
   bool server_done = false;
   net::co_spawn(
       ex,
-      [&]() -> net::awaitable<void> {
+      [&]() -> io::task<void> {
         out.server = co_await secure(std::move(raw_server), server_ctx, {}, 5000ms);
         server_done = true;
       },
       net::detached);
   out.client = co_await secure(std::move(raw_client), client_ctx, "127.0.0.1", 5000ms);
-  net::steady_timer t(ex);
+  io::timer t(ex);
   while (!server_done) {
     t.expires_after(1ms);
     co_await t.async_wait(k_tuple);
@@ -101,7 +102,7 @@ net::awaitable<plain_pair> connect(const context& server_ctx, const context& cli
 }
 
 // Everything the socket sends until it closes its side.
-net::awaitable<std::string> read_to_end(tcp::socket& s) {
+io::task<std::string> read_to_end(io::socket& s) {
   std::string out;
   char buf[4096];
   for (;;) {
@@ -123,10 +124,10 @@ TEST(tls_relay, bytes_cross_both_ways_and_a_close_arrives_after_the_data) {
 
   // A request, read whole by the server.
   const std::string request = "GET / HTTP/1.1\r\n\r\n";
-  run(ioc, [&]() -> net::awaitable<int> {
-    co_await net::async_write(client, net::buffer(request), net::use_awaitable);
+  run(ioc, [&]() -> io::task<int> {
+    co_await net::async_write(client, net::buffer(request), io::use_task);
     std::string got(request.size(), '\0');
-    co_await net::async_read(server, net::buffer(got), net::use_awaitable);
+    co_await net::async_read(server, net::buffer(got), io::use_task);
     EXPECT_EQ(got, request);
     co_return 0;
   }());
@@ -134,11 +135,11 @@ TEST(tls_relay, bytes_cross_both_ways_and_a_close_arrives_after_the_data) {
   // 1 MiB back, then the server closes: the client reads every byte, then end of file.
   std::string answer(1 << 20, '\0');
   for (std::size_t i = 0; i < answer.size(); ++i) answer[i] = static_cast<char>('a' + i % 26);
-  const auto got = run(ioc, [&]() -> net::awaitable<std::string> {
+  const auto got = run(ioc, [&]() -> io::task<std::string> {
     net::co_spawn(
         ioc,
-        [&]() -> net::awaitable<void> {
-          co_await net::async_write(server, net::buffer(answer), net::use_awaitable);
+        [&]() -> io::task<void> {
+          co_await net::async_write(server, net::buffer(answer), io::use_task);
           server.close();
         },
         net::detached);
@@ -154,8 +155,8 @@ TEST(tls_relay, the_clients_close_reaches_the_server_as_end_of_file) {
   const auto c = client_context(certs().at("ca.crt"));
   auto p = run(ioc, connect(s, c));
   ASSERT_TRUE(p.client && p.server);
-  const auto got = run(ioc, [&]() -> net::awaitable<std::string> {
-    co_await net::async_write(*p.client, net::buffer(std::string("last words")), net::use_awaitable);
+  const auto got = run(ioc, [&]() -> io::task<std::string> {
+    co_await net::async_write(*p.client, net::buffer(std::string("last words")), io::use_task);
     p.client->close();
     co_return co_await read_to_end(*p.server);
   }());
@@ -164,12 +165,12 @@ TEST(tls_relay, the_clients_close_reaches_the_server_as_end_of_file) {
 
 TEST(tls_relay, a_handshake_that_never_comes_times_out) {
   net::io_context ioc;
-  const auto ec = run(ioc, [&]() -> net::awaitable<boost::system::error_code> {
+  const auto ec = run(ioc, [&]() -> io::task<boost::system::error_code> {
     auto ex = co_await net::this_coro::executor;
-    tcp::acceptor acceptor(ex, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-    tcp::socket raw(ex);
-    co_await raw.async_connect(acceptor.local_endpoint(), net::use_awaitable);
-    [[maybe_unused]] auto silent = co_await acceptor.async_accept(net::use_awaitable); // accepted, never answers
+    io::acceptor acceptor(ex, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    io::socket raw(ex);
+    co_await raw.async_connect(acceptor.local_endpoint(), io::use_task);
+    [[maybe_unused]] auto silent = co_await acceptor.async_accept(io::use_task); // accepted, never answers
     auto r = co_await secure(std::move(raw), client_context(certs().at("ca.crt")), "127.0.0.1", 200ms);
     co_return r ? boost::system::error_code{} : r.error();
   }());
