@@ -151,6 +151,24 @@ io::task<void> refuse(io::tcp_stream& stream, const session_limits& limits, http
   }
 }
 
+// Parses what the buffer already holds: usually the whole request, which
+// came in one read, so the common case takes no asynchronous step (Beast's
+// composed reads cost a few thousand instructions each even when they need
+// no I/O). Stops at the end of what is there (ec stays clear), at the end of
+// the message, or at an error (in ec).
+void parse_buffered(beast::flat_buffer& buffer, http::request_parser<http::string_body>& parser,
+                    boost::system::error_code& ec) {
+  while (buffer.size() > 0 && !parser.is_done()) {
+    const auto used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == http::error::need_more) {
+      ec = {};
+      return;
+    }
+    if (ec || used == 0) return;
+  }
+}
+
 // Reads one request after its first bytes arrived: false when the connection
 // is to close (the client left, timed out, or was refused, which is answered
 // here). Its own coroutine, so the parser and the refusals' temporaries are
@@ -160,21 +178,26 @@ io::task<bool> read_request(io::tcp_stream& stream, beast::flat_buffer& buffer, 
   http::request_parser<http::string_body> parser;
   parser.header_limit(limits.max_header_bytes);
   parser.body_limit(limits.max_body_bytes);
-  // One deadline for the whole head, so headers dribbled a byte at a time (slowloris) cannot hold the slot.
-  stream.expires_after(limits.header_timeout);
-  auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, k_tuple);
-  if (hec) {
-    if (hec == http::error::header_limit)
+  boost::system::error_code ec;
+  parse_buffered(buffer, parser, ec);
+  if (!ec && !parser.is_header_done()) {
+    // One deadline for the whole head, so headers dribbled a byte at a time (slowloris) cannot hold the slot.
+    stream.expires_after(limits.header_timeout);
+    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, k_tuple);
+    ec = hec;
+  }
+  if (ec && !parser.is_header_done()) {
+    if (ec == http::error::header_limit)
       co_await refuse(stream, limits, http::status::request_header_fields_too_large,
                       openai::invalid_request("Request headers are too large.", {}, "headers_too_large"));
-    else if (hec == http::error::body_limit) // a Content-Length over the limit is refused before any body is read
+    else if (ec == http::error::body_limit) // a Content-Length over the limit is refused before any body is read
       co_await refuse(stream, limits, http::status::payload_too_large,
                       openai::payload_too_large(limits.max_body_bytes));
-    else if (hec != beast::error::timeout && hec != http::error::end_of_stream && hec != net::error::eof &&
-             hec != net::error::operation_aborted && hec != net::error::connection_reset)
+    else if (ec != beast::error::timeout && ec != http::error::end_of_stream && ec != net::error::eof &&
+             ec != net::error::operation_aborted && ec != net::error::connection_reset)
       co_await refuse(
           stream, limits, http::status::bad_request,
-          openai::invalid_request(fmt::format("Malformed HTTP request: {}.", hec.message()), {}, "bad_http_request"));
+          openai::invalid_request(fmt::format("Malformed HTTP request: {}.", ec.message()), {}, "bad_http_request"));
     co_return false;
   }
   if (static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end())) > limits.max_headers) {
@@ -183,23 +206,26 @@ io::task<bool> read_request(io::tcp_stream& stream, beast::flat_buffer& buffer, 
                                             "too_many_headers"));
     co_return false;
   }
-  if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-    http::response<http::empty_body> cont{http::status::continue_, 11};
-    stream.expires_after(limits.write_timeout);
-    auto [cec, cn] = co_await http::async_write(stream, cont, k_tuple);
-    if (cec) co_return false;
+  if (!ec && !parser.is_done()) {
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, 11};
+      stream.expires_after(limits.write_timeout);
+      auto [cec, cn] = co_await http::async_write(stream, cont, k_tuple);
+      if (cec) co_return false;
+    }
+    stream.expires_after(limits.body_timeout);
+    auto [bec, bn] = co_await http::async_read(stream, buffer, parser, k_tuple);
+    ec = bec;
   }
-  stream.expires_after(limits.body_timeout);
-  auto [bec, bn] = co_await http::async_read(stream, buffer, parser, k_tuple);
-  if (bec) {
-    if (bec == http::error::body_limit)
+  if (ec) {
+    if (ec == http::error::body_limit)
       co_await refuse(stream, limits, http::status::payload_too_large,
                       openai::payload_too_large(limits.max_body_bytes));
-    else if (bec != beast::error::timeout && bec != http::error::end_of_stream && bec != net::error::eof &&
-             bec != net::error::connection_reset && bec != http::error::partial_message)
+    else if (ec != beast::error::timeout && ec != http::error::end_of_stream && ec != net::error::eof &&
+             ec != net::error::connection_reset && ec != http::error::partial_message)
       co_await refuse(
           stream, limits, http::status::bad_request,
-          openai::invalid_request(fmt::format("Malformed HTTP request: {}.", bec.message()), {}, "bad_http_request"));
+          openai::invalid_request(fmt::format("Malformed HTTP request: {}.", ec.message()), {}, "bad_http_request"));
     co_return false;
   }
   out = parser.release();
