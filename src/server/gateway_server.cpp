@@ -1999,6 +1999,7 @@ struct gateway::impl final : control::admin_target {
       // frame of every request, streams included.
       std::string answer;
       boost::system::error_code rec;
+      bool buffered = conn->buffer.size() > 0; // what came with the head: parsed without an asynchronous step
       while (!parser.is_done()) {
         // As much as the answer says is left (resize zero-fills), at most 16 KiB a read.
         const auto left = parser.content_length_remaining();
@@ -2007,9 +2008,17 @@ struct gateway::impl final : control::admin_target {
         answer.resize(had + step);
         parser.get().body().data = answer.data() + had;
         parser.get().body().size = step;
-        conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
-        auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
-        if (ec == http::error::need_buffer) ec = {};
+        boost::system::error_code ec;
+        if (buffered) {
+          const auto used = parser.put(conn->buffer.data(), ec);
+          conn->buffer.consume(used);
+          if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+          buffered = used > 0 && conn->buffer.size() > 0;
+        } else {
+          conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
+          auto [aec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
+          ec = aec == http::error::need_buffer ? boost::system::error_code{} : aec;
+        }
         answer.resize(had + step - parser.get().body().size);
         if (ec) {
           rec = ec;
