@@ -121,7 +121,7 @@ std::optional<response_cache::entry> response_cache::find(const std::string& key
   return it->value;
 }
 
-void response_cache::store(const std::string& key, entry e, std::chrono::nanoseconds now) {
+void response_cache::store(std::string key, entry e, std::chrono::nanoseconds now) {
   const std::uint64_t size = key.size() + e.body.size() + e.content_type.size() + e.model.size() + 64;
   if (size > max_bytes_) return; // larger than the whole cache: not worth evicting everything for
   std::lock_guard lock(m_);
@@ -131,7 +131,7 @@ void response_cache::store(const std::string& key, entry e, std::chrono::nanosec
     if (at->second->expires > now && at->second->value.level < e.level) return;
     evict(at->second);
   }
-  lru_.push_front({key, std::move(e), now + ttl_, size});
+  lru_.push_front({std::move(key), std::move(e), now + ttl_, size});
   index_.emplace(lru_.front().key, lru_.begin());
   bytes_ += size;
   while (!lru_.empty() && (lru_.size() > max_entries_ || bytes_ > max_bytes_)) evict(std::prev(lru_.end()));

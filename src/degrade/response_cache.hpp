@@ -38,7 +38,7 @@ public:
   // A copy of the entry if one is fresh and was made at `level` or below.
   [[nodiscard]] std::optional<entry> find(const std::string& key, int level, std::chrono::nanoseconds now);
   // Replaces the entry of `key` unless that one is fresh and made at a better (lower) level.
-  void store(const std::string& key, entry e, std::chrono::nanoseconds now);
+  void store(std::string key, entry e, std::chrono::nanoseconds now);
 
   [[nodiscard]] std::size_t size() const;
   [[nodiscard]] std::uint64_t bytes() const;

@@ -1517,9 +1517,9 @@ struct gateway::impl final : control::admin_target {
         co_await forward_watched(w, ctx, req, st, *view, *serving, result);
         if (cache && !st.client_gone) {
           if (result.kind == forward_result::answer && result.status == 200)
-            keep_answer(key, result.body, result.content_type, serving->name, st.level);
+            keep_answer(std::move(key), result.body, result.content_type, serving->name, st.level);
           else if (result.kind == forward_result::streamed && st.stream_complete && st.status == 200)
-            keep_answer(key, std::move(st.captured), "text/event-stream", serving->name, st.level);
+            keep_answer(std::move(key), std::move(st.captured), "text/event-stream", serving->name, st.level);
           else if ((result.kind == forward_result::reply && result.error.status >= 500 && !result.deadline) ||
                    (result.kind == forward_result::answer && result.status >= 500))
             from_cache(st, key, result); // every backend failed it: a cached answer if there is one
@@ -1792,10 +1792,9 @@ struct gateway::impl final : control::admin_target {
     return true;
   }
 
-  void keep_answer(const std::string& key, std::string body, std::string content_type, const std::string& model,
-                   int level) {
+  void keep_answer(std::string key, std::string body, std::string content_type, const std::string& model, int level) {
     if (body.empty()) return;
-    cache->store(key, {std::move(body), std::move(content_type), model, level}, steady_now());
+    cache->store(std::move(key), {std::move(body), std::move(content_type), model, level}, steady_now());
     metrics.cache_stores.inc();
   }
 
@@ -1999,6 +1998,7 @@ struct gateway::impl final : control::admin_target {
       // frame of every request, streams included.
       std::string answer;
       boost::system::error_code rec;
+      bool buffered = conn->buffer.size() > 0; // what came with the head: parsed without an asynchronous step
       while (!parser.is_done()) {
         // As much as the answer says is left (resize zero-fills), at most 16 KiB a read.
         const auto left = parser.content_length_remaining();
@@ -2007,9 +2007,17 @@ struct gateway::impl final : control::admin_target {
         answer.resize(had + step);
         parser.get().body().data = answer.data() + had;
         parser.get().body().size = step;
-        conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
-        auto [ec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
-        if (ec == http::error::need_buffer) ec = {};
+        boost::system::error_code ec;
+        if (buffered) {
+          const auto used = parser.put(conn->buffer.data(), ec);
+          conn->buffer.consume(used);
+          if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
+          buffered = used > 0 && conn->buffer.size() > 0;
+        } else {
+          conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
+          auto [aec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
+          ec = aec == http::error::need_buffer ? boost::system::error_code{} : aec;
+        }
         answer.resize(had + step - parser.get().body().size);
         if (ec) {
           rec = ec;
