@@ -33,7 +33,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using clock_type = std::chrono::steady_clock;
-constexpr auto k_tuple = net::as_tuple(io::use_task);
+using io::k_tuple;
 
 double seconds_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double>(b - a).count();

@@ -2,7 +2,7 @@
 // The executor every coroutine, socket and timer of llmgate runs on: the
 // io_context's own executor type instead of Asio's default, the type-erased
 // any_io_executor, whose construction, copies and dispatch on every
-// asynchronous step were ~8% of a proxied request's instructions
+// asynchronous step were ~10% of a proxied request's instructions
 // (docs/BENCHMARKS.md, "Instructions per request"). Everything here runs on
 // io_contexts, so nothing needed the type erasure. Include only from
 // translation units that already use Asio (it is slow to compile).
@@ -23,5 +23,7 @@ using resolver = boost::asio::ip::tcp::resolver::rebind_executor<executor>::othe
 using timer = boost::asio::steady_timer::rebind_executor<executor>::other;
 // The completion token of a co_await on this executor.
 inline constexpr boost::asio::use_awaitable_t<executor> use_task{};
+// The same, with the error code returned in a tuple instead of thrown.
+inline constexpr auto k_tuple = boost::asio::as_tuple(use_task);
 
 } // namespace llmgate::io

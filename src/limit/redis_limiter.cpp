@@ -143,7 +143,7 @@ all_of(io::executor ex, std::vector<std::function<io::task<redis_limiter::answer
           if (--st->left == 0) st->done.cancel();
         },
         net::detached);
-  while (st->left > 0) co_await st->done.async_wait(net::as_tuple(io::use_task));
+  while (st->left > 0) co_await st->done.async_wait(io::k_tuple);
   co_return std::move(st->out);
 }
 
@@ -429,7 +429,7 @@ void redis_limiter::keep_leases(link& l, decided& d) {
         io::timer timer(l.redis.executor());
         for (;;) {
           timer.expires_after(cfg_.redis.lease / 3);
-          co_await timer.async_wait(net::as_tuple(io::use_task));
+          co_await timer.async_wait(io::k_tuple);
           if (!*flag) co_return;
           // Each slot's at once, each within a third of the lease: one master
           // that does not answer must not hold up the others' renewals.
@@ -507,7 +507,7 @@ io::task<void> redis_limiter::heartbeat(link& l, const std::atomic<bool>& stop) 
       replicas_gauge_.set(static_cast<double>(r->integer));
     }
     timer.expires_after(cfg_.redis.heartbeat);
-    auto [ec] = co_await timer.async_wait(net::as_tuple(io::use_task));
+    auto [ec] = co_await timer.async_wait(io::k_tuple);
     if (ec) co_return;
   }
 }

@@ -21,7 +21,7 @@ namespace llmgate::redis {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-constexpr auto k_tuple = net::as_tuple(io::use_task);
+using io::k_tuple;
 constexpr int k_timeouts_before_reconnect = 5;
 
 namespace {

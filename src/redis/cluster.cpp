@@ -109,7 +109,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
       const auto due = self->last_refresh + k_refresh_interval;
       if (due > clock::now()) {
         io::timer t(self->ex, due);
-        co_await t.async_wait(net::as_tuple(io::use_task));
+        co_await t.async_wait(io::k_tuple);
       }
       self->last_refresh = clock::now();
       if (self->closed) break;
@@ -199,7 +199,7 @@ struct cluster::impl : std::enable_shared_from_this<impl> {
         // if that is where an ASK sent it), until the call's time is up.
         if (clock::now() + pause_for >= deadline) co_return r;
         io::timer pause(ex, pause_for);
-        co_await pause.async_wait(net::as_tuple(io::use_task));
+        co_await pause.async_wait(io::k_tuple);
         pause_for = std::min<clock::duration>(pause_for * 2, std::chrono::milliseconds(8));
         asking = asked;
         continue;

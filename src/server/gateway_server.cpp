@@ -70,7 +70,7 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(io::use_task);
+using io::k_tuple;
 constexpr std::size_t k_max_cached_stream = 1 << 20; // a longer stream is relayed but not cached
 
 double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }

@@ -1,5 +1,4 @@
 #include "server/http_session.hpp"
-#include "io/beast.hpp"
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -15,7 +14,7 @@
 namespace llmgate::server {
 
 namespace {
-constexpr auto k_tuple = net::as_tuple(io::use_task);
+using io::k_tuple;
 } // namespace
 
 void session_registry::drain() {

@@ -45,7 +45,7 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(io::use_task);
+using io::k_tuple;
 
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -26,7 +26,7 @@ using local_socket = net::local::stream_protocol::socket;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(io::use_task);
+using io::k_tuple;
 // How long a closing relay waits for the peer's close_notify.
 constexpr auto k_goodbye = std::chrono::seconds(2);
 

@@ -32,7 +32,6 @@ using tcp = net::ip::tcp;
 io::task<boost::system::result<get_result>> http_get(const http_url& url, control::duration timeout,
                                                      std::size_t max_body, std::string_view bearer,
                                                      const tls::context* tls) {
-  constexpr auto tuple = net::as_tuple(io::use_task);
   if (url.tls && !tls) co_return make_error_code(boost::system::errc::protocol_not_supported); // https, no context
   auto ex = co_await net::this_coro::executor;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -42,13 +41,13 @@ io::task<boost::system::result<get_result>> http_get(const http_url& url, contro
   resolve_limit.async_wait([&resolver](const boost::system::error_code& ec) {
     if (!ec) resolver.cancel(); // only touched when it fired, while the coroutine still waits on the resolver
   });
-  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, std::to_string(url.port), tuple);
+  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, std::to_string(url.port), io::k_tuple);
   resolve_limit.cancel();
   if (rec == net::error::operation_aborted) co_return make_error_code(beast::error::timeout);
   if (rec) co_return rec;
   io::tcp_stream connecting(ex);
   connecting.expires_at(deadline); // one deadline for the whole exchange
-  if (auto [ec, ep] = co_await connecting.async_connect(endpoints, tuple); ec) co_return ec;
+  if (auto [ec, ep] = co_await connecting.async_connect(endpoints, io::k_tuple); ec) co_return ec;
   auto socket = connecting.release_socket();
   if (url.tls) {
     const auto left = std::chrono::duration_cast<control::duration>(deadline - std::chrono::steady_clock::now());
@@ -63,11 +62,11 @@ io::task<boost::system::result<get_result>> http_get(const http_url& url, contro
   req.set(http::field::user_agent, "llmgate/0.1");
   if (!bearer.empty()) req.set(http::field::authorization, fmt::format("Bearer {}", bearer));
   req.keep_alive(false);
-  if (auto [ec, n] = co_await http::async_write(stream, req, tuple); ec) co_return ec;
+  if (auto [ec, n] = co_await http::async_write(stream, req, io::k_tuple); ec) co_return ec;
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(max_body);
-  if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, tuple); ec) co_return ec;
+  if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, io::k_tuple); ec) co_return ec;
   const auto& res = parser.get();
   boost::system::error_code ignored;
   stream.socket().shutdown(io::socket::shutdown_both, ignored);

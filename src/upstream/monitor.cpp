@@ -15,7 +15,7 @@ namespace net = boost::asio;
 
 namespace {
 
-constexpr auto k_tuple = net::as_tuple(io::use_task);
+using io::k_tuple;
 
 io::task<bool> sleep_for(control::duration d) {
   io::timer t(co_await net::this_coro::executor, d);

@@ -1,5 +1,4 @@
 #include "upstream/upstream_pool.hpp"
-#include "io/beast.hpp"
 
 #include "server/http_session.hpp"
 #include "tls/tls.hpp"
@@ -27,15 +26,14 @@ io::task<boost::system::result<std::unique_ptr<connection>>> pool::acquire(contr
   const auto literal = net::ip::make_address(backend_.address.host, ec);
   stream.expires_at(deadline);
   if (!ec) { // an IP address: no resolver (Asio's runs getaddrinfo on a thread of its own)
-    auto [cec] =
-        co_await stream.async_connect(tcp::endpoint(literal, backend_.address.port), net::as_tuple(io::use_task));
+    auto [cec] = co_await stream.async_connect(tcp::endpoint(literal, backend_.address.port), io::k_tuple);
     if (cec) co_return cec;
   } else {
     io::resolver resolver(ex_);
-    auto [rec, endpoints] = co_await resolver.async_resolve(
-        backend_.address.host, std::to_string(backend_.address.port), net::as_tuple(io::use_task));
+    auto [rec, endpoints] =
+        co_await resolver.async_resolve(backend_.address.host, std::to_string(backend_.address.port), io::k_tuple);
     if (rec) co_return rec;
-    auto [cec, ep] = co_await stream.async_connect(endpoints, net::as_tuple(io::use_task));
+    auto [cec, ep] = co_await stream.async_connect(endpoints, io::k_tuple);
     if (cec) co_return cec;
   }
   stream.socket().set_option(tcp::no_delay(true), ec);

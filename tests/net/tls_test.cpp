@@ -29,8 +29,8 @@ namespace {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
+using io::k_tuple;
 using testing::run;
-constexpr auto k_tuple = net::as_tuple(io::use_task);
 
 // A CA, a certificate it signs for 127.0.0.1, and a CA that signed nothing.
 struct certificates {
