@@ -12,12 +12,17 @@
 # proxy path) and one that refuses nearly everything (10/second per client:
 # the cost of the refusal path). wrk POSTs a small non-streaming chat
 # completion (max_tokens 16, thinking off) with the same threads and
-# connections for every peer. Prints a markdown table: req/s, p50, p99 and
+# connections for every peer. Prints a markdown table: req/s, p50, p99, the
+# CPU the peer's processes used per request (user and system microseconds,
+# from /proc/PID/stat of the peer and its children around the wrk run) and
 # each peer's ratio to llmgate.
+# --syscalls: instead, strace -c follows each peer's processes during the
+# run and the table gives its system calls per request by name (strace slows
+# the peer: its req/s and latencies are not comparable then).
 #
 # Usage: bench/peers/run.sh [--workers "1 2"] [--duration S] [--connections C]
 #          [--peers "llmgate nginx haproxy express fastapi seed"]
-#          [--limits "never triggers"] [--bin PATH] [--out FILE]
+#          [--limits "never triggers"] [--bin PATH] [--out FILE] [--syscalls]
 # Needs: scripts/install-deps.sh --bench (nginx, haproxy, wrk, FastAPI stack),
 # node and npm (npm ci in bench/peers on first use). Stops what it started.
 set -euo pipefail
@@ -32,6 +37,7 @@ THREADS=2
 PEERS="llmgate nginx haproxy express fastapi seed"
 LIMITS="never triggers"
 OUT=""
+SYSCALLS=0
 
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
@@ -43,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --limits) LIMITS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --syscalls) SYSCALLS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -190,11 +197,30 @@ EOF
   PIDS+=("$PEER_PID")
 }
 
+# tree_pids PID: the process and its descendants.
+tree_pids() {
+  local p
+  echo "$1"
+  for p in $(pgrep -P "$1" || true); do tree_pids "$p"; done
+}
+# tree_cpu PID: clock ticks of user and system time of the process and its descendants.
+tree_cpu() {
+  local u=0 s=0 p f
+  for p in $(tree_pids "$1"); do
+    f=($(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null || echo "0 0"))
+    u=$((u + f[0])) s=$((s + f[1]))
+  done
+  echo "$u $s"
+}
+TICK="$(getconf CLK_TCK)"
+(( SYSCALLS == 0 )) || command -v strace >/dev/null || { echo "error: --syscalls needs strace" >&2; exit 3; }
+
 # to_ms VALUE-WITH-UNIT (wrk prints us, ms, s)
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
   if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000; printf "%.2f", n }'; }
 
 ROWS=()
+SYSROWS=()
 for w in $WORKER_COUNTS; do
   for limit in $LIMITS; do
     for name in $PEERS; do
@@ -204,7 +230,17 @@ for w in $WORKER_COUNTS; do
       wait_ready "$url" "$PEER_PID" || { tail -n 20 "$TMP"/*.log >&2; exit 1; }
       echo "workers $w, limit $limit: $name (${DURATION}s)..." >&2
       out="$TMP/wrk-$name-$w-$limit.txt"
+      trace=""
+      if (( SYSCALLS )); then
+        trace="$TMP/strace-$name-$w-$limit.txt"
+        strace -f -c -o "$trace" $(tree_pids "$PEER_PID" | sed 's/^/-p /') 2>/dev/null &
+        STRACE_PID=$!
+        sleep 1 # attached before the load starts
+      fi
+      cpu_before=($(tree_cpu "$PEER_PID"))
       timeout $((DURATION + 60)) wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$TMP/post.lua" "$url" >"$out" 2>&1
+      cpu_after=($(tree_cpu "$PEER_PID"))
+      if [[ -n "$trace" ]]; then kill -INT "$STRACE_PID"; wait "$STRACE_PID" || true; fi
       stop_pid "$PEER_PID"
       rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
       p50="$(awk '$1 == "50%" {print $2}' "$out")"
@@ -213,24 +249,36 @@ for w in $WORKER_COUNTS; do
       non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")"
       errors="$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$out")"
       [[ -n "$rps" && -n "$p50" ]] || { echo "error: no wrk figures for $name:" >&2; cat "$out" >&2; exit 1; }
-      ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0}")
+      user_us="$(awk -v d=$((cpu_after[0] - cpu_before[0])) -v n="${total:-0}" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }')"
+      sys_us="$(awk -v d=$((cpu_after[1] - cpu_before[1])) -v n="${total:-0}" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }')"
+      ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us")
+      if [[ -n "$trace" ]]; then
+        # strace -c's table: calls in column 4, the name last; per request, the busiest first.
+        SYSROWS+=("| $w | $limit | $name | $(awk -v n="${total:-1}" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%s %.2f\n", $NF, $4 / n }' "$trace" |
+          sort -k2 -rn | awk '$2 >= 0.01 { printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }') |")
+      fi
     done
   done
 done
 
 table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTIONS" -v threads="$THREADS" '
-  { w[NR] = $1; lim[NR] = $2; name[NR] = $3; rps[NR] = $4; p50[NR] = $5; p99[NR] = $6; tot[NR] = $7; bad[NR] = $8; err[NR] = $9
+  { w[NR] = $1; lim[NR] = $2; name[NR] = $3; rps[NR] = $4; p50[NR] = $5; p99[NR] = $6; tot[NR] = $7; bad[NR] = $8; err[NR] = $9; usr[NR] = $10; sys[NR] = $11
     if ($3 == "llmgate") base[$1 " " $2] = $4 }
   END {
     printf "wrk -t%s -c%s -d%ss, POST /v1/chat/completions (non-streaming, max_tokens 16, thinking off) to each peer in front of `llmgate sim --profile instant`; limit `never` = 1,000,000/second per client, `triggers` = 10/second per client.\n\n", threads, conns, dur
-    print "| workers | limit | peer | req/s | p50 ms | p99 ms | refused or failed | socket errors | **llmgate / peer (req/s)** |"
-    print "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    print "| workers | limit | peer | req/s | p50 ms | p99 ms | refused or failed | socket errors | CPU µs/request (user / system) | **llmgate / peer (req/s)** |"
+    print "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (i = 1; i <= NR; i++) {
       b = base[w[i] " " lim[i]]
       ratio = (b != "" && rps[i] > 0) ? sprintf("**%.2f**", b / rps[i]) : "-"
       share = tot[i] > 0 ? sprintf("%.1f%%", 100 * bad[i] / tot[i]) : "-"
-      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %d | %s |\n", w[i], lim[i], name[i], rps[i], p50[i], p99[i], share, err[i], ratio
+      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %d | %s / %s | %s |\n", w[i], lim[i], name[i], rps[i], p50[i], p99[i], share, err[i], usr[i], sys[i], ratio
     }
   }')"
+if (( SYSCALLS )); then
+  table+=$'\n\n'"System calls per request (strace -c -f on the peer's processes; strace slows them, so req/s above is not comparable):"$'\n\n'
+  table+="| workers | limit | peer | calls per request, by name |"$'\n'"| ---: | --- | --- | --- |"
+  for r in "${SYSROWS[@]}"; do table+=$'\n'"$r"; done
+fi
 echo "$table"
 [[ -z "$OUT" ]] || echo "$table" >"$OUT"
