@@ -14,7 +14,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -40,7 +39,7 @@ double seconds_between(clock_type::time_point a, clock_type::time_point b) {
 }
 
 struct connection {
-  explicit connection(net::io_context& ioc) : stream(ioc) {}
+  explicit connection(io::socket s) : stream(std::move(s)) {}
   io::tcp_stream stream;
   beast::flat_buffer buffer;
   bool reused = false;
@@ -180,9 +179,8 @@ private:
     const auto drain_end = clock_type::now() + seconds(run_.opts.drain_s);
     while ((in_flight_ > 0 || generators_ > 0) && clock_type::now() < drain_end) co_await nap();
     cut_ = true;
-    boost::system::error_code ignored;
-    for (auto* c : active_) c->stream.socket().close(ignored);
-    for (auto& c : idle_) c->stream.socket().close(ignored);
+    for (auto* c : active_) c->stream.close();
+    for (auto& c : idle_) c->stream.close();
   }
 
   io::task<void> one_request(std::unique_ptr<connection>& c) {
@@ -258,14 +256,15 @@ private:
     for (int attempt = 0;; ++attempt) {
       answer a;
       if (!c || !c->stream.socket().is_open()) {
-        c = std::make_unique<connection>(ioc_);
-        c->stream.expires_after(timeout);
-        auto [ec] = co_await c->stream.async_connect(run_.target, k_tuple);
+        c.reset();
+        io::connecting_stream connecting(ioc_.get_executor());
+        connecting.expires_after(timeout);
+        auto [ec] = co_await connecting.async_connect(run_.target, k_tuple);
         if (ec) {
-          c.reset();
           a.cut = cut_;
           co_return a;
         }
+        c = std::make_unique<connection>(connecting.release_socket());
         boost::system::error_code ignored;
         c->stream.socket().set_option(tcp::no_delay(true), ignored);
       } else {
@@ -276,10 +275,7 @@ private:
       co_await read_answer(*c, request, start, timeout, a, answered);
       active_.erase(c.get());
       a.cut = a.cut || (cut_ && !a.complete && a.status == 0);
-      if (!a.complete || a.status != 200) {
-        boost::system::error_code ignored;
-        if (a.status == 0 || !a.complete) c->stream.socket().close(ignored);
-      }
+      if (a.status == 0 || !a.complete) c->stream.close();
       if (!c->stream.socket().is_open()) {
         const bool retry = !answered && c->reused && attempt == 0 && !cut_;
         c.reset();
@@ -350,10 +346,7 @@ private:
       a.complete = !jec && v.is_object() && v.as_object().contains("choices");
       if (a.complete) a.usage_tokens = completion_tokens(v);
     }
-    if (!parser.keep_alive()) {
-      boost::system::error_code ignored;
-      c.stream.socket().close(ignored);
-    }
+    if (!parser.keep_alive()) c.stream.close();
   }
 
   run_state& run_;

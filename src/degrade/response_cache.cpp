@@ -18,11 +18,11 @@ void canonical(const json::value& v, std::string& out);
 // A string as its length and its bytes: unambiguous, and no escaping (a key
 // need not be JSON, only one per distinct request).
 void text(std::string_view s, std::string& out) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, s.size()).ptr;
-  out.append(digits, end);
-  out += '"';
-  out += s;
+  char head[24];
+  auto* end = std::to_chars(head, head + sizeof head - 1, s.size()).ptr;
+  *end++ = '"';
+  out.append(head, end);
+  out.append(s);
 }
 
 // An object with its keys sorted, recursively (arrays keep their order); at
@@ -40,7 +40,17 @@ void canonical(const json::object& o, std::string& out, bool top) {
   for (const auto& kv : o)
     if (!top || (kv.key() != "model" && kv.key() != "user")) room[n++] = &kv;
   const auto fields = room.first(n);
-  std::sort(fields.begin(), fields.end(), [](auto* a, auto* b) { return a->key() < b->key(); });
+  const auto before = [](const json::key_value_pair* a, const json::key_value_pair* b) { return a->key() < b->key(); };
+  if (n > k_small) {
+    std::sort(fields.begin(), fields.end(), before);
+  } else { // an insertion sort: a handful of fields, often already in order
+    for (std::size_t i = 1; i < n; ++i) {
+      const auto* x = fields[i];
+      std::size_t j = i;
+      for (; j > 0 && before(x, fields[j - 1]); --j) fields[j] = fields[j - 1];
+      fields[j] = x;
+    }
+  }
   out += '{';
   for (std::size_t i = 0; i < fields.size(); ++i) {
     if (i) out += ',';
@@ -121,19 +131,36 @@ std::optional<response_cache::entry> response_cache::find(const std::string& key
   return it->value;
 }
 
-void response_cache::store(std::string key, entry e, std::chrono::nanoseconds now) {
+void response_cache::store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now) {
   const std::uint64_t size = key.size() + e.body.size() + e.content_type.size() + e.model.size() + 64;
   if (size > max_bytes_) return; // larger than the whole cache: not worth evicting everything for
   std::lock_guard lock(m_);
   if (const auto at = index_.find(key); at != index_.end()) {
+    const auto it = at->second;
     // A fresh answer made at a better level stays: a degraded one must not
     // push out what full service made (it is what L0 callers may be served).
-    if (at->second->expires > now && at->second->value.level < e.level) return;
-    evict(at->second);
+    if (it->expires > now && it->value.level < e.level) return;
+    auto& v = it->value;
+    // Reused in place, unless the old answer was much larger (its capacity would stay held, uncounted).
+    if (v.body.capacity() > 2 * e.body.size() + 256)
+      v.body = std::string(e.body);
+    else
+      v.body.assign(e.body);
+    v.content_type.assign(e.content_type);
+    v.model.assign(e.model);
+    v.level = e.level;
+    it->expires = now + ttl_;
+    bytes_ = bytes_ - it->bytes + size;
+    it->bytes = size;
+    lru_.splice(lru_.begin(), lru_, it);
+  } else {
+    lru_.push_front({std::string(key),
+                     {std::string(e.body), std::string(e.content_type), std::string(e.model), e.level},
+                     now + ttl_,
+                     size});
+    index_.emplace(lru_.front().key, lru_.begin());
+    bytes_ += size;
   }
-  lru_.push_front({std::move(key), std::move(e), now + ttl_, size});
-  index_.emplace(lru_.front().key, lru_.begin());
-  bytes_ += size;
   while (!lru_.empty() && (lru_.size() > max_entries_ || bytes_ > max_bytes_)) evict(std::prev(lru_.end()));
 }
 

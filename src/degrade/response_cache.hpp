@@ -35,10 +35,20 @@ public:
     std::string model; // the model that produced it
     int level = 0;     // the ladder level it was made at
   };
+  // What store() copies in.
+  struct entry_view {
+    std::string_view body;
+    std::string_view content_type;
+    std::string_view model;
+    int level = 0;
+  };
   // A copy of the entry if one is fresh and was made at `level` or below.
   [[nodiscard]] std::optional<entry> find(const std::string& key, int level, std::chrono::nanoseconds now);
-  // Replaces the entry of `key` unless that one is fresh and made at a better (lower) level.
-  void store(std::string key, entry e, std::chrono::nanoseconds now);
+  // Replaces the entry of `key` unless that one is fresh and made at a better
+  // (lower) level. The same request again (every answer is stored in the
+  // default mode, and repeats are common) reuses its slot and its strings:
+  // no allocation when the new answer fits where the old one was.
+  void store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now);
 
   [[nodiscard]] std::size_t size() const;
   [[nodiscard]] std::uint64_t bytes() const;

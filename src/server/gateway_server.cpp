@@ -1517,9 +1517,9 @@ struct gateway::impl final : control::admin_target {
         co_await forward_watched(w, ctx, req, st, *view, *serving, result);
         if (cache && !st.client_gone) {
           if (result.kind == forward_result::answer && result.status == 200)
-            keep_answer(std::move(key), result.body, result.content_type, serving->name, st.level);
+            keep_answer(key, result.body, result.content_type, serving->name, st.level);
           else if (result.kind == forward_result::streamed && st.stream_complete && st.status == 200)
-            keep_answer(std::move(key), std::move(st.captured), "text/event-stream", serving->name, st.level);
+            keep_answer(key, st.captured, "text/event-stream", serving->name, st.level);
           else if ((result.kind == forward_result::reply && result.error.status >= 500 && !result.deadline) ||
                    (result.kind == forward_result::answer && result.status >= 500))
             from_cache(st, key, result); // every backend failed it: a cached answer if there is one
@@ -1792,9 +1792,10 @@ struct gateway::impl final : control::admin_target {
     return true;
   }
 
-  void keep_answer(std::string key, std::string body, std::string content_type, const std::string& model, int level) {
+  void keep_answer(std::string_view key, std::string_view body, std::string_view content_type, std::string_view model,
+                   int level) {
     if (body.empty()) return;
-    cache->store(std::move(key), {std::move(body), std::move(content_type), model, level}, steady_now());
+    cache->store(key, {body, content_type, model, level}, steady_now());
     metrics.cache_stores.inc();
   }
 

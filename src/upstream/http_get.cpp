@@ -14,7 +14,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -45,7 +44,7 @@ io::task<boost::system::result<get_result>> http_get(const http_url& url, contro
   resolve_limit.cancel();
   if (rec == net::error::operation_aborted) co_return make_error_code(beast::error::timeout);
   if (rec) co_return rec;
-  io::tcp_stream connecting(ex);
+  io::connecting_stream connecting(ex);
   connecting.expires_at(deadline); // one deadline for the whole exchange
   if (auto [ec, ep] = co_await connecting.async_connect(endpoints, io::k_tuple); ec) co_return ec;
   auto socket = connecting.release_socket();

@@ -21,7 +21,7 @@ io::task<boost::system::result<std::unique_ptr<connection>>> pool::acquire(contr
     co_return c;
   }
   const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
-  io::tcp_stream stream(ex_);
+  io::connecting_stream stream(ex_);
   boost::system::error_code ec;
   const auto literal = net::ip::make_address(backend_.address.host, ec);
   stream.expires_at(deadline);

@@ -66,5 +66,35 @@ TEST(response_cache, a_byte_bound_holds) {
   EXPECT_TRUE(c.find("k49", 0, 0s)) << "and nothing was evicted for it";
 }
 
+TEST(response_cache, the_same_request_again_replaces_its_entry_in_place) {
+  // Every answer is stored in the default mode, so a repeated request reuses
+  // its slot: the new answer and its model, its place at the front of
+  // the LRU order and its bytes replace the old ones.
+  response_cache c(2, 1 << 20, 10s);
+  c.store("a", {"first answer", "application/json", "Qwen3-1.7B", 0}, 0s);
+  c.store("b", {"B", "application/json", "m", 0}, 0s);
+  const auto before = c.bytes();
+  c.store("a", {"second, longer answer", "text/event-stream", "Qwen3-0.6B", 0}, 1s);
+  EXPECT_EQ(c.size(), 2u);
+  EXPECT_EQ(c.bytes(), before + std::string_view("second, longer answer").size() -
+                           std::string_view("first answer").size() + std::string_view("text/event-stream").size() -
+                           std::string_view("application/json").size() + std::string_view("Qwen3-0.6B").size() -
+                           std::string_view("Qwen3-1.7B").size());
+  auto e = c.find("a", 0, 2s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->body, "second, longer answer");
+  EXPECT_EQ(e->content_type, "text/event-stream");
+  EXPECT_EQ(e->model, "Qwen3-0.6B");
+  c.store("c", {"C", "t", "m", 0}, 3s); // evicts the least recently used: b, since a was stored again after it
+  EXPECT_TRUE(c.find("a", 0, 3s));
+  EXPECT_FALSE(c.find("b", 4, 3s));
+  EXPECT_TRUE(c.find("a", 0, 10500ms)) << "the ttl counts from the second store, not the first";
+  EXPECT_FALSE(c.find("a", 0, 12s));
+  c.store("c", {std::string(100000, 'x'), "t", "m", 0}, 13s);
+  c.store("c", {"short", "t", "m", 0}, 13s);
+  EXPECT_EQ(c.find("c", 0, 13s)->body, "short");
+  EXPECT_EQ(c.bytes(), 1u + 5 + 1 + 1 + 64) << "a shrunk answer counts its new size";
+}
+
 } // namespace
 } // namespace llmgate::degrade

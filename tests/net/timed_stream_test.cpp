@@ -1,0 +1,189 @@
+// io::tcp_stream's deadlines between two real sockets on loopback: a read or
+// write still pending when its deadline passes ends with beast::error::timeout
+// and closes the socket; a deadline that passed while nothing was pending fails
+// the next operation unless a new one is set first; a deadline moved later
+// does not fire at the earlier time, one moved earlier fires at the earlier
+// time, and expires_never() removes it. The deadlines are short and the
+// data's arrival far from them (seconds), so a loaded machine cannot turn a
+// pass into a failure or the reverse.
+#include "io/beast.hpp"
+#include "redis_server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+#include <string>
+#include <vector>
+
+namespace llmgate::io {
+namespace {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+using testing::run;
+
+struct pair {
+  io::socket server;
+  tcp_stream client;
+};
+
+io::task<std::unique_ptr<pair>> connect() {
+  auto ex = co_await net::this_coro::executor;
+  io::acceptor acceptor(ex, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  io::socket raw(ex);
+  co_await raw.async_connect(acceptor.local_endpoint(), use_task);
+  auto server = co_await acceptor.async_accept(use_task);
+  co_return std::unique_ptr<pair>(new pair{std::move(server), tcp_stream(std::move(raw))});
+}
+
+io::task<void> sleep(std::chrono::milliseconds d) {
+  timer t(co_await net::this_coro::executor, d);
+  co_await t.async_wait(k_tuple);
+}
+
+// The server end sends `text` after `delay` (if it is still open then).
+void send_later(io::socket& s, std::chrono::milliseconds delay, std::string text) {
+  net::co_spawn(
+      s.get_executor(),
+      [&s, delay, text = std::move(text)]() -> task<void> {
+        co_await sleep(delay);
+        co_await net::async_write(s, net::buffer(text), k_tuple);
+      },
+      net::detached);
+}
+
+// One read from the client end: its error, and what it got.
+io::task<std::pair<boost::system::error_code, std::string>> read_once(tcp_stream& s) {
+  char buf[64];
+  auto [ec, n] = co_await s.async_read_some(net::buffer(buf), k_tuple);
+  co_return std::pair{ec, std::string(buf, n)};
+}
+
+TEST(timed_stream, a_read_pending_at_the_deadline_times_out_and_closes_the_socket) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(50ms);
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+  EXPECT_FALSE(p->client.socket().is_open());
+}
+
+TEST(timed_stream, a_read_that_finishes_in_time_keeps_the_connection) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(10s);
+  send_later(p->server, 20ms, "hello");
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "hello");
+  EXPECT_TRUE(p->client.socket().is_open());
+}
+
+TEST(timed_stream, a_deadline_moved_later_does_not_fire_at_the_earlier_time) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(30ms); // the timer is armed for this
+  p->client.expires_after(10s);  // and wakes early, re-arming for this
+  send_later(p->server, 300ms, "late");
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "late");
+}
+
+TEST(timed_stream, a_deadline_moved_earlier_fires_at_the_earlier_time) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(20s);
+  p->client.expires_after(50ms);
+  send_later(p->server, 3s, "too late"); // a timer left at 20 s would let this arrive first
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+}
+
+TEST(timed_stream, expires_never_removes_the_deadline) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(30ms);
+  p->client.expires_never();
+  send_later(p->server, 300ms, "no deadline");
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "no deadline");
+}
+
+TEST(timed_stream, a_deadline_passed_while_idle_fails_the_next_operation) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(20ms);
+  run(ioc, sleep(300ms)); // nothing pending: the socket stays open until an operation starts
+  EXPECT_TRUE(p->client.socket().is_open());
+  send_later(p->server, 0ms, "waiting");
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+  EXPECT_FALSE(p->client.socket().is_open());
+}
+
+TEST(timed_stream, a_new_deadline_after_one_passed_while_idle_lets_the_next_operation_run) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(20ms);
+  run(ioc, sleep(300ms));
+  p->client.expires_after(10s); // as a handler does before it writes its answer
+  send_later(p->server, 20ms, "fresh");
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "fresh");
+}
+
+TEST(timed_stream, a_write_the_peer_does_not_read_times_out) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  const std::string chunk(1 << 20, 'x');
+  p->client.expires_after(200ms);
+  const auto ec = run(ioc, [&]() -> task<boost::system::error_code> {
+    for (int i = 0; i < 256; ++i) { // 256 MiB at most: far past what the socket buffers hold
+      auto [ec, n] = co_await net::async_write(p->client, net::buffer(chunk), k_tuple);
+      if (ec) co_return ec;
+    }
+    co_return boost::system::error_code{};
+  }());
+  EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+}
+
+TEST(timed_stream, many_reads_under_one_deadline_each_count_as_pending) {
+  // Sequential reads under a deadline pushed back before each: none times out,
+  // and the timer armed for the first is re-armed rather than firing.
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  const auto got = run(ioc, [&]() -> task<std::string> {
+    std::string all;
+    for (int i = 0; i < 5; ++i) {
+      p->client.expires_after(200ms);
+      send_later(p->server, 10ms, std::to_string(i));
+      auto [ec, text] = co_await read_once(p->client);
+      if (ec) co_return all + "<" + ec.message() + ">";
+      all += text;
+    }
+    co_return all;
+  }());
+  EXPECT_EQ(got, "01234");
+}
+
+TEST(timed_stream, destroying_the_stream_with_its_timer_armed_is_safe) {
+  // The timer's wait holds the stream's state, not the stream: ASan would see
+  // a use after free if the wait outlived what it points to.
+  net::io_context ioc;
+  {
+    auto p = run(ioc, connect());
+    p->client.expires_after(30ms);
+  }
+  run(ioc, sleep(100ms)); // the cancelled wait completes here
+  SUCCEED();
+}
+
+} // namespace
+} // namespace llmgate::io
