@@ -4,6 +4,7 @@
 #include <array>
 #include <boost/json/serialize.hpp>
 #include <charconv>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -13,22 +14,55 @@ namespace json = boost::json;
 
 namespace {
 
-void canonical(const json::value& v, std::string& out);
+// Appends to a string through a raw pointer into room made ahead (the string
+// is sized up and trimmed at the end): std::string's append checks its
+// capacity and calls out of line for every piece, and a key is many small
+// pieces (this runs for every request while the cache is on).
+class key_writer {
+public:
+  explicit key_writer(std::string& out) : out_(out), at_(out.size()) {
+    out_.resize(std::max<std::size_t>(at_ + 256, 2 * at_));
+  }
+  ~key_writer() { out_.resize(at_); }
+  key_writer(const key_writer&) = delete;
+  key_writer& operator=(const key_writer&) = delete;
+
+  void put(char c) {
+    room(1);
+    out_[at_++] = c;
+  }
+  void put(std::string_view s) {
+    room(s.size());
+    std::memcpy(out_.data() + at_, s.data(), s.size());
+    at_ += s.size();
+  }
+  template <class Number> void number(Number n) {
+    room(24);
+    at_ = static_cast<std::size_t>(std::to_chars(out_.data() + at_, out_.data() + out_.size(), n).ptr - out_.data());
+  }
+
+private:
+  void room(std::size_t n) {
+    if (at_ + n > out_.size()) out_.resize(std::max(2 * out_.size(), at_ + n));
+  }
+  std::string& out_;
+  std::size_t at_;
+};
+
+void canonical(const json::value& v, key_writer& out);
 
 // A string as its length and its bytes: unambiguous, and no escaping (a key
 // need not be JSON, only one per distinct request).
-void text(std::string_view s, std::string& out) {
-  char head[24];
-  auto* end = std::to_chars(head, head + sizeof head - 1, s.size()).ptr;
-  *end++ = '"';
-  out.append(head, end);
-  out.append(s);
+void text(std::string_view s, key_writer& out) {
+  out.number(s.size());
+  out.put('"');
+  out.put(s);
 }
 
 // An object with its keys sorted, recursively (arrays keep their order); at
 // the top level without the name the client used for the model, and `user`.
 // Written straight into `out`: nothing of the body is copied.
-void canonical(const json::object& o, std::string& out, bool top) {
+void canonical(const json::object& o, key_writer& out, bool top) {
   // The fields' order, on the stack for the objects requests are made of
   // (this runs for every request while the cache is on).
   constexpr std::size_t k_small = 16;
@@ -51,39 +85,38 @@ void canonical(const json::object& o, std::string& out, bool top) {
       fields[j] = x;
     }
   }
-  out += '{';
+  out.put('{');
   for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (i) out += ',';
+    if (i) out.put(',');
     text(fields[i]->key(), out);
-    out += ':';
+    out.put(':');
     canonical(fields[i]->value(), out);
   }
-  out += '}';
+  out.put('}');
 }
 
 // A scalar as JSON, without a temporary string for the common kinds.
-void scalar(const json::value& v, std::string& out) {
-  char digits[24];
+void scalar(const json::value& v, key_writer& out) {
   switch (v.kind()) {
-  case json::kind::int64: out.append(digits, std::to_chars(digits, digits + sizeof digits, v.get_int64()).ptr); break;
-  case json::kind::uint64: out.append(digits, std::to_chars(digits, digits + sizeof digits, v.get_uint64()).ptr); break;
-  case json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
-  case json::kind::null: out += "null"; break;
-  default: out += json::serialize(v);
+  case json::kind::int64: out.number(v.get_int64()); break;
+  case json::kind::uint64: out.number(v.get_uint64()); break;
+  case json::kind::bool_: out.put(v.get_bool() ? "true" : "false"); break;
+  case json::kind::null: out.put("null"); break;
+  default: out.put(json::serialize(v));
   }
 }
 
-void canonical(const json::value& v, std::string& out) {
+void canonical(const json::value& v, key_writer& out) {
   if (v.is_object()) {
     canonical(v.get_object(), out, false);
   } else if (v.is_array()) {
-    out += '[';
+    out.put('[');
     const auto& a = v.get_array();
     for (std::size_t i = 0; i < a.size(); ++i) {
-      if (i) out += ',';
+      if (i) out.put(',');
       canonical(a[i], out);
     }
-    out += ']';
+    out.put(']');
   } else if (v.is_string()) {
     text(v.get_string(), out);
   } else {
@@ -96,14 +129,16 @@ void canonical(const json::value& v, std::string& out) {
 std::string cache_key(const json::object& body, std::string_view model, std::string_view endpoint,
                       std::string_view caller) {
   std::string out;
-  out.reserve(256);
-  out += model;
-  out += '\n';
-  out += endpoint;
-  out += '\n';
-  out += caller;
-  out += '\n';
-  canonical(body, out, true);
+  {
+    key_writer w(out);
+    w.put(model);
+    w.put('\n');
+    w.put(endpoint);
+    w.put('\n');
+    w.put(caller);
+    w.put('\n');
+    canonical(body, w, true);
+  }
   return out;
 }
 
