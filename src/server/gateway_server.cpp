@@ -71,6 +71,7 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 using io::k_tuple;
+using namespace std::string_view_literals;
 constexpr std::size_t k_max_cached_stream = 1 << 20; // a longer stream is relayed but not cached
 
 double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
@@ -1921,26 +1922,26 @@ struct gateway::impl final : control::admin_target {
       // own key replaces the client's: client keys never reach a backend.
       std::string request_head;
       request_head.reserve(256);
-      request_head += "POST ";
+      request_head += "POST "sv;
       request_head += backend.base_path;
-      request_head += view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions" : "/v1/completions";
-      request_head += " HTTP/1.1\r\nHost: ";
+      request_head += view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions"sv : "/v1/completions"sv;
+      request_head += " HTTP/1.1\r\nHost: "sv;
       request_head += backend.address.host;
       request_head += ':';
       request_head += std::to_string(backend.address.port);
-      request_head += "\r\nContent-Type: application/json\r\nAccept: ";
-      request_head += view.stream && !st.stream_off ? "text/event-stream" : "application/json";
-      request_head += "\r\nUser-Agent: llmgate/0.1\r\nx-request-id: ";
+      request_head += "\r\nContent-Type: application/json\r\nAccept: "sv;
+      request_head += view.stream && !st.stream_off ? "text/event-stream"sv : "application/json"sv;
+      request_head += "\r\nUser-Agent: llmgate/0.1\r\nx-request-id: "sv;
       request_head += st.request_id;
-      request_head += "\r\n";
+      request_head += "\r\n"sv;
       if (!backend.api_key.empty()) {
-        request_head += "Authorization: Bearer ";
+        request_head += "Authorization: Bearer "sv;
         request_head += backend.api_key;
-        request_head += "\r\n";
+        request_head += "\r\n"sv;
       }
-      request_head += "Content-Length: ";
+      request_head += "Content-Length: "sv;
       request_head += std::to_string(body.size());
-      request_head += "\r\n\r\n";
+      request_head += "\r\n\r\n"sv;
       const std::array<net::const_buffer, 2> request_buffers{net::buffer(request_head), net::buffer(body)};
 
       // Until the first token: the head of a whole answer, or a stream's first event.

@@ -15,6 +15,7 @@ namespace llmgate::server {
 
 namespace {
 using io::k_tuple;
+using namespace std::string_view_literals;
 } // namespace
 
 void session_registry::drain() {
@@ -66,31 +67,31 @@ std::string format_head(int status, std::string_view content_type, const header_
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
   std::string head;
   head.reserve(256);
-  head += "HTTP/1.1 ";
+  head += "HTTP/1.1 "sv;
   head += std::to_string(status);
   head += ' ';
   head.append(reason.data(), reason.size());
-  head += "\r\n";
+  head += "\r\n"sv;
   if (!content_type.empty()) {
-    head += "Content-Type: ";
+    head += "Content-Type: "sv;
     head += content_type;
-    head += "\r\n";
+    head += "\r\n"sv;
   }
   for (const auto& [name, value] : headers) {
     head += name;
-    head += ": ";
+    head += ": "sv;
     head += value;
-    head += "\r\n";
+    head += "\r\n"sv;
   }
   if (!content_length) {
-    if (chunked) head += "Transfer-Encoding: chunked\r\n";
+    if (chunked) head += "Transfer-Encoding: chunked\r\n"sv;
   } else if (status != 204 && status != 304) {
-    head += "Content-Length: ";
+    head += "Content-Length: "sv;
     head += std::to_string(*content_length);
-    head += "\r\n";
+    head += "\r\n"sv;
   }
-  if (!keep_alive) head += "Connection: close\r\n";
-  head += "\r\n";
+  if (!keep_alive) head += "Connection: close\r\n"sv;
+  head += "\r\n"sv;
   return head;
 }
 
