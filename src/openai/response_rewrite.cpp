@@ -4,12 +4,51 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <charconv>
+#include <cstring>
 
 namespace llmgate::openai {
 
 namespace json = boost::json;
 
 namespace {
+
+// Where `needle` first occurs in `hay`, found by memchr on its byte at
+// `anchor`, chosen rare in answers (string_view::find anchors on the first
+// byte and calls compare at each: for "reasoning", every 'r' of the text; for
+// a key, every quote). These scans run over every answer and stream chunk.
+std::size_t find_anchored(std::string_view hay, std::string_view needle, std::size_t anchor) {
+  if (needle.size() > hay.size()) return std::string_view::npos;
+  const char* const first = hay.data() + anchor;                             // where the anchor byte can first be
+  const char* const last = hay.data() + hay.size() - needle.size() + anchor; // and last
+  for (const char* p = first; p <= last;) {
+    p = static_cast<const char*>(std::memchr(p, needle[anchor], static_cast<std::size_t>(last - p) + 1));
+    if (!p) break;
+    if (std::memcmp(p - anchor, needle.data(), needle.size()) == 0)
+      return static_cast<std::size_t>(p - anchor - hay.data());
+    ++p;
+  }
+  return std::string_view::npos;
+}
+
+// The same, backwards (memrchr): the last occurrence.
+std::size_t rfind_anchored(std::string_view hay, std::string_view needle, std::size_t anchor) {
+  if (needle.size() > hay.size()) return std::string_view::npos;
+  const char* const first = hay.data() + anchor;
+  const char* end = hay.data() + hay.size() - needle.size() + anchor + 1; // one past the last place
+  while (end > first) {
+    const auto* p = static_cast<const char*>(::memrchr(first, needle[anchor], static_cast<std::size_t>(end - first)));
+    if (!p) break;
+    if (std::memcmp(p - anchor, needle.data(), needle.size()) == 0)
+      return static_cast<std::size_t>(p - anchor - hay.data());
+    end = p;
+  }
+  return std::string_view::npos;
+}
+
+// The needles of the scans below, with their anchors: a 'g' for the
+// reasoning fields, the 'u' of "usage".
+constexpr std::size_t k_at_g = 8; // "reasoning"[8]
+constexpr std::size_t k_at_u = 1; // "\"usage\""[1]
 
 constexpr std::size_t k_max_choices_tracked = static_cast<std::size_t>(k_max_choices);
 
@@ -44,7 +83,7 @@ std::optional<usage_counts> usage_of(const json::object& o) {
 
 // "usage": {...} rather than absent or "usage": null (vLLM sends null on every chunk).
 bool carries_usage(std::string_view data) {
-  const auto at = data.find("\"usage\"");
+  const auto at = find_anchored(data, "\"usage\"", k_at_u);
   if (at == std::string_view::npos) return false;
   const auto value = data.find_first_not_of(" :\t", at + 7);
   return value != std::string_view::npos && data[value] == '{';
@@ -60,8 +99,8 @@ bool carries_text(std::string_view data, std::string_view field_open) {
 // Whether the reasoning fields present must change to match what the client
 // asked for (a rename, a copy for "both", or removal).
 bool reasoning_fields_need_change(std::string_view data, reasoning_options opts) {
-  const bool has_reasoning = data.find("\"reasoning\"") != std::string_view::npos;
-  const bool has_reasoning_content = data.find("\"reasoning_content\"") != std::string_view::npos;
+  const bool has_reasoning = find_anchored(data, "\"reasoning\"", k_at_g + 1) != std::string_view::npos;
+  const bool has_reasoning_content = find_anchored(data, "\"reasoning_content\"", k_at_g + 1) != std::string_view::npos;
   if (!opts.return_reasoning) return has_reasoning || has_reasoning_content;
   switch (opts.field) {
   case reasoning_field::reasoning_content: return has_reasoning;
@@ -75,7 +114,7 @@ bool reasoning_fields_need_change(std::string_view data, reasoning_options opts)
 // "usage" key (JSON escapes every quote inside strings, so a raw "usage" is a
 // key or a whole string value) and its balanced braces.
 std::optional<usage_counts> scan_usage(std::string_view body) {
-  const auto at = body.rfind("\"usage\"");
+  const auto at = rfind_anchored(body, "\"usage\"", k_at_u);
   if (at == std::string_view::npos) return std::nullopt;
   const auto open = body.find_first_not_of(" \t\r\n:", at + 7);
   if (open == std::string_view::npos || body[open] != '{') return std::nullopt;
@@ -83,9 +122,18 @@ std::optional<usage_counts> scan_usage(std::string_view body) {
   std::size_t end = open;
   for (int depth = 0; end < body.size(); ++end) {
     const char c = body[end];
-    if (c == '"') {
-      for (++end; end < body.size() && body[end] != '"'; ++end)
-        if (body[end] == '\\') ++end;
+    if (c == '"') { // to the closing quote: the next one not escaped (after an even run of backslashes)
+      for (;;) {
+        const auto* q = static_cast<const char*>(std::memchr(body.data() + end + 1, '"', body.size() - end - 1));
+        if (!q) {
+          end = body.size();
+          break;
+        }
+        end = static_cast<std::size_t>(q - body.data());
+        std::size_t backslashes = 0; // the run stops at the opening quote at the latest
+        while (body[end - 1 - backslashes] == '\\') ++backslashes;
+        if (backslashes % 2 == 0) break;
+      }
     } else if (c == '{') {
       ++depth;
     } else if (c == '}' && --depth == 0) {
@@ -94,7 +142,7 @@ std::optional<usage_counts> scan_usage(std::string_view body) {
   }
   const auto usage = body.substr(open, end - open);
   auto number = [&](std::string_view key) -> std::int64_t {
-    const auto k = usage.find(key);
+    const auto k = find_anchored(usage, key, 1); // the key's first letter: quotes are everywhere
     if (k == std::string_view::npos) return 0;
     auto v = usage.find_first_not_of(" \t\r\n:", k + key.size());
     if (v == std::string_view::npos) return 0;
@@ -228,7 +276,7 @@ std::optional<std::string> rewrite_response(std::string_view body, endpoint kind
   // Fast path: nothing to split or rename (thinking off, or a backend already
   // speaking the client's dialect): only usage is read, without a full parse.
   // One scan for the common case of no reasoning at all.
-  const bool mentions_reasoning = body.find("reasoning") != std::string_view::npos;
+  const bool mentions_reasoning = find_anchored(body, "reasoning", k_at_g) != std::string_view::npos;
   if (kind != endpoint::chat_completions || (body.find("<think>") == std::string_view::npos &&
                                              (!mentions_reasoning || !reasoning_fields_need_change(body, opts)))) {
     if (usage)

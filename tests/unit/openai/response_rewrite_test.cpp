@@ -400,4 +400,30 @@ TEST(rewrite_response, fast_path_keeps_the_bytes_and_still_reads_usage) {
   EXPECT_NE(other->find("\"reasoning\":\"why\""), std::string::npos);
 }
 
+TEST(rewrite_response, the_scans_find_usage_and_reasoning_at_either_end_of_the_body) {
+  // usage first in the object: the backwards scan reaches the body's start.
+  usage_counts first;
+  EXPECT_FALSE(rewrite_response(R"({"usage":{"prompt_tokens":2,"completion_tokens":3},"choices":[]})",
+                                endpoint::chat_completions, {reasoning_field::reasoning_content, true}, &first));
+  EXPECT_EQ(first.prompt_tokens, 2);
+  EXPECT_EQ(first.completion_tokens, 3);
+  // Escaped quotes and backslashes in a string inside usage: the braces in it do not end the object.
+  usage_counts escaped;
+  EXPECT_FALSE(rewrite_response(
+      R"({"choices":[],"usage":{"note":"a \"}\" b\\","x":"\\","prompt_tokens":4,"completion_tokens":6}})",
+      endpoint::chat_completions, {reasoning_field::reasoning_content, true}, &escaped));
+  EXPECT_EQ(escaped.prompt_tokens, 4);
+  EXPECT_EQ(escaped.completion_tokens, 6);
+  // The word in the text only (and "usag" cut short at the end): nothing to rename, no usage.
+  usage_counts none{-1, -1};
+  EXPECT_FALSE(rewrite_response(R"({"choices":[{"message":{"content":"reasoning"}}],"usag")",
+                                endpoint::chat_completions, {reasoning_field::reasoning, true}, &none));
+  EXPECT_EQ(none.prompt_tokens, -1);
+  // The field as the body's last key: found, and renamed.
+  const auto renamed = rewrite_response(R"({"choices":[{"message":{"content":"a","reasoning_content":"r"}}]})",
+                                        endpoint::chat_completions, {reasoning_field::reasoning, true});
+  ASSERT_TRUE(renamed);
+  EXPECT_NE(renamed->find(R"("reasoning":"r")"), std::string::npos);
+}
+
 } // namespace llmgate::openai
