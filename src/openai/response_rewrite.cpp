@@ -110,6 +110,20 @@ bool reasoning_fields_need_change(std::string_view data, reasoning_options opts)
   return true;
 }
 
+// The quote that closes the JSON string opened at `open`: the next one not
+// escaped (after an even run of backslashes); the body's size if none.
+std::size_t closing_quote(std::string_view body, std::size_t open) {
+  std::size_t at = open;
+  for (;;) {
+    const auto* q = static_cast<const char*>(std::memchr(body.data() + at + 1, '"', body.size() - at - 1));
+    if (!q) return body.size();
+    at = static_cast<std::size_t>(q - body.data());
+    std::size_t backslashes = 0; // the run stops at the opening quote at the latest
+    while (body[at - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return at;
+  }
+}
+
 // The usage object of a completion, read without parsing the rest: the last
 // "usage" key (JSON escapes every quote inside strings, so a raw "usage" is a
 // key or a whole string value) and its balanced braces.
@@ -122,18 +136,8 @@ std::optional<usage_counts> scan_usage(std::string_view body) {
   std::size_t end = open;
   for (int depth = 0; end < body.size(); ++end) {
     const char c = body[end];
-    if (c == '"') { // to the closing quote: the next one not escaped (after an even run of backslashes)
-      for (;;) {
-        const auto* q = static_cast<const char*>(std::memchr(body.data() + end + 1, '"', body.size() - end - 1));
-        if (!q) {
-          end = body.size();
-          break;
-        }
-        end = static_cast<std::size_t>(q - body.data());
-        std::size_t backslashes = 0; // the run stops at the opening quote at the latest
-        while (body[end - 1 - backslashes] == '\\') ++backslashes;
-        if (backslashes % 2 == 0) break;
-      }
+    if (c == '"') {
+      end = closing_quote(body, end);
     } else if (c == '{') {
       ++depth;
     } else if (c == '}' && --depth == 0) {
@@ -151,6 +155,59 @@ std::optional<usage_counts> scan_usage(std::string_view body) {
     return n;
   };
   return usage_counts{number("\"prompt_tokens\""), number("\"completion_tokens\"")};
+}
+
+// A whole answer whose one message content holds Qwen3's inline
+// `<think>…</think>`, rewritten by splicing: the content string is decoded,
+// split, and written back with the reasoning field after it, the rest of the
+// bytes untouched. Parsing and serializing the whole answer cost ~8 times as
+// much. Only for the plain shape (one "message" object, one string
+// "content" directly in it, no reasoning field anywhere); `nullopt` for any
+// other, which takes the full parse. Like the fast path, it does not
+// validate the rest of the body: a malformed answer reaches the client
+// malformed either way.
+std::optional<std::optional<std::string>> splice_think(std::string_view body, reasoning_options opts) {
+  constexpr std::string_view k_message = "\"message\":{";
+  constexpr std::string_view k_content = "\"content\":\"";
+  // Anchored on the brace and the colon: rarer in an answer's text than letters.
+  const auto message = find_anchored(body, k_message, k_message.size() - 1);
+  if (message == std::string_view::npos ||
+      find_anchored(body.substr(message + 1), k_message, k_message.size() - 1) != std::string_view::npos)
+    return std::nullopt; // several choices
+  const auto after = message + k_message.size();
+  const auto found = find_anchored(body.substr(after), k_content, k_content.size() - 2);
+  if (found == std::string_view::npos) return std::nullopt;
+  const auto key = after + found;
+  const auto between = body.substr(after, found);
+  if (between.find_first_of("{}[]") != std::string_view::npos) return std::nullopt; // nested: not the message's own
+  const auto open = key + k_content.size() - 1;
+  const auto close = closing_quote(body, open);
+  if (close >= body.size()) return std::nullopt;
+  unsigned char arena[4096];
+  json::monotonic_resource mr(arena, sizeof arena);
+  boost::system::error_code ec;
+  const json::value decoded = json::parse(body.substr(open, close - open + 1), ec, &mr);
+  if (ec || !decoded.is_string()) return std::nullopt;
+  const std::string_view original = decoded.get_string();
+
+  think_splitter split;
+  auto parts = split.feed(original);
+  auto rest = split.finish();
+  const std::string reasoning = parts.reasoning + rest.reasoning;
+  const std::string text = parts.content + rest.content;
+  const bool put = opts.return_reasoning && !reasoning.empty();
+  if (text == original && !put) return std::optional<std::string>{}; // nothing changes
+  std::string out;
+  out.reserve(body.size() + reasoning.size() + 64);
+  out += body.substr(0, open);
+  out += json::serialize(json::string_view(text));
+  if (put) {
+    const auto quoted = json::serialize(json::string_view(reasoning));
+    if (opts.field != reasoning_field::reasoning) (out += ",\"reasoning_content\":") += quoted;
+    if (opts.field != reasoning_field::reasoning_content) (out += ",\"reasoning\":") += quoted;
+  }
+  out += body.substr(close + 1);
+  return std::optional<std::string>{std::move(out)};
 }
 
 } // namespace
@@ -283,6 +340,12 @@ std::optional<std::string> rewrite_response(std::string_view body, endpoint kind
       if (auto u = scan_usage(body)) *usage = *u;
     return std::nullopt;
   }
+  if (!mentions_reasoning) // inline <think> only: spliced when the answer has the plain shape
+    if (auto spliced = splice_think(body, opts)) {
+      if (usage)
+        if (auto u = scan_usage(body)) *usage = *u;
+      return *spliced;
+    }
   unsigned char arena[16384];
   json::monotonic_resource mr(arena, sizeof arena);
   boost::system::error_code ec;

@@ -426,4 +426,41 @@ TEST(rewrite_response, the_scans_find_usage_and_reasoning_at_either_end_of_the_b
   EXPECT_NE(renamed->find(R"("reasoning":"r")"), std::string::npos);
 }
 
+TEST(rewrite_response, a_spliced_answer_equals_the_parsed_one) {
+  // The plain shape (one message, one string content) is rewritten by
+  // splicing the content; other shapes by parsing the whole answer. The
+  // first message below is spliced; adding a nested object before the
+  // content, or a second choice, sends the same content through the parse.
+  // Both must give the same message, whatever the options.
+  const std::string content = R"("<think>\nwhy \"so\" \\ \u00e9</think>\n\nthe answer: {} [] \"quoted\"")";
+  const std::string plain = completion(R"({"role":"assistant","content":)" + content + "}");
+  const std::string nested = completion(R"({"role":"assistant","extra":{"k":1},"content":)" + content + "}");
+  const std::string two = std::string(R"({"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":)") +
+                          content + R"(}},{"index":1,"message":{"role":"assistant","content":null}}]})";
+  for (const reasoning_options opts :
+       {reasoning_options{reasoning_field::reasoning_content, true},
+        reasoning_options{reasoning_field::reasoning, true}, reasoning_options{reasoning_field::both, true},
+        reasoning_options{reasoning_field::both, false}}) {
+    const auto spliced = rewrite_response(plain, endpoint::chat_completions, opts);
+    const auto parsed = rewrite_response(nested, endpoint::chat_completions, opts);
+    const auto parsed_two = rewrite_response(two, endpoint::chat_completions, opts);
+    ASSERT_TRUE(spliced && parsed && parsed_two);
+    auto a = message_of(*spliced);
+    auto b = message_of(*parsed);
+    b.erase("extra");
+    EXPECT_EQ(a, b) << *spliced << "\n" << *parsed;
+    EXPECT_EQ(a, message_of(*parsed_two)) << *parsed_two;
+    EXPECT_EQ(str(a.at("content")), "the answer: {} [] \"quoted\"");
+    if (opts.return_reasoning) {
+      const auto* r = a.if_contains(opts.field == reasoning_field::reasoning ? "reasoning" : "reasoning_content");
+      ASSERT_TRUE(r);
+      EXPECT_EQ(str(*r), "why \"so\" \\ \xc3\xa9");
+    }
+    // The rest of the answer is kept: every other field, and the usage.
+    const auto whole = json::parse(*spliced).as_object();
+    EXPECT_EQ(whole.at("id"), json::parse(plain).as_object().at("id"));
+    EXPECT_EQ(whole.at("usage"), json::parse(plain).as_object().at("usage"));
+  }
+}
+
 } // namespace llmgate::openai
