@@ -144,24 +144,27 @@ public:
   }
 
   template <class MutableBuffers, class Token> auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-        [](auto handler, const std::shared_ptr<detail::stream_state>& s, const MutableBuffers& b) {
-          s->begin();
-          s->sock.async_read_some(b, detail::stream_op<decltype(handler)>{std::move(handler), s});
-        },
-        token, s_, buffers);
+    return start<false>(buffers, std::forward<Token>(token));
   }
-
   template <class ConstBuffers, class Token> auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-        [](auto handler, const std::shared_ptr<detail::stream_state>& s, const ConstBuffers& b) {
-          s->begin();
-          s->sock.async_write_some(b, detail::stream_op<decltype(handler)>{std::move(handler), s});
-        },
-        token, s_, buffers);
+    return start<true>(buffers, std::forward<Token>(token));
   }
 
 private:
+  // A read or write on the socket, counted as pending while it runs.
+  template <bool Write, class Buffers, class Token> auto start(const Buffers& buffers, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [](auto handler, const std::shared_ptr<detail::stream_state>& s, const Buffers& b) {
+          s->begin();
+          detail::stream_op<decltype(handler)> op{std::move(handler), s};
+          if constexpr (Write)
+            s->sock.async_write_some(b, std::move(op));
+          else
+            s->sock.async_read_some(b, std::move(op));
+        },
+        token, s_, buffers);
+  }
+
   std::shared_ptr<detail::stream_state> s_;
 };
 
