@@ -32,6 +32,7 @@ public:
     out_[at_++] = c;
   }
   void put(std::string_view s) {
+    if (s.empty()) return; // its data may be null, which memcpy must not get
     room(s.size());
     std::memcpy(out_.data() + at_, s.data(), s.size());
     at_ += s.size();

@@ -22,7 +22,9 @@
 // The semantics are basic_stream's: a read or write pending when the
 // deadline passes fails with beast::error::timeout and the socket is closed;
 // a deadline that passes while nothing is pending fails the next operation
-// (unless a new deadline is set first); expires_never() removes it.
+// (unless a new deadline is set first); expires_never() removes it. One
+// deadline serves both directions, where basic_stream keeps one each:
+// nothing here reads and writes the same stream at once.
 // Connecting with a deadline, once per connection, still uses basic_stream
 // (connecting_stream), whose socket is then moved into a tcp_stream.
 #include "io/io.hpp"
@@ -140,6 +142,7 @@ public:
   // its io_context's run() going until the time it was armed for).
   void close() noexcept {
     s_->close();
+    s_->armed = detail::stream_state::k_never; // the cancelled wait is not counted on
     s_->wake.cancel();
   }
 
