@@ -213,6 +213,8 @@ tree_cpu() {
   echo "$u $s"
 }
 TICK="$(getconf CLK_TCK)"
+# us_per_request TICKS REQUESTS: CPU clock ticks as microseconds per request.
+us_per_request() { awk -v d="$1" -v n="$2" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }'; }
 (( SYSCALLS == 0 )) || command -v strace >/dev/null || { echo "error: --syscalls needs strace" >&2; exit 3; }
 
 # to_ms VALUE-WITH-UNIT (wrk prints us, ms, s)
@@ -249,8 +251,8 @@ for w in $WORKER_COUNTS; do
       non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")"
       errors="$(awk '/Socket errors:/ {gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$out")"
       [[ -n "$rps" && -n "$p50" ]] || { echo "error: no wrk figures for $name:" >&2; cat "$out" >&2; exit 1; }
-      user_us="$(awk -v d=$((cpu_after[0] - cpu_before[0])) -v n="${total:-0}" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }')"
-      sys_us="$(awk -v d=$((cpu_after[1] - cpu_before[1])) -v n="${total:-0}" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }')"
+      user_us="$(us_per_request $((cpu_after[0] - cpu_before[0])) "${total:-0}")"
+      sys_us="$(us_per_request $((cpu_after[1] - cpu_before[1])) "${total:-0}")"
       ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us")
       if [[ -n "$trace" ]]; then
         # strace -c's table: calls in column 4, the name last; per request, the busiest first.

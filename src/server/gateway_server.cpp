@@ -1569,7 +1569,7 @@ struct gateway::impl final : control::admin_target {
       if (st.upstream) {
         boost::system::error_code ignored;
         st.upstream->stream.socket().shutdown(io::socket::shutdown_both, ignored);
-        st.upstream->stream.socket().close(ignored);
+        st.upstream->stream.close();
       }
     });
     // While a backend answers, the session's read buffer (4 KiB, read into
@@ -2158,8 +2158,7 @@ struct gateway::impl final : control::admin_target {
         auto [wec, wn] = co_await send_piece(ctx, out, chunked);
         if (wec) { // the client went away: drop the backend's answer
           st.client_gone = true;
-          boost::system::error_code ignored;
-          conn.stream.socket().close(ignored);
+          conn.stream.close();
           co_return;
         }
         if (st.capturing) {

@@ -34,7 +34,7 @@ void session_registry::close_all() {
   for (auto& e : entries_) {
     boost::system::error_code ec;
     e.stream->socket().shutdown(io::socket::shutdown_both, ec);
-    e.stream->socket().close(ec);
+    e.stream->close();
   }
 }
 
@@ -273,7 +273,7 @@ io::task<void> run_session(io::socket socket, const session_limits& limits, sess
     if (!keep_alive) break;
   }
   stream.socket().shutdown(io::socket::shutdown_send, ec);
-  stream.socket().close(ec);
+  stream.close();
 }
 
 } // namespace llmgate::server

@@ -512,7 +512,7 @@ struct sim_server::impl {
         requests->with({"failed"}).inc();
         boost::system::error_code ignored;
         ctx.stream.socket().shutdown(io::socket::shutdown_both, ignored);
-        ctx.stream.socket().close(ignored);
+        ctx.stream.close();
         co_return false;
       }
     }

@@ -66,9 +66,9 @@ TEST(response_cache, a_byte_bound_holds) {
   EXPECT_TRUE(c.find("k49", 0, 0s)) << "and nothing was evicted for it";
 }
 
-TEST(response_cache, the_same_request_again_replaces_its_entry_in_place) {
-  // Every answer is stored in the default mode, so a repeated request reuses
-  // its slot: the new answer and its model, its place at the front of
+TEST(response_cache, the_same_request_again_replaces_its_entry) {
+  // Every answer is stored in the default mode, so a repeated request
+  // replaces its entry (in place, for speed): the new answer and its model, its place at the front of
   // the LRU order and its bytes replace the old ones.
   response_cache c(2, 1 << 20, 10s);
   c.store("a", {"first answer", "application/json", "Qwen3-1.7B", 0}, 0s);
