@@ -31,10 +31,14 @@
 
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 namespace llmgate::io {
@@ -146,6 +150,18 @@ public:
     s_->wake.cancel();
   }
 
+  // Writes what the socket takes at once, without waiting: the bytes
+  // written, 0 when it would block, fails, or the deadline has passed (an
+  // asynchronous write then reports why).
+  template <class ConstBuffers> std::size_t write_now(const ConstBuffers& buffers) noexcept {
+    auto& sock = s_->sock;
+    if (s_->expired || !sock.is_open()) return 0;
+    boost::system::error_code ec;
+    if (!sock.non_blocking()) sock.non_blocking(true, ec); // once per socket: sync writes never block
+    const std::size_t n = ec ? 0 : sock.write_some(buffers, ec);
+    return ec ? 0 : n;
+  }
+
   template <class MutableBuffers, class Token> auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return start<false>(buffers, std::forward<Token>(token));
   }
@@ -170,6 +186,24 @@ private:
 
   std::shared_ptr<detail::stream_state> s_;
 };
+
+// Writes all of `buffers`: what the socket takes at once right away, the
+// rest (if any) asynchronously, under the stream's deadline. An asynchronous
+// write goes through the scheduler even when the socket takes every byte at
+// once, as it nearly always does for an answer or a request: a post, a
+// dequeue and the coroutine's resumption, ~N instructions per write
+// (docs/BENCHMARKS.md). The buffers are taken by value: they must stay valid
+// across the suspension.
+template <class ConstBuffers>
+task<std::tuple<boost::system::error_code, std::size_t>> write(tcp_stream& stream, ConstBuffers buffers) {
+  const std::size_t total = boost::asio::buffer_size(buffers);
+  const std::size_t now = stream.write_now(buffers);
+  if (now == total) co_return std::tuple{boost::system::error_code{}, total};
+  boost::beast::buffers_suffix<ConstBuffers> rest(buffers);
+  rest.consume(now);
+  auto [ec, n] = co_await boost::asio::async_write(stream, rest, k_tuple);
+  co_return std::tuple{ec, now + n};
+}
 
 } // namespace llmgate::io
 

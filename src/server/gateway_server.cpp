@@ -1,4 +1,5 @@
 #include "server/gateway_server.hpp"
+#include "io/answer_parser.hpp"
 #include "io/io.hpp"
 
 #include "control/admin.hpp"
@@ -40,7 +41,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -78,16 +78,45 @@ double seconds_since(clock::time_point t) { return std::chrono::duration<double>
 
 std::string_view as_view(boost::core::string_view v) { return {v.data(), v.size()}; }
 
-// Every X-Forwarded-For field in order, joined: a proxy that adds its own
-// line must not let a client-sent first line speak for the client.
-std::string forwarded_for(const request& req) {
-  std::string out;
-  for (auto [it, end] = req.equal_range("x-forwarded-for"); it != end; ++it) {
-    if (!out.empty()) out += ", ";
-    out.append(it->value().data(), it->value().size());
+// The fields of a request's head the pipeline reads, found in one pass over
+// it: a lookup by name searches Beast's field set with case-insensitive
+// compares, ~230 instructions each, and a proxied request made six.
+struct request_fields {
+  std::string_view request_id, origin, authorization, request_timeout, stainless_timeout;
+  // Every X-Forwarded-For field in order, joined: a proxy that adds its own
+  // line must not let a client-sent first line speak for the client.
+  std::string forwarded_for;
+
+  request_fields() = default;
+  explicit request_fields(const request& req) {
+    // A field sent twice: the first counts, as with a lookup by name.
+    const auto first = [](std::string_view& slot, std::string_view value) {
+      if (!slot.data()) slot = value;
+    };
+    for (const auto& f : req) {
+      const auto value = as_view(f.value());
+      switch (f.name()) {
+      case http::field::authorization: first(authorization, value); break;
+      case http::field::origin: first(origin, value); break;
+      case http::field::unknown: {
+        const auto name = f.name_string();
+        if (name.size() == 12 && beast::iequals(name, "x-request-id")) {
+          first(request_id, value);
+        } else if (name.size() == 17 && beast::iequals(name, "x-request-timeout")) {
+          first(request_timeout, value);
+        } else if (name.size() == 19 && beast::iequals(name, "x-stainless-timeout")) {
+          first(stainless_timeout, value);
+        } else if (name.size() == 15 && beast::iequals(name, "x-forwarded-for")) {
+          if (!forwarded_for.empty()) forwarded_for += ", "sv;
+          forwarded_for += value;
+        }
+        break;
+      }
+      default: break;
+      }
+    }
   }
-  return out;
-}
+};
 
 limit::nanos steady_now() { return std::chrono::duration_cast<limit::nanos>(clock::now().time_since_epoch()); }
 
@@ -316,6 +345,7 @@ struct request_state {
   bool cache_hit = false;
   bool stream_broken = false; // a stream that broke off after its head was sent (200 on the wire)
   std::string request_id;
+  request_fields fields;                                    // of the request's head, into the request
   std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
   std::string model = "-";
   std::size_t model_index = SIZE_MAX; // into config::models, once resolved
@@ -618,13 +648,14 @@ struct gateway::impl final : control::admin_target {
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
     st.method = as_view(req.method_string());
-    st.request_id = std::string(req["x-request-id"]);
+    st.fields = request_fields(req);
+    st.request_id = std::string(st.fields.request_id);
     // A client's id is kept when it is printable ASCII (it goes into logs and upstream headers).
     if (st.request_id.empty() || st.request_id.size() > 128 ||
         std::any_of(st.request_id.begin(), st.request_id.end(), [](char c) { return c < 0x21 || c > 0x7e; }))
       st.request_id = new_request_id();
     st.headers.emplace_back("x-request-id", st.request_id);
-    add_cors(req, st);
+    add_cors(st);
 
     const auto target = parse_target(req.target());
     st.path = target.path;
@@ -701,8 +732,8 @@ struct gateway::impl final : control::admin_target {
     return false;
   }
 
-  void add_cors(const request& req, request_state& st) const {
-    const auto origin = req[http::field::origin];
+  void add_cors(request_state& st) const {
+    const auto origin = st.fields.origin;
     if (!origin_allowed(*st.live->cfg, origin)) return;
     st.headers.emplace_back("Access-Control-Allow-Origin", std::string(origin));
     st.headers.emplace_back("Vary", "Origin");
@@ -711,7 +742,7 @@ struct gateway::impl final : control::admin_target {
   }
 
   io::task<bool> preflight(session_context& ctx, request& req, request_state& st) {
-    if (!origin_allowed(*st.live->cfg, req[http::field::origin])) {
+    if (!origin_allowed(*st.live->cfg, st.fields.origin)) {
       const openai::local_reply forbidden{
           403, openai::error_body("Origin not allowed.", "invalid_request_error", {}, "cors_origin_not_allowed"), {}};
       co_return co_await reply(ctx, req, st, forbidden);
@@ -1382,8 +1413,8 @@ struct gateway::impl final : control::admin_target {
     const auto& lcfg = *st.live->cfg; // as last reloaded (keys, tiers, limits, ladder); the rest never changes
     auto& rules = *st.live->rules;
     openai::local_reply refusal;
-    const auto client_ip = control::client_address(lcfg, ctx.peer, forwarded_for(req));
-    const auto who = control::identify(lcfg, as_view(req[http::field::authorization]), client_ip);
+    const auto client_ip = control::client_address(lcfg, ctx.peer, st.fields.forwarded_for);
+    const auto who = control::identify(lcfg, st.fields.authorization, client_ip);
     if (access && access->enabled()) {
       st.client = client_ip;
       if (who && !who->anonymous) st.key_name = who->name; // anonymous callers are known by their address
@@ -1393,8 +1424,8 @@ struct gateway::impl final : control::admin_target {
       co_return co_await refused(w, ctx, req, st, refusal);
     }
     // The client's own deadline caps every wait and timeout of this request.
-    if (const auto h = req["x-request-timeout"]; !h.empty()) {
-      const auto t = control::parse_timeout_seconds(as_view(h));
+    if (const auto h = st.fields.request_timeout; !h.empty()) {
+      const auto t = control::parse_timeout_seconds(h);
       if (!t) {
         refusal =
             openai::invalid_request("x-request-timeout must be a number of seconds (e.g. 30 or 2.5), at most 86400.",
@@ -1402,7 +1433,7 @@ struct gateway::impl final : control::admin_target {
         co_return co_await refused(w, ctx, req, st, refusal);
       }
       st.deadline = st.start + *t;
-    } else if (const auto t = control::parse_timeout_seconds(as_view(req["x-stainless-timeout"]))) {
+    } else if (const auto t = control::parse_timeout_seconds(st.fields.stainless_timeout)) {
       st.deadline = st.start + *t;
     }
     // The parsed body lives in an arena that ends with the request (a stream's
@@ -1947,7 +1978,7 @@ struct gateway::impl final : control::admin_target {
       // Until the first token: the head of a whole answer, or a stream's first event.
       const auto first_token_by = std::min(clock::now() + up.first_token_timeout, deadline);
       conn->stream.expires_at(first_token_by);
-      auto [wec, wn] = co_await net::async_write(conn->stream, request_buffers, k_tuple);
+      auto [wec, wn] = co_await io::write(conn->stream, request_buffers);
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (wec == beast::error::timeout) co_return timed_out("did not take the request");
       if (wec) {
@@ -1956,7 +1987,7 @@ struct gateway::impl final : control::admin_target {
                        openai::bad_gateway(fmt::format("Backend {} failed: {}.", backend.name, wec.message())));
       }
 
-      http::response_parser<http::buffer_body> parser;
+      io::answer_parser parser;
       parser.body_limit(up.max_response_bytes);
       auto [hec, hn] = co_await http::async_read_header(conn->stream, conn->buffer, parser, k_tuple);
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
@@ -1975,9 +2006,8 @@ struct gateway::impl final : control::admin_target {
       std::string().swap(request_head);
       std::string().swap(body);
 
-      const auto& head = parser.get();
-      const int status = static_cast<int>(head.result_int());
-      const std::string content_type(head[http::field::content_type]);
+      const int status = parser.status();
+      const std::string_view content_type = parser.content_type();
       const openai::reasoning_options ropts{cfg->reasoning_field, view.return_reasoning};
 
       if (view.stream && !st.stream_off && status == 200 && content_type.starts_with("text/event-stream")) {
@@ -2007,8 +2037,7 @@ struct gateway::impl final : control::admin_target {
         const auto step = static_cast<std::size_t>(std::clamp<std::uint64_t>(left.value_or(16384), 1, 16384));
         const auto had = answer.size();
         answer.resize(had + step);
-        parser.get().body().data = answer.data() + had;
-        parser.get().body().size = step;
+        parser.read_into(answer.data() + had, step);
         boost::system::error_code ec;
         if (buffered) {
           const auto used = parser.put(conn->buffer.data(), ec);
@@ -2020,7 +2049,7 @@ struct gateway::impl final : control::admin_target {
           auto [aec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
           ec = aec == http::error::need_buffer ? boost::system::error_code{} : aec;
         }
-        answer.resize(had + step - parser.get().body().size);
+        answer.resize(had + step - parser.room());
         if (ec) {
           rec = ec;
           break;
@@ -2074,8 +2103,8 @@ struct gateway::impl final : control::admin_target {
   // One piece of a streamed answer, as a chunk or (HTTP/1.0) as raw bytes.
   static io::task<std::tuple<boost::system::error_code, std::size_t>> send_piece(session_context& ctx,
                                                                                  const std::string& out, bool chunked) {
-    if (chunked) co_return co_await net::async_write(ctx.stream, http::make_chunk(net::buffer(out)), k_tuple);
-    co_return co_await net::async_write(ctx.stream, net::buffer(out), k_tuple);
+    if (chunked) co_return co_await io::write(ctx.stream, http::make_chunk(net::buffer(out)));
+    co_return co_await io::write(ctx.stream, net::buffer(out));
   }
 
   // SSE from the backend to the client, event by event as it arrives: each
@@ -2086,10 +2115,9 @@ struct gateway::impl final : control::admin_target {
   // gets the client a well-formed error event and a clean end. The outcome
   // is written into result (the caller's: no second copy in this frame).
   io::task<void> relay_stream(worker& w, session_context& ctx, request& req, request_state& st,
-                              const openai::request_view& view, upstream::connection& conn,
-                              http::response_parser<http::buffer_body>& parser, openai::reasoning_options ropts,
-                              clock::time_point first_token_by, clock::time_point deadline, clock::time_point started,
-                              forward_result& result) {
+                              const openai::request_view& view, upstream::connection& conn, io::answer_parser& parser,
+                              openai::reasoning_options ropts, clock::time_point first_token_by,
+                              clock::time_point deadline, clock::time_point started, forward_result& result) {
     result = forward_result{};
     result.kind = forward_result::reply;
     // HTTP/1.0 knows no chunked encoding: its stream ends when the connection closes.
@@ -2121,13 +2149,12 @@ struct gateway::impl final : control::admin_target {
     unsigned failure_kind = 0;
     char buf[1024]; // in the frame of every held stream: token events are a few hundred bytes; a burst takes more reads
     while (!parser.is_done()) {
-      parser.get().body().data = buf;
-      parser.get().body().size = sizeof buf;
+      parser.read_into(buf, sizeof buf);
       conn.stream.expires_at(committed ? std::min(clock::now() + cfg->upstream.idle_timeout, deadline)
                                        : first_token_by);
       auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, k_tuple);
       if (ec == http::error::need_buffer) ec = {};
-      const std::size_t got = sizeof buf - parser.get().body().size;
+      const std::size_t got = sizeof buf - parser.room();
       if (st.client_gone) co_return;
       events.clear();
       if (!reader.feed(std::string_view(buf, got), events)) {
@@ -2225,8 +2252,7 @@ struct gateway::impl final : control::admin_target {
       }
     }
     if (!chunked) co_return; // the connection's close ends the body
-    if (auto [ec, n] = co_await net::async_write(ctx.stream, http::make_chunk_last(), k_tuple); ec)
-      st.client_gone = true;
+    if (auto [ec, n] = co_await io::write(ctx.stream, http::make_chunk_last()); ec) st.client_gone = true;
     co_return;
   }
 

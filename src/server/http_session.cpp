@@ -106,7 +106,7 @@ io::task<bool> write_answer(session_context& ctx, const request& req, int status
   const std::array<net::const_buffer, 2> buffers{
       net::buffer(head), req.method() == http::verb::head ? net::const_buffer{} : net::buffer(body)};
   ctx.stream.expires_after(ctx.limits.write_timeout);
-  auto [ec, n] = co_await net::async_write(ctx.stream, buffers, k_tuple);
+  auto [ec, n] = co_await io::write(ctx.stream, buffers);
   co_return !ec && keep;
 }
 
@@ -123,7 +123,7 @@ io::task<bool> write_stream_head(session_context& ctx, int status, std::string_v
                                  const header_list& headers, bool keep_alive, bool chunked) {
   const auto head = format_head(status, content_type, headers, std::nullopt, keep_alive, chunked);
   ctx.stream.expires_after(ctx.limits.write_timeout);
-  auto [ec, n] = co_await net::async_write(ctx.stream, net::buffer(head), k_tuple);
+  auto [ec, n] = co_await io::write(ctx.stream, net::buffer(head));
   co_return !ec;
 }
 
@@ -135,7 +135,7 @@ io::task<void> refuse(io::tcp_stream& stream, const session_limits& limits, http
   const auto head = format_head(static_cast<int>(status), "application/json", {}, reply.body.size(), false);
   const std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(reply.body)};
   stream.expires_after(limits.write_timeout);
-  auto [ec, n] = co_await net::async_write(stream, buffers, k_tuple);
+  auto [ec, n] = co_await io::write(stream, buffers);
   if (ec) co_return;
   // Lingering close: a client still sending a body it was refused for (a
   // 2 MiB upload past max_body_bytes) would get a reset instead of the answer

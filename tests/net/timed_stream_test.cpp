@@ -9,6 +9,7 @@
 #include "io/beast.hpp"
 #include "redis_server.hpp"
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -16,6 +17,7 @@
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace llmgate::io {
@@ -184,6 +186,79 @@ TEST(timed_stream, destroying_the_stream_with_its_timer_armed_is_safe) {
   }
   run(ioc, sleep(100ms)); // the cancelled wait completes here
   SUCCEED();
+}
+
+// ---- io::write: what the socket takes at once, then the rest -----------
+
+// Everything the server end receives until the client closes.
+io::task<std::string> read_all(io::socket& s) {
+  std::string all;
+  char buf[65536];
+  for (;;) {
+    auto [ec, n] = co_await s.async_read_some(net::buffer(buf), k_tuple);
+    all.append(buf, n);
+    if (ec) co_return all;
+  }
+}
+
+TEST(timed_stream, a_small_write_is_taken_at_once) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  const std::string text = "POST / HTTP/1.1\r\n\r\n";
+  EXPECT_EQ(p->client.write_now(net::buffer(text)), text.size());
+}
+
+TEST(timed_stream, a_write_larger_than_the_socket_takes_finishes_asynchronously_in_order) {
+  // 32 MiB with pieces of two buffers: far more than a socket's buffers
+  // hold, so the first part is written at once and the rest waits for the
+  // peer to read. Every byte must arrive once, in order.
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  std::string head(3, 'h'), body(32 << 20, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  p->client.expires_after(30s);
+  std::string got;
+  net::co_spawn(
+      ioc, [&]() -> task<void> { got = co_await read_all(p->server); }, net::detached);
+  const auto [ec, n] = run(ioc, [&]() -> task<std::tuple<boost::system::error_code, std::size_t>> {
+    const std::array<net::const_buffer, 2> buffers{net::buffer(head), net::buffer(body)};
+    auto r = co_await io::write(p->client, buffers);
+    p->client.close();
+    co_return r;
+  }());
+  ioc.run(); // the reader sees the close
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(n, head.size() + body.size());
+  EXPECT_EQ(got.size(), head.size() + body.size());
+  EXPECT_TRUE(got == head + body);
+}
+
+TEST(timed_stream, a_write_after_the_deadline_passed_while_idle_times_out_and_sends_nothing) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(20ms);
+  run(ioc, sleep(300ms));
+  const std::string text = "late";
+  const auto [ec, n] = run(ioc, io::write(p->client, net::buffer(text)));
+  EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(run(ioc, read_all(p->server)), ""); // closed, nothing sent
+}
+
+TEST(timed_stream, a_write_to_a_closed_peer_reports_the_error) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->server.close();
+  run(ioc, sleep(50ms));
+  const std::string chunk(1 << 20, 'x');
+  const auto ec = run(ioc, [&]() -> task<boost::system::error_code> {
+    for (int i = 0; i < 64; ++i) { // the first write may still be taken; a reset follows
+      auto [ec, n] = co_await io::write(p->client, net::buffer(chunk));
+      if (ec) co_return ec;
+    }
+    co_return boost::system::error_code{};
+  }());
+  EXPECT_TRUE(ec == net::error::broken_pipe || ec == net::error::connection_reset) << ec.message();
 }
 
 } // namespace
