@@ -5,18 +5,21 @@
 # valgrind on 127.0.0.1, warms it up for a second, zeroes the counters,
 # drives it with wrk for a few seconds and divides.
 #
-# Usage: bench/instructions_per_request.sh [--thinking on|off] [--bin PATH] [--seconds S] [--config YAML-LINE]
-# (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}".)
+# Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--bin PATH] [--seconds S] [--config YAML-LINE]
+# (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
+# asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten.)
 # Needs: valgrind (callgrind_control), wrk, curl. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$HERE/../build/llmgate"
 THINKING=on
+STREAM=off
 SECONDS_RUN=6
 EXTRA_CONFIG=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --thinking) THINKING="$2"; shift 2 ;;
+    --stream) STREAM="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
@@ -32,6 +35,7 @@ GW_PORT=$(wait_port "$TMP/gw.out")
 
 extra=""
 [[ $THINKING == off ]] && extra=',"chat_template_kwargs":{"enable_thinking":false}'
+[[ $STREAM == on ]] && extra="$extra"',"stream":true'
 cat >"$TMP/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16$extra}'
@@ -50,7 +54,7 @@ requests=$(($(served) - before))
 kill "$GW"; wait "$GW" 2>/dev/null || true
 [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-echo "thinking=$THINKING requests=$requests instructions=$total per_request=$((total / requests))"
+echo "thinking=$THINKING stream=$STREAM requests=$requests instructions=$total per_request=$((total / requests))"
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,
 # gauges, histograms, their label lookups), the one /metrics scrape above aside.
 metrics=$(callgrind_annotate --inclusive=no --threshold=100 "$TMP/cg.out" 2>/dev/null |

@@ -27,11 +27,13 @@ public:
   key_writer(const key_writer&) = delete;
   key_writer& operator=(const key_writer&) = delete;
 
-  void put(char c) {
+  // Inlined: a key is written a few bytes at a time, and a call per piece
+  // cost as much as the piece.
+  [[gnu::always_inline]] void put(char c) {
     room(1);
     out_[at_++] = c;
   }
-  void put(std::string_view s) {
+  [[gnu::always_inline]] void put(std::string_view s) {
     if (s.empty()) return; // its data may be null, which memcpy must not get
     room(s.size());
     std::memcpy(out_.data() + at_, s.data(), s.size());
@@ -43,9 +45,11 @@ public:
   }
 
 private:
-  void room(std::size_t n) {
-    if (at_ + n > out_.size()) out_.resize(std::max(2 * out_.size(), at_ + n));
+  [[gnu::always_inline]] void room(std::size_t n) {
+    if (at_ + n > out_.size()) [[unlikely]]
+      grow(n);
   }
+  [[gnu::noinline]] void grow(std::size_t n) { out_.resize(std::max(2 * out_.size(), at_ + n)); }
   std::string& out_;
   std::size_t at_;
 };

@@ -81,33 +81,62 @@ std::optional<usage_counts> usage_of(const json::object& o) {
   return c;
 }
 
-// "usage": {...} rather than absent or "usage": null (vLLM sends null on every chunk).
+// "usage": {...} rather than absent or "usage": null (vLLM sends null on
+// every chunk). Searched from the end, where a chunk's usage key is.
 bool carries_usage(std::string_view data) {
-  const auto at = find_anchored(data, "\"usage\"", k_at_u);
-  if (at == std::string_view::npos) return false;
-  const auto value = data.find_first_not_of(" :\t", at + 7);
-  return value != std::string_view::npos && data[value] == '{';
+  for (auto hay = data;;) {
+    const auto at = rfind_anchored(hay, "\"usage\"", k_at_u);
+    if (at == std::string_view::npos) return false;
+    const auto value = data.find_first_not_of(" :\t", at + 7);
+    if (value != std::string_view::npos && data[value] == '{') return true;
+    hay = hay.substr(0, at);
+  }
 }
 
 // Whether a chunk carries generated text under this field: the field is
-// there and its string is not empty.
+// there and its string is not empty. Anchored on the colon (quotes are
+// twice as many).
 bool carries_text(std::string_view data, std::string_view field_open) {
-  const auto at = data.find(field_open);
+  const auto at = find_anchored(data, field_open, field_open.size() - 2);
   return at != std::string_view::npos && at + field_open.size() < data.size() && data[at + field_open.size()] != '"';
+}
+
+// The reasoning fields a body has as keys, found in one scan.
+struct reasoning_keys {
+  bool reasoning = false;
+  bool reasoning_content = false;
+  [[nodiscard]] bool any() const noexcept { return reasoning || reasoning_content; }
+};
+
+reasoning_keys find_reasoning_keys(std::string_view data) {
+  constexpr std::string_view k_key = "\"reasoning";
+  reasoning_keys keys;
+  for (std::size_t from = 0; !(keys.reasoning && keys.reasoning_content);) {
+    const auto at = find_anchored(data.substr(from), k_key, k_at_g + 1);
+    if (at == std::string_view::npos) break;
+    const auto rest = data.substr(from + at + k_key.size());
+    if (rest.starts_with('"'))
+      keys.reasoning = true;
+    else if (rest.starts_with("_content\""))
+      keys.reasoning_content = true;
+    from += at + 1;
+  }
+  return keys;
 }
 
 // Whether the reasoning fields present must change to match what the client
 // asked for (a rename, a copy for "both", or removal).
-bool reasoning_fields_need_change(std::string_view data, reasoning_options opts) {
-  const bool has_reasoning = find_anchored(data, "\"reasoning\"", k_at_g + 1) != std::string_view::npos;
-  const bool has_reasoning_content = find_anchored(data, "\"reasoning_content\"", k_at_g + 1) != std::string_view::npos;
-  if (!opts.return_reasoning) return has_reasoning || has_reasoning_content;
+bool reasoning_fields_need_change(reasoning_keys keys, reasoning_options opts) {
+  if (!opts.return_reasoning) return keys.any();
   switch (opts.field) {
-  case reasoning_field::reasoning_content: return has_reasoning;
-  case reasoning_field::reasoning: return has_reasoning_content;
-  case reasoning_field::both: return has_reasoning != has_reasoning_content;
+  case reasoning_field::reasoning_content: return keys.reasoning;
+  case reasoning_field::reasoning: return keys.reasoning_content;
+  case reasoning_field::both: return keys.reasoning != keys.reasoning_content;
   }
   return true;
+}
+bool reasoning_fields_need_change(std::string_view data, reasoning_options opts) {
+  return reasoning_fields_need_change(find_reasoning_keys(data), opts);
 }
 
 // The quote that closes the JSON string opened at `open`: the next one not
@@ -157,57 +186,130 @@ std::optional<usage_counts> scan_usage(std::string_view body) {
   return usage_counts{number("\"prompt_tokens\""), number("\"completion_tokens\"")};
 }
 
-// A whole answer whose one message content holds Qwen3's inline
-// `<think>…</think>`, rewritten by splicing: the content string is decoded,
-// split, and written back with the reasoning field after it, the rest of the
-// bytes untouched. Parsing and serializing the whole answer cost ~8 times as
-// much. Only for the plain shape (one "message" object, one string
-// "content" directly in it, no reasoning field anywhere); `nullopt` for any
-// other, which takes the full parse. Like the fast path, it does not
-// validate the rest of the body: a malformed answer reaches the client
-// malformed either way.
-std::optional<std::optional<std::string>> splice_think(std::string_view body, reasoning_options opts) {
-  constexpr std::string_view k_message = "\"message\":{";
+// The content string of the one object opened by `object_open`
+// ("message":{ or "delta":{) when the body has the plain shape: that key
+// once, and a string "content" directly in it (no nested object or array
+// before it). The positions of its opening and closing quotes; nullopt for
+// any other shape. JSON escapes every quote inside a string, so a raw match
+// of either needle is a key.
+std::optional<std::pair<std::size_t, std::size_t>> plain_content(std::string_view body, std::string_view object_open) {
   constexpr std::string_view k_content = "\"content\":\"";
   // Anchored on the brace and the colon: rarer in an answer's text than letters.
-  const auto message = find_anchored(body, k_message, k_message.size() - 1);
-  if (message == std::string_view::npos ||
-      find_anchored(body.substr(message + 1), k_message, k_message.size() - 1) != std::string_view::npos)
+  const auto at = find_anchored(body, object_open, object_open.size() - 1);
+  if (at == std::string_view::npos ||
+      find_anchored(body.substr(at + 1), object_open, object_open.size() - 1) != std::string_view::npos)
     return std::nullopt; // several choices
-  const auto after = message + k_message.size();
+  const auto after = at + object_open.size();
   const auto found = find_anchored(body.substr(after), k_content, k_content.size() - 2);
   if (found == std::string_view::npos) return std::nullopt;
-  const auto key = after + found;
   const auto between = body.substr(after, found);
-  if (between.find_first_of("{}[]") != std::string_view::npos) return std::nullopt; // nested: not the message's own
-  const auto open = key + k_content.size() - 1;
+  if (between.find_first_of("{}[]") != std::string_view::npos) return std::nullopt; // nested: not this object's own
+  const auto open = after + found + k_content.size() - 1;
   const auto close = closing_quote(body, open);
   if (close >= body.size()) return std::nullopt;
+  return std::pair{open, close};
+}
+
+// The JSON string token body[open..close], decoded; nullopt if it is not
+// one. A token without a backslash is its bytes (a generated token nearly
+// always is): no parse.
+std::optional<std::string> decode_string(std::string_view body, std::size_t open, std::size_t close) {
+  const auto inner = body.substr(open + 1, close - open - 1);
+  if (std::memchr(inner.data(), '\\', inner.size()) == nullptr) return std::string(inner);
   unsigned char arena[4096];
   json::monotonic_resource mr(arena, sizeof arena);
   boost::system::error_code ec;
   const json::value decoded = json::parse(body.substr(open, close - open + 1), ec, &mr);
   if (ec || !decoded.is_string()) return std::nullopt;
-  const std::string_view original = decoded.get_string();
+  return std::string(decoded.get_string());
+}
 
+// `text` as a JSON string, appended: quotes, backslashes and control
+// characters escaped, the rest (UTF-8 included) as it is, as Boost.JSON's
+// serializer writes it. By hand: the serializer builds a string of its own
+// for each call, twice per spliced stream chunk.
+void append_quoted(std::string& out, std::string_view text) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t plain = 0; // start of the run not yet copied
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    default:
+      out += "\\u00";
+      out += k_hex[c >> 4];
+      out += k_hex[c & 15];
+    }
+  }
+  out.append(text.data() + plain, text.size() - plain);
+  out += '"';
+}
+
+// The body with its string token [open..close] replaced by `text`, and the
+// reasoning fields the options ask for right after it; the rest of the bytes
+// as they were.
+std::string splice_content(std::string_view body, std::size_t open, std::size_t close, std::string_view text,
+                           std::string_view reasoning, reasoning_options opts) {
+  std::string out;
+  out.reserve(body.size() + 2 * reasoning.size() + 64);
+  out += body.substr(0, open);
+  append_quoted(out, text);
+  if (opts.return_reasoning && !reasoning.empty()) {
+    if (opts.field != reasoning_field::reasoning) {
+      out += ",\"reasoning_content\":";
+      append_quoted(out, reasoning);
+    }
+    if (opts.field != reasoning_field::reasoning_content) {
+      out += ",\"reasoning\":";
+      append_quoted(out, reasoning);
+    }
+  }
+  out += body.substr(close + 1);
+  return out;
+}
+
+// A whole answer whose one message content holds Qwen3's inline
+// `<think>…</think>`, rewritten by splicing: the content string is decoded,
+// split, and written back with the reasoning field after it, the rest of the
+// bytes untouched. Parsing and serializing the whole answer cost ~8 times as
+// much. Only for the plain shape (see plain_content; and no reasoning field
+// anywhere); `nullopt` for any other, which takes the full parse. Like the
+// fast path, it does not validate the rest of the body: a malformed answer
+// reaches the client malformed either way.
+std::optional<std::optional<std::string>> splice_think(std::string_view body, reasoning_options opts) {
+  const auto content = plain_content(body, "\"message\":{");
+  if (!content) return std::nullopt;
+  const auto [open, close] = *content;
+  const auto original = decode_string(body, open, close);
+  if (!original) return std::nullopt;
   think_splitter split;
-  auto parts = split.feed(original);
+  auto parts = split.feed(*original);
   auto rest = split.finish();
   const std::string reasoning = parts.reasoning + rest.reasoning;
   const std::string text = parts.content + rest.content;
-  const bool put = opts.return_reasoning && !reasoning.empty();
-  if (text == original && !put) return std::optional<std::string>{}; // nothing changes
-  std::string out;
-  out.reserve(body.size() + reasoning.size() + 64);
-  out += body.substr(0, open);
-  out += json::serialize(json::string_view(text));
-  if (put) {
-    const auto quoted = json::serialize(json::string_view(reasoning));
-    if (opts.field != reasoning_field::reasoning) (out += ",\"reasoning_content\":") += quoted;
-    if (opts.field != reasoning_field::reasoning_content) (out += ",\"reasoning\":") += quoted;
-  }
-  out += body.substr(close + 1);
-  return std::optional<std::string>{std::move(out)};
+  if (text == *original && (!opts.return_reasoning || reasoning.empty()))
+    return std::optional<std::string>{}; // nothing changes
+  return std::optional<std::string>{splice_content(body, open, close, text, reasoning, opts)};
+}
+
+// The chunk's one `"key":` (the value's first byte), npos when absent,
+// nullopt when there are several (not the plain shape).
+std::optional<std::size_t> single_value(std::string_view data, std::string_view key, std::size_t anchor) {
+  const auto at = find_anchored(data, key, anchor);
+  if (at == std::string_view::npos) return std::string_view::npos;
+  if (find_anchored(data.substr(at + 1), key, anchor) != std::string_view::npos) return std::nullopt;
+  const auto v = data.find_first_not_of(" \t\r\n", at + key.size());
+  return v == std::string_view::npos ? data.size() : v;
 }
 
 } // namespace
@@ -231,13 +333,19 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
     if (carries_text(data, "\"text\":\"")) ++content_chunks_;
     return std::nullopt;
   }
-  if (splitters_idle && !splitters_.empty() && !reasoning_fields_need_change(data, opts_) &&
-      data.find('<') == std::string_view::npos && !may_carry_usage) {
+  const auto keys = find_reasoning_keys(data);
+  const bool rename = reasoning_fields_need_change(keys, opts_);
+  if (splitters_idle && !splitters_.empty() && !rename && data.find('<') == std::string_view::npos &&
+      !may_carry_usage) {
     if (carries_text(data, "\"content\":\"") || carries_text(data, "\"reasoning\":\"") ||
         carries_text(data, "\"reasoning_content\":\""))
       ++content_chunks_;
     return std::nullopt;
   }
+  // Inline thinking (no reasoning field, no usage) in the plain shape, as
+  // Qwen3 streams while it thinks: spliced, not parsed and serialized.
+  if (kind_ == endpoint::chat_completions && !may_carry_usage && !keys.any())
+    if (auto spliced = splice(data)) return *spliced;
   // Parsed into a stack arena: a chunk's values live only for this call.
   unsigned char arena[8192];
   json::monotonic_resource mr(arena, sizeof arena);
@@ -250,15 +358,12 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
     const auto* choices = chunk.if_contains("choices");
     if (drop_usage_chunk_ && choices && choices->is_array() && choices->get_array().empty()) return std::string();
   }
-  if (const auto* id = chunk.if_contains("id"); id && id->is_string()) last_id_ = id->get_string();
-  if (const auto* m = chunk.if_contains("model"); m && m->is_string()) last_model_ = m->get_string();
-  if (const auto* c = chunk.if_contains("created"))
-    if (const auto n = whole_number(*c)) last_created_ = *n;
+  remember(chunk);
+  last_spliced_.clear();
   if (kind_ != endpoint::chat_completions) return std::nullopt;
 
   auto* choices = chunk.if_contains("choices");
   if (!choices || !choices->is_array()) return std::nullopt;
-  const bool rename = reasoning_fields_need_change(data, opts_);
   bool changed = false;
   for (auto& choice_value : choices->get_array()) {
     if (!choice_value.is_object()) continue;
@@ -308,8 +413,50 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   return json::serialize(chunk);
 }
 
+void stream_rewriter::remember(const json::object& chunk) {
+  if (const auto* id = chunk.if_contains("id"); id && id->is_string()) last_id_ = id->get_string();
+  if (const auto* m = chunk.if_contains("model"); m && m->is_string()) last_model_ = m->get_string();
+  if (const auto* c = chunk.if_contains("created"))
+    if (const auto n = whole_number(*c)) last_created_ = *n;
+}
+
+// The plain shape of a chunk: one "delta" object with a string "content"
+// directly in it (plain_content), one "index" (or none: choice 0) and one
+// "finish_reason", null (or none). A finishing chunk, several choices, tool
+// calls with their own indexes: parsed.
+std::optional<std::optional<std::string>> stream_rewriter::splice(std::string_view data) {
+  const auto content = plain_content(data, "\"delta\":{");
+  if (!content) return std::nullopt;
+  std::size_t index = 0;
+  const auto index_at = single_value(data, "\"index\":", 5); // anchored on the 'x'
+  if (!index_at) return std::nullopt;
+  if (*index_at != std::string_view::npos) {
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(data.data() + *index_at, data.data() + data.size(), n);
+    if (ec != std::errc{} || n >= k_max_choices_tracked) return std::nullopt;
+    index = static_cast<std::size_t>(n);
+  }
+  const auto finish_at = single_value(data, "\"finish_reason\":", 7); // the '_'
+  if (!finish_at || (*finish_at != std::string_view::npos && data.substr(*finish_at, 4) != "null")) return std::nullopt;
+  const auto [open, close] = *content;
+  const auto original = decode_string(data, open, close);
+  if (!original) return std::nullopt;
+  // From here on the splitter has seen the text: no falling back to the parse.
+  auto parts = splitter(index).feed(*original);
+  last_spliced_.assign(data);
+  if (!parts.content.empty() || !parts.reasoning.empty()) ++content_chunks_;
+  if (parts.content == *original && parts.reasoning.empty()) return std::optional<std::string>{}; // unchanged
+  return std::optional<std::string>{splice_content(data, open, close, parts.content, parts.reasoning, opts_)};
+}
+
 std::vector<std::string> stream_rewriter::flush() {
   std::vector<std::string> out;
+  if (!last_spliced_.empty()) { // the latest chunk's ids, read now rather than at every chunk
+    boost::system::error_code ec;
+    const auto parsed = json::parse(last_spliced_, ec);
+    if (!ec && parsed.is_object()) remember(parsed.get_object());
+    last_spliced_.clear();
+  }
   for (std::size_t i = 0; i < splitters_.size(); ++i) {
     auto rest = splitters_[i].finish();
     if (rest.reasoning.empty() && rest.content.empty()) continue;

@@ -48,6 +48,11 @@ public:
 
 private:
   think_splitter& splitter(std::size_t index);
+  // A chunk of the plain shape rewritten by splicing its content (the rest
+  // of its bytes kept); nullopt for any other shape, which is parsed.
+  std::optional<std::optional<std::string>> splice(std::string_view data);
+  // The id, model and created of a chunk, for the chunks flush() makes.
+  void remember(const boost::json::object& chunk);
 
   endpoint kind_;
   reasoning_options opts_;
@@ -57,6 +62,7 @@ private:
   std::int64_t content_chunks_ = 0;
   std::string last_id_, last_model_;
   std::int64_t last_created_ = 0;
+  std::string last_spliced_; // the last chunk spliced after the last one parsed: its ids are read at flush()
 };
 
 // A whole (non-streamed) completion. Returns nullopt when unchanged.

@@ -26,7 +26,7 @@ public:
   [[nodiscard]] bool has_partial() const noexcept { return !line_.empty() || has_data_ || !current_.event.empty(); }
 
 private:
-  void take_line(std::vector<sse_event>& out);
+  void take_line(std::string_view line, std::vector<sse_event>& out);
 
   std::size_t max_event_bytes_;
   std::string line_;

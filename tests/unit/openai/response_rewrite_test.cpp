@@ -284,6 +284,94 @@ TEST(stream_rewriter, choices_are_split_independently) {
   EXPECT_EQ(c.choice(1).content, "plain");
 }
 
+TEST(stream_rewriter, a_spliced_chunk_equals_the_parsed_one) {
+  // A chunk of the plain shape (one delta, its content a string directly in
+  // it, finish_reason null) is rewritten by splicing the content; an object
+  // nested before the content sends the same text through the parse. Both
+  // must give the same deltas chunk by chunk, whatever the options.
+  const std::vector<std::string> pieces = {"<thi",
+                                           "nk>\nwhy \"so\" \\ \u00e9 {} []",
+                                           " more</th",
+                                           "ink>\n\nthe answer: \"quoted\"",
+                                           " <b>bold</b>",
+                                           " tab\there\x01",
+                                           ""};
+  for (const reasoning_options opts :
+       {reasoning_options{reasoning_field::reasoning_content, true},
+        reasoning_options{reasoning_field::reasoning, true}, reasoning_options{reasoning_field::both, true},
+        reasoning_options{reasoning_field::both, false}}) {
+    client plain(opts), nested(opts);
+    for (const auto& piece : pieces) {
+      const bool a = plain.send(content_chunk(piece));
+      const bool b = nested.send(chunk(json::object{{"extra", json::object{{"k", 1}}}, {"content", piece}}));
+      EXPECT_EQ(a, b) << piece;
+      auto da = json::parse(plain.received.back()).as_object()["choices"].as_array()[0].as_object()["delta"];
+      auto db = json::parse(nested.received.back()).as_object()["choices"].as_array()[0].as_object()["delta"];
+      db.as_object().erase("extra");
+      EXPECT_EQ(da, db) << plain.received.back() << "\n" << nested.received.back();
+    }
+    plain.end();
+    nested.end();
+    EXPECT_EQ(plain.choice().content, "the answer: \"quoted\" <b>bold</b> tab\there\x01");
+    EXPECT_EQ(plain.choice().content, nested.choice().content);
+    EXPECT_EQ(plain.choice().reasoning_content, nested.choice().reasoning_content);
+    EXPECT_EQ(plain.choice().reasoning, nested.choice().reasoning);
+    if (opts.return_reasoning)
+      EXPECT_EQ(opts.field == reasoning_field::reasoning ? plain.choice().reasoning : plain.choice().reasoning_content,
+                "why \"so\" \\ \xc3\xa9 {} [] more");
+    EXPECT_EQ(plain.rewriter().chunks_with_content(), nested.rewriter().chunks_with_content());
+  }
+}
+
+TEST(stream_rewriter, a_spliced_chunk_keeps_the_rest_of_its_bytes) {
+  // Spliced, not re-serialized: an escaped slash in the id stays escaped and
+  // the spacing after the content stays (a serializer writes neither).
+  stream_rewriter rw(endpoint::chat_completions, reasoning_options{});
+  const std::string data = R"({"id":"chat\/1","choices":[{"index":0,"delta":{"content":"<think>r"} , )"
+                           R"("logprobs":null,"finish_reason":null}]})";
+  const auto out = rw.rewrite(data);
+  ASSERT_TRUE(out && !out->empty());
+  EXPECT_EQ(*out, R"({"id":"chat\/1","choices":[{"index":0,"delta":{"content":"","reasoning_content":"r"} , )"
+                  R"("logprobs":null,"finish_reason":null}]})");
+}
+
+TEST(stream_rewriter, flush_takes_the_ids_of_the_last_chunk_spliced_or_parsed) {
+  client c(reasoning_options{});
+  c.send(
+      R"({"id":"parsed","created":1,"model":"m1","choices":[{"index":0,"delta":{"extra":{},"content":"<think>a"},"finish_reason":null}]})");
+  c.send(
+      R"({"id":"spliced","created":2,"model":"m2","choices":[{"index":0,"delta":{"content":" b </th"},"finish_reason":null}]})");
+  auto flushed = c.rewriter().flush();
+  ASSERT_EQ(flushed.size(), 1u);
+  auto doc = json::parse(flushed[0]).as_object();
+  EXPECT_EQ(str(doc.at("id")), "spliced");
+  EXPECT_EQ(str(doc.at("model")), "m2");
+  EXPECT_EQ(doc.at("created").to_number<std::int64_t>(), 2);
+
+  client d(reasoning_options{});
+  d.send(
+      R"({"id":"spliced","created":2,"model":"m2","choices":[{"index":0,"delta":{"content":"<think>a"},"finish_reason":null}]})");
+  d.send(
+      R"({"id":"parsed","created":3,"model":"m3","choices":[{"index":0,"delta":{"extra":{},"content":" b </th"},"finish_reason":null}]})");
+  flushed = d.rewriter().flush();
+  ASSERT_EQ(flushed.size(), 1u);
+  doc = json::parse(flushed[0]).as_object();
+  EXPECT_EQ(str(doc.at("id")), "parsed");
+  EXPECT_EQ(doc.at("created").to_number<std::int64_t>(), 3);
+}
+
+TEST(stream_rewriter, a_chunk_with_tool_call_indexes_is_split_by_its_choice_index) {
+  // Two "index" keys (the choice's and a tool call's): not the plain shape,
+  // so the choice index is read by the parse, not guessed by a scan.
+  client c(reasoning_options{});
+  c.send(
+      R"({"id":"x","choices":[{"index":1,"delta":{"content":"<think>a</think>b","tool_calls":[{"index":0}]},"finish_reason":null}]})");
+  c.end();
+  EXPECT_EQ(c.choice(1).reasoning_content, "a");
+  EXPECT_EQ(c.choice(1).content, "b");
+  EXPECT_EQ(c.choice(0).content, "");
+}
+
 std::string completion(std::string_view message_json) {
   return std::string(R"({"id":"chatcmpl-1","object":"chat.completion","created":7,"model":"m",)"
                      R"("choices":[{"index":0,"message":)") +
