@@ -337,8 +337,8 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   const bool rename = reasoning_fields_need_change(keys, opts_);
   if (splitters_idle && !splitters_.empty() && !rename && data.find('<') == std::string_view::npos &&
       !may_carry_usage) {
-    if (carries_text(data, "\"content\":\"") || carries_text(data, "\"reasoning\":\"") ||
-        carries_text(data, "\"reasoning_content\":\""))
+    if (carries_text(data, "\"content\":\"") || (keys.reasoning && carries_text(data, "\"reasoning\":\"")) ||
+        (keys.reasoning_content && carries_text(data, "\"reasoning_content\":\"")))
       ++content_chunks_;
     return std::nullopt;
   }
@@ -451,12 +451,6 @@ std::optional<std::optional<std::string>> stream_rewriter::splice(std::string_vi
 
 std::vector<std::string> stream_rewriter::flush() {
   std::vector<std::string> out;
-  if (!last_spliced_.empty()) { // the latest chunk's ids, read now rather than at every chunk
-    boost::system::error_code ec;
-    const auto parsed = json::parse(last_spliced_, ec);
-    if (!ec && parsed.is_object()) remember(parsed.get_object());
-    last_spliced_.clear();
-  }
   for (std::size_t i = 0; i < splitters_.size(); ++i) {
     auto rest = splitters_[i].finish();
     if (rest.reasoning.empty() && rest.content.empty()) continue;
@@ -464,6 +458,12 @@ std::vector<std::string> stream_rewriter::flush() {
     if (!rest.content.empty()) delta["content"] = rest.content;
     put_reasoning(delta, rest.reasoning, opts_);
     if (delta.empty()) continue;
+    if (!last_spliced_.empty()) { // the latest chunk's ids, read only when a chunk is made (rarely)
+      boost::system::error_code ec;
+      const auto parsed = json::parse(last_spliced_, ec);
+      if (!ec && parsed.is_object()) remember(parsed.get_object());
+      last_spliced_.clear();
+    }
     json::object chunk{
         {"id", last_id_},
         {"object", "chat.completion.chunk"},
