@@ -48,11 +48,14 @@ bool peer_closed(io::socket& socket) {
 
 client_watch::client_watch(io::socket& socket, std::function<void()> on_gone)
     : socket_(socket), state_(std::make_shared<state>(state{false, std::move(on_gone)})) {
-  socket_.async_wait(io::socket::wait_read, [s = state_, &socket](const boost::system::error_code& ec) {
-    if (s->done) return; // our own cancel: the work ended first
-    // Anything else, a forced close at the drain deadline included, means the client is gone.
-    if (ec || peer_closed(socket)) s->on_gone();
-  });
+  socket_.async_receive(net::buffer(&state_->peeked, 1), io::socket::message_peek,
+                        [s = state_](const boost::system::error_code& ec, std::size_t) {
+                          if (s->done) return; // our own cancel: the work ended first
+                          // A byte (the next request, early) is not a leave; the end of the
+                          // stream, or any error (a forced close at the drain deadline
+                          // included), means the client is gone.
+                          if (ec) s->on_gone();
+                        });
 }
 
 client_watch::~client_watch() {

@@ -121,6 +121,9 @@ io::task<bool> write_stream_head(session_context& ctx, int status, std::string_v
 // a second coroutine, since it sits on every request's path. Destroying the
 // watch stops it; the handler may still run afterwards, but then does nothing.
 // A client that sends its next request early (pipelining) only ends the watch.
+// The watch is a one-byte peek, not a wait for readability: Asio re-arms the
+// descriptor in epoll (an epoll_ctl system call) for every wait, where a peek
+// joins the reads it already listens for (docs/BENCHMARKS.md, "System calls").
 class client_watch final {
 public:
   client_watch(io::socket& socket, std::function<void()> on_gone);
@@ -132,6 +135,7 @@ private:
   struct state {
     bool done = false;
     std::function<void()> on_gone;
+    char peeked = 0; // the byte the peek looks at (it stays in the socket)
   };
   io::socket& socket_;
   std::shared_ptr<state> state_;

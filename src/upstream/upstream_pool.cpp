@@ -10,13 +10,23 @@ namespace llmgate::upstream {
 
 using tcp = net::ip::tcp;
 
+namespace {
+constexpr std::chrono::milliseconds k_check_after_idle{500};
+} // namespace
+
 io::task<boost::system::result<std::unique_ptr<connection>>> pool::acquire(control::duration connect_timeout,
                                                                            bool fresh) {
   while (!fresh && !idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
-    // A backend closes idle keep-alive connections on its own schedule; skip the ones it already closed.
-    if (server::peer_closed(c->stream.socket())) continue;
+    // A backend closes idle keep-alive connections on its own schedule (5 s
+    // and more: uvicorn's, vLLM's): skip the ones it already closed. A
+    // connection idle for less than that is not asked (a system call per
+    // request); should the backend have closed it anyway, the exchange sees
+    // it fail and tries once more on a new connection.
+    if (std::chrono::steady_clock::now() - c->idle_since >= k_check_after_idle &&
+        server::peer_closed(c->stream.socket()))
+      continue;
     c->reused = true;
     co_return c;
   }
@@ -52,6 +62,7 @@ void pool::release(std::unique_ptr<connection> c) {
   if (idle_.size() >= max_idle_ || !c->stream.socket().is_open()) return;
   c->stream.expires_never();
   c->buffer.clear();
+  c->idle_since = std::chrono::steady_clock::now();
   idle_.push_back(std::move(c));
 }
 

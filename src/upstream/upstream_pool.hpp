@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/system/result.hpp>
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -25,7 +26,8 @@ struct connection {
   explicit connection(io::socket s) : stream(std::move(s)) {}
   io::tcp_stream stream;
   beast::flat_buffer buffer;
-  bool reused = false; // came from the idle list: the backend may have closed it meanwhile
+  bool reused = false;                              // came from the idle list: the backend may have closed it meanwhile
+  std::chrono::steady_clock::time_point idle_since; // when it went back to the idle list
 };
 
 class pool final {
