@@ -311,6 +311,48 @@ describe("relay fidelity", async () => {
     backend.close();
   });
 
+  test("a pooled connection the backend closed is retried on a new one, whether or not it was checked", async () => {
+    // The backend (raw HTTP over net, to control the close exactly) answers
+    // and closes the connection 10 ms later, keep-alive promised. The gateway
+    // checks a pooled connection before reuse only when it has been idle for
+    // 500 ms or more; a younger one is used unchecked, fails, and the
+    // exchange tries once more on a new connection. Both must answer.
+    const answer = JSON.stringify({ id: "x", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }] });
+    let posts = 0;
+    let open = 0;
+    const server = net.createServer((sock) => {
+      ++open;
+      sock.on("close", () => --open);
+      let data = "";
+      sock.on("data", (d) => {
+        data += d.toString("latin1");
+        const end = data.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const length = Number((/content-length: *(\d+)/i.exec(data.slice(0, end)) || [0, 0])[1]);
+        if (data.length < end + 4 + length) return;
+        if (data.startsWith("POST")) ++posts;
+        data = "";
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${answer.length}\r\n\r\n${answer}`);
+        setTimeout(() => sock.destroy(), 10);
+      });
+      sock.on("error", () => {});
+    });
+    await new Promise((r) => server.listen(0, "127.0.0.1", r));
+    const gw = await startGateway(gatewayConfig([{ url: `http://127.0.0.1:${server.address().port}` }]));
+    try {
+      for (const idleMs of [0, 50, 50, 700, 50]) {
+        await new Promise((r) => setTimeout(r, idleMs + 30)); // the connection of the last answer is closed by now
+        const r = await fetchJson(`${gw.url}/v1/chat/completions`, { body: chat() });
+        assert.equal(r.status, 200, `after ${idleMs} ms: ${r.text}`);
+        assert.equal(r.json.choices[0].message.content, "ok");
+      }
+      assert.equal(posts, 5);
+    } finally {
+      await gw.stop();
+      server.close();
+    }
+  });
+
   test("a backend's own error status and body pass through", async () => {
     const body = JSON.stringify({ error: { message: "too long", type: "BadRequestError", param: null, code: 400 } });
     const backend = await fixedBackend([body], { status: 400, contentType: "application/json" });
