@@ -316,9 +316,10 @@ TEST(stream_rewriter, a_spliced_chunk_equals_the_parsed_one) {
     EXPECT_EQ(plain.choice().content, nested.choice().content);
     EXPECT_EQ(plain.choice().reasoning_content, nested.choice().reasoning_content);
     EXPECT_EQ(plain.choice().reasoning, nested.choice().reasoning);
-    if (opts.return_reasoning)
+    if (opts.return_reasoning) {
       EXPECT_EQ(opts.field == reasoning_field::reasoning ? plain.choice().reasoning : plain.choice().reasoning_content,
                 "why \"so\" \\ \xc3\xa9 {} [] more");
+    }
     EXPECT_EQ(plain.rewriter().chunks_with_content(), nested.rewriter().chunks_with_content());
   }
 }
