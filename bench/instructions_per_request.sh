@@ -5,27 +5,32 @@
 # valgrind on 127.0.0.1, warms it up for a second, zeroes the counters,
 # drives it with wrk for a few seconds and divides.
 #
-# Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--bin PATH] [--seconds S] [--config YAML-LINE]
+# Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--client wrk|openai-node]
+#          [--bin PATH] [--seconds S] [--config YAML-LINE]
 # (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
-# asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten.)
+# asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten; --client openai-node
+# sends the 17 header fields the openai npm client (5.x) sends, wrk's 3 otherwise.)
 # Needs: valgrind (callgrind_control), wrk, curl. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$HERE/../build/llmgate"
 THINKING=on
 STREAM=off
+CLIENT=wrk
 SECONDS_RUN=6
 EXTRA_CONFIG=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --thinking) THINKING="$2"; shift 2 ;;
     --stream) STREAM="$2"; shift 2 ;;
+    --client) CLIENT="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
     *) sed -n '2,10p' "$0"; exit 2 ;;
   esac
 done
+[[ $CLIENT == wrk || $CLIENT == openai-node ]] || { echo "--client wrk|openai-node" >&2; exit 2; }
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
 start_instant_sim
@@ -41,6 +46,24 @@ wrk.method = "POST"
 wrk.body = '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16$extra}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
+# What the openai npm client sends besides Host, Content-Length and
+# Content-Type (captured from openai 5.12 against a plain Node server).
+[[ $CLIENT == openai-node ]] && cat >>"$TMP/post.lua" <<'LUA'
+wrk.headers["Connection"] = "keep-alive"
+wrk.headers["Accept"] = "application/json"
+wrk.headers["User-Agent"] = "OpenAI/JS 5.12.2"
+wrk.headers["X-Stainless-Retry-Count"] = "0"
+wrk.headers["X-Stainless-Lang"] = "js"
+wrk.headers["X-Stainless-Package-Version"] = "5.12.2"
+wrk.headers["X-Stainless-OS"] = "Linux"
+wrk.headers["X-Stainless-Arch"] = "x64"
+wrk.headers["X-Stainless-Runtime"] = "node"
+wrk.headers["X-Stainless-Runtime-Version"] = "v20.20.2"
+wrk.headers["Authorization"] = "Bearer sk-test"
+wrk.headers["accept-language"] = "*"
+wrk.headers["sec-fetch-mode"] = "cors"
+wrk.headers["accept-encoding"] = "gzip, deflate"
+LUA
 served() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests_total/{s+=$2} END{print s+0}'; }
 # A second of warm-up, then the counters are zeroed: start-up, the first
 # connections and the warm-up are left out, so the figure is the cost of a
@@ -54,7 +77,7 @@ requests=$(($(served) - before))
 kill "$GW"; wait "$GW" 2>/dev/null || true
 [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-echo "thinking=$THINKING stream=$STREAM requests=$requests instructions=$total per_request=$((total / requests))"
+echo "thinking=$THINKING stream=$STREAM client=$CLIENT requests=$requests instructions=$total per_request=$((total / requests))"
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,
 # gauges, histograms, their label lookups), the one /metrics scrape above aside.
 metrics=$(callgrind_annotate --inclusive=no --threshold=100 "$TMP/cg.out" 2>/dev/null |

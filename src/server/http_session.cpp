@@ -5,7 +5,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <spdlog/spdlog.h>
@@ -159,8 +158,7 @@ io::task<void> refuse(io::tcp_stream& stream, const session_limits& limits, http
 // composed reads cost a few thousand instructions each even when they need
 // no I/O). Stops at the end of what is there (ec stays clear), at the end of
 // the message, or at an error (in ec).
-void parse_buffered(beast::flat_buffer& buffer, http::request_parser<http::string_body>& parser,
-                    boost::system::error_code& ec) {
+void parse_buffered(beast::flat_buffer& buffer, request_parser& parser, boost::system::error_code& ec) {
   while (buffer.size() > 0 && !parser.is_done()) {
     const auto used = parser.put(buffer.data(), ec);
     buffer.consume(used);
@@ -178,7 +176,7 @@ void parse_buffered(beast::flat_buffer& buffer, http::request_parser<http::strin
 // gone while the request is handled (a held stream keeps run_session's frame).
 io::task<bool> read_request(io::tcp_stream& stream, beast::flat_buffer& buffer, const session_limits& limits,
                             request& out) {
-  http::request_parser<http::string_body> parser;
+  request_parser parser(out);
   parser.header_limit(limits.max_header_bytes);
   parser.body_limit(limits.max_body_bytes);
   boost::system::error_code ec;
@@ -203,14 +201,15 @@ io::task<bool> read_request(io::tcp_stream& stream, beast::flat_buffer& buffer, 
           openai::invalid_request(fmt::format("Malformed HTTP request: {}.", ec.message()), {}, "bad_http_request"));
     co_return false;
   }
-  if (static_cast<std::size_t>(std::distance(parser.get().begin(), parser.get().end())) > limits.max_headers) {
+  parser.finish_head();
+  if (out.field_count() > limits.max_headers) {
     co_await refuse(stream, limits, http::status::request_header_fields_too_large,
                     openai::invalid_request(fmt::format("More than {} request headers.", limits.max_headers), {},
                                             "too_many_headers"));
     co_return false;
   }
   if (!ec && !parser.is_done()) {
-    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+    if (beast::iequals(out[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       stream.expires_after(limits.write_timeout);
       auto [cec, cn] = co_await http::async_write(stream, cont, k_tuple);
@@ -231,7 +230,6 @@ io::task<bool> read_request(io::tcp_stream& stream, beast::flat_buffer& buffer, 
           openai::invalid_request(fmt::format("Malformed HTTP request: {}.", ec.message()), {}, "bad_http_request"));
     co_return false;
   }
-  out = parser.release();
   co_return true;
 }
 

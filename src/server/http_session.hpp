@@ -7,12 +7,11 @@
 #include "control/duration.hpp"
 #include "io/beast.hpp"
 #include "openai/error.hpp"
+#include "server/request.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <functional>
 #include <list>
 #include <memory>
@@ -27,8 +26,6 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
-
-using request = http::request<http::string_body>;
 
 struct session_limits {
   control::duration header_timeout{10000};
