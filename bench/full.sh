@@ -3,7 +3,8 @@
 #   the peers at 10 s a run; the overload experiment at 60 s a run with the
 #   seed's handler as written as a fourth setup; 5,000 held streams; the
 #   limiter's cost as tracked keys grow (and its ns per decision); limit
-#   decisions in Redis; instructions per request (callgrind); coroutine frame sizes; the tokenizer.
+#   decisions in Redis; instructions per request (callgrind; llmgate and nginx, with wrk's head and the
+#   openai client's); coroutine frame sizes; the tokenizer.
 # Results go to bench/results/.
 # Needs: make build, scripts/install-deps.sh --bench, valgrind.
 set -euo pipefail
@@ -18,6 +19,11 @@ start=$(date +%s)
 "$HERE/frame_sizes.py" >"$OUT/frame_sizes.txt"
 (cd "$REPO" && make --no-print-directory bench-limits) | tee "$OUT/limits.txt"
 "$HERE/redis_limits.sh" --seconds 6 | tee "$OUT/redis.txt"
-for t in on off; do "$HERE/instructions_per_request.sh" --thinking "$t" --seconds 6; done | tee "$OUT/instructions.txt"
+{
+  for t in on off; do "$HERE/instructions_per_request.sh" --thinking "$t" --seconds 6; done
+  for c in wrk openai-node; do
+    for s in llmgate nginx; do "$HERE/instructions_per_request.sh" --thinking off --client "$c" --server "$s" --seconds 6; done
+  done
+} | tee "$OUT/instructions.txt"
 node "$HERE/tokenizer_speed.mjs" | tee "$OUT/tokenizer.txt"
 echo "bench/full.sh: $(( $(date +%s) - start ))s; results in $OUT" >&2

@@ -6,17 +6,20 @@
 # drives it with wrk for a few seconds and divides.
 #
 # Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--client wrk|openai-node]
-#          [--bin PATH] [--seconds S] [--config YAML-LINE]
+#          [--server llmgate|nginx] [--bin PATH] [--seconds S] [--config YAML-LINE]
 # (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
 # asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten; --client openai-node
-# sends the 17 header fields the openai npm client (5.x) sends, wrk's 3 otherwise.)
-# Needs: valgrind (callgrind_control), wrk, curl. Stops what it started (by PID).
+# sends the 17 header fields the openai npm client (5.x) sends, wrk's 3 otherwise; --server nginx
+# counts nginx instead, one worker without a master, proxy_pass with upstream keep-alive as in
+# bench/peers/run.sh, for the same requests to the same simulator.)
+# Needs: valgrind (callgrind_control), wrk, curl; nginx for --server nginx. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BIN="$HERE/../build/llmgate"
 THINKING=on
 STREAM=off
 CLIENT=wrk
+SERVER=llmgate
 SECONDS_RUN=6
 EXTRA_CONFIG=""
 while [[ $# -gt 0 ]]; do
@@ -24,6 +27,7 @@ while [[ $# -gt 0 ]]; do
     --thinking) THINKING="$2"; shift 2 ;;
     --stream) STREAM="$2"; shift 2 ;;
     --client) CLIENT="$2"; shift 2 ;;
+    --server) SERVER="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
@@ -31,12 +35,52 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ $CLIENT == wrk || $CLIENT == openai-node ]] || { echo "--client wrk|openai-node" >&2; exit 2; }
+[[ $SERVER == llmgate || $SERVER == nginx ]] || { echo "--server llmgate|nginx" >&2; exit 2; }
+[[ $SERVER == llmgate || -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
 start_instant_sim
-printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n%s\n' "$SIM_PORT" "$EXTRA_CONFIG" >"$TMP/gw.yaml"
-valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
-GW_PORT=$(wait_port "$TMP/gw.out")
+if [[ $SERVER == llmgate ]]; then
+  printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n%s\n' "$SIM_PORT" "$EXTRA_CONFIG" >"$TMP/gw.yaml"
+  valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
+  GW_PORT=$(wait_port "$TMP/gw.out")
+else
+  GW_PORT=$(free_port)
+  mkdir -p "$TMP/nginx/logs" "$TMP/nginx/temp"
+  user=""
+  (( EUID == 0 )) && user="user root root;"
+  cat >"$TMP/nginx/nginx.conf" <<EOF
+$user
+daemon off;
+master_process off;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/temp/client_body;
+  proxy_temp_path $TMP/nginx/temp/proxy;
+  fastcgi_temp_path $TMP/nginx/temp/fastcgi;
+  uwsgi_temp_path $TMP/nginx/temp/uwsgi;
+  scgi_temp_path $TMP/nginx/temp/scgi;
+  keepalive_requests 1000000;
+  upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$GW_PORT;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+  valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" /usr/sbin/nginx -p "$TMP/nginx/" \
+    -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$TMP/gw.out" 2>&1 & GW=$!
+  for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/health" && break; sleep 0.1; done
+fi
 
 extra=""
 [[ $THINKING == off ]] && extra=',"chat_template_kwargs":{"enable_thinking":false}'
@@ -64,20 +108,29 @@ wrk.headers["accept-language"] = "*"
 wrk.headers["sec-fetch-mode"] = "cors"
 wrk.headers["accept-encoding"] = "gzip, deflate"
 LUA
+# Requests served: llmgate's own count; nginx has none, so wrk's (a
+# request in flight when wrk stops is served but not counted: one in
+# thousands).
 served() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests_total/{s+=$2} END{print s+0}'; }
 # A second of warm-up, then the counters are zeroed: start-up, the first
 # connections and the warm-up are left out, so the figure is the cost of a
 # request in a running gateway (before 2026-12-05 start-up was included,
 # which made it ~2-5% higher and dependent on how many requests ran).
 wrk -t1 -c8 -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
-before=$(served)
+[[ $SERVER == llmgate ]] && before=$(served)
 callgrind_control -z "$GW" >/dev/null
-wrk -t1 -c8 -d"${SECONDS_RUN}s" -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
-requests=$(($(served) - before))
+wrk -t1 -c8 -d"${SECONDS_RUN}s" -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >"$TMP/wrk.out"
+if [[ $SERVER == llmgate ]]; then
+  requests=$(($(served) - before))
+else
+  requests=$(awk '/requests in/{print $1}' "$TMP/wrk.out")
+  grep -q "Non-2xx" "$TMP/wrk.out" && { echo "nginx answered errors:" >&2; cat "$TMP/wrk.out" >&2; exit 1; }
+fi
 kill "$GW"; wait "$GW" 2>/dev/null || true
 [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-echo "thinking=$THINKING stream=$STREAM client=$CLIENT requests=$requests instructions=$total per_request=$((total / requests))"
+echo "server=$SERVER thinking=$THINKING stream=$STREAM client=$CLIENT requests=$requests instructions=$total per_request=$((total / requests))"
+[[ $SERVER == llmgate ]] || exit 0
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,
 # gauges, histograms, their label lookups), the one /metrics scrape above aside.
 metrics=$(callgrind_annotate --inclusive=no --threshold=100 "$TMP/cg.out" 2>/dev/null |
