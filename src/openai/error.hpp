@@ -7,12 +7,22 @@
 
 namespace llmgate::openai {
 
+// A header the gateway adds to a response: the name a string literal (only
+// its view is kept: a name string per header was an allocation for most of
+// them, "x-ratelimit-remaining-requests" is past the short-string size),
+// the value owned.
+struct header {
+  std::string_view name;
+  std::string value;
+};
+using header_list = std::vector<header>;
+
 // A response the gateway writes itself instead of proxying: status, extra
 // headers and a JSON body. Content-Type is application/json.
 struct local_reply {
   int status = 200;
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  header_list headers;
 };
 
 // What a client sent, made fit to quote in an error message: at most

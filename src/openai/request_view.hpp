@@ -18,12 +18,12 @@ enum class endpoint { chat_completions, completions };
 
 struct request_view {
   endpoint kind = endpoint::chat_completions;
-  std::string model;
+  std::string model{};
   bool stream = false;
-  bool include_usage = false;             // stream_options.include_usage
-  std::optional<std::int64_t> max_tokens; // max_tokens or max_completion_tokens
-  std::optional<bool> enable_thinking;    // top level (extra_body) or chat_template_kwargs
-  bool thinking_at_top_level = false;     // enable_thinking/return_reasoning sit at the top level
+  bool include_usage = false;               // stream_options.include_usage
+  std::optional<std::int64_t> max_tokens{}; // max_tokens or max_completion_tokens
+  std::optional<bool> enable_thinking{};    // top level (extra_body) or chat_template_kwargs
+  bool thinking_at_top_level = false;       // enable_thinking/return_reasoning sit at the top level
   bool return_reasoning = true;
   boost::json::object body;
 };

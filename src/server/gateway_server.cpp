@@ -342,8 +342,8 @@ struct request_state {
   bool cache_hit = false;
   bool stream_broken = false; // a stream that broke off after its head was sent (200 on the wire)
   std::string request_id;
-  request_fields fields;                                    // of the request's head, into the request
-  std::vector<std::pair<std::string, std::string>> headers; // added to every response of this request
+  request_fields fields;       // of the request's head, into the request
+  openai::header_list headers; // added to every response of this request
   std::string model = "-";
   std::size_t model_index = SIZE_MAX; // into config::models, once resolved
   std::int64_t tokens_used = -1;      // prompt + completion tokens the backend reported; -1: unknown
@@ -651,6 +651,9 @@ struct gateway::impl final : control::admin_target {
     if (st.request_id.empty() || st.request_id.size() > 128 ||
         std::any_of(st.request_id.begin(), st.request_id.end(), [](char c) { return c < 0x21 || c > 0x7e; }))
       st.request_id = new_request_id();
+    // Room for what a proxied answer usually gets (its id, the backend, three
+    // rate-limit headers): the list grew one reallocation at a time.
+    st.headers.reserve(8);
     st.headers.emplace_back("x-request-id", st.request_id);
     add_cors(st);
 
@@ -1297,14 +1300,17 @@ struct gateway::impl final : control::admin_target {
       auto*& slot = r.cost_tokens ? tokens : requests;
       if (!slot || h.verdict.remaining < slot->remaining) slot = &h.verdict;
     }
-    auto put = [&](const limit::decision* d, std::string_view what) {
-      if (!d) return;
-      st.headers.emplace_back(fmt::format("x-ratelimit-limit-{}", what), std::to_string(d->limit));
-      st.headers.emplace_back(fmt::format("x-ratelimit-remaining-{}", what), std::to_string(d->remaining));
-      st.headers.emplace_back(fmt::format("x-ratelimit-reset-{}", what), limit::format_reset(d->reset));
+    struct names {
+      std::string_view limit, remaining, reset;
     };
-    put(requests, "requests");
-    put(tokens, "tokens");
+    auto put = [&](const limit::decision* d, const names& n) {
+      if (!d) return;
+      st.headers.push_back({n.limit, std::to_string(d->limit)});
+      st.headers.push_back({n.remaining, std::to_string(d->remaining)});
+      st.headers.push_back({n.reset, limit::format_reset(d->reset)});
+    };
+    put(requests, {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"});
+    put(tokens, {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"});
   }
 
   openai::local_reply too_many_requests(const limit::admission& a, const control::caller& who) const {
@@ -1520,7 +1526,7 @@ struct gateway::impl final : control::admin_target {
     st.level = degrade::applied_level(ladders[st.model_index]->level(), degrade_from(lcfg, who->tier));
     static constexpr std::array<std::string_view, 5> k_levels{"L0", "L1", "L2", "L3", "L4"};
     const auto level_name = k_levels[static_cast<std::size_t>(st.level)];
-    st.headers.emplace_back("x-llmgate-degraded", level_name);
+    st.headers.emplace_back("x-llmgate-degraded", std::string(level_name));
     if (st.level > 0) metrics.degraded.with({model->name, std::string(level_name)}).inc();
     forward_result result;
     st.served_model = model->name;
@@ -1948,28 +1954,29 @@ struct gateway::impl final : control::admin_target {
 
       // The head by hand, as for responses (see format_head). The backend's
       // own key replaces the client's: client keys never reach a backend.
-      std::string request_head;
-      request_head.reserve(256);
-      request_head += "POST "sv;
-      request_head += backend.base_path;
-      request_head += view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions"sv : "/v1/completions"sv;
-      request_head += " HTTP/1.1\r\nHost: "sv;
-      request_head += backend.address.host;
-      request_head += ':';
-      request_head += std::to_string(backend.address.port);
-      request_head += "\r\nContent-Type: application/json\r\nAccept: "sv;
-      request_head += view.stream && !st.stream_off ? "text/event-stream"sv : "application/json"sv;
-      request_head += "\r\nUser-Agent: llmgate/0.1\r\nx-request-id: "sv;
-      request_head += st.request_id;
-      request_head += "\r\n"sv;
-      if (!backend.api_key.empty()) {
-        request_head += "Authorization: Bearer "sv;
-        request_head += backend.api_key;
-        request_head += "\r\n"sv;
-      }
-      request_head += "Content-Length: "sv;
-      request_head += std::to_string(body.size());
-      request_head += "\r\n\r\n"sv;
+      const decimal port_text(backend.address.port), length_text(body.size());
+      std::string request_head = assemble([&](auto&& put) {
+        put("POST "sv);
+        put(backend.base_path);
+        put(view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions"sv : "/v1/completions"sv);
+        put(" HTTP/1.1\r\nHost: "sv);
+        put(backend.address.host);
+        put(":"sv);
+        put(port_text.view());
+        put("\r\nContent-Type: application/json\r\nAccept: "sv);
+        put(view.stream && !st.stream_off ? "text/event-stream"sv : "application/json"sv);
+        put("\r\nUser-Agent: llmgate/0.1\r\nx-request-id: "sv);
+        put(st.request_id);
+        put("\r\n"sv);
+        if (!backend.api_key.empty()) {
+          put("Authorization: Bearer "sv);
+          put(backend.api_key);
+          put("\r\n"sv);
+        }
+        put("Content-Length: "sv);
+        put(length_text.view());
+        put("\r\n\r\n"sv);
+      });
       const std::array<net::const_buffer, 2> request_buffers{net::buffer(request_head), net::buffer(body)};
 
       // Until the first token: the head of a whole answer, or a stream's first event.
