@@ -23,7 +23,7 @@ std::uint64_t histogram::count() const noexcept {
   return total;
 }
 
-template <class Series> Series& family<Series>::with(const std::vector<std::string>& values) {
+template <class Series> template <class Values> Series& family<Series>::find_or_add(const Values& values) {
   if (values.size() != label_names_.size())
     throw std::logic_error(
         fmt::format("metric {}: {} label values for {} labels", name_, values.size(), label_names_.size()));
@@ -32,14 +32,23 @@ template <class Series> Series& family<Series>::with(const std::vector<std::stri
     if (auto it = series_.find(values); it != series_.end()) return *it->second;
   }
   std::unique_lock lock(mutex_);
-  auto& slot = series_[values];
-  if (!slot) {
+  auto it = series_.find(values);
+  if (it == series_.end()) it = series_.emplace(std::vector<std::string>(values.begin(), values.end()), nullptr).first;
+  if (!it->second) {
     if constexpr (std::is_same_v<Series, class histogram>)
-      slot = std::make_unique<Series>(bounds_);
+      it->second = std::make_unique<Series>(bounds_);
     else
-      slot = std::make_unique<Series>();
+      it->second = std::make_unique<Series>();
   }
-  return *slot;
+  return *it->second;
+}
+
+template <class Series> Series& family<Series>::with(const std::vector<std::string>& values) {
+  return find_or_add(values);
+}
+
+template <class Series> Series& family<Series>::with(std::initializer_list<std::string_view> values) {
+  return find_or_add(values);
 }
 
 template class family<counter>;

@@ -3,8 +3,10 @@
 // Families are created at start-up; a series (one set of label values) is
 // looked up once and its reference kept by the caller on hot paths. All
 // operations are thread-safe; updates are lock-free atomics.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <shared_mutex>
@@ -61,11 +63,10 @@ public:
         bounds_(std::move(bounds)) {}
 
   // Returns the series for these label values (created on first use). The
-  // reference stays valid for the registry's lifetime.
+  // reference stays valid for the registry's lifetime. A series that exists
+  // is found without copying the values (strings are made only to add one).
   Series& with(const std::vector<std::string>& values);
-  Series& with(std::initializer_list<std::string_view> values) {
-    return with(std::vector<std::string>(values.begin(), values.end()));
-  }
+  Series& with(std::initializer_list<std::string_view> values);
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const std::string& help() const noexcept { return help_; }
@@ -81,8 +82,19 @@ private:
   std::string name_, help_;
   std::vector<std::string> label_names_;
   std::vector<double> bounds_;
+  // Label values in order, compared as std::vector<std::string>'s operator<
+  // does, whichever of the two kinds of lists each side is.
+  struct values_less {
+    using is_transparent = void;
+    template <class A, class B> bool operator()(const A& a, const B& b) const {
+      return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
+                                          [](std::string_view x, std::string_view y) { return x < y; });
+    }
+  };
+  template <class Values> Series& find_or_add(const Values& values);
+
   mutable std::shared_mutex mutex_;
-  std::map<std::vector<std::string>, std::unique_ptr<Series>> series_;
+  std::map<std::vector<std::string>, std::unique_ptr<Series>, values_less> series_;
 };
 
 using counter_family = family<counter>;

@@ -31,6 +31,12 @@ struct local_reply {
 // gives a short, valid message.
 [[nodiscard]] std::string quote_input(std::string_view s, std::size_t max_bytes = 128);
 
+// `text` as a JSON string, appended: quotes, backslashes and control
+// characters escaped, the rest (UTF-8 included) as it is, as Boost.JSON's
+// serializer writes it. By hand: the serializer builds a string of its own
+// for each call (twice per spliced stream chunk, four times per error).
+void append_json_string(std::string& out, std::string_view text);
+
 // {"error":{"message":..,"type":..,"param":..,"code":..}}; empty param/code become null.
 [[nodiscard]] std::string error_body(std::string_view message, std::string_view type, std::string_view param = {},
                                      std::string_view code = {});

@@ -1,5 +1,7 @@
 #include "openai/response_rewrite.hpp"
 
+#include "openai/error.hpp"
+
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -224,37 +226,6 @@ std::optional<std::string> decode_string(std::string_view body, std::size_t open
   return std::string(decoded.get_string());
 }
 
-// `text` as a JSON string, appended: quotes, backslashes and control
-// characters escaped, the rest (UTF-8 included) as it is, as Boost.JSON's
-// serializer writes it. By hand: the serializer builds a string of its own
-// for each call, twice per spliced stream chunk.
-void append_quoted(std::string& out, std::string_view text) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  out += '"';
-  std::size_t plain = 0; // start of the run not yet copied
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + plain, i - plain);
-    plain = i + 1;
-    switch (c) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
-    case '\b': out += "\\b"; break;
-    case '\f': out += "\\f"; break;
-    default:
-      out += "\\u00";
-      out += k_hex[c >> 4];
-      out += k_hex[c & 15];
-    }
-  }
-  out.append(text.data() + plain, text.size() - plain);
-  out += '"';
-}
-
 // The body with its string token [open..close] replaced by `text`, and the
 // reasoning fields the options ask for right after it; the rest of the bytes
 // as they were.
@@ -263,15 +234,15 @@ std::string splice_content(std::string_view body, std::size_t open, std::size_t 
   std::string out;
   out.reserve(body.size() + 2 * reasoning.size() + 64);
   out += body.substr(0, open);
-  append_quoted(out, text);
+  append_json_string(out, text);
   if (opts.return_reasoning && !reasoning.empty()) {
     if (opts.field != reasoning_field::reasoning) {
       out += ",\"reasoning_content\":";
-      append_quoted(out, reasoning);
+      append_json_string(out, reasoning);
     }
     if (opts.field != reasoning_field::reasoning_content) {
       out += ",\"reasoning\":";
-      append_quoted(out, reasoning);
+      append_json_string(out, reasoning);
     }
   }
   out += body.substr(close + 1);

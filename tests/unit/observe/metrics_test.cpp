@@ -28,6 +28,26 @@ TEST(metrics, counter_counts) {
   EXPECT_EQ(&reg.counter("llmgate_requests_total", "Requests received.", {"model", "code"}), &fam);
 }
 
+TEST(metrics, a_series_is_the_same_whichever_way_its_values_are_given) {
+  // Found by views (no copy) or by strings, one series per list of values,
+  // exposed in the order of the values as strings ("a" < "a\x01" < "ab" < "b").
+  registry reg;
+  auto& fam = reg.counter("v_total", "V.", {"x", "y"});
+  const std::string y = "2";
+  auto& by_strings = fam.with(std::vector<std::string>{"ab", "2"});
+  EXPECT_EQ(&fam.with({std::string_view("ab"), std::string_view(y)}), &by_strings);
+  fam.with({"b", "1"}).inc(4);
+  fam.with({"a", "1"}).inc(1);
+  fam.with({std::string_view("a\x01", 2), "1"}).inc(2);
+  by_strings.inc(3);
+  EXPECT_EQ(fam.with(std::vector<std::string>{"b", "1"}).value(), 4u);
+  std::vector<std::string> order;
+  fam.for_each([&](const std::vector<std::string>& values, const counter& c) {
+    order.push_back(values[0] + "=" + std::to_string(c.value()));
+  });
+  EXPECT_EQ(order, (std::vector<std::string>{"a=1", std::string("a\x01=2"), "ab=3", "b=4"}));
+}
+
 TEST(metrics, wrong_number_of_label_values_throws) {
   registry reg;
   auto& fam = reg.counter("c_total", "C.", {"a", "b"});

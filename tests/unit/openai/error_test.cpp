@@ -2,6 +2,9 @@
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+#include <string>
+#include <tuple>
+#include <vector>
 
 namespace llmgate::openai {
 namespace {
@@ -48,6 +51,22 @@ TEST(ErrorReplies, QuoteClientInputShortAndValid) {
   EXPECT_LT(m.body.size(), 400u);
   EXPECT_NO_THROW(boost::json::parse(m.body));
   EXPECT_LT(method_not_allowed(std::string(1000, 'B')).body.size(), 250u);
+}
+
+TEST(ErrorBody, IsWhatBoostJsonWouldWriteForAnyText) {
+  // error_body writes the JSON by hand: byte for byte what building the
+  // object and serializing it gives, for text that needs every escape.
+  const std::string nasty = std::string("q\"b\\s/\n\r\t\b\f") + '\0' + "\x01\x1f\x7f 通义 \xff end";
+  for (const auto& [message, param, code] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"plain", "", ""}, {nasty, "messages[0]", nasty}, {"", nasty, ""}, {"m", "", "c"}}) {
+    boost::json::object err;
+    err["message"] = message;
+    err["type"] = "invalid_request_error";
+    err["param"] = param.empty() ? boost::json::value(nullptr) : boost::json::value(param);
+    err["code"] = code.empty() ? boost::json::value(nullptr) : boost::json::value(code);
+    const auto expected = boost::json::serialize(boost::json::object{{"error", err}});
+    EXPECT_EQ(error_body(message, "invalid_request_error", param, code), expected);
+  }
 }
 
 } // namespace
