@@ -6,12 +6,14 @@
 # drives it with wrk for a few seconds and divides.
 #
 # Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--client wrk|openai-node]
-#          [--server llmgate|nginx] [--bin PATH] [--seconds S] [--config YAML-LINE]
+#          [--server llmgate|nginx] [--limit none|never|triggers] [--bin PATH] [--seconds S] [--config YAML-LINE]
 # (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
 # asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten; --client openai-node
 # sends the 17 header fields the openai npm client (5.x) sends, wrk's 3 otherwise; --server nginx
 # counts nginx instead, one worker without a master, proxy_pass with upstream keep-alive as in
-# bench/peers/run.sh, for the same requests to the same simulator.)
+# bench/peers/run.sh, for the same requests to the same simulator; --limit puts the peers' per-client
+# limit on either server: never = 1,000,000/second, triggers = 10/second, where nearly every request
+# is refused, as bench/peers/run.sh sets them.)
 # Needs: valgrind (callgrind_control), wrk, curl; nginx for --server nginx. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +24,7 @@ CLIENT=wrk
 SERVER=llmgate
 SECONDS_RUN=6
 EXTRA_CONFIG=""
+LIMIT=none
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --thinking) THINKING="$2"; shift 2 ;;
@@ -31,52 +34,33 @@ while [[ $# -gt 0 ]]; do
     --bin) BIN="$2"; shift 2 ;;
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
+    --limit) LIMIT="$2"; shift 2 ;;
     *) sed -n '2,10p' "$0"; exit 2 ;;
   esac
 done
 [[ $CLIENT == wrk || $CLIENT == openai-node ]] || { echo "--client wrk|openai-node" >&2; exit 2; }
 [[ $SERVER == llmgate || $SERVER == nginx ]] || { echo "--server llmgate|nginx" >&2; exit 2; }
+case "$LIMIT" in
+  none) RATE="" ;;
+  never) RATE=1000000 ;;
+  triggers) RATE=10 ;;
+  *) echo "--limit none|never|triggers" >&2; exit 2 ;;
+esac
 [[ $SERVER == llmgate || -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
 start_instant_sim
 if [[ $SERVER == llmgate ]]; then
   printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n%s\n' "$SIM_PORT" "$EXTRA_CONFIG" >"$TMP/gw.yaml"
+  [[ -n $RATE ]] && printf 'limits:\n  rules:\n    - {name: per-client, key: client_ip, algorithm: fixed_window, limit: %s/second}\n' "$RATE" >>"$TMP/gw.yaml"
   valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
   GW_PORT=$(wait_port "$TMP/gw.out")
 else
   GW_PORT=$(free_port)
-  mkdir -p "$TMP/nginx/logs" "$TMP/nginx/temp"
-  user=""
-  (( EUID == 0 )) && user="user root root;"
-  cat >"$TMP/nginx/nginx.conf" <<EOF
-$user
-daemon off;
-master_process off;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/temp/client_body;
-  proxy_temp_path $TMP/nginx/temp/proxy;
-  fastcgi_temp_path $TMP/nginx/temp/fastcgi;
-  uwsgi_temp_path $TMP/nginx/temp/uwsgi;
-  scgi_temp_path $TMP/nginx/temp/scgi;
-  keepalive_requests 1000000;
-  upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$GW_PORT;
-    location / {
-      proxy_pass http://sim;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-EOF
+  # limit_req counts in milliseconds: the never-limit needs a burst (as in bench/peers/run.sh).
+  burst=""
+  [[ $LIMIT == never ]] && burst=" burst=1000000 nodelay"
+  write_nginx_conf "$TMP/nginx" "$GW_PORT" 1 off "$RATE" "$burst"
   valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" /usr/sbin/nginx -p "$TMP/nginx/" \
     -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$TMP/gw.out" 2>&1 & GW=$!
   for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/health" && break; sleep 0.1; done
@@ -124,12 +108,12 @@ if [[ $SERVER == llmgate ]]; then
   requests=$(($(served) - before))
 else
   requests=$(awk '/requests in/{print $1}' "$TMP/wrk.out")
-  grep -q "Non-2xx" "$TMP/wrk.out" && { echo "nginx answered errors:" >&2; cat "$TMP/wrk.out" >&2; exit 1; }
+  [[ $LIMIT == triggers ]] || ! grep -q "Non-2xx" "$TMP/wrk.out" || { echo "nginx answered errors:" >&2; cat "$TMP/wrk.out" >&2; exit 1; }
 fi
 kill "$GW"; wait "$GW" 2>/dev/null || true
 [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-echo "server=$SERVER thinking=$THINKING stream=$STREAM client=$CLIENT requests=$requests instructions=$total per_request=$((total / requests))"
+echo "server=$SERVER limit=$LIMIT thinking=$THINKING stream=$STREAM client=$CLIENT requests=$requests instructions=$total per_request=$((total / requests))"
 [[ $SERVER == llmgate ]] || exit 0
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,
 # gauges, histograms, their label lookups), the one /metrics scrape above aside.

@@ -67,3 +67,48 @@ start_instant_sim() {
   PIDS+=($!)
   SIM_PORT=$(wait_listening "$TMP/sim.out" $!)
 }
+
+# write_nginx_conf DIR PORT WORKERS MASTER(on|off) [RATE BURST]: an nginx
+# config in DIR/nginx.conf proxying 127.0.0.1:PORT to the simulator
+# ($SIM_PORT) with upstream keep-alive, as the peers and the instruction
+# count run it; with RATE, a limit_req of RATE r/s per client address (BURST
+# appended to the limit_req line, e.g. " burst=1000000 nodelay").
+write_nginx_conf() {
+  local dir="$1" port="$2" workers="$3" master="$4" rate="${5:-}" burst="${6:-}" user="" zone="" limit=""
+  mkdir -p "$dir/logs" "$dir/temp"
+  (( EUID == 0 )) && user="user root root;"
+  if [[ -n "$rate" ]]; then
+    zone="limit_req_zone \$binary_remote_addr zone=perclient:10m rate=${rate}r/s; limit_req_status 429;"
+    limit="limit_req zone=perclient$burst;"
+  fi
+  cat >"$dir/nginx.conf" <<EOF
+$user
+daemon off;
+master_process $master;
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/temp/client_body;
+  proxy_temp_path $dir/temp/proxy;
+  fastcgi_temp_path $dir/temp/fastcgi;
+  uwsgi_temp_path $dir/temp/uwsgi;
+  scgi_temp_path $dir/temp/scgi;
+  keepalive_requests 1000000;
+  $zone
+  upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      $limit
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+}

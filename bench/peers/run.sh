@@ -123,43 +123,11 @@ limits:
 EOF
       "$BIN" serve -c "$TMP/llmgate.yaml" >"$log" 2>&1 & ;;
     nginx)
-      mkdir -p "$TMP/nginx/logs" "$TMP/nginx/temp"
       # limit_req counts in milliseconds: without a burst, even 1,000,000r/s
       # refuses a second request within the same millisecond.
       local burst=""
       [[ "$limit" == never ]] && burst=" burst=1000000 nodelay"
-      local user=""
-      (( EUID == 0 )) && user="user root root;"
-      cat >"$TMP/nginx/nginx.conf" <<EOF
-$user
-daemon off;
-worker_processes $w;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/temp/client_body;
-  proxy_temp_path $TMP/nginx/temp/proxy;
-  fastcgi_temp_path $TMP/nginx/temp/fastcgi;
-  uwsgi_temp_path $TMP/nginx/temp/uwsgi;
-  scgi_temp_path $TMP/nginx/temp/scgi;
-  keepalive_requests 1000000;
-  limit_req_zone \$binary_remote_addr zone=perclient:10m rate=${rate}r/s;
-  limit_req_status 429;
-  upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$port;
-    location / {
-      limit_req zone=perclient$burst;
-      proxy_pass http://sim;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-EOF
+      write_nginx_conf "$TMP/nginx" "$port" "$w" on "$rate" "$burst"
       /usr/sbin/nginx -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$log" 2>&1 & ;;
     haproxy)
       cat >"$TMP/haproxy.cfg" <<EOF

@@ -1,5 +1,7 @@
 #include "tokenize/chat_template.hpp"
 
+#include "openai/error.hpp"
+
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -22,25 +24,10 @@ void dump(std::string& out, const json::value& v) {
     return;
   }
   case json::kind::string: {
-    // Python escapes the quote, backslash and control characters; ensure_ascii=False keeps the rest.
-    out += '"';
-    for (unsigned char c : v.get_string()) {
-      switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20)
-          out += fmt::format("\\u{:04x}", c);
-        else
-          out += static_cast<char>(c);
-      }
-    }
-    out += '"';
+    // Python escapes the quote, backslash and control characters (\\uXXXX
+    // in lower case for those without a short form); ensure_ascii=False
+    // keeps the rest: what the OpenAI layer's JSON string writer does.
+    openai::append_json_string(out, v.get_string());
     return;
   }
   case json::kind::array: {

@@ -53,5 +53,14 @@ TEST(python_json, matches_json_dumps_with_ensure_ascii_false) {
             "{\"a\": [1, 2.5, \"x\\\"y\\n\"], \"b\": null, \"c\": \"中\"}");
 }
 
+TEST(python_json, escapes_every_control_character_as_json_dumps_does) {
+  // What python3 -c 'import json; print(json.dumps({"s": "q\"b\\s/\n\r\t\b\f\x00\x01\x1f\x7f 通义"},
+  // ensure_ascii=False))' prints: short forms where JSON has them, \u00xx in
+  // lower case for the other control characters, DEL and UTF-8 as they are.
+  boost::json::object o;
+  o["s"] = std::string("q\"b\\s/\n\r\t\b\f") + '\0' + "\x01\x1f\x7f 通义";
+  EXPECT_EQ(python_json(o), std::string(R"({"s": "q\"b\\s/\n\r\t\b\f\u0000\u0001\u001f)") + "\x7f 通义\"}");
+}
+
 } // namespace
 } // namespace llmgate::tokenize
