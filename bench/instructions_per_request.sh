@@ -35,32 +35,24 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
     --limit) LIMIT="$2"; shift 2 ;;
-    *) sed -n '2,10p' "$0"; exit 2 ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
   esac
 done
 [[ $CLIENT == wrk || $CLIENT == openai-node ]] || { echo "--client wrk|openai-node" >&2; exit 2; }
 [[ $SERVER == llmgate || $SERVER == nginx ]] || { echo "--server llmgate|nginx" >&2; exit 2; }
-case "$LIMIT" in
-  none) RATE="" ;;
-  never) RATE=1000000 ;;
-  triggers) RATE=10 ;;
-  *) echo "--limit none|never|triggers" >&2; exit 2 ;;
-esac
+[[ $LIMIT == none || $LIMIT == never || $LIMIT == triggers ]] || { echo "--limit none|never|triggers" >&2; exit 2; }
 [[ $SERVER == llmgate || -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
 start_instant_sim
 if [[ $SERVER == llmgate ]]; then
   printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n%s\n' "$SIM_PORT" "$EXTRA_CONFIG" >"$TMP/gw.yaml"
-  [[ -n $RATE ]] && printf 'limits:\n  rules:\n    - {name: per-client, key: client_ip, algorithm: fixed_window, limit: %s/second}\n' "$RATE" >>"$TMP/gw.yaml"
+  [[ $LIMIT == none ]] || printf 'limits:\n  rules:\n    - {name: per-client, key: client_ip, algorithm: fixed_window, limit: %s/second}\n' "$(limit_rate "$LIMIT")" >>"$TMP/gw.yaml"
   valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
   GW_PORT=$(wait_port "$TMP/gw.out")
 else
   GW_PORT=$(free_port)
-  # limit_req counts in milliseconds: the never-limit needs a burst (as in bench/peers/run.sh).
-  burst=""
-  [[ $LIMIT == never ]] && burst=" burst=1000000 nodelay"
-  write_nginx_conf "$TMP/nginx" "$GW_PORT" 1 off "$RATE" "$burst"
+  write_nginx_conf "$TMP/nginx" "$GW_PORT" 1 off "$LIMIT"
   valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" /usr/sbin/nginx -p "$TMP/nginx/" \
     -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$TMP/gw.out" 2>&1 & GW=$!
   for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/health" && break; sleep 0.1; done

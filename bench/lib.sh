@@ -68,18 +68,26 @@ start_instant_sim() {
   SIM_PORT=$(wait_listening "$TMP/sim.out" $!)
 }
 
-# write_nginx_conf DIR PORT WORKERS MASTER(on|off) [RATE BURST]: an nginx
-# config in DIR/nginx.conf proxying 127.0.0.1:PORT to the simulator
-# ($SIM_PORT) with upstream keep-alive, as the peers and the instruction
-# count run it; with RATE, a limit_req of RATE r/s per client address (BURST
-# appended to the limit_req line, e.g. " burst=1000000 nodelay").
+# limit_rate never|triggers: the per-client requests/second of the peers'
+# two limits: one that never triggers, one that refuses nearly everything.
+limit_rate() { if [[ "$1" == never ]]; then echo 1000000; else echo 10; fi; }
+
+# write_nginx_conf DIR PORT WORKERS MASTER(on|off) [LIMIT]: an nginx config in
+# DIR/nginx.conf proxying 127.0.0.1:PORT to the simulator ($SIM_PORT) with
+# upstream keep-alive, as the peers and the instruction count run it; with
+# LIMIT never or triggers, a limit_req of limit_rate's rate per client
+# address (none, or no LIMIT: no limit).
 write_nginx_conf() {
-  local dir="$1" port="$2" workers="$3" master="$4" rate="${5:-}" burst="${6:-}" user="" zone="" limit=""
+  local dir="$1" port="$2" workers="$3" master="$4" limit="${5:-}" user="" zone="" limit_line=""
   mkdir -p "$dir/logs" "$dir/temp"
   (( EUID == 0 )) && user="user root root;"
-  if [[ -n "$rate" ]]; then
-    zone="limit_req_zone \$binary_remote_addr zone=perclient:10m rate=${rate}r/s; limit_req_status 429;"
-    limit="limit_req zone=perclient$burst;"
+  if [[ -n "$limit" && "$limit" != none ]]; then
+    zone="limit_req_zone \$binary_remote_addr zone=perclient:10m rate=$(limit_rate "$limit")r/s; limit_req_status 429;"
+    # limit_req counts in milliseconds: without a burst, even 1,000,000r/s
+    # refuses a second request within the same millisecond.
+    local burst=""
+    [[ "$limit" == never ]] && burst=" burst=1000000 nodelay"
+    limit_line="limit_req zone=perclient$burst;"
   fi
   cat >"$dir/nginx.conf" <<EOF
 $user
@@ -102,7 +110,7 @@ http {
   server {
     listen 127.0.0.1:$port;
     location / {
-      $limit
+      $limit_line
       proxy_pass http://sim;
       proxy_http_version 1.1;
       proxy_set_header Connection "";

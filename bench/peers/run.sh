@@ -105,7 +105,7 @@ UPSTREAM="http://127.0.0.1:$SIM_PORT"
 # start_peer NAME WORKERS LIMIT PORT: starts it in the background; sets PEER_PID.
 start_peer() {
   local name="$1" w="$2" limit="$3" port="$4" rate
-  if [[ "$limit" == never ]]; then rate=1000000; else rate=10; fi
+  rate=$(limit_rate "$limit")
   local log="$TMP/$name-$w-$limit.log"
   case "$name" in
     llmgate)
@@ -123,11 +123,7 @@ limits:
 EOF
       "$BIN" serve -c "$TMP/llmgate.yaml" >"$log" 2>&1 & ;;
     nginx)
-      # limit_req counts in milliseconds: without a burst, even 1,000,000r/s
-      # refuses a second request within the same millisecond.
-      local burst=""
-      [[ "$limit" == never ]] && burst=" burst=1000000 nodelay"
-      write_nginx_conf "$TMP/nginx" "$port" "$w" on "$rate" "$burst"
+      write_nginx_conf "$TMP/nginx" "$port" "$w" on "$limit"
       /usr/sbin/nginx -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$log" 2>&1 & ;;
     haproxy)
       cat >"$TMP/haproxy.cfg" <<EOF

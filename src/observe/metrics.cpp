@@ -32,13 +32,14 @@ template <class Series> template <class Values> Series& family<Series>::find_or_
     if (auto it = series_.find(values); it != series_.end()) return *it->second;
   }
   std::unique_lock lock(mutex_);
-  auto it = series_.find(values);
-  if (it == series_.end()) it = series_.emplace(std::vector<std::string>(values.begin(), values.end()), nullptr).first;
-  if (!it->second) {
+  auto it = series_.find(values); // another thread may have added it meanwhile
+  if (it == series_.end()) {
+    std::unique_ptr<Series> made;
     if constexpr (std::is_same_v<Series, class histogram>)
-      it->second = std::make_unique<Series>(bounds_);
+      made = std::make_unique<Series>(bounds_);
     else
-      it->second = std::make_unique<Series>();
+      made = std::make_unique<Series>();
+    it = series_.emplace(std::vector<std::string>(values.begin(), values.end()), std::move(made)).first;
   }
   return *it->second;
 }

@@ -913,7 +913,7 @@ struct gateway::impl final : control::admin_target {
   void level_changed(std::size_t model, int level, std::string_view cause) {
     const auto& name = cfg->models[model].name;
     metrics.degrade_level.with({name}).set(level);
-    metrics.level_changes.with({name, std::string(cause)}).inc();
+    metrics.level_changes.with({name, cause}).inc();
     spdlog::warn("model {}: degradation level L{} ({})", name, level, cause);
   }
 
@@ -1358,13 +1358,12 @@ struct gateway::impl final : control::admin_target {
     const auto duration = seconds_since(st.start);
     const auto outcome = outcome_of(st);
     if (st.model_index == SIZE_MAX) {
-      metrics.requests.with({st.model, std::to_string(st.status), std::string(k_outcomes[outcome])}).inc();
+      metrics.requests.with({st.model, std::to_string(st.status), k_outcomes[outcome]}).inc();
       metrics.duration.with({st.model}).observe(duration);
     } else {
       auto& series = w.model_metrics[st.model_index];
       auto& counter = series.by_status[st.status * 8 + static_cast<int>(outcome)];
-      if (!counter)
-        counter = &metrics.requests.with({st.model, std::to_string(st.status), std::string(k_outcomes[outcome])});
+      if (!counter) counter = &metrics.requests.with({st.model, std::to_string(st.status), k_outcomes[outcome]});
       counter->inc();
       series.duration->observe(duration);
       if (st.usage_prompt >= 0) series.prompt_lengths->observe(static_cast<double>(st.usage_prompt));
@@ -1527,7 +1526,7 @@ struct gateway::impl final : control::admin_target {
     static constexpr std::array<std::string_view, 5> k_levels{"L0", "L1", "L2", "L3", "L4"};
     const auto level_name = k_levels[static_cast<std::size_t>(st.level)];
     st.headers.emplace_back("x-llmgate-degraded", std::string(level_name));
-    if (st.level > 0) metrics.degraded.with({model->name, std::string(level_name)}).inc();
+    if (st.level > 0) metrics.degraded.with({model->name, level_name}).inc();
     forward_result result;
     st.served_model = model->name;
     if (st.level >= 4) {
@@ -1649,7 +1648,7 @@ struct gateway::impl final : control::admin_target {
         }
         if (!co_await pause(ctx, st, upstream::full_jitter_backoff(attempt, retry.backoff, retry.max_backoff, w.rng)))
           break;
-        metrics.retries.with({std::string(why)}).inc();
+        metrics.retries.with({why}).inc();
       }
       const auto choice = w.router.choose(pool_index, prompt_key, tried, steady_now());
       if (choice.kind == upstream::router::choice::down) {

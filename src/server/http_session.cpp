@@ -203,7 +203,6 @@ io::task<bool> read_request(io::tcp_stream& stream, beast::flat_buffer& buffer, 
           openai::invalid_request(fmt::format("Malformed HTTP request: {}.", ec.message()), {}, "bad_http_request"));
     co_return false;
   }
-  parser.finish_head();
   if (out.field_count() > limits.max_headers) {
     co_await refuse(stream, limits, http::status::request_header_fields_too_large,
                     openai::invalid_request(fmt::format("More than {} request headers.", limits.max_headers), {},

@@ -26,7 +26,6 @@ boost::system::error_code feed(request& out, std::string_view wire, std::size_t 
   p.body_limit(body_limit);
   std::string pending;
   std::size_t at = 0;
-  bool head_seen = false;
   while (!p.is_done()) {
     if (at >= wire.size()) return http::error::partial_message;
     const auto n = std::min(step, wire.size() - at);
@@ -36,10 +35,6 @@ boost::system::error_code feed(request& out, std::string_view wire, std::size_t 
       boost::system::error_code ec;
       const auto used = p.put(net::buffer(pending), ec);
       pending.erase(0, used);
-      if (p.is_header_done() && !head_seen) {
-        head_seen = true;
-        p.finish_head();
-      }
       if (ec == http::error::need_more) break;
       if (ec) return ec;
       if (p.is_done() || used == 0) break;
