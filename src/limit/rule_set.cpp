@@ -221,6 +221,7 @@ rule_set::rule_set(const control::config& cfg, const rule_set* previous) : rules
           carried = previous->stores_[i].get();
     stores_.push_back(make_store(r, cfg.limits.max_tracked_keys, carried));
     zones_.push_back(r.schedule.empty() ? nullptr : date::locate_zone(r.timezone)); // checked when loading
+    needs_body_ = needs_body_ || r.cost_tokens || std::find(r.key.begin(), r.key.end(), "model") != r.key.end();
   }
 }
 
@@ -432,6 +433,17 @@ void rule_set::settle_tokens(const admission& a, std::int64_t actual_tokens, nan
     const auto shard = h.shard;
     std::lock_guard lock(s.lock(shard));
     s.adjust(shard, h.key, now, actual_tokens - h.cost, h.variant);
+  }
+}
+
+void rule_set::refund(const admission& a, nanos now) {
+  if (!a.allowed) return;
+  // Shadow rules' counts are not held, so they keep the request: they only log.
+  for (const auto& h : a.holds) {
+    if (rules_[h.rule].algorithm == control::limit_algorithm::concurrency || h.cost == 0) continue;
+    auto& s = *stores_[h.rule];
+    std::lock_guard lock(s.lock(h.shard));
+    s.adjust(h.shard, h.key, now, -h.cost, h.variant);
   }
 }
 

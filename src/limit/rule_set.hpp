@@ -105,6 +105,14 @@ public:
   void release(const admission& a);
   // Corrects the token rules once the real usage is known (refund or charge the difference).
   void settle_tokens(const admission& a, std::int64_t actual_tokens, nanos now);
+  // Whether a decision needs the request's body: some rule is costed in
+  // tokens or keyed by the model. When none is, the gateway decides before it
+  // parses the body (a refusal then costs no parse), and refunds a request
+  // the body shows to be bad.
+  [[nodiscard]] bool needs_body() const noexcept { return needs_body_; }
+  // Takes back what an admission counted against the rate rules, as if the
+  // request had never come (its concurrency slots go back with release()).
+  void refund(const admission& a, nanos now);
 
   [[nodiscard]] const control::rule_config& rule(std::size_t i) const { return rules_[i]; }
   [[nodiscard]] std::size_t size() const noexcept { return rules_.size(); }
@@ -126,6 +134,7 @@ private:
   std::vector<control::rule_config> rules_;
   std::vector<std::unique_ptr<store>> stores_;
   std::vector<const void*> zones_; // the date::time_zone of each rule with a schedule (opaque here)
+  bool needs_body_ = false;
 };
 
 // OpenAI's way of writing a reset delay: "20ms", "1s", "1.5s", "6m0s", "1h2m3s".

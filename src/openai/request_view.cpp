@@ -1,7 +1,7 @@
 #include "openai/request_view.hpp"
 
 #include <algorithm>
-#include <boost/json/parse.hpp>
+#include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <cmath>
 #include <fmt/format.h>
@@ -188,8 +188,14 @@ bool has_non_finite(const json::value& v) {
 } // namespace
 
 parse_result parse_request(std::string_view text, endpoint kind, json::storage_ptr storage) {
+  // One parser per thread, reset for each request: json::parse would set up
+  // (and tear down) a parser and its value stack every time.
+  thread_local json::parser parser;
+  parser.reset(std::move(storage));
   boost::system::error_code ec;
-  json::value parsed = json::parse(text, ec, std::move(storage));
+  parser.write(text, ec);
+  if (ec) parser.reset(); // what it built so far goes now, while its storage is alive
+  json::value parsed = ec ? json::value() : parser.release();
   if (ec)
     return invalid_request(fmt::format("We could not parse the JSON body of your request: {}.", ec.message()), {},
                            "invalid_json");

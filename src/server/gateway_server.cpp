@@ -328,6 +328,9 @@ struct live_state {
   std::shared_ptr<const control::config> base; // as loaded (or as the admin API changed it)
 };
 
+// The model label of a request answered before its model was known.
+constexpr std::string_view k_no_model = "-";
+
 // What one request carries through the pipeline.
 struct request_state {
   std::shared_ptr<const live_state> live; // the config and limit rules this request runs on
@@ -344,7 +347,7 @@ struct request_state {
   std::string request_id;
   request_fields fields;       // of the request's head, into the request
   openai::header_list headers; // added to every response of this request
-  std::string model = "-";
+  std::string model{k_no_model};
   std::size_t model_index = SIZE_MAX; // into config::models, once resolved
   std::int64_t tokens_used = -1;      // prompt + completion tokens the backend reported; -1: unknown
   bool want_usage = false;            // a token rule admitted this request: ask the backend for usage
@@ -443,6 +446,10 @@ struct gateway::impl final : control::admin_target {
     };
     std::vector<model_series> model_metrics;
     std::vector<backend_series> backend_metrics;
+    // The same for requests answered before their model was known (a refusal
+    // by the limits before the body is read, a bad body): found on first use.
+    observe::histogram* no_model_duration = nullptr;
+    std::unordered_map<int, observe::counter*> no_model_by_status; // by status × 8 + outcome
   };
 
   void prepare_series(worker& w) {
@@ -1357,7 +1364,13 @@ struct gateway::impl final : control::admin_target {
   void record(worker& w, request_state& st) {
     const auto duration = seconds_since(st.start);
     const auto outcome = outcome_of(st);
-    if (st.model_index == SIZE_MAX) {
+    if (st.model_index == SIZE_MAX && st.model == k_no_model) {
+      auto& counter = w.no_model_by_status[st.status * 8 + static_cast<int>(outcome)];
+      if (!counter) counter = &metrics.requests.with({k_no_model, std::to_string(st.status), k_outcomes[outcome]});
+      counter->inc();
+      if (!w.no_model_duration) w.no_model_duration = &metrics.duration.with({k_no_model});
+      w.no_model_duration->observe(duration);
+    } else if (st.model_index == SIZE_MAX) {
       metrics.requests.with({st.model, std::to_string(st.status), k_outcomes[outcome]}).inc();
       metrics.duration.with({st.model}).observe(duration);
     } else {
@@ -1394,6 +1407,29 @@ struct gateway::impl final : control::admin_target {
     access->write(r);
   }
 
+  // The body parsed and checked, its model found and its prompt counted (a
+  // prompt that cannot fit the context is refused before any backend is
+  // touched): the refusal for a bad request, or nothing.
+  std::optional<openai::local_reply> understand(const request& req, openai::endpoint kind,
+                                                json::monotonic_resource& arena, request_state& st,
+                                                std::optional<openai::request_view>& view,
+                                                const control::model_config*& model, tokenize::prompt_count& prompt) {
+    auto parsed = openai::parse_request(req.body(), kind, &arena);
+    if (!parsed) return parsed.error();
+    view.emplace(std::move(*parsed));
+    model = cfg->find_model(view->model);
+    if (!model) return openai::model_not_found(view->model);
+    st.model = model->name;
+    st.model_index = static_cast<std::size_t>(model - cfg->models.data());
+    // Prompt tokens: exact with the model's tokenizer, else an estimate.
+    prompt = tokenize::count_prompt(*view, req.body(), tokenizers[st.model_index].get());
+    st.prompt_tokens = prompt.tokens;
+    if (prompt.exact && model->context_length > 0 &&
+        prompt.longest + view->max_tokens.value_or(0) > model->context_length)
+      return context_too_long(*model, prompt.longest, view->max_tokens);
+    return std::nullopt;
+  }
+
   // POST /v1/chat/completions and /v1/completions.
   // capture: instead of writing a whole answer, hand it back (the seed's
   // /chat reshapes it); refusals and errors are written as usual.
@@ -1408,7 +1444,8 @@ struct gateway::impl final : control::admin_target {
     // The pipeline, in order: who calls (before anything else, so a refused
     // caller costs nothing), what is asked (a bad request never reaches a
     // backend or uses quota), which model (unknown: 404, no quota used),
-    // admission by the limit rules, then forwarding.
+    // admission by the limit rules, then forwarding. When the rules do not
+    // need the body, admission comes before what is asked (see below).
     // This frame lives as long as a stream does, so it keeps few slots: every
     // refusal goes through one local_reply, every await's result is written in
     // place (g++ gives each temporary that spans a co_await a slot of its own).
@@ -1438,36 +1475,30 @@ struct gateway::impl final : control::admin_target {
     } else if (const auto t = control::parse_timeout_seconds(st.fields.stainless_timeout)) {
       st.deadline = st.start + *t;
     }
+    // What is asked: the body parsed and checked, the model found, the prompt
+    // counted. When no limit rule needs the body, the rules decide first: a
+    // refused request costs no parse (a malformed body from a client over its
+    // limit gets 429), and a request the body shows to be bad is refunded.
     // The parsed body lives in an arena that ends with the request (a stream's
     // whole life): its first block sized to the body, not a fixed 4 KiB.
     json::monotonic_resource arena(std::min<std::size_t>(4096, 1024 + 3 * req.body().size()));
-    auto view = openai::parse_request(req.body(), kind, &arena);
-    if (!view) co_return co_await refused(w, ctx, req, st, view.error());
-    const auto* model = cfg->find_model(view->model);
-    if (!model) {
-      refusal = openai::model_not_found(view->model);
-      co_return co_await refused(w, ctx, req, st, refusal);
-    }
-    st.model = model->name;
-    st.model_index = static_cast<std::size_t>(model - cfg->models.data());
-
-    // Prompt tokens: exact with the model's tokenizer, else an estimate. A
-    // prompt that cannot fit the context is refused before any backend is touched.
-    const auto prompt = tokenize::count_prompt(*view, req.body(), tokenizers[st.model_index].get());
-    st.prompt_tokens = prompt.tokens;
-    if (prompt.exact && model->context_length > 0 &&
-        prompt.longest + view->max_tokens.value_or(0) > model->context_length) {
-      refusal = context_too_long(*model, prompt.longest, view->max_tokens);
-      co_return co_await refused(w, ctx, req, st, refusal);
-    }
+    std::optional<openai::request_view> view;
+    const control::model_config* model = nullptr;
+    tokenize::prompt_count prompt;
+    const bool body_first = redis_limits || rules.needs_body();
+    if (body_first)
+      if (auto bad = understand(req, kind, arena, st, view, model, prompt)) {
+        refusal = std::move(*bad);
+        co_return co_await refused(w, ctx, req, st, refusal);
+      }
     const auto target = parse_target(req.target());
     limit::request_facts facts{client_ip,
                                who->name,
                                who->tier,
-                               model->name,
+                               model ? std::string_view(model->name) : std::string_view(),
                                target.path,
                                [&req](std::string_view name) { return req[name]; },
-                               prompt.tokens + view->max_tokens.value_or(model->default_max_tokens)};
+                               model ? prompt.tokens + view->max_tokens.value_or(model->default_max_tokens) : 0};
     // The limits: decided here (limits.store: local) or by Redis for the fleet.
     std::optional<limit::redis_limiter::decided> shared;
     limit::admission admitted;
@@ -1505,6 +1536,7 @@ struct gateway::impl final : control::admin_target {
       metrics.shadow_refusals.with({name}).inc();
       spdlog::info("request {}: shadow rule {} would have refused {}", st.request_id, name, who->name);
     }
+    const auto headers_before_limits = st.headers.size();
     add_rate_headers(admitted, st);
     if (!admitted.allowed) {
       metrics.refusals.with({admitted.refused_by->name}).inc();
@@ -1518,6 +1550,13 @@ struct gateway::impl final : control::admin_target {
       decltype(give_back)& fn;
       ~release_guard() { fn(); }
     } release{give_back};
+    if (!body_first)
+      if (auto bad = understand(req, kind, arena, st, view, model, prompt)) {
+        rules.refund(admitted, steady_now()); // as if it never came: nor do its headers count it
+        st.headers.resize(headers_before_limits);
+        refusal = std::move(*bad);
+        co_return co_await refused(w, ctx, req, st, refusal);
+      }
     if (admitted.delay > limit::nanos{0}) // a leaky-bucket shaper holds the request to its rate
       co_await hold(ctx, st, admitted.delay);
 

@@ -185,6 +185,61 @@ test("token costs: estimated up front, a request that can never fit is told so, 
   await sim.stop();
 });
 
+test("rules that need no body decide first: over the limit even a malformed body gets 429; a bad request under it is refunded", async () => {
+  const sim = await startSim();
+  const gw = await startGateway(
+    gatewayConfig([sim], {
+      extra: `limits:
+  rules:
+    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 2/minute}`,
+    }),
+  );
+  const url = `${gw.url}/v1/chat/completions`;
+  // Under the limit, bad requests are told what is wrong, count nothing and show no count.
+  for (let i = 0; i < 3; i++) {
+    const bad = await fetchJson(url, { body: '{"model": "Qwen3-1.7B", "messages": [' });
+    assert.equal(bad.status, 400, `malformed body ${i + 1}`);
+    assert.equal(bad.json.error.code, "invalid_json");
+    assert.equal(bad.headers.get("x-ratelimit-remaining-requests"), null);
+  }
+  const unknown = await fetchJson(url, { body: chat({ model: "no-such-model" }) });
+  assert.equal(unknown.status, 404);
+  const tooBig = await fetchJson(url, { body: chat({ max_tokens: 0 }) });
+  assert.equal(tooBig.status, 400);
+  // So the two the rule allows are both still there.
+  const first = await fetchJson(url, { body: chat() });
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("x-ratelimit-remaining-requests"), "1");
+  assert.equal((await fetchJson(url, { body: chat() })).status, 200);
+  // Over it, the rule answers before the body is read.
+  const over = await fetchJson(url, { body: '{"model": "Qwen3-1.7B", "messages": [' });
+  assert.equal(over.status, 429);
+  assert.equal(over.json.error.code, "rate_limit_exceeded");
+  assert.equal(over.headers.get("x-ratelimit-remaining-requests"), "0");
+  assert.equal(await metric(gw.url, "llmgate_requests_total", 'model="-",status="429",outcome="rate_limited"'), 1);
+  assert.equal(await metric(sim.url, "llmgate_sim_requests_total", 'outcome="completed"'), 2);
+  await gw.stop();
+  await sim.stop();
+});
+
+test("a rule keyed by model or costed in tokens reads the body first: a bad request is told so even over the limit", async () => {
+  const sim = await startSim();
+  const gw = await startGateway(
+    gatewayConfig([sim], {
+      extra: `limits:
+  rules:
+    - {name: per-model, key: [client_ip, model], algorithm: fixed_window, limit: 1/minute}`,
+    }),
+  );
+  const url = `${gw.url}/v1/chat/completions`;
+  assert.equal((await fetchJson(url, { body: chat() })).status, 200);
+  assert.equal((await fetchJson(url, { body: chat() })).status, 429);
+  const bad = await fetchJson(url, { body: '{"model": "Qwen3-1.7B", "messages": [' });
+  assert.equal(bad.status, 400, "the body decides which key counts, so it is read first");
+  await gw.stop();
+  await sim.stop();
+});
+
 test("bad rules are config errors with their line", async () => {
   const { spawnSync } = await import("node:child_process");
   const { writeFileSync, mkdtempSync, rmSync } = await import("node:fs");

@@ -72,10 +72,11 @@ limits:
   assert.equal(refused.status, 429);
   assert.equal(refused.outcome, "rate_limited");
   assert.equal(refused.rule, "per-key");
+  assert.equal(refused.model, "-", "refused before its body was read (the rule needs no body)");
 
   // The same on /metrics: by outcome, tokens and time per output token as histograms.
   assert.equal(await metric(gw.url, "llmgate_requests_total", { model: "Qwen3-1.7B", outcome: "ok" }), 2);
-  assert.equal(await metric(gw.url, "llmgate_requests_total", { model: "Qwen3-1.7B", outcome: "rate_limited" }), 1);
+  assert.equal(await metric(gw.url, "llmgate_requests_total", { model: "-", outcome: "rate_limited" }), 1);
   assert.equal(await metric(gw.url, "llmgate_request_completion_tokens_count", { model: "Qwen3-1.7B" }), 2);
   assert.equal(await metric(gw.url, "llmgate_time_per_output_token_seconds_count", { model: "Qwen3-1.7B" }), 1);
   await gw.stop();

@@ -139,6 +139,34 @@ TEST(rule_set, token_rules_are_settled_to_the_real_usage) {
   EXPECT_EQ(rs.admit(f, 0s).refusal.retry_after, k_never);
 }
 
+TEST(rule_set, a_refund_takes_back_what_every_algorithm_counted) {
+  using algo = control::limit_algorithm;
+  for (const auto a : {algo::fixed_window, algo::sliding_window, algo::sliding_log, algo::token_bucket, algo::gcra,
+                       algo::leaky_bucket}) {
+    auto cfg = with_rules({rule("r", a, 2, 60s)});
+    rule_set rs(cfg);
+    const auto f = facts("1.1.1.1");
+    const auto first = rs.admit(f, 1s);
+    ASSERT_TRUE(first.allowed);
+    rs.refund(first, 1s);
+    EXPECT_TRUE(rs.admit(f, 1s).allowed) << static_cast<int>(a);
+    EXPECT_TRUE(rs.admit(f, 1s).allowed) << "the refunded request left both places: " << static_cast<int>(a);
+    EXPECT_FALSE(rs.admit(f, 1s).allowed) << static_cast<int>(a);
+  }
+}
+
+TEST(rule_set, the_body_is_needed_only_by_token_costs_and_model_keys) {
+  EXPECT_FALSE(rule_set(with_rules({})).needs_body());
+  EXPECT_FALSE(rule_set(with_rules({rule("ip", control::limit_algorithm::gcra, 5, 1s, {"client_ip", "header:x-team"}),
+                                    rule("c", control::limit_algorithm::concurrency, 2, 0s, {"api_key"})}))
+                   .needs_body());
+  EXPECT_TRUE(
+      rule_set(with_rules({rule("m", control::limit_algorithm::gcra, 5, 1s, {"api_key", "model"})})).needs_body());
+  auto tokens = rule("t", control::limit_algorithm::token_bucket, 1000, 60s);
+  tokens.cost_tokens = true;
+  EXPECT_TRUE(rule_set(with_rules({rule("ip", control::limit_algorithm::gcra, 5, 1s), tokens})).needs_body());
+}
+
 TEST(rule_set, a_flood_of_new_keys_shares_one_overflow_bucket_when_none_is_idle) {
   auto cfg = with_rules({rule("per-ip", control::limit_algorithm::fixed_window, 2, 60s)}, 64); // 1 key per shard
   rule_set rs(cfg);
