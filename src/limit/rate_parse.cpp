@@ -36,10 +36,11 @@ std::optional<rate> parse_rate(std::string_view text) {
 
 std::string format_rate(const rate& r) {
   using namespace std::chrono;
-  if (r.period == seconds(1)) return fmt::format("{}/second", r.count);
-  if (r.period == minutes(1)) return fmt::format("{}/minute", r.count);
-  if (r.period == hours(1)) return fmt::format("{}/hour", r.count);
-  if (r.period == hours(24)) return fmt::format("{}/day", r.count);
+  // Every 429 names its rule's rate: the common periods without fmt.
+  if (r.period == seconds(1)) return std::to_string(r.count) + "/second";
+  if (r.period == minutes(1)) return std::to_string(r.count) + "/minute";
+  if (r.period == hours(1)) return std::to_string(r.count) + "/hour";
+  if (r.period == hours(24)) return std::to_string(r.count) + "/day";
   return fmt::format("{}/{}", r.count, control::format_duration(duration_cast<control::duration>(r.period)));
 }
 

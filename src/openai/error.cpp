@@ -1,21 +1,55 @@
 #include "openai/error.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
+#include <cstdint>
+#include <cstring>
 #include <fmt/format.h>
 #include <utf8proc.h>
 
 namespace llmgate::openai {
 
+namespace {
+
+// The bytes a JSON string must escape: control characters, '"' and '\\'.
+constexpr auto k_escaped = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
+// Whether any of the 8 bytes of w is one to escape, with the usual word-at-a-
+// time tests ("some byte below n", "some byte zero" after an xor): exact for
+// whether any byte is, not for which.
+constexpr bool escapes_in(std::uint64_t w) {
+  constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+  const std::uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+  const std::uint64_t below_space = (w - ones * 0x20) & ~w;
+  return ((below_space | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash)) & highs) != 0;
+}
+
+} // namespace
+
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char k_hex[] = "0123456789abcdef";
   out += '"';
   std::size_t plain = 0; // start of the run not yet copied
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + plain, i - plain);
-    plain = i + 1;
+  for (std::size_t i = 0; i < text.size();) {
+    // Eight bytes at a time while none needs escaping (most text).
+    if (text.size() - i >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, text.data() + i, 8);
+      if (!escapes_in(w)) {
+        i += 8;
+        continue;
+      }
+    }
+    const auto c = static_cast<unsigned char>(text[i++]);
+    if (!k_escaped[c]) continue;
+    out.append(text.data() + plain, i - 1 - plain);
+    plain = i;
     switch (c) {
     case '"': out += "\\\""; break;
     case '\\': out += "\\\\"; break;

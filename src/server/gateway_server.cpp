@@ -50,6 +50,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <fmt/compile.h>
 #include <limits>
 #include <map>
 #include <optional>
@@ -449,8 +450,15 @@ struct gateway::impl final : control::admin_target {
     // The same for requests answered before their model was known (a refusal
     // by the limits before the body is read, a bad body): found on first use.
     observe::histogram* no_model_duration = nullptr;
-    std::unordered_map<int, observe::counter*> no_model_by_status; // by status × 8 + outcome
+    std::unordered_map<int, observe::counter*> no_model_by_status;           // by status × 8 + outcome
+    std::vector<std::pair<std::string, observe::counter*>> refusals_by_rule; // a handful: scanned
   };
+
+  observe::counter& refusals_of(worker& w, std::string_view rule) {
+    for (auto& [name, counter] : w.refusals_by_rule)
+      if (name == rule) return *counter;
+    return *w.refusals_by_rule.emplace_back(std::string(rule), &metrics.refusals.with({rule})).second;
+  }
 
   void prepare_series(worker& w) {
     for (const auto& m : cfg->models)
@@ -1323,23 +1331,41 @@ struct gateway::impl final : control::admin_target {
   openai::local_reply too_many_requests(const limit::admission& a, const control::caller& who) const {
     const auto& r = *a.refused_by;
     const auto& d = a.refusal;
+    // Compiled formats: a refusal is what a flood gets, so it should be cheap
+    // (parsing the format strings at run time was ~1.2k instructions of ~22k).
     const std::string limit_text = r.algorithm == control::limit_algorithm::concurrency
-                                       ? fmt::format("{} in flight", r.count)
+                                       ? fmt::format(FMT_COMPILE("{} in flight"), r.count)
                                        : limit::format_rate({r.count, r.period});
     openai::local_reply out;
     out.status = 429;
     std::string message;
     if (d.retry_after == limit::k_never) {
-      message = fmt::format("Request too large for rule '{}' ({}, {}): its cost can never pass; the most it "
-                            "allows at once is {}.",
+      message = fmt::format(FMT_COMPILE("Request too large for rule '{}' ({}, {}): its cost can never pass; the "
+                                        "most it allows at once is {}."),
                             r.name, limit_text, control::to_string(r.algorithm), d.limit);
     } else {
       const auto ms = std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(d.retry_after).count());
-      message =
-          fmt::format("Rate limit reached for rule '{}' ({}, {}) for {}: limit {}, remaining {}. Please try "
-                      "again in {}.",
-                      r.name, limit_text, control::to_string(r.algorithm), who.anonymous ? "your address" : who.name,
-                      d.limit, d.remaining, limit::format_reset(d.retry_after));
+      // In one allocation: this is what a flood of refused requests is answered with.
+      const auto limit = std::to_string(d.limit), remaining = std::to_string(d.remaining);
+      const auto again = limit::format_reset(d.retry_after);
+      const std::string_view caller = who.anonymous ? std::string_view("your address") : std::string_view(who.name);
+      message = assemble([&](auto&& put) {
+        put("Rate limit reached for rule '");
+        put(r.name);
+        put("' (");
+        put(limit_text);
+        put(", ");
+        put(control::to_string(r.algorithm));
+        put(") for ");
+        put(caller);
+        put(": limit ");
+        put(limit);
+        put(", remaining ");
+        put(remaining);
+        put(". Please try again in ");
+        put(again);
+        put(".");
+      });
       out.headers.emplace_back("Retry-After", std::to_string((ms + 999) / 1000));
       out.headers.emplace_back("retry-after-ms", std::to_string(ms));
     }
@@ -1539,7 +1565,7 @@ struct gateway::impl final : control::admin_target {
     const auto headers_before_limits = st.headers.size();
     add_rate_headers(admitted, st);
     if (!admitted.allowed) {
-      metrics.refusals.with({admitted.refused_by->name}).inc();
+      refusals_of(w, admitted.refused_by->name).inc();
       st.refused_by = admitted.refused_by->name;
       refusal = too_many_requests(admitted, *who);
       co_return co_await refused(w, ctx, req, st, refusal);

@@ -69,5 +69,22 @@ TEST(ErrorBody, IsWhatBoostJsonWouldWriteForAnyText) {
   }
 }
 
+TEST(ErrorBody, EscapesAreFoundWhereverTheyFallInAWord) {
+  // append_json_string tests eight bytes at a time: every character to escape,
+  // and some that must not be, at every place in and around a word.
+  std::string specials = "\"\\\x7f\x80\xff !#[]{}";
+  for (int c = 0; c < 0x20; ++c) specials += static_cast<char>(c);
+  for (const char special : specials)
+    for (std::size_t size = 1; size <= 20; ++size)
+      for (std::size_t at = 0; at < size; ++at) {
+        std::string text(size, 'a');
+        text[at] = special;
+        std::string out;
+        append_json_string(out, text);
+        ASSERT_EQ(out, boost::json::serialize(boost::json::value(text)))
+            << "byte " << static_cast<int>(static_cast<unsigned char>(special)) << " at " << at << " of " << size;
+      }
+}
+
 } // namespace
 } // namespace llmgate::openai
