@@ -64,7 +64,8 @@ client_watch::~client_watch() {
 }
 
 std::string format_head(int status, std::string_view content_type, const header_list& headers,
-                        std::optional<std::size_t> content_length, bool keep_alive, bool chunked) {
+                        std::optional<std::size_t> content_length, bool keep_alive, bool chunked,
+                        const header_list* more) {
   // By hand rather than fmt or Beast's serializer: this runs for every answer.
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
   const decimal status_text(static_cast<std::uint64_t>(status));
@@ -81,12 +82,14 @@ std::string format_head(int status, std::string_view content_type, const header_
       put(content_type);
       put("\r\n"sv);
     }
-    for (const auto& [name, value] : headers) {
-      put(name);
-      put(": "sv);
-      put(value);
-      put("\r\n"sv);
-    }
+    for (const auto* list : {&headers, more})
+      if (list)
+        for (const auto& [name, value] : *list) {
+          put(name);
+          put(": "sv);
+          put(value);
+          put("\r\n"sv);
+        }
     if (!content_length) {
       if (chunked) put("Transfer-Encoding: chunked\r\n"sv);
     } else if (sized) {
@@ -104,9 +107,9 @@ bool keep_alive_for(const session_context& ctx, const request& req) {
 }
 
 io::task<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
-                            const header_list& headers, std::string_view body) {
+                            const header_list& headers, std::string_view body, const header_list* more) {
   const bool keep = keep_alive_for(ctx, req);
-  const auto head = format_head(status, content_type, headers, body.size(), keep);
+  const auto head = format_head(status, content_type, headers, body.size(), keep, true, more);
   const std::array<net::const_buffer, 2> buffers{
       net::buffer(head), req.method() == http::verb::head ? net::const_buffer{} : net::buffer(body)};
   ctx.stream.expires_after(ctx.limits.write_timeout);
@@ -116,11 +119,7 @@ io::task<bool> write_answer(session_context& ctx, const request& req, int status
 
 io::task<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
                            const header_list& headers) {
-  if (reply.headers.empty())
-    co_return co_await write_answer(ctx, req, reply.status, "application/json", headers, reply.body);
-  header_list all = headers;
-  all.insert(all.end(), reply.headers.begin(), reply.headers.end());
-  co_return co_await write_answer(ctx, req, reply.status, "application/json", all, reply.body);
+  co_return co_await write_answer(ctx, req, reply.status, "application/json", headers, reply.body, &reply.headers);
 }
 
 io::task<bool> write_stream_head(session_context& ctx, int status, std::string_view content_type,

@@ -119,17 +119,20 @@ private:
 // sends none.
 // chunked = false with no content_length: the body runs until the connection
 // closes (HTTP/1.0 clients, which know no chunked encoding).
+// more: further headers after `headers` (a reply's own after the request's).
 [[nodiscard]] std::string format_head(int status, std::string_view content_type, const header_list& headers,
-                                      std::optional<std::size_t> content_length, bool keep_alive, bool chunked = true);
+                                      std::optional<std::size_t> content_length, bool keep_alive, bool chunked = true,
+                                      const header_list* more = nullptr);
 
 // Whether the response to req may keep the connection (the request allows
 // it and the worker is not draining).
 [[nodiscard]] bool keep_alive_for(const session_context& ctx, const request& req);
 
 // Writes a whole response (head and body in one gather write) with its
-// deadline. Returns whether the connection may carry another request.
+// deadline; `more`: headers after `headers`. Returns whether the connection
+// may carry another request.
 io::task<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
-                            const header_list& headers, std::string_view body);
+                            const header_list& headers, std::string_view body, const header_list* more = nullptr);
 
 // An OpenAI-shaped local reply plus the request's own headers.
 io::task<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,

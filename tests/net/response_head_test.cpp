@@ -21,6 +21,18 @@ TEST(format_head, a_sized_answer_lists_its_headers_in_order) {
                                                                      "Content-Length: 17\r\n\r\n");
 }
 
+TEST(format_head, a_replys_own_headers_follow_the_requests) {
+  const header_list request_headers{{"x-request-id", "abc"}};
+  const header_list reply_headers{{"Retry-After", "2"}, {"retry-after-ms", "1500"}};
+  EXPECT_EQ(format_head(429, "application/json", request_headers, 2, true, true, &reply_headers),
+            "HTTP/1.1 429 Too Many Requests\r\n"
+            "Content-Type: application/json\r\n"
+            "x-request-id: abc\r\n"
+            "Retry-After: 2\r\n"
+            "retry-after-ms: 1500\r\n"
+            "Content-Length: 2\r\n\r\n");
+}
+
 TEST(format_head, no_content_has_no_length_and_close_is_said) {
   EXPECT_EQ(format_head(204, {}, {}, 0, false), "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(format_head(304, {}, {}, 12, true), "HTTP/1.1 304 Not Modified\r\n\r\n");
