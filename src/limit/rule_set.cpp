@@ -11,10 +11,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/container/small_vector.hpp>
 #include <date/tz.h>
 #include <deque>
 #include <fmt/format.h>
 #include <mutex>
+#include <optional>
 #include <spdlog/spdlog.h>
 #include <unordered_map>
 
@@ -287,29 +289,32 @@ admission rule_set::admit(const request_facts& facts, nanos now, const queue_tic
     std::int64_t cost;
     std::size_t variant;
   };
-  const auto wall =
-      facts.wall == std::chrono::system_clock::time_point{} ? std::chrono::system_clock::now() : facts.wall;
-  std::vector<pending> todo;
+  // The wall clock only for rules with a schedule (a clock read per request otherwise).
+  std::optional<std::chrono::system_clock::time_point> wall;
+  if (facts.wall != std::chrono::system_clock::time_point{}) wall = facts.wall;
+  // A request meets a few rules: the working lists live on the stack (an
+  // allocation each was a third of a one-rule admission).
+  boost::container::small_vector<pending, 4> todo;
   for (std::size_t i = 0; i < rules_.size(); ++i) {
     const auto& r = rules_[i];
     if (!applies(r, facts.tier)) continue;
     auto key = key_for(r, facts);
     const auto shard = stores_[i]->shard_of(key);
-    todo.push_back(
-        {i, shard, std::move(key), r.cost_tokens ? std::max<std::int64_t>(1, facts.token_cost) : 1, variant(i, wall)});
+    if (!r.schedule.empty() && !wall) wall = std::chrono::system_clock::now();
+    todo.push_back({i, shard, std::move(key), r.cost_tokens ? std::max<std::int64_t>(1, facts.token_cost) : 1,
+                    r.schedule.empty() ? 0 : variant(i, *wall)});
   }
   if (todo.empty()) return out;
 
   // Lock every shard involved, in (rule, shard) order, each once.
-  std::vector<std::pair<std::size_t, std::size_t>> order;
+  boost::container::small_vector<std::pair<std::size_t, std::size_t>, 4> order;
   for (const auto& p : todo) order.emplace_back(p.rule, p.shard);
   std::sort(order.begin(), order.end());
   order.erase(std::unique(order.begin(), order.end()), order.end());
-  std::vector<std::unique_lock<std::mutex>> locks;
-  locks.reserve(order.size());
+  boost::container::small_vector<std::unique_lock<std::mutex>, 4> locks;
   for (const auto& [rule, shard] : order) locks.emplace_back(stores_[rule]->lock(shard));
 
-  std::vector<decision> verdicts(todo.size());
+  boost::container::small_vector<decision, 4> verdicts(todo.size());
   for (std::size_t j = 0; j < todo.size(); ++j) {
     const auto& p = todo[j];
     verdicts[j] = stores_[p.rule]->check(p.shard, p.key, now, p.cost, p.variant);
