@@ -59,7 +59,12 @@ void canonical(const json::value& v, key_writer& out);
 // A string as its length and its bytes: unambiguous, and no escaping (a key
 // need not be JSON, only one per distinct request).
 void text(std::string_view s, key_writer& out) {
-  out.number(s.size());
+  if (s.size() < 100) { // most keys and values: their length in one or two digits, without to_chars
+    if (s.size() >= 10) out.put(static_cast<char>('0' + s.size() / 10));
+    out.put(static_cast<char>('0' + s.size() % 10));
+  } else {
+    out.number(s.size());
+  }
   out.put('"');
   out.put(s);
 }
@@ -79,7 +84,12 @@ void canonical(const json::object& o, key_writer& out, bool top) {
   for (const auto& kv : o)
     if (!top || (kv.key() != "model" && kv.key() != "user")) room[n++] = &kv;
   const auto fields = room.first(n);
-  const auto before = [](const json::key_value_pair* a, const json::key_value_pair* b) { return a->key() < b->key(); };
+  const auto before = [](const json::key_value_pair* a, const json::key_value_pair* b) {
+    const std::string_view x = a->key(), y = b->key();
+    if (!x.empty() && !y.empty() && x[0] != y[0]) // most keys differ at once; bytes compare unsigned, as in x < y
+      return static_cast<unsigned char>(x[0]) < static_cast<unsigned char>(y[0]);
+    return x < y;
+  };
   if (n > k_small) {
     std::sort(fields.begin(), fields.end(), before);
   } else { // an insertion sort: a handful of fields, often already in order
