@@ -1331,8 +1331,9 @@ struct gateway::impl final : control::admin_target {
   openai::local_reply too_many_requests(const limit::admission& a, const control::caller& who) const {
     const auto& r = *a.refused_by;
     const auto& d = a.refusal;
-    // Compiled formats: a refusal is what a flood gets, so it should be cheap
-    // (parsing the format strings at run time was ~1.2k instructions of ~22k).
+    // A refusal is what a flood gets, so its text is cheap to make: formats
+    // compiled, and the common message assembled in one allocation (fmt's
+    // run-time format parsing was ~1.2k instructions of a ~22k refusal).
     const std::string limit_text = r.algorithm == control::limit_algorithm::concurrency
                                        ? fmt::format(FMT_COMPILE("{} in flight"), r.count)
                                        : limit::format_rate({r.count, r.period});
