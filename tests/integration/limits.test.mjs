@@ -191,7 +191,7 @@ test("rules that need no body decide first: over the limit even a malformed body
     gatewayConfig([sim], {
       extra: `limits:
   rules:
-    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 2/minute}`,
+    - {name: per-ip, key: client_ip, algorithm: fixed_window, limit: 2/hour}`,
     }),
   );
   const url = `${gw.url}/v1/chat/completions`;
@@ -228,7 +228,7 @@ test("a rule keyed by model or costed in tokens reads the body first: a bad requ
     gatewayConfig([sim], {
       extra: `limits:
   rules:
-    - {name: per-model, key: [client_ip, model], algorithm: fixed_window, limit: 1/minute}`,
+    - {name: per-model, key: [client_ip, model], algorithm: fixed_window, limit: 1/hour}`,
     }),
   );
   const url = `${gw.url}/v1/chat/completions`;
