@@ -430,26 +430,26 @@ void rule_set::release(const admission& a) {
   }
 }
 
-void rule_set::settle_tokens(const admission& a, std::int64_t actual_tokens, nanos now) {
+template <class Delta> void rule_set::adjust_holds(const admission& a, nanos now, Delta delta) {
   if (!a.allowed) return;
   for (const auto& h : a.holds) {
-    if (!rules_[h.rule].cost_tokens || h.cost == actual_tokens) continue;
+    const std::int64_t d = delta(h);
+    if (d == 0) continue;
     auto& s = *stores_[h.rule];
-    const auto shard = h.shard;
-    std::lock_guard lock(s.lock(shard));
-    s.adjust(shard, h.key, now, actual_tokens - h.cost, h.variant);
+    std::lock_guard lock(s.lock(h.shard));
+    s.adjust(h.shard, h.key, now, d, h.variant);
   }
 }
 
+void rule_set::settle_tokens(const admission& a, std::int64_t actual_tokens, nanos now) {
+  adjust_holds(a, now, [&](const rule_hold& h) { return rules_[h.rule].cost_tokens ? actual_tokens - h.cost : 0; });
+}
+
 void rule_set::refund(const admission& a, nanos now) {
-  if (!a.allowed) return;
   // Shadow rules' counts are not held, so they keep the request: they only log.
-  for (const auto& h : a.holds) {
-    if (rules_[h.rule].algorithm == control::limit_algorithm::concurrency || h.cost == 0) continue;
-    auto& s = *stores_[h.rule];
-    std::lock_guard lock(s.lock(h.shard));
-    s.adjust(h.shard, h.key, now, -h.cost, h.variant);
-  }
+  adjust_holds(a, now, [&](const rule_hold& h) {
+    return rules_[h.rule].algorithm == control::limit_algorithm::concurrency ? 0 : -h.cost;
+  });
 }
 
 std::size_t rule_set::sweep(nanos now) {

@@ -128,6 +128,8 @@ public:
   class store; // one rule's key states (defined in rule_set.cpp)
 
 private:
+  // Adds delta(hold) to each hold's key (0: leaves it), under its shard's lock.
+  template <class Delta> void adjust_holds(const admission& a, nanos now, Delta delta);
   // Which of a rule's limits applies at `wall`: 0 the rule's own, i + 1 its schedule entry i.
   [[nodiscard]] std::size_t variant(std::size_t rule, std::chrono::system_clock::time_point wall) const;
 

@@ -1346,7 +1346,6 @@ struct gateway::impl final : control::admin_target {
                             r.name, limit_text, control::to_string(r.algorithm), d.limit);
     } else {
       const auto ms = std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::milliseconds>(d.retry_after).count());
-      // In one allocation: this is what a flood of refused requests is answered with.
       const auto limit = std::to_string(d.limit), remaining = std::to_string(d.remaining);
       const auto again = limit::format_reset(d.retry_after);
       const std::string_view caller = who.anonymous ? std::string_view("your address") : std::string_view(who.name);
@@ -1391,15 +1390,12 @@ struct gateway::impl final : control::admin_target {
   void record(worker& w, request_state& st) {
     const auto duration = seconds_since(st.start);
     const auto outcome = outcome_of(st);
-    if (st.model_index == SIZE_MAX && st.model == k_no_model) {
+    if (st.model_index == SIZE_MAX) { // the model is set with its index: this one's is k_no_model
       auto& counter = w.no_model_by_status[st.status * 8 + static_cast<int>(outcome)];
       if (!counter) counter = &metrics.requests.with({k_no_model, std::to_string(st.status), k_outcomes[outcome]});
       counter->inc();
       if (!w.no_model_duration) w.no_model_duration = &metrics.duration.with({k_no_model});
       w.no_model_duration->observe(duration);
-    } else if (st.model_index == SIZE_MAX) {
-      metrics.requests.with({st.model, std::to_string(st.status), k_outcomes[outcome]}).inc();
-      metrics.duration.with({st.model}).observe(duration);
     } else {
       auto& series = w.model_metrics[st.model_index];
       auto& counter = series.by_status[st.status * 8 + static_cast<int>(outcome)];

@@ -204,8 +204,8 @@ test("rules that need no body decide first: over the limit even a malformed body
   }
   const unknown = await fetchJson(url, { body: chat({ model: "no-such-model" }) });
   assert.equal(unknown.status, 404);
-  const tooBig = await fetchJson(url, { body: chat({ max_tokens: 0 }) });
-  assert.equal(tooBig.status, 400);
+  const invalid = await fetchJson(url, { body: chat({ max_tokens: 0 }) });
+  assert.equal(invalid.status, 400);
   // So the two the rule allows are both still there.
   const first = await fetchJson(url, { body: chat() });
   assert.equal(first.status, 200);
