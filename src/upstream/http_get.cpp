@@ -46,7 +46,7 @@ io::task<boost::system::result<get_result>> http_get(const http_url& url, contro
   if (rec) co_return rec;
   io::connecting_stream connecting(ex);
   connecting.expires_at(deadline); // one deadline for the whole exchange
-  if (auto [ec, ep] = co_await connecting.async_connect(endpoints, io::k_tuple); ec) co_return ec;
+  if (auto [ec, ep] = co_await connecting.async_connect(endpoints, io::k_tuple_awaitable); ec) co_return ec;
   auto socket = connecting.release_socket();
   if (url.tls) {
     const auto left = std::chrono::duration_cast<control::duration>(deadline - std::chrono::steady_clock::now());

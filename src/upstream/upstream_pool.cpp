@@ -43,7 +43,7 @@ io::task<boost::system::result<std::unique_ptr<connection>>> pool::acquire(contr
     auto [rec, endpoints] =
         co_await resolver.async_resolve(backend_.address.host, std::to_string(backend_.address.port), io::k_tuple);
     if (rec) co_return rec;
-    auto [cec, ep] = co_await stream.async_connect(endpoints, io::k_tuple);
+    auto [cec, ep] = co_await stream.async_connect(endpoints, io::k_tuple_awaitable);
     if (cec) co_return cec;
   }
   stream.socket().set_option(tcp::no_delay(true), ec);
