@@ -6,14 +6,15 @@
 # drives it with wrk for a few seconds and divides.
 #
 # Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--client wrk|openai-node]
-#          [--server llmgate|nginx] [--limit none|never|triggers] [--bin PATH] [--seconds S] [--config YAML-LINE]
+#          [--server llmgate|nginx|sim] [--limit none|never|triggers] [--bin PATH] [--seconds S] [--config YAML-LINE]
 # (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
 # asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten; --client openai-node
 # sends the 17 header fields the openai npm client (5.x) sends, wrk's 3 otherwise; --server nginx
 # counts nginx instead, one worker without a master, proxy_pass with upstream keep-alive as in
-# bench/peers/run.sh, for the same requests to the same simulator; --limit puts the peers' per-client
-# limit on either server: never = 1,000,000/second, triggers = 10/second, where nearly every request
-# is refused, as bench/peers/run.sh sets them.)
+# bench/peers/run.sh, for the same requests to the same simulator; --server sim counts the simulator
+# itself, sent the same requests directly (every peer's benchmark shares its cores with it); --limit
+# puts the peers' per-client limit on llmgate or nginx: never = 1,000,000/second, triggers =
+# 10/second, where nearly every request is refused, as bench/peers/run.sh sets them.)
 # Needs: valgrind (callgrind_control), wrk, curl; nginx for --server nginx. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,17 +36,21 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
     --limit) LIMIT="$2"; shift 2 ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,18p' "$0"; exit 2 ;;
   esac
 done
 [[ $CLIENT == wrk || $CLIENT == openai-node ]] || { echo "--client wrk|openai-node" >&2; exit 2; }
-[[ $SERVER == llmgate || $SERVER == nginx ]] || { echo "--server llmgate|nginx" >&2; exit 2; }
+[[ $SERVER == llmgate || $SERVER == nginx || $SERVER == sim ]] || { echo "--server llmgate|nginx|sim" >&2; exit 2; }
 [[ $LIMIT == none || $LIMIT == never || $LIMIT == triggers ]] || { echo "--limit none|never|triggers" >&2; exit 2; }
-[[ $SERVER == llmgate || -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
+[[ $SERVER != nginx || -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
-start_instant_sim
-if [[ $SERVER == llmgate ]]; then
+[[ $SERVER == sim ]] || start_instant_sim
+if [[ $SERVER == sim ]]; then
+  valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" sim --host 127.0.0.1 --port 0 --profile instant \
+    >"$TMP/gw.out" 2>/dev/null & GW=$!
+  GW_PORT=$(wait_port "$TMP/gw.out")
+elif [[ $SERVER == llmgate ]]; then
   printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n%s\n' "$SIM_PORT" "$EXTRA_CONFIG" >"$TMP/gw.yaml"
   [[ $LIMIT == none ]] || printf 'limits:\n  rules:\n    - {name: per-client, key: client_ip, algorithm: fixed_window, limit: %s/second}\n' "$(limit_rate "$LIMIT")" >>"$TMP/gw.yaml"
   valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!

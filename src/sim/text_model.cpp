@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 
 namespace llmgate::sim {
 
@@ -45,13 +46,18 @@ generation generate(const generation_request& req) {
   rng r{fnv1a(req.prompt)};
   std::size_t answer = req.answer_tokens ? req.answer_tokens : 16 + r.next() % 33;
   const std::size_t thought = req.thinking_tokens ? req.thinking_tokens : 8 + r.next() % 17;
-  if (req.ignore_eos && req.max_tokens > 0) {                 // the answer runs on until max_tokens cuts it
-    const std::size_t block = req.thinking ? thought + 5 : 0; // <think>, "\n", the thought, ".\n", </think>, "\n\n"
+  const std::size_t block = req.thinking ? thought + 5 : 0; // <think>, "\n", the thought, ".\n", </think>, "\n\n"
+  if (req.ignore_eos && req.max_tokens > 0) {               // the answer runs on until max_tokens cuts it
     // At most Qwen3's context (40,960 tokens), as a server stops there too.
     const auto wanted = static_cast<std::size_t>(std::min<std::int64_t>(req.max_tokens, 40960));
     answer = std::max(answer, wanted + 1 - std::min(block, wanted));
   }
+  // Tokens past max_tokens would be cut off: only those within it are made
+  // (the same ones, as each word's draw depends only on the draws before it).
+  const std::size_t limit =
+      req.max_tokens > 0 ? static_cast<std::size_t>(req.max_tokens) : std::numeric_limits<std::size_t>::max();
   generation g;
+  g.tokens.reserve(std::min(block + answer, limit));
   if (req.thinking) {
     g.tokens.emplace_back("<think>");
     g.tokens.emplace_back("\n");
@@ -62,14 +68,15 @@ generation generate(const generation_request& req) {
     g.tokens.emplace_back("\n\n");
     g.reasoning_tokens = g.tokens.size();
   }
-  for (std::size_t i = 0; i < answer; ++i) {
-    std::string word(k_words[r.next() % k_words.size()]);
-    if (i == 0) word[0] = static_cast<char>(word[0] >= 'a' && word[0] <= 'z' ? word[0] - 32 : word[0]);
-    g.tokens.push_back(i == 0 ? word : " " + word);
+  const std::size_t words = std::min(answer, limit - std::min(limit, block));
+  for (std::size_t i = 0; i < words; ++i) {
+    auto& token = g.tokens.emplace_back(i ? " " : "");
+    token += k_words[r.next() % k_words.size()];
+    if (i == 0 && token[0] >= 'a' && token[0] <= 'z') token[0] = static_cast<char>(token[0] - 32);
   }
-  g.tokens.back() += ".";
-  if (req.max_tokens > 0 && g.tokens.size() > static_cast<std::size_t>(req.max_tokens)) {
-    g.tokens.resize(static_cast<std::size_t>(req.max_tokens));
+  if (words == answer) g.tokens.back() += ".";
+  if (block + answer > limit) {
+    g.tokens.resize(limit);
     g.truncated = true;
     if (g.reasoning_tokens > g.tokens.size()) g.reasoning_tokens = g.tokens.size();
   }

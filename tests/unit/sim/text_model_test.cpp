@@ -93,6 +93,27 @@ TEST(text_model, max_tokens_truncates) {
   EXPECT_FALSE(generate(r).truncated);
 }
 
+// Only the tokens within max_tokens are made: at every cut, in and after the
+// think block, they are the same as the uncut answer's, and the final "." is
+// the uncut answer's own.
+TEST(text_model, every_cut_is_a_prefix_of_the_whole_answer) {
+  for (const bool thinking : {false, true}) {
+    auto r = request("cut me anywhere", thinking);
+    r.thinking_tokens = 4;
+    r.answer_tokens = 12;
+    const auto full = generate(r);
+    ASSERT_EQ(full.tokens.size(), thinking ? 21u : 12u);
+    for (std::size_t max = 1; max <= full.tokens.size() + 2; ++max) {
+      r.max_tokens = static_cast<std::int64_t>(max);
+      const auto cut = generate(r);
+      ASSERT_EQ(cut.tokens.size(), std::min(max, full.tokens.size())) << thinking << " " << max;
+      EXPECT_EQ(cut.truncated, max < full.tokens.size()) << thinking << " " << max;
+      EXPECT_EQ(cut.reasoning_tokens, std::min(full.reasoning_tokens, cut.tokens.size())) << thinking << " " << max;
+      for (std::size_t i = 0; i < cut.tokens.size(); ++i) EXPECT_EQ(cut.tokens[i], full.tokens[i]) << max << " " << i;
+    }
+  }
+}
+
 TEST(text_model, max_tokens_inside_the_think_block) {
   auto r = request("think hard", true);
   r.thinking_tokens = 8;
