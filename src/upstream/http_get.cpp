@@ -63,6 +63,10 @@ io::task<boost::system::result<get_result>> http_get(const http_url& url, contro
   req.keep_alive(false);
   if (auto [ec, n] = co_await http::async_write(stream, req, io::k_tuple); ec) co_return ec;
   beast::flat_buffer buffer;
+  // Beast reads into the room a buffer has, at least 512 bytes: a server's
+  // metrics page (tens of KiB, every scrape interval) took a recv and a
+  // wait on the reactor per 512 bytes.
+  buffer.reserve(16 * 1024);
   http::response_parser<http::string_body> parser;
   parser.body_limit(max_body);
   if (auto [ec, n] = co_await http::async_read(stream, buffer, parser, io::k_tuple); ec) co_return ec;
