@@ -15,7 +15,8 @@
 # connections for every peer. Prints a markdown table: req/s, p50, p99, the
 # CPU the peer's processes used per request (user and system microseconds,
 # from /proc/PID/stat of the peer and its children around the wrk run) and
-# each peer's ratio to llmgate.
+# each peer's ratio to llmgate. A last line gives the harness alone: wrk
+# straight to the simulator, and the CPU each uses per request.
 # --syscalls: instead, strace -c follows each peer's processes during the
 # run and the table gives its system calls per request by name (strace slows
 # the peer: its req/s and latencies are not comparable then).
@@ -39,7 +40,7 @@ LIMITS="never triggers"
 OUT=""
 SYSCALLS=0
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --workers) WORKER_COUNTS="$2"; shift 2 ;;
@@ -245,6 +246,27 @@ if (( SYSCALLS )); then
   table+=$'\n\n'"System calls per request (strace -c -f on the peer's processes; strace slows them, so req/s above is not comparable):"$'\n\n'
   table+="| workers | limit | peer | calls per request, by name |"$'\n'"| ---: | --- | --- | --- |"
   for r in "${SYSROWS[@]}"; do table+=$'\n'"$r"; done
+fi
+# The harness alone: wrk straight to the simulator, no proxy, and the CPU the
+# simulator and wrk use per request. Every peer shares the two cores with
+# both, so their cost bounds what any proxy can reach on this machine.
+if (( ! SYSCALLS )); then
+  echo "the harness alone: wrk straight to the simulator (${DURATION}s)..." >&2
+  out="$TMP/wrk-direct.txt"
+  sim_before=($(tree_cpu "$SIM_PID"))
+  # wrk's own CPU: the run's child, from getrusage.
+  wrk_cpu=($("$PY" -c 'import resource, subprocess, sys
+with open(sys.argv[1], "w") as f: subprocess.run(sys.argv[2:], stdout=f, stderr=subprocess.STDOUT)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(round(r.ru_utime * 1e6), round(r.ru_stime * 1e6))' "$out" timeout $((DURATION + 60)) wrk -t "$THREADS" -c "$CONNECTIONS" \
+    -d "${DURATION}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$SIM_PORT/v1/chat/completions"))
+  sim_after=($(tree_cpu "$SIM_PID"))
+  rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
+  total="$(awk '/requests in/ {print $1}' "$out")"
+  [[ -n "$rps" && "${total:-0}" -gt 0 ]] || { echo "error: no wrk figures for the simulator alone:" >&2; cat "$out" >&2; exit 1; }
+  table+=$'\n\n'"$(printf 'The harness alone (wrk straight to the simulator, no proxy): %.0f req/s; per request the simulator used %s / %s µs of CPU (user / system) and wrk %s / %s.' \
+    "$rps" "$(us_per_request $((sim_after[0] - sim_before[0])) "$total")" "$(us_per_request $((sim_after[1] - sim_before[1])) "$total")" \
+    "$(awk -v c="${wrk_cpu[0]}" -v n="$total" 'BEGIN { printf "%.1f", c / n }')" "$(awk -v c="${wrk_cpu[1]}" -v n="$total" 'BEGIN { printf "%.1f", c / n }')")"
 fi
 echo "$table"
 [[ -z "$OUT" ]] || echo "$table" >"$OUT"
