@@ -26,9 +26,9 @@ using timer = boost::asio::steady_timer::rebind_executor<executor>::other;
 inline constexpr boost::asio::use_awaitable_t<executor> use_task{};
 // A co_await with the error code returned in a tuple instead of thrown. The
 // operation is deferred: the awaiting coroutine starts it itself, where
-// use_awaitable would wrap each initiation in a coroutine frame of its own
-// (allocated, pumped and freed: ~2k instructions of a proxied request, whose
-// reads and writes are a dozen such operations).
+// use_awaitable would wrap each initiation in a coroutine frame of its own,
+// allocated, pumped and freed (~550 of a proxied request's 34.8k
+// instructions; docs/BENCHMARKS.md).
 inline constexpr auto k_tuple = boost::asio::as_tuple(boost::asio::deferred);
 // The same through use_awaitable, for initiations written before Asio had
 // deferred operations (Beast's basic_stream::async_connect to a range).
