@@ -20,10 +20,15 @@
 # --syscalls: instead, strace -c follows each peer's processes during the
 # run and the table gives its system calls per request by name (strace slows
 # the peer: its req/s and latencies are not comparable then).
+# --pin-peer, --pin-sim, --pin-wrk CPUS: run the peer, the simulator or wrk
+# on those CPUs only (taskset -c): with one worker, where the proxy's thread
+# lands (alone on a core, or beside the simulator) moves its rate by a
+# quarter, more than most changes to its code.
 #
 # Usage: bench/peers/run.sh [--workers "1 2"] [--duration S] [--connections C]
 #          [--peers "llmgate nginx haproxy express fastapi seed"]
 #          [--limits "never triggers"] [--bin PATH] [--out FILE] [--syscalls]
+#          [--pin-peer CPUS] [--pin-sim CPUS] [--pin-wrk CPUS]
 # Needs: scripts/install-deps.sh --bench (nginx, haproxy, wrk, FastAPI stack),
 # node and npm (npm ci in bench/peers on first use). Stops what it started.
 set -euo pipefail
@@ -39,8 +44,9 @@ PEERS="llmgate nginx haproxy express fastapi seed"
 LIMITS="never triggers"
 OUT=""
 SYSCALLS=0
+PIN_PEER=() PIN_SIM=() PIN_WRK=() # taskset -c CPUS, or nothing
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --workers) WORKER_COUNTS="$2"; shift 2 ;;
@@ -51,6 +57,9 @@ while [[ $# -gt 0 ]]; do
     --bin) BIN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --syscalls) SYSCALLS=1; shift ;;
+    --pin-peer) PIN_PEER=(taskset -c "$2"); shift 2 ;;
+    --pin-sim) PIN_SIM=(taskset -c "$2"); shift 2 ;;
+    --pin-wrk) PIN_WRK=(taskset -c "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -95,7 +104,7 @@ wait_ready() {
   return 1
 }
 
-"$BIN" sim --host 127.0.0.1 --port 0 --profile instant >"$TMP/sim.log" 2>&1 &
+"${PIN_SIM[@]}" "$BIN" sim --host 127.0.0.1 --port 0 --profile instant >"$TMP/sim.log" 2>&1 &
 SIM_PID=$!
 PIDS+=("$SIM_PID")
 for ((i = 0; i < 100; i++)); do grep -q 'listening on' "$TMP/sim.log" && break; sleep 0.05; done
@@ -122,10 +131,10 @@ limits:
   rules:
     - {name: per-client, key: client_ip, algorithm: fixed_window, limit: $rate/second}
 EOF
-      "$BIN" serve -c "$TMP/llmgate.yaml" >"$log" 2>&1 & ;;
+      "${PIN_PEER[@]}" "$BIN" serve -c "$TMP/llmgate.yaml" >"$log" 2>&1 & ;;
     nginx)
       write_nginx_conf "$TMP/nginx" "$port" "$w" on "$limit"
-      /usr/sbin/nginx -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$log" 2>&1 & ;;
+      "${PIN_PEER[@]}" /usr/sbin/nginx -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$log" 2>&1 & ;;
     haproxy)
       cat >"$TMP/haproxy.cfg" <<EOF
 global
@@ -147,15 +156,15 @@ backend be
   http-reuse always
   server sim 127.0.0.1:$SIM_PORT maxconn 256
 EOF
-      haproxy -db -f "$TMP/haproxy.cfg" >"$log" 2>&1 & ;;
+      "${PIN_PEER[@]}" haproxy -db -f "$TMP/haproxy.cfg" >"$log" 2>&1 & ;;
     express)
       UPSTREAM="$UPSTREAM" PORT="$port" WORKERS="$w" LIMIT="$rate" WINDOW_MS=1000 \
-        node "$HERE/express_proxy.mjs" >"$log" 2>&1 & ;;
+        "${PIN_PEER[@]}" node "$HERE/express_proxy.mjs" >"$log" 2>&1 & ;;
     fastapi|seed)
       local mode=fair
       [[ "$name" == seed ]] && mode=seed
       UPSTREAM="$UPSTREAM" PEER_MODE="$mode" LIMIT="$rate/second" \
-        "$PY" -m uvicorn --app-dir "$HERE" fastapi_proxy:app --host 127.0.0.1 --port "$port" --workers "$w" \
+        "${PIN_PEER[@]}" "$PY" -m uvicorn --app-dir "$HERE" fastapi_proxy:app --host 127.0.0.1 --port "$port" --workers "$w" \
         --no-access-log --log-level warning >"$log" 2>&1 & ;;
   esac
   PEER_PID=$!
@@ -205,7 +214,7 @@ for w in $WORKER_COUNTS; do
         sleep 1 # attached before the load starts
       fi
       cpu_before=($(tree_cpu "$PEER_PID"))
-      timeout $((DURATION + 60)) wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$TMP/post.lua" "$url" >"$out" 2>&1
+      timeout $((DURATION + 60)) "${PIN_WRK[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$TMP/post.lua" "$url" >"$out" 2>&1
       cpu_after=($(tree_cpu "$PEER_PID"))
       if [[ -n "$trace" ]]; then kill -INT "$STRACE_PID"; wait "$STRACE_PID" || true; fi
       stop_pid "$PEER_PID"
@@ -258,7 +267,7 @@ if (( ! SYSCALLS )); then
   wrk_cpu=($("$PY" -c 'import resource, subprocess, sys
 with open(sys.argv[1], "w") as f: subprocess.run(sys.argv[2:], stdout=f, stderr=subprocess.STDOUT)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(round(r.ru_utime * 1e6), round(r.ru_stime * 1e6))' "$out" timeout $((DURATION + 60)) wrk -t "$THREADS" -c "$CONNECTIONS" \
+print(round(r.ru_utime * 1e6), round(r.ru_stime * 1e6))' "$out" timeout $((DURATION + 60)) "${PIN_WRK[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" \
     -d "${DURATION}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$SIM_PORT/v1/chat/completions"))
   sim_after=($(tree_cpu "$SIM_PID"))
   rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
