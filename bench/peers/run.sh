@@ -256,6 +256,11 @@ if (( SYSCALLS )); then
   table+="| workers | limit | peer | calls per request, by name |"$'\n'"| ---: | --- | --- | --- |"
   for r in "${SYSROWS[@]}"; do table+=$'\n'"$r"; done
 fi
+pins=""
+(( ${#PIN_PEER[@]} == 0 )) || pins+=" the peer on CPUs ${PIN_PEER[2]};"
+(( ${#PIN_SIM[@]} == 0 )) || pins+=" the simulator on CPUs ${PIN_SIM[2]};"
+(( ${#PIN_WRK[@]} == 0 )) || pins+=" wrk on CPUs ${PIN_WRK[2]};"
+[[ -z "$pins" ]] || table="Pinned with taskset:${pins%;}."$'\n\n'"$table"
 # The harness alone: wrk straight to the simulator, no proxy, and the CPU the
 # simulator and wrk use per request. Every peer shares the two cores with
 # both, so their cost bounds what any proxy can reach on this machine.
