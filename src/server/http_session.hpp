@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <charconv>
+#include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -102,10 +103,11 @@ template <class Pieces> [[nodiscard]] std::string assemble(Pieces&& pieces) {
   return out;
 }
 
-// A number as decimal text, on the stack.
+// A number as decimal text, on the stack (20 characters hold any 64-bit one, sign included).
 class decimal {
 public:
-  explicit decimal(std::uint64_t n) noexcept : size_(std::to_chars(text_, text_ + sizeof text_, n).ptr - text_) {}
+  template <std::integral Number> explicit decimal(Number n) noexcept
+      : size_(std::to_chars(text_, text_ + sizeof text_, n).ptr - text_) {}
   [[nodiscard]] std::string_view view() const noexcept { return {text_, static_cast<std::size_t>(size_)}; }
 
 private:

@@ -11,7 +11,6 @@
 #include "sim/text_model.hpp"
 #include "tls/tls.hpp"
 
-#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -26,7 +25,6 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
-#include <charconv>
 #include <chrono>
 #include <deque>
 #include <future>
@@ -563,11 +561,6 @@ struct sim_server::impl {
     return j.gen.truncated ? "length" : "stop";
   }
 
-  static void append_number(std::string& out, std::int64_t n) {
-    std::array<char, 24> digits{};
-    out.append(digits.data(), std::to_chars(digits.data(), digits.data() + digits.size(), n).ptr);
-  }
-
   // `{"id":..,"object":..,"created":..,"model":..`: how every answer and chunk begins.
   void open_envelope(std::string& out, const job& j, std::string_view object) const {
     out += "{\"id\":";
@@ -575,7 +568,7 @@ struct sim_server::impl {
     out += ",\"object\":";
     openai::append_json_string(out, object);
     out += ",\"created\":";
-    append_number(out, j.created);
+    out += server::decimal(j.created).view();
     out += ",\"model\":";
     openai::append_json_string(out, opts.model);
   }
@@ -583,11 +576,11 @@ struct sim_server::impl {
   void append_usage(std::string& out, const job& j) const {
     const auto completion = static_cast<std::int64_t>(j.gen.tokens.size());
     out += "{\"prompt_tokens\":";
-    append_number(out, j.prompt_tokens);
+    out += server::decimal(j.prompt_tokens).view();
     out += ",\"total_tokens\":";
-    append_number(out, j.prompt_tokens + completion);
+    out += server::decimal(j.prompt_tokens + completion).view();
     out += ",\"completion_tokens\":";
-    append_number(out, completion);
+    out += server::decimal(completion).view();
     out += ",\"prompt_tokens_details\":null}";
   }
 
