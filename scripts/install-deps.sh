@@ -16,7 +16,7 @@ packages=(
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 case "${1:-}" in
-  --bench) packages+=(haproxy python3 python3-fastapi python3-uvicorn python3-httpx python3-limits python3-requests python3-uvloop python3-httptools gnuplot-nox) ;;
+  --bench) packages+=(haproxy python3 python3-fastapi python3-uvicorn python3-httpx python3-limits python3-requests python3-uvloop python3-httptools gnuplot-nox linux-perf) ;;
   --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
 esac
 

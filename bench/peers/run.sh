@@ -17,9 +17,12 @@
 # from /proc/PID/stat of the peer and its children around the wrk run) and
 # each peer's ratio to llmgate. A last line gives the harness alone: wrk
 # straight to the simulator, and the CPU each uses per request.
-# --syscalls: instead, strace -c follows each peer's processes during the
-# run and the table gives its system calls per request by name (strace slows
-# the peer: its req/s and latencies are not comparable then).
+# --syscalls: also count each peer's system calls during the run, per request
+# by name, and the recvfrom calls that found nothing (EAGAIN): with perf
+# (linux-perf; the kernel's syscall tracepoints, counted in the kernel, which
+# barely slows the peer) or else strace -c, which slows the peer so much that
+# a backend's answer is always there when it reads (no EAGAIN shows) and its
+# req/s and latencies are not comparable.
 # --pin-peer, --pin-sim, --pin-wrk CPUS: run the peer, the simulator or wrk
 # on those CPUs only (taskset -c): with one worker, where the proxy's thread
 # lands (alone on a core, or beside the simulator) moves its rate by a
@@ -46,7 +49,7 @@ OUT=""
 SYSCALLS=0
 PIN_PEER=() PIN_SIM=() PIN_WRK=() # taskset -c CPUS, or nothing
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --workers) WORKER_COUNTS="$2"; shift 2 ;;
@@ -189,7 +192,12 @@ tree_cpu() {
 TICK="$(getconf CLK_TCK)"
 # us_per_request TICKS REQUESTS: CPU clock ticks as microseconds per request.
 us_per_request() { awk -v d="$1" -v n="$2" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }'; }
-(( SYSCALLS == 0 )) || command -v strace >/dev/null || { echo "error: --syscalls needs strace" >&2; exit 3; }
+SYSCALL_TOOL=""
+if (( SYSCALLS )); then
+  if perf stat -e 'syscalls:sys_enter_read' -- true >/dev/null 2>&1; then SYSCALL_TOOL=perf
+  elif command -v strace >/dev/null; then SYSCALL_TOOL=strace
+  else echo "error: --syscalls needs perf (linux-perf, with the kernel's syscall tracepoints) or strace" >&2; exit 3; fi
+fi
 
 # to_ms VALUE-WITH-UNIT (wrk prints us, ms, s)
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
@@ -208,8 +216,13 @@ for w in $WORKER_COUNTS; do
       out="$TMP/wrk-$name-$w-$limit.txt"
       trace=""
       if (( SYSCALLS )); then
-        trace="$TMP/strace-$name-$w-$limit.txt"
-        strace -f -c -o "$trace" $(tree_pids "$PEER_PID" | sed 's/^/-p /') 2>/dev/null &
+        trace="$TMP/$SYSCALL_TOOL-$name-$w-$limit.txt"
+        if [[ $SYSCALL_TOOL == perf ]]; then
+          perf stat -x, -o "$trace" -e 'syscalls:sys_enter_*' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' \
+            -p "$(tree_pids "$PEER_PID" | paste -sd,)" 2>/dev/null &
+        else
+          strace -f -c -o "$trace" $(tree_pids "$PEER_PID" | sed 's/^/-p /') 2>/dev/null &
+        fi
         STRACE_PID=$!
         sleep 1 # attached before the load starts
       fi
@@ -229,9 +242,17 @@ for w in $WORKER_COUNTS; do
       sys_us="$(us_per_request $((cpu_after[1] - cpu_before[1])) "${total:-0}")"
       ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us")
       if [[ -n "$trace" ]]; then
-        # strace -c's table: calls in column 4, the name last; per request, the busiest first.
-        SYSROWS+=("| $w | $limit | $name | $(awk -v n="${total:-1}" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%s %.2f\n", $NF, $4 / n }' "$trace" |
-          sort -k2 -rn | awk '$2 >= 0.01 { printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }') |")
+        if [[ $SYSCALL_TOOL == perf ]]; then
+          # perf stat -x,: count,unit,event,...; the filtered exit event counts recvfrom's EAGAIN.
+          calls="$(awk -F, -v n="${total:-1}" '$1 ~ /^[0-9]+$/ {
+              e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "(recvfrom EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
+              printf "%s %.2f\n", e, $1 / n }' "$trace")"
+        else
+          # strace -c's table: calls in column 4, the name last.
+          calls="$(awk -v n="${total:-1}" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%s %.2f\n", $NF, $4 / n }' "$trace")"
+        fi
+        # Per request, the busiest first.
+        SYSROWS+=("| $w | $limit | $name | $(sort -k2 -rn <<<"$calls" | awk '$2 >= 0.01 { printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }') |")
       fi
     done
   done
@@ -252,7 +273,11 @@ table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTI
     }
   }')"
 if (( SYSCALLS )); then
-  table+=$'\n\n'"System calls per request (strace -c -f on the peer's processes; strace slows them, so req/s above is not comparable):"$'\n\n'
+  if [[ $SYSCALL_TOOL == perf ]]; then
+    table+=$'\n\n'"System calls per request (perf stat on the kernel's syscall tracepoints of the peer's processes; \"(recvfrom EAGAIN)\": the recvfrom calls among them that found nothing):"$'\n\n'
+  else
+    table+=$'\n\n'"System calls per request (strace -c -f on the peer's processes; strace slows them, so req/s above is not comparable, and a backend's answer is always there when it is read):"$'\n\n'
+  fi
   table+="| workers | limit | peer | calls per request, by name |"$'\n'"| ---: | --- | --- | --- |"
   for r in "${SYSROWS[@]}"; do table+=$'\n'"$r"; done
 fi

@@ -27,6 +27,7 @@
 // nothing here reads and writes the same stream at once.
 // Connecting with a deadline, once per connection, still uses basic_stream
 // (connecting_stream), whose socket is then moved into a tcp_stream.
+#include "io/drained_read.hpp"
 #include "io/io.hpp"
 
 #include <boost/asio/associator.hpp>
@@ -39,6 +40,7 @@
 #include <chrono>
 #include <memory>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace llmgate::io {
@@ -53,14 +55,18 @@ struct stream_state {
 
   socket sock;
   timer wake;
+  boost::asio::detail::reactor& reactor; // the io_context's, for reads (io/drained_read.hpp)
   clock::time_point deadline = k_never;
   clock::time_point armed = k_never; // when the pending wait of `wake` fires; k_never: none pending
   int pending = 0;                   // reads and writes in progress
   bool expired = false;              // the deadline passed while nothing was pending
   bool timed_out = false;            // the deadline closed the socket
 
-  explicit stream_state(executor ex) : sock(ex), wake(ex) {}
-  explicit stream_state(socket s) : sock(std::move(s)), wake(sock.get_executor()) {}
+  explicit stream_state(executor ex)
+      : sock(ex), wake(ex), reactor(boost::asio::use_service<boost::asio::detail::reactor>(ex.context())) {}
+  explicit stream_state(socket s)
+      : sock(std::move(s)), wake(sock.get_executor()),
+        reactor(boost::asio::use_service<boost::asio::detail::reactor>(sock.get_executor().context())) {}
 
   void close() noexcept {
     boost::system::error_code ignored;
@@ -178,6 +184,8 @@ private:
           detail::stream_op<decltype(handler)> op{std::move(handler), s};
           if constexpr (Write)
             s->sock.async_write_some(b, std::move(op));
+          else if constexpr (std::is_convertible_v<Buffers, boost::asio::mutable_buffer>)
+            detail::start_drained_read(s->sock, s->reactor, b, std::move(op)); // io/drained_read.hpp
           else
             s->sock.async_read_some(b, std::move(op));
         },

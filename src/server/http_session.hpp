@@ -157,6 +157,8 @@ io::task<bool> write_stream_head(session_context& ctx, int status, std::string_v
 // The watch is a one-byte peek, not a wait for readability: Asio re-arms the
 // descriptor in epoll (an epoll_ctl system call) for every wait, where a peek
 // joins the reads it already listens for (docs/BENCHMARKS.md, "System calls").
+// After the request's own read came up short, the peek is queued without a
+// recv of its own (io/drained_read.hpp).
 class client_watch final {
 public:
   client_watch(io::socket& socket, std::function<void()> on_gone);

@@ -10,9 +10,12 @@
 #include "redis_server.hpp"
 
 #include <array>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
@@ -259,6 +262,103 @@ TEST(timed_stream, a_write_to_a_closed_peer_reports_the_error) {
     co_return boost::system::error_code{};
   }());
   EXPECT_TRUE(ec == net::error::broken_pipe || ec == net::error::connection_reset) << ec.message();
+}
+
+// Reads after a short read (io/drained_read.hpp): a read that got fewer
+// bytes than it asked for emptied the socket, so the next read waits for
+// epoll instead of trying recv first. Each case below would hang (and fail
+// by its deadline) if a read waited when data was there, or lose data if it
+// did not wait properly.
+
+TEST(drained_read, data_that_comes_after_a_short_read_is_read) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(10s);
+  send_later(p->server, 0ms, "abc");
+  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc"); // 3 of 64: short
+  send_later(p->server, 50ms, "def");
+  const auto [ec, got] = run(ioc, read_once(p->client)); // waits for the edge
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "def");
+}
+
+TEST(drained_read, data_that_came_while_no_read_was_waiting_is_read) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(10s);
+  send_later(p->server, 0ms, "abc");
+  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  send_later(p->server, 0ms, "def");
+  run(ioc, sleep(100ms)); // the edge comes and goes while nothing reads
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, "def");
+}
+
+TEST(drained_read, a_full_read_leaves_the_rest_to_the_next_read) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(10s);
+  const std::string text(100, 'x');
+  send_later(p->server, 0ms, text);
+  run(ioc, sleep(50ms)); // all 100 bytes are in the socket before the first read
+  const auto first = run(ioc, read_once(p->client));
+  EXPECT_EQ(first.second.size(), 64u); // the whole buffer: more may be waiting, and is
+  const auto [ec, rest] = run(ioc, read_once(p->client));
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(rest.size(), 36u);
+}
+
+TEST(drained_read, the_end_of_the_stream_after_a_short_read_is_reported) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  p->client.expires_after(10s);
+  send_later(p->server, 0ms, "abc");
+  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  net::post(ioc, [&] { p->server.close(); });
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_EQ(ec, net::error::eof) << ec.message();
+  EXPECT_EQ(got, "");
+}
+
+TEST(drained_read, a_waiting_read_ends_when_the_socket_is_cancelled_or_its_slot_emits) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  send_later(p->server, 0ms, "abc");
+  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  // Cancelled through the socket (as client_watch and the drain do).
+  net::steady_timer later(ioc, 50ms); // once the read waits
+  later.async_wait([&](boost::system::error_code) { p->client.socket().cancel(); });
+  EXPECT_EQ(run(ioc, read_once(p->client)).first, net::error::operation_aborted);
+  // Cancelled through its own cancellation slot.
+  net::cancellation_signal signal;
+  char buf[8];
+  boost::system::error_code got = net::error::would_block;
+  p->client.async_read_some(
+      net::buffer(buf),
+      net::bind_cancellation_slot(signal.slot(), [&](boost::system::error_code ec, std::size_t) { got = ec; }));
+  ioc.restart();
+  ioc.poll(); // the read waits: nothing to read
+  EXPECT_EQ(got, net::error::would_block);
+  signal.emit(net::cancellation_type::terminal);
+  ioc.restart();
+  ioc.run_for(5s);
+  EXPECT_EQ(got, net::error::operation_aborted);
+  // The connection still works after both.
+  p->client.expires_after(10s);
+  send_later(p->server, 0ms, "def");
+  EXPECT_EQ(run(ioc, read_once(p->client)).second, "def");
+}
+
+TEST(drained_read, a_waiting_read_times_out_at_the_deadline) {
+  net::io_context ioc;
+  auto p = run(ioc, connect());
+  send_later(p->server, 0ms, "abc");
+  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  p->client.expires_after(50ms);
+  const auto [ec, got] = run(ioc, read_once(p->client));
+  EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+  EXPECT_FALSE(p->client.socket().is_open());
 }
 
 } // namespace
