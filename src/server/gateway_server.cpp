@@ -2054,6 +2054,15 @@ struct gateway::impl final : control::admin_target {
 
       io::answer_parser parser;
       parser.body_limit(up.max_response_bytes);
+      // Beast reads into the room the buffer has, 512 bytes when new: a
+      // whole answer of 16 tokens (~520 bytes from the simulator, more from
+      // a real model) took two recv calls or more. 4 KiB for whole answers
+      // (nginx's proxy_buffer_size is a page); a stream keeps the small
+      // buffer, which it holds for as long as it runs (relay_stream gives a
+      // large one back).
+      constexpr std::size_t k_answer_read = 4096;
+      if (!(view.stream && !st.stream_off) && conn->buffer.capacity() < k_answer_read)
+        conn->buffer.reserve(k_answer_read);
       auto [hec, hn] = co_await http::async_read_header(conn->stream, conn->buffer, parser, k_tuple);
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (hec == beast::error::timeout)
@@ -2185,6 +2194,9 @@ struct gateway::impl final : control::admin_target {
                               clock::time_point deadline, clock::time_point started, forward_result& result) {
     result = forward_result{};
     result.kind = forward_result::reply;
+    // A pooled connection that last carried a whole answer has a 4 KiB
+    // buffer: not held for the stream's life (memory per held stream).
+    if (conn.buffer.capacity() > 1024) conn.buffer.shrink_to_fit();
     // HTTP/1.0 knows no chunked encoding: its stream ends when the connection closes.
     const bool chunked = req.version() >= 11;
     bool committed = false;
