@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Everything in docs/BENCHMARKS.md (about 40 minutes on 2 cores):
+# Everything in docs/BENCHMARKS.md (about 45 minutes on 2 cores):
 #   the peers at 10 s a run; the overload experiment at 60 s a run with the
 #   seed's handler as written as a fourth setup; 5,000 held streams; the
 #   limiter's cost as tracked keys grow (and its ns per decision); limit
 #   decisions in Redis; instructions per request (callgrind; llmgate and nginx, with wrk's head and the
-#   openai client's); coroutine frame sizes; the tokenizer.
+#   openai client's); the CPU per request at a fixed rate against nginx; coroutine frame sizes; the tokenizer.
 # Results go to bench/results/.
 # Needs: make build, scripts/install-deps.sh --bench, valgrind.
 set -euo pipefail
@@ -25,5 +25,6 @@ start=$(date +%s)
     for s in llmgate nginx; do "$HERE/instructions_per_request.sh" --thinking off --client "$c" --server "$s" --seconds 6; done
   done
 } | tee "$OUT/instructions.txt"
+"$HERE/cpu_per_request.sh" --nginx --rounds 5 | tee "$OUT/cpu_per_request.md"
 node "$HERE/tokenizer_speed.mjs" | tee "$OUT/tokenizer.txt"
 echo "bench/full.sh: $(( $(date +%s) - start ))s; results in $OUT" >&2

@@ -245,14 +245,14 @@ for w in $WORKER_COUNTS; do
         if [[ $SYSCALL_TOOL == perf ]]; then
           # perf stat -x,: count,unit,event,...; the filtered exit event counts recvfrom's EAGAIN.
           calls="$(awk -F, -v n="${total:-1}" '$1 ~ /^[0-9]+$/ {
-              e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "(recvfrom EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
+              e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "recvfrom(EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
               printf "%s %.2f\n", e, $1 / n }' "$trace")"
         else
           # strace -c's table: calls in column 4, the name last.
           calls="$(awk -v n="${total:-1}" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%s %.2f\n", $NF, $4 / n }' "$trace")"
         fi
         # Per request, the busiest first.
-        SYSROWS+=("| $w | $limit | $name | $(sort -k2 -rn <<<"$calls" | awk '$2 >= 0.01 { printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "" }') |")
+        SYSROWS+=("| $w | $limit | $name | $(sort -k2 -rn <<<"$calls" | awk '$2 >= 0.01 || $1 == "recvfrom(EAGAIN)" { printf "%s%s %s", (n++ ? ", " : ""), $1, $2 } END { print "" }') |")
       fi
     done
   done
@@ -274,7 +274,7 @@ table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTI
   }')"
 if (( SYSCALLS )); then
   if [[ $SYSCALL_TOOL == perf ]]; then
-    table+=$'\n\n'"System calls per request (perf stat on the kernel's syscall tracepoints of the peer's processes; \"(recvfrom EAGAIN)\": the recvfrom calls among them that found nothing):"$'\n\n'
+    table+=$'\n\n'"System calls per request (perf stat on the kernel's syscall tracepoints of the peer's processes; recvfrom(EAGAIN): the recvfrom calls among them that found nothing):"$'\n\n'
   else
     table+=$'\n\n'"System calls per request (strace -c -f on the peer's processes; strace slows them, so req/s above is not comparable, and a backend's answer is always there when it is read):"$'\n\n'
   fi

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The CPU a proxy uses per request at the same offered load: user and system
+# time of its processes (/proc/PID/stat) over a fixed-rate run, divided by the
+# requests answered. Unlike requests/s at saturation (bench/peers/run.sh),
+# where every process fights for the two cores and where each one lands moves
+# the rate by a quarter, every server here gets the same open-loop load
+# (`llmgate bench --rate`, Poisson arrivals, non-streaming, 16 output tokens)
+# in front of the same `llmgate sim --profile instant`, so the figure is what
+# a user's hardware pays per request, kernel time included (system calls,
+# the loopback's TCP and the wake-ups of the processes it talks to). Servers
+# take turns, round after round, and each server's median is printed.
+#
+# Usage: bench/cpu_per_request.sh [--rate R] [--seconds S] [--rounds N]
+#          [--bin PATH]... [--nginx] [--thinking on|off]
+# --bin: an llmgate build to measure (repeat to compare builds; default
+# build/llmgate); --nginx: nginx too (one worker, proxy_pass with upstream
+# keep-alive, as bench/peers/run.sh runs it). One worker each.
+# Needs: curl, python3; nginx for --nginx. Stops what it started (by PID).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RATE=8000
+SECONDS_RUN=10
+ROUNDS=5
+BINS=()
+NGINX=0
+THINKING=off
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rate) RATE="$2"; shift 2 ;;
+    --seconds) SECONDS_RUN="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --bin) BINS+=("$(realpath "$2")"); shift 2 ;;
+    --nginx) NGINX=1; shift ;;
+    --thinking) THINKING="$2"; shift 2 ;;
+    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  esac
+done
+(( ${#BINS[@]} > 0 )) || BINS=("$(realpath "$HERE/../build/llmgate")")
+(( NGINX == 0 )) || [[ -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh)" >&2; exit 3; }
+BIN="${BINS[0]}" # the simulator and the load generator: the same for every server
+source "$HERE/lib.sh"
+start_instant_sim
+
+# tree_ticks PID: user + system clock ticks of the process and its children.
+tree_ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [[ -r /proc/$p/stat ]] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+TICK="$(getconf CLK_TCK)"
+load() { # load PORT SECONDS RATE [JSON]
+  local args=(-q -r "$3" -d "$2s" --no-stream --output-tokens 16 --prompt-tokens 16)
+  [[ $THINKING == on ]] && args+=(--thinking)
+  [[ -z "${4:-}" ]] || args+=(--json "$4")
+  "$BIN" bench "${args[@]}" "http://127.0.0.1:$1" >/dev/null
+}
+
+servers=()
+for b in "${BINS[@]}"; do servers+=("llmgate:$b"); done
+(( NGINX == 0 )) || servers+=("nginx:")
+declare -A figures p50s p99s
+for ((round = 1; round <= ROUNDS; round++)); do
+  for s in "${servers[@]}"; do
+    kind="${s%%:*}" path="${s#*:}"
+    port="$(free_port)"
+    if [[ $kind == llmgate ]]; then
+      printf 'listen: 127.0.0.1:%s\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' \
+        "$port" "$SIM_PORT" >"$TMP/gw.yaml"
+      "$path" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>&1 &
+    else
+      write_nginx_conf "$TMP/nginx" "$port" 1 off
+      /usr/sbin/nginx -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$TMP/gw.out" 2>&1 &
+    fi
+    pid=$!
+    PIDS+=("$pid")
+    wait_http "http://127.0.0.1:$port/health" "$pid"
+    load "$port" 2 "$((RATE / 4))" # warm-up: connections opened, caches filled
+    before="$(tree_ticks "$pid")"
+    load "$port" "$SECONDS_RUN" "$RATE" "$TMP/run.json"
+    after="$(tree_ticks "$pid")"
+    ok="$(json_field "$TMP/run.json" 'd["requests"]["ok"]')"
+    sent="$(json_field "$TMP/run.json" 'd["requests"]["sent"]')"
+    stop_pid "$pid"
+    (( ok * 100 >= sent * 99 )) || { echo "error: $s answered $ok of $sent requests" >&2; exit 1; }
+    us="$(awk -v d=$((after - before)) -v n="$ok" -v t="$TICK" 'BEGIN { printf "%.1f", d / t / n * 1e6 }')"
+    p50="$(json_field "$TMP/run.json" 'd["e2e_ms"]["p50"]')"
+    p99="$(json_field "$TMP/run.json" 'd["e2e_ms"]["p99"]')"
+    figures[$s]+="$us "
+    p50s[$s]+="$p50 "
+    p99s[$s]+="$p99 "
+    echo "round $round: ${kind} ${path:+$path }$us µs/request ($ok requests; latency p50 $p50 ms, p99 $p99 ms)" >&2
+  done
+done
+
+echo "CPU per request at $RATE requests/s offered (open loop, ${SECONDS_RUN}s, $ROUNDS rounds, thinking $THINKING), user + system of the server's processes:"
+echo
+echo "| server | CPU µs per request, each round | median | latency p50 / p99 ms, median of the rounds |"
+echo "| --- | --- | ---: | ---: |"
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+for s in "${servers[@]}"; do
+  kind="${s%%:*}" path="${s#*:}"
+  echo "| $kind${path:+ ($path)} | ${figures[$s]% } | $(median "${figures[$s]}") | $(median "${p50s[$s]}") / $(median "${p99s[$s]}") |"
+done
