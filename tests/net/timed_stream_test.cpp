@@ -270,12 +270,19 @@ TEST(timed_stream, a_write_to_a_closed_peer_reports_the_error) {
 // by its deadline) if a read waited when data was there, or lose data if it
 // did not wait properly.
 
-TEST(drained_read, data_that_comes_after_a_short_read_is_read) {
-  net::io_context ioc;
+// A connection whose client end has just made a short read: "abc" into a
+// 64-byte buffer, with a deadline far away.
+std::unique_ptr<pair> after_a_short_read(net::io_context& ioc) {
   auto p = run(ioc, connect());
   p->client.expires_after(10s);
   send_later(p->server, 0ms, "abc");
-  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc"); // 3 of 64: short
+  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  return p;
+}
+
+TEST(drained_read, data_that_comes_after_a_short_read_is_read) {
+  net::io_context ioc;
+  auto p = after_a_short_read(ioc);
   send_later(p->server, 50ms, "def");
   const auto [ec, got] = run(ioc, read_once(p->client)); // waits for the edge
   EXPECT_FALSE(ec) << ec.message();
@@ -284,10 +291,7 @@ TEST(drained_read, data_that_comes_after_a_short_read_is_read) {
 
 TEST(drained_read, data_that_came_while_no_read_was_waiting_is_read) {
   net::io_context ioc;
-  auto p = run(ioc, connect());
-  p->client.expires_after(10s);
-  send_later(p->server, 0ms, "abc");
-  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  auto p = after_a_short_read(ioc);
   send_later(p->server, 0ms, "def");
   run(ioc, sleep(100ms)); // the edge comes and goes while nothing reads
   const auto [ec, got] = run(ioc, read_once(p->client));
@@ -311,10 +315,7 @@ TEST(drained_read, a_full_read_leaves_the_rest_to_the_next_read) {
 
 TEST(drained_read, the_end_of_the_stream_after_a_short_read_is_reported) {
   net::io_context ioc;
-  auto p = run(ioc, connect());
-  p->client.expires_after(10s);
-  send_later(p->server, 0ms, "abc");
-  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  auto p = after_a_short_read(ioc);
   net::post(ioc, [&] { p->server.close(); });
   const auto [ec, got] = run(ioc, read_once(p->client));
   EXPECT_EQ(ec, net::error::eof) << ec.message();
@@ -323,9 +324,7 @@ TEST(drained_read, the_end_of_the_stream_after_a_short_read_is_reported) {
 
 TEST(drained_read, a_waiting_read_ends_when_the_socket_is_cancelled_or_its_slot_emits) {
   net::io_context ioc;
-  auto p = run(ioc, connect());
-  send_later(p->server, 0ms, "abc");
-  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  auto p = after_a_short_read(ioc);
   // Cancelled through the socket (as client_watch and the drain do).
   net::steady_timer later(ioc, 50ms); // once the read waits
   later.async_wait([&](boost::system::error_code) { p->client.socket().cancel(); });
@@ -352,9 +351,7 @@ TEST(drained_read, a_waiting_read_ends_when_the_socket_is_cancelled_or_its_slot_
 
 TEST(drained_read, a_waiting_read_times_out_at_the_deadline) {
   net::io_context ioc;
-  auto p = run(ioc, connect());
-  send_later(p->server, 0ms, "abc");
-  EXPECT_EQ(run(ioc, read_once(p->client)).second, "abc");
+  auto p = after_a_short_read(ioc);
   p->client.expires_after(50ms);
   const auto [ec, got] = run(ioc, read_once(p->client));
   EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
