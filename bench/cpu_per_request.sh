@@ -11,10 +11,11 @@
 # take turns, round after round, and each server's median is printed.
 #
 # Usage: bench/cpu_per_request.sh [--rate R] [--seconds S] [--rounds N]
-#          [--bin PATH]... [--nginx] [--thinking on|off]
+#          [--bin PATH]... [--nginx] [--thinking on|off] [--workers N]
 # --bin: an llmgate build to measure (repeat to compare builds; default
 # build/llmgate); --nginx: nginx too (one worker, proxy_pass with upstream
-# keep-alive, as bench/peers/run.sh runs it). One worker each.
+# keep-alive, as bench/peers/run.sh runs it). --workers: each server's
+# worker count (llmgate's workers, nginx's worker_processes; default 1).
 # Needs: curl, python3; nginx for --nginx. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,6 +25,7 @@ ROUNDS=5
 BINS=()
 NGINX=0
 THINKING=off
+WORKERS=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
@@ -32,7 +34,8 @@ while [[ $# -gt 0 ]]; do
     --bin) BINS+=("$(realpath "$2")"); shift 2 ;;
     --nginx) NGINX=1; shift ;;
     --thinking) THINKING="$2"; shift 2 ;;
-    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    --workers) WORKERS="$2"; shift 2 ;;
+    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 (( ${#BINS[@]} > 0 )) || BINS=("$(realpath "$HERE/../build/llmgate")")
@@ -66,11 +69,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
     kind="${s%%:*}" path="${s#*:}"
     port="$(free_port)"
     if [[ $kind == llmgate ]]; then
-      printf 'listen: 127.0.0.1:%s\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' \
-        "$port" "$SIM_PORT" >"$TMP/gw.yaml"
+      printf 'listen: 127.0.0.1:%s\nworkers: %s\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' \
+        "$port" "$WORKERS" "$SIM_PORT" >"$TMP/gw.yaml"
       "$path" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>&1 &
     else
-      write_nginx_conf "$TMP/nginx" "$port" 1 off
+      write_nginx_conf "$TMP/nginx" "$port" "$WORKERS" "$( ((WORKERS > 1)) && echo on || echo off)"
       /usr/sbin/nginx -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$TMP/gw.out" 2>&1 &
     fi
     pid=$!
@@ -94,7 +97,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   done
 done
 
-echo "CPU per request at $RATE requests/s offered (open loop, ${SECONDS_RUN}s, $ROUNDS rounds, thinking $THINKING), user + system of the server's processes:"
+echo "CPU per request at $RATE requests/s offered (open loop, ${SECONDS_RUN}s, $ROUNDS rounds, thinking $THINKING, $WORKERS worker(s)), user + system of the server's processes:"
 echo
 echo "| server | CPU µs per request, each round | median | latency p50 / p99 ms, median of the rounds |"
 echo "| --- | --- | ---: | ---: |"
