@@ -11,11 +11,15 @@
 # take turns, round after round, and each server's median is printed.
 #
 # Usage: bench/cpu_per_request.sh [--rate R] [--seconds S] [--rounds N]
-#          [--bin PATH]... [--nginx] [--thinking on|off] [--workers N]
+#          [--bin PATH]... [--nginx] [--thinking on|off] [--workers N] [--syscalls]
 # --bin: an llmgate build to measure (repeat to compare builds; default
 # build/llmgate); --nginx: nginx too (one worker, proxy_pass with upstream
 # keep-alive, as bench/peers/run.sh runs it). --workers: each server's
 # worker count (llmgate's workers, nginx's worker_processes; default 1).
+# --syscalls: also count each server's system calls per request in each
+# round, by name (perf stat on the kernel's syscall tracepoints; needs
+# linux-perf), with recvfrom(EAGAIN) for the reads that found nothing;
+# counting costs the server CPU, so that run's CPU figures are not comparable.
 # Needs: curl, python3; nginx for --nginx. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +30,7 @@ BINS=()
 NGINX=0
 THINKING=off
 WORKERS=1
+SYSCALLS=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rate) RATE="$2"; shift 2 ;;
@@ -35,7 +40,8 @@ while [[ $# -gt 0 ]]; do
     --nginx) NGINX=1; shift ;;
     --thinking) THINKING="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
-    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    --syscalls) SYSCALLS=1; shift ;;
+    *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 (( ${#BINS[@]} > 0 )) || BINS=("$(realpath "$HERE/../build/llmgate")")
@@ -80,9 +86,16 @@ for ((round = 1; round <= ROUNDS; round++)); do
     PIDS+=("$pid")
     wait_http "http://127.0.0.1:$port/health" "$pid"
     load "$port" 2 "$((RATE / 4))" # warm-up: connections opened, caches filled
+    if (( SYSCALLS )); then
+      perf stat -x, -o "$TMP/syscalls.txt" -e 'syscalls:sys_enter_*' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' \
+        -p "$(echo "$pid" $(pgrep -P "$pid" || true) | tr ' ' ,)" 2>/dev/null &
+      perf_pid=$!
+      sleep 0.5 # attached before the load starts
+    fi
     before="$(tree_ticks "$pid")"
     load "$port" "$SECONDS_RUN" "$RATE" "$TMP/run.json"
     after="$(tree_ticks "$pid")"
+    if (( SYSCALLS )); then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     ok="$(json_field "$TMP/run.json" 'd["requests"]["ok"]')"
     sent="$(json_field "$TMP/run.json" 'd["requests"]["sent"]')"
     stop_pid "$pid"
@@ -94,6 +107,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
     p50s[$s]+="$p50 "
     p99s[$s]+="$p99 "
     echo "round $round: ${kind} ${path:+$path }$us µs/request ($ok requests; latency p50 $p50 ms, p99 $p99 ms)" >&2
+    if (( SYSCALLS )); then
+      echo "  system calls per request: $(awk -F, -v n="$ok" '$1 ~ /^[0-9]+$/ {
+          e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "recvfrom(EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
+          if ($1 / n >= 0.01 || e == "recvfrom(EAGAIN)") printf "%s %.2f\n", e, $1 / n }' "$TMP/syscalls.txt" |
+        sort -k2 -rn | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')" >&2
+    fi
   done
 done
 
