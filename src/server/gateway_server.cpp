@@ -129,11 +129,7 @@ openai::local_reply context_too_long(const control::model_config& m, std::int64_
 
 std::string new_request_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string id(16, '0');
-  auto v = rng();
-  for (int i = 15; i >= 0; --i, v >>= 4) id[static_cast<std::size_t>(i)] = k_hex[v & 15];
-  return id;
+  return std::string(hex64(rng()).view());
 }
 
 // The metrics every request updates; looked up once.
@@ -1964,6 +1960,7 @@ struct gateway::impl final : control::admin_target {
     const auto deadline = std::min(started + up.total_timeout, st.deadline);
     const bool client_deadline = st.deadline <= started + up.total_timeout;
     st.backend = backend.name;
+    const bool streamed = view.stream && !st.stream_off; // the backend is asked for SSE (not when L1 makes it here)
     auto fail = [&](forward_result::kind_t kind, std::string_view result, unsigned failure, openai::local_reply error) {
       upstream_result(w, index, result).inc();
       forward_result r;
@@ -2025,7 +2022,7 @@ struct gateway::impl final : control::admin_target {
         put(":"sv);
         put(port_text.view());
         put("\r\nContent-Type: application/json\r\nAccept: "sv);
-        put(view.stream && !st.stream_off ? "text/event-stream"sv : "application/json"sv);
+        put(streamed ? "text/event-stream"sv : "application/json"sv);
         put("\r\nUser-Agent: llmgate/0.1\r\nx-request-id: "sv);
         put(st.request_id);
         put("\r\n"sv);
@@ -2061,8 +2058,7 @@ struct gateway::impl final : control::admin_target {
       // buffer, which it holds for as long as it runs (relay_stream gives a
       // large one back).
       constexpr std::size_t k_answer_read = 4096;
-      if (!(view.stream && !st.stream_off) && conn->buffer.capacity() < k_answer_read)
-        conn->buffer.reserve(k_answer_read);
+      if (!streamed && conn->buffer.capacity() < k_answer_read) conn->buffer.reserve(k_answer_read);
       auto [hec, hn] = co_await http::async_read_header(conn->stream, conn->buffer, parser, k_tuple);
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (hec == beast::error::timeout)
@@ -2084,7 +2080,7 @@ struct gateway::impl final : control::admin_target {
       const std::string_view content_type = parser.content_type();
       const openai::reasoning_options ropts{cfg->reasoning_field, view.return_reasoning};
 
-      if (view.stream && !st.stream_off && status == 200 && content_type.starts_with("text/event-stream")) {
+      if (streamed && status == 200 && content_type.starts_with("text/event-stream")) {
         co_await relay_stream(w, ctx, req, st, view, *conn, parser, ropts, first_token_by, deadline, started, r);
         if (r.kind == forward_result::streamed && parser.is_done() && parser.keep_alive() && !st.client_gone)
           pool.release(std::move(conn));

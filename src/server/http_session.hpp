@@ -115,6 +115,19 @@ private:
   std::ptrdiff_t size_;
 };
 
+// A 64-bit number as 16 lowercase hex digits, zero-padded, on the stack
+// (request ids, the simulator's answer ids).
+class hex64 {
+public:
+  explicit hex64(std::uint64_t v) noexcept {
+    for (int i = 15; i >= 0; --i, v >>= 4) text_[i] = "0123456789abcdef"[v & 15];
+  }
+  [[nodiscard]] std::string_view view() const noexcept { return {text_, sizeof text_}; }
+
+private:
+  char text_[16];
+};
+
 // The head of a response, formatted by hand: at small sizes Beast's
 // serializer costs more CPU than the rest of the proxying. content_length
 // nullopt means a chunked body (a streamed answer); an empty content_type

@@ -393,7 +393,7 @@ struct sim_server::impl {
     job j;
     j.kind = kind;
     j.id = kind == openai::endpoint::chat_completions ? "chatcmpl-" : "cmpl-";
-    for (int shift = 60; shift >= 0; shift -= 4) j.id += "0123456789abcdef"[(next_id >> shift) & 15]; // 16 hex digits
+    j.id += server::hex64(next_id).view();
     j.created = unix_now();
     j.stream = view->stream;
     j.include_usage = view->include_usage;

@@ -65,5 +65,12 @@ TEST(assemble, counts_then_copies_every_piece) {
   EXPECT_EQ(assemble([](auto&&) {}), "");
 }
 
+TEST(response_head, hex64_writes_sixteen_lowercase_digits_zero_padded) {
+  EXPECT_EQ(hex64(0).view(), "0000000000000000");
+  EXPECT_EQ(hex64(0xabc).view(), "0000000000000abc");
+  EXPECT_EQ(hex64(0x0123456789abcdefULL).view(), "0123456789abcdef");
+  EXPECT_EQ(hex64(~0ULL).view(), "ffffffffffffffff");
+}
+
 } // namespace
 } // namespace llmgate::server
