@@ -48,17 +48,9 @@ done
 (( NGINX == 0 )) || [[ -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh)" >&2; exit 3; }
 BIN="${BINS[0]}" # the simulator and the load generator: the same for every server
 source "$HERE/lib.sh"
+(( SYSCALLS == 0 )) || perf_syscalls_available || { echo "--syscalls needs perf (linux-perf) with the kernel's syscall tracepoints" >&2; exit 3; }
 start_instant_sim
 
-# tree_ticks PID: user + system clock ticks of the process and its children.
-tree_ticks() {
-  local t=0 p
-  for p in "$1" $(pgrep -P "$1" || true); do
-    [[ -r /proc/$p/stat ]] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$t"
-}
-TICK="$(getconf CLK_TCK)"
 load() { # load PORT SECONDS RATE [JSON]
   local args=(-q -r "$3" -d "$2s" --no-stream --output-tokens 16 --prompt-tokens 16)
   [[ $THINKING == on ]] && args+=(--thinking)
@@ -87,20 +79,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
     wait_http "http://127.0.0.1:$port/health" "$pid"
     load "$port" 2 "$((RATE / 4))" # warm-up: connections opened, caches filled
     if (( SYSCALLS )); then
-      perf stat -x, -o "$TMP/syscalls.txt" -e 'syscalls:sys_enter_*' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' \
-        -p "$(echo "$pid" $(pgrep -P "$pid" || true) | tr ' ' ,)" 2>/dev/null &
-      perf_pid=$!
-      sleep 0.5 # attached before the load starts
+      count_syscalls "$TMP/syscalls.txt" $(tree_pids "$pid")
     fi
-    before="$(tree_ticks "$pid")"
+    before=($(tree_cpu "$pid"))
     load "$port" "$SECONDS_RUN" "$RATE" "$TMP/run.json"
-    after="$(tree_ticks "$pid")"
-    if (( SYSCALLS )); then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+    after=($(tree_cpu "$pid"))
+    if (( SYSCALLS )); then kill -INT "$SYSCALLS_PID"; wait "$SYSCALLS_PID" || true; fi
     ok="$(json_field "$TMP/run.json" 'd["requests"]["ok"]')"
     sent="$(json_field "$TMP/run.json" 'd["requests"]["sent"]')"
     stop_pid "$pid"
     (( ok * 100 >= sent * 99 )) || { echo "error: $s answered $ok of $sent requests" >&2; exit 1; }
-    us="$(awk -v d=$((after - before)) -v n="$ok" -v t="$TICK" 'BEGIN { printf "%.1f", d / t / n * 1e6 }')"
+    us="$(us_per_request $((after[0] + after[1] - before[0] - before[1])) "$ok")"
     p50="$(json_field "$TMP/run.json" 'd["e2e_ms"]["p50"]')"
     p99="$(json_field "$TMP/run.json" 'd["e2e_ms"]["p99"]')"
     figures[$s]+="$us "
@@ -108,10 +97,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     p99s[$s]+="$p99 "
     echo "round $round: ${kind} ${path:+$path }$us µs/request ($ok requests; latency p50 $p50 ms, p99 $p99 ms)" >&2
     if (( SYSCALLS )); then
-      echo "  system calls per request: $(awk -F, -v n="$ok" '$1 ~ /^[0-9]+$/ {
-          e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "recvfrom(EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
-          if ($1 / n >= 0.01 || e == "recvfrom(EAGAIN)") printf "%s %.2f\n", e, $1 / n }' "$TMP/syscalls.txt" |
-        sort -k2 -rn | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')" >&2
+      echo "  system calls per request: $(syscalls_per_request "$TMP/syscalls.txt" "$ok" | syscall_summary)" >&2
     fi
   done
 done

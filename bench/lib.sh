@@ -120,3 +120,51 @@ http {
 }
 EOF
 }
+
+# tree_pids PID: the process and its descendants.
+tree_pids() {
+  local p
+  echo "$1"
+  for p in $(pgrep -P "$1" || true); do tree_pids "$p"; done
+}
+# tree_cpu PID: clock ticks of user and system time of the process and its descendants.
+tree_cpu() {
+  local u=0 s=0 p f
+  for p in $(tree_pids "$1"); do
+    f=($(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null || echo "0 0"))
+    u=$((u + f[0])) s=$((s + f[1]))
+  done
+  echo "$u $s"
+}
+TICK="$(getconf CLK_TCK)"
+# us_per_request TICKS REQUESTS: CPU clock ticks as microseconds per request.
+us_per_request() { awk -v d="$1" -v n="$2" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }'; }
+
+# System calls counted by perf on the kernel's syscall tracepoints (linux-perf):
+# in the kernel, barely slowing the process, where strace slows it so much
+# that what it reads is always there when it reads.
+perf_syscalls_available() { perf stat -e 'syscalls:sys_enter_read' -- true >/dev/null 2>&1; }
+# count_syscalls FILE PID...: counts every system call of those processes (all
+# their threads) into FILE, and the recvfrom calls that returned EAGAIN, in the
+# background; sets SYSCALLS_PID (stop it with kill -INT, then wait). Sleeps a
+# moment so that counting has begun when it returns.
+count_syscalls() {
+  local out="$1"
+  shift
+  perf stat -x, -o "$out" -e 'syscalls:sys_enter_*' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' \
+    -p "$(IFS=,; echo "$*")" 2>/dev/null &
+  SYSCALLS_PID=$!
+  sleep 0.5
+}
+# syscalls_per_request FILE REQUESTS: count_syscalls' result as "name calls-per-request"
+# lines, recvfrom(EAGAIN) among them (perf stat -x,: count,unit,event,...).
+syscalls_per_request() {
+  awk -F, -v n="$2" '$1 ~ /^[0-9]+$/ {
+    e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "recvfrom(EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
+    printf "%s %.2f\n", e, $1 / n }' "$1"
+}
+# syscall_summary: such lines on stdin as one line, the busiest first, those
+# under 0.01 a request left out (recvfrom(EAGAIN) always kept).
+syscall_summary() {
+  sort -k2 -rn | awk '$2 >= 0.01 || $1 == "recvfrom(EAGAIN)" { printf "%s%s %s", (n++ ? ", " : ""), $1, $2 } END { print "" }'
+}

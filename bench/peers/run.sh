@@ -174,27 +174,9 @@ EOF
   PIDS+=("$PEER_PID")
 }
 
-# tree_pids PID: the process and its descendants.
-tree_pids() {
-  local p
-  echo "$1"
-  for p in $(pgrep -P "$1" || true); do tree_pids "$p"; done
-}
-# tree_cpu PID: clock ticks of user and system time of the process and its descendants.
-tree_cpu() {
-  local u=0 s=0 p f
-  for p in $(tree_pids "$1"); do
-    f=($(cut -d' ' -f14,15 "/proc/$p/stat" 2>/dev/null || echo "0 0"))
-    u=$((u + f[0])) s=$((s + f[1]))
-  done
-  echo "$u $s"
-}
-TICK="$(getconf CLK_TCK)"
-# us_per_request TICKS REQUESTS: CPU clock ticks as microseconds per request.
-us_per_request() { awk -v d="$1" -v n="$2" -v t="$TICK" 'BEGIN { printf "%.1f", (n > 0 ? d / t / n * 1e6 : 0) }'; }
 SYSCALL_TOOL=""
 if (( SYSCALLS )); then
-  if perf stat -e 'syscalls:sys_enter_read' -- true >/dev/null 2>&1; then SYSCALL_TOOL=perf
+  if perf_syscalls_available; then SYSCALL_TOOL=perf
   elif command -v strace >/dev/null; then SYSCALL_TOOL=strace
   else echo "error: --syscalls needs perf (linux-perf, with the kernel's syscall tracepoints) or strace" >&2; exit 3; fi
 fi
@@ -218,18 +200,17 @@ for w in $WORKER_COUNTS; do
       if (( SYSCALLS )); then
         trace="$TMP/$SYSCALL_TOOL-$name-$w-$limit.txt"
         if [[ $SYSCALL_TOOL == perf ]]; then
-          perf stat -x, -o "$trace" -e 'syscalls:sys_enter_*' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' \
-            -p "$(tree_pids "$PEER_PID" | paste -sd,)" 2>/dev/null &
+          count_syscalls "$trace" $(tree_pids "$PEER_PID")
         else
           strace -f -c -o "$trace" $(tree_pids "$PEER_PID" | sed 's/^/-p /') 2>/dev/null &
+          SYSCALLS_PID=$!
+          sleep 1 # attached before the load starts
         fi
-        STRACE_PID=$!
-        sleep 1 # attached before the load starts
       fi
       cpu_before=($(tree_cpu "$PEER_PID"))
       timeout $((DURATION + 60)) "${PIN_WRK[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$TMP/post.lua" "$url" >"$out" 2>&1
       cpu_after=($(tree_cpu "$PEER_PID"))
-      if [[ -n "$trace" ]]; then kill -INT "$STRACE_PID"; wait "$STRACE_PID" || true; fi
+      if [[ -n "$trace" ]]; then kill -INT "$SYSCALLS_PID"; wait "$SYSCALLS_PID" || true; fi
       stop_pid "$PEER_PID"
       rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
       p50="$(awk '$1 == "50%" {print $2}' "$out")"
@@ -243,16 +224,12 @@ for w in $WORKER_COUNTS; do
       ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us")
       if [[ -n "$trace" ]]; then
         if [[ $SYSCALL_TOOL == perf ]]; then
-          # perf stat -x,: count,unit,event,...; the filtered exit event counts recvfrom's EAGAIN.
-          calls="$(awk -F, -v n="${total:-1}" '$1 ~ /^[0-9]+$/ {
-              e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "recvfrom(EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
-              printf "%s %.2f\n", e, $1 / n }' "$trace")"
+          calls="$(syscalls_per_request "$trace" "${total:-1}")"
         else
           # strace -c's table: calls in column 4, the name last.
           calls="$(awk -v n="${total:-1}" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { printf "%s %.2f\n", $NF, $4 / n }' "$trace")"
         fi
-        # Per request, the busiest first.
-        SYSROWS+=("| $w | $limit | $name | $(sort -k2 -rn <<<"$calls" | awk '$2 >= 0.01 || $1 == "recvfrom(EAGAIN)" { printf "%s%s %s", (n++ ? ", " : ""), $1, $2 } END { print "" }') |")
+        SYSROWS+=("| $w | $limit | $name | $(syscall_summary <<<"$calls") |")
       fi
     done
   done
