@@ -11,9 +11,11 @@
 # take turns, round after round, and each server's median is printed.
 #
 # Usage: bench/cpu_per_request.sh [--rate R] [--seconds S] [--rounds N]
-#          [--bin PATH]... [--nginx] [--thinking on|off] [--workers N] [--syscalls]
+#          [--bin PATH]... [--config YAML-LINE]... [--nginx] [--thinking on|off] [--workers N] [--syscalls]
 # --bin: an llmgate build to measure (repeat to compare builds; default
-# build/llmgate); --nginx: nginx too (one worker, proxy_pass with upstream
+# build/llmgate); --config: a top-level line added to llmgate's config, e.g.
+# "cache: {mode: off}"; repeat it to compare configs (each --config is a
+# server of its own, with every --bin; "" is the default config); --nginx: nginx too (one worker, proxy_pass with upstream
 # keep-alive, as bench/peers/run.sh runs it). --workers: each server's
 # worker count (llmgate's workers, nginx's worker_processes; default 1).
 # --syscalls: also count each server's system calls per request in each
@@ -27,6 +29,7 @@ RATE=8000
 SECONDS_RUN=10
 ROUNDS=5
 BINS=()
+CONFIGS=()
 NGINX=0
 THINKING=off
 WORKERS=1
@@ -37,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --bin) BINS+=("$(realpath "$2")"); shift 2 ;;
+    --config) CONFIGS+=("$2"); shift 2 ;;
     --nginx) NGINX=1; shift ;;
     --thinking) THINKING="$2"; shift 2 ;;
     --workers) WORKERS="$2"; shift 2 ;;
@@ -45,6 +49,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 (( ${#BINS[@]} > 0 )) || BINS=("$(realpath "$HERE/../build/llmgate")")
+(( ${#CONFIGS[@]} > 0 )) || CONFIGS=("")
 (( NGINX == 0 )) || [[ -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh)" >&2; exit 3; }
 BIN="${BINS[0]}" # the simulator and the load generator: the same for every server
 source "$HERE/lib.sh"
@@ -58,17 +63,21 @@ load() { # load PORT SECONDS RATE [JSON]
   "$BIN" bench "${args[@]}" "http://127.0.0.1:$1" >/dev/null
 }
 
-servers=()
-for b in "${BINS[@]}"; do servers+=("llmgate:$b"); done
-(( NGINX == 0 )) || servers+=("nginx:")
-declare -A figures p50s p99s
+servers=() # kind:path:config line
+for b in "${BINS[@]}"; do
+  for c in "${CONFIGS[@]}"; do servers+=("llmgate:$b:$c"); done
+done
+(( NGINX == 0 )) || servers+=("nginx::")
+declare -A figures users p50s p99s
 for ((round = 1; round <= ROUNDS; round++)); do
   for s in "${servers[@]}"; do
-    kind="${s%%:*}" path="${s#*:}"
+    kind="${s%%:*}" rest="${s#*:}"
+    path="${rest%%:*}" extra="${rest#*:}"
     port="$(free_port)"
     if [[ $kind == llmgate ]]; then
       printf 'listen: 127.0.0.1:%s\nworkers: %s\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n' \
         "$port" "$WORKERS" "$SIM_PORT" >"$TMP/gw.yaml"
+      [[ -z $extra ]] || echo "$extra" >>"$TMP/gw.yaml"
       "$path" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>&1 &
     else
       write_nginx_conf "$TMP/nginx" "$port" "$WORKERS" "$( ((WORKERS > 1)) && echo on || echo off)"
@@ -90,12 +99,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     stop_pid "$pid"
     (( ok * 100 >= sent * 99 )) || { echo "error: $s answered $ok of $sent requests" >&2; exit 1; }
     us="$(us_per_request $((after[0] + after[1] - before[0] - before[1])) "$ok")"
+    user="$(us_per_request $((after[0] - before[0])) "$ok")"
+    users[$s]+="$user "
     p50="$(json_field "$TMP/run.json" 'd["e2e_ms"]["p50"]')"
     p99="$(json_field "$TMP/run.json" 'd["e2e_ms"]["p99"]')"
     figures[$s]+="$us "
     p50s[$s]+="$p50 "
     p99s[$s]+="$p99 "
-    echo "round $round: ${kind} ${path:+$path }$us µs/request ($ok requests; latency p50 $p50 ms, p99 $p99 ms)" >&2
+    echo "round $round: ${kind} ${path:+$path }${extra:+[$extra] }$us µs/request, $user of it user time ($ok requests; latency p50 $p50 ms, p99 $p99 ms)" >&2
     if (( SYSCALLS )); then
       echo "  system calls per request: $(syscalls_per_request "$TMP/syscalls.txt" "$ok" | syscall_summary)" >&2
     fi
@@ -104,10 +115,11 @@ done
 
 echo "CPU per request at $RATE requests/s offered (open loop, ${SECONDS_RUN}s, $ROUNDS rounds, thinking $THINKING, $WORKERS worker(s)), user + system of the server's processes:"
 echo
-echo "| server | CPU µs per request, each round | median | latency p50 / p99 ms, median of the rounds |"
-echo "| --- | --- | ---: | ---: |"
+echo "| server | CPU µs per request, each round | median | user time, median | latency p50 / p99 ms, median of the rounds |"
+echo "| --- | --- | ---: | ---: | ---: |"
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 for s in "${servers[@]}"; do
-  kind="${s%%:*}" path="${s#*:}"
-  echo "| $kind${path:+ ($path)} | ${figures[$s]% } | $(median "${figures[$s]}") | $(median "${p50s[$s]}") / $(median "${p99s[$s]}") |"
+  kind="${s%%:*}" rest="${s#*:}"
+  path="${rest%%:*}" extra="${rest#*:}"
+  echo "| $kind${path:+ ($path)}${extra:+, $extra} | ${figures[$s]% } | $(median "${figures[$s]}") | $(median "${users[$s]}") | $(median "${p50s[$s]}") / $(median "${p99s[$s]}") |"
 done

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/intrusive/list.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <charconv>
 #include <cstring>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -157,71 +160,175 @@ std::string cache_key(const json::object& body, std::string_view model, std::str
   return out;
 }
 
+// An entry is one block: this header, then its key, body, content type and
+// model, back to back. One allocation instead of a list node, four strings
+// and an index node, and a block to write the next entry into when this one
+// is evicted for it: with distinct requests (real traffic) the cache is full
+// and every store evicts, and the evicted entry's memory is cold, so each
+// separate piece of it was a cache miss and a free, and each piece of the new
+// one an allocation.
+struct response_cache::table {
+  struct slot : boost::intrusive::list_base_hook<> {
+    std::size_t hash = 0;
+    std::chrono::nanoseconds expires{0};
+    std::uint64_t bytes = 0;  // what it counts against max_bytes
+    std::size_t capacity = 0; // room for text after the header
+    std::size_t key_size = 0, body_size = 0, type_size = 0, model_size = 0;
+    int level = 0;
+
+    [[nodiscard]] char* text() noexcept { return reinterpret_cast<char*>(this + 1); }
+    [[nodiscard]] const char* text() const noexcept { return reinterpret_cast<const char*>(this + 1); }
+    [[nodiscard]] std::string_view key() const noexcept { return {text(), key_size}; }
+    [[nodiscard]] std::string_view body() const noexcept { return {text() + key_size, body_size}; }
+    [[nodiscard]] std::string_view type() const noexcept { return {text() + key_size + body_size, type_size}; }
+    [[nodiscard]] std::string_view model() const noexcept {
+      return {text() + key_size + body_size + type_size, model_size};
+    }
+  };
+  static_assert(sizeof(slot) + sizeof(slot*) + 8 <= k_entry_overhead, "an entry counts what its header holds");
+
+  static slot* make(std::size_t capacity) {
+    slot* s = new (::operator new(sizeof(slot) + capacity)) slot;
+    s->capacity = capacity;
+    return s;
+  }
+  static void destroy(slot* s) noexcept {
+    s->~slot();
+    ::operator delete(s);
+  }
+  // A block fits a text of n bytes when it has the room and not so much more
+  // that the extra, uncounted, would stay held.
+  static bool fits(const slot& s, std::size_t n) noexcept { return s.capacity >= n && s.capacity <= 2 * n + 256; }
+
+  // Writes the answer after the key already in the block, which has the room.
+  static void put_answer(slot& s, const entry_view& e, std::uint64_t bytes, std::chrono::nanoseconds expires) {
+    s.expires = expires;
+    s.bytes = bytes;
+    s.level = e.level;
+    s.body_size = e.body.size();
+    s.type_size = e.content_type.size();
+    s.model_size = e.model.size();
+    char* out = s.text() + s.key_size;
+    for (const std::string_view piece : {e.body, e.content_type, e.model}) {
+      if (piece.empty()) continue; // its data may be null, which memcpy must not get
+      std::memcpy(out, piece.data(), piece.size());
+      out += piece.size();
+    }
+  }
+
+  // The index holds the blocks and finds one by its key's hash, kept in the
+  // block, so an evicted entry leaves the index without its key being read
+  // or hashed again; a key's bytes are compared only when the hashes match.
+  struct probe {
+    std::string_view key;
+    std::size_t hash;
+  };
+  struct by_hash {
+    using is_transparent = void;
+    std::size_t operator()(const slot* s) const noexcept { return s->hash; }
+    std::size_t operator()(const probe& p) const noexcept { return p.hash; }
+  };
+  struct same {
+    using is_transparent = void;
+    bool operator()(const slot* a, const slot* b) const noexcept { return a == b; }
+    bool operator()(const probe& p, const slot* s) const noexcept { return p.hash == s->hash && p.key == s->key(); }
+    bool operator()(const slot* s, const probe& p) const noexcept { return (*this)(p, s); }
+  };
+
+  boost::intrusive::list<slot> lru; // most recently used first
+  boost::unordered_flat_set<slot*, by_hash, same> index;
+  std::uint64_t bytes = 0;
+
+  table() = default;
+  table(const table&) = delete;
+  table& operator=(const table&) = delete;
+  ~table() { lru.clear_and_dispose(destroy); }
+
+  // Takes the entry out of the LRU order and the index; the caller owns the block.
+  slot* remove(slot* s) noexcept {
+    index.erase(s);
+    lru.erase(lru.iterator_to(*s));
+    bytes -= s->bytes;
+    return s;
+  }
+};
+
+namespace {
+std::size_t hash_of(std::string_view key) noexcept { return std::hash<std::string_view>{}(key); }
+} // namespace
+
 response_cache::response_cache(std::size_t max_entries, std::uint64_t max_bytes, std::chrono::nanoseconds ttl)
-    : max_entries_(std::max<std::size_t>(1, max_entries)), max_bytes_(max_bytes), ttl_(ttl) {}
+    : max_entries_(std::max<std::size_t>(1, max_entries)), max_bytes_(max_bytes), ttl_(ttl),
+      t_(std::make_unique<table>()) {}
 
-void response_cache::evict(std::list<slot>::iterator it) {
-  index_.erase(it->key);
-  bytes_ -= it->bytes;
-  lru_.erase(it);
-}
+response_cache::~response_cache() = default;
 
-std::optional<response_cache::entry> response_cache::find(const std::string& key, int level,
+std::optional<response_cache::entry> response_cache::find(std::string_view key, int level,
                                                           std::chrono::nanoseconds now) {
+  const table::probe p{key, hash_of(key)};
   std::lock_guard lock(m_);
-  const auto at = index_.find(key);
-  if (at == index_.end()) return std::nullopt;
-  auto it = at->second;
-  if (it->expires <= now) {
-    evict(it);
+  const auto at = t_->index.find(p);
+  if (at == t_->index.end()) return std::nullopt;
+  table::slot* s = *at;
+  if (s->expires <= now) {
+    table::destroy(t_->remove(s));
     return std::nullopt;
   }
-  if (it->value.level > level) return std::nullopt; // this request would get a better answer
-  lru_.splice(lru_.begin(), lru_, it);
-  return it->value;
+  if (s->level > level) return std::nullopt; // this request would get a better answer
+  t_->lru.splice(t_->lru.begin(), t_->lru, t_->lru.iterator_to(*s));
+  return entry{std::string(s->body()), std::string(s->type()), std::string(s->model()), s->level};
 }
 
 void response_cache::store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now) {
-  const std::uint64_t size = key.size() + e.body.size() + e.content_type.size() + e.model.size() + 64;
+  const std::size_t text = key.size() + e.body.size() + e.content_type.size() + e.model.size();
+  const std::uint64_t size = text + k_entry_overhead;
   if (size > max_bytes_) return; // larger than the whole cache: not worth evicting everything for
+  const table::probe p{key, hash_of(key)};
   std::lock_guard lock(m_);
-  if (const auto at = index_.find(key); at != index_.end()) {
-    const auto it = at->second;
+  auto& t = *t_;
+  table::slot* block = nullptr; // a block to write into, out of the index and the LRU order
+  if (const auto at = t.index.find(p); at != t.index.end()) {
+    table::slot* old = *at;
     // A fresh answer made at a better level stays: a degraded one must not
     // push out what full service made (it is what L0 callers may be served).
-    if (it->expires > now && it->value.level < e.level) return;
-    auto& v = it->value;
-    // Reused in place, unless the old answer was much larger (its capacity would stay held, uncounted).
-    if (v.body.capacity() > 2 * e.body.size() + 256)
-      v.body = std::string(e.body);
-    else
-      v.body.assign(e.body);
-    v.content_type.assign(e.content_type);
-    v.model.assign(e.model);
-    v.level = e.level;
-    it->expires = now + ttl_;
-    bytes_ = bytes_ - it->bytes + size;
-    it->bytes = size;
-    lru_.splice(lru_.begin(), lru_, it);
-  } else {
-    lru_.push_front({std::string(key),
-                     {std::string(e.body), std::string(e.content_type), std::string(e.model), e.level},
-                     now + ttl_,
-                     size});
-    index_.emplace(lru_.front().key, lru_.begin());
-    bytes_ += size;
+    if (old->expires > now && old->level < e.level) return;
+    if (table::fits(*old, text)) { // the same request again: written over where it is, key and index kept
+      t.bytes = t.bytes - old->bytes + size;
+      table::put_answer(*old, e, size, now + ttl_);
+      t.lru.splice(t.lru.begin(), t.lru, t.lru.iterator_to(*old));
+      while (t.bytes > max_bytes_ && &t.lru.back() != old) table::destroy(t.remove(&t.lru.back()));
+      return;
+    }
+    block = t.remove(old);
   }
-  while (!lru_.empty() && (lru_.size() > max_entries_ || bytes_ > max_bytes_)) evict(std::prev(lru_.end()));
+  // Room for the new entry, least recently used first; the last block taken
+  // out is kept to be written over.
+  while (!t.lru.empty() && (t.lru.size() + 1 > max_entries_ || t.bytes + size > max_bytes_)) {
+    if (block) table::destroy(block);
+    block = t.remove(&t.lru.back());
+  }
+  if (block && !table::fits(*block, text)) {
+    table::destroy(block);
+    block = nullptr;
+  }
+  if (!block) block = table::make(text);
+  block->hash = p.hash;
+  block->key_size = key.size();
+  if (!key.empty()) std::memcpy(block->text(), key.data(), key.size());
+  table::put_answer(*block, e, size, now + ttl_);
+  t.lru.push_front(*block);
+  t.index.insert(block);
+  t.bytes += size;
 }
 
 std::size_t response_cache::size() const {
   std::lock_guard lock(m_);
-  return lru_.size();
+  return t_->lru.size();
 }
 
 std::uint64_t response_cache::bytes() const {
   std::lock_guard lock(m_);
-  return bytes_;
+  return t_->bytes;
 }
 
 } // namespace llmgate::degrade

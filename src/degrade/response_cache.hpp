@@ -5,16 +5,16 @@
 // and bounds on entries and bytes. Each entry remembers the model that
 // produced it and the ladder level it was made at, and is served only to a
 // request at that level or a worse one. Pure and thread-safe (one lock;
-// lookups are rare: when a pool cannot answer, or temperature-0 repeats).
+// lookups are rare: when a pool cannot answer, or temperature-0 repeats;
+// stores are not: every whole answer in the default mode).
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
-#include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace llmgate::degrade {
 
@@ -28,6 +28,9 @@ namespace llmgate::degrade {
 class response_cache {
 public:
   response_cache(std::size_t max_entries, std::uint64_t max_bytes, std::chrono::nanoseconds ttl);
+  ~response_cache();
+  response_cache(const response_cache&) = delete;
+  response_cache& operator=(const response_cache&) = delete;
 
   struct entry {
     std::string body;
@@ -42,33 +45,29 @@ public:
     std::string_view model;
     int level = 0;
   };
+  // What an entry counts against max_bytes beyond its key and texts: its
+  // block's header and its place in the index.
+  static constexpr std::uint64_t k_entry_overhead = 112;
+
   // A copy of the entry if one is fresh and was made at `level` or below.
-  [[nodiscard]] std::optional<entry> find(const std::string& key, int level, std::chrono::nanoseconds now);
+  [[nodiscard]] std::optional<entry> find(std::string_view key, int level, std::chrono::nanoseconds now);
   // Replaces the entry of `key` unless that one is fresh and made at a better
-  // (lower) level. The same request again (every answer is stored in the
-  // default mode, and repeats are common) reuses its slot and its strings:
-  // no allocation when the new answer fits where the old one was.
+  // (lower) level. Every answer is stored in the default mode, so this runs
+  // for every request: an entry is one block (its key and texts after a
+  // header) and the block of the entry evicted for it, or of the one it
+  // replaces, is written over when the new one fits.
   void store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now);
 
   [[nodiscard]] std::size_t size() const;
   [[nodiscard]] std::uint64_t bytes() const;
 
 private:
-  struct slot {
-    std::string key;
-    entry value;
-    std::chrono::nanoseconds expires{0};
-    std::uint64_t bytes = 0;
-  };
-  void evict(std::list<slot>::iterator it); // under the lock
-
+  struct table; // the entries, their LRU order and their index (response_cache.cpp)
   const std::size_t max_entries_;
   const std::uint64_t max_bytes_;
   const std::chrono::nanoseconds ttl_;
   mutable std::mutex m_;
-  std::list<slot> lru_; // most recently used first
-  std::unordered_map<std::string_view, std::list<slot>::iterator> index_;
-  std::uint64_t bytes_ = 0;
+  std::unique_ptr<table> t_;
 };
 
 } // namespace llmgate::degrade

@@ -93,7 +93,36 @@ TEST(response_cache, the_same_request_again_replaces_its_entry) {
   c.store("c", {std::string(100000, 'x'), "t", "m", 0}, 13s);
   c.store("c", {"short", "t", "m", 0}, 13s);
   EXPECT_EQ(c.find("c", 0, 13s)->body, "short");
-  EXPECT_EQ(c.bytes(), 1u + 5 + 1 + 1 + 64) << "a shrunk answer counts its new size";
+  EXPECT_EQ(c.bytes(), 1u + 5 + 1 + 1 + response_cache::k_entry_overhead) << "a shrunk answer counts its new size";
+}
+
+TEST(response_cache, a_full_cache_turning_over_keeps_every_entry_whole) {
+  // Real traffic is mostly distinct requests: the cache is full and each
+  // store evicts the oldest entry and writes over its memory when the new
+  // one fits. Answers of changing sizes (so some blocks are reused, some
+  // not), and every entry still there must read back exactly as stored.
+  response_cache c(8, 1 << 20, 1h);
+  const auto body_of = [](int i) { return std::string(static_cast<std::size_t>(1 + (i * 37) % 300), 'a' + i % 26); };
+  const auto model_of = [](int i) { return i % 3 ? std::string("Qwen3-1.7B") : std::string("Qwen3-0.6B"); };
+  std::uint64_t expected_bytes = 0;
+  for (int i = 0; i < 200; ++i) {
+    const auto key = "request " + std::to_string(i);
+    c.store(key, {body_of(i), i % 2 ? "application/json" : "text/event-stream", model_of(i), i % 4}, 0s);
+    ASSERT_EQ(c.size(), std::min(i + 1, 8));
+    expected_bytes = 0;
+    for (int j = std::max(0, i - 7); j <= i; ++j) {
+      const auto e = c.find("request " + std::to_string(j), 4, 0s);
+      ASSERT_TRUE(e) << "entry " << j << " after store " << i;
+      EXPECT_EQ(e->body, body_of(j));
+      EXPECT_EQ(e->content_type, j % 2 ? "application/json" : "text/event-stream");
+      EXPECT_EQ(e->model, model_of(j));
+      EXPECT_EQ(e->level, j % 4);
+      expected_bytes += ("request " + std::to_string(j)).size() + e->body.size() + e->content_type.size() +
+                        e->model.size() + response_cache::k_entry_overhead;
+    }
+    EXPECT_FALSE(c.find("request " + std::to_string(i - 8), 4, 0s)) << "the oldest went";
+  }
+  EXPECT_EQ(c.bytes(), expected_bytes);
 }
 
 } // namespace
