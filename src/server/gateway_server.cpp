@@ -127,9 +127,11 @@ openai::local_reply context_too_long(const control::model_config& m, std::int64_
       "messages", "context_length_exceeded");
 }
 
+// 15 hex digits (60 random bits): short enough for std::string's inline
+// room, so neither the id nor its copy in the response headers allocates.
 std::string new_request_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return std::string(hex64(rng()).view());
+  return std::string(hex64(rng()).view().substr(1));
 }
 
 // The metrics every request updates; looked up once.
@@ -1752,11 +1754,17 @@ struct gateway::impl final : control::admin_target {
       // A stream's verdict is given at its first token: a half-open probe
       // should not hold the breaker for a whole long answer. A break later
       // in the stream is still counted while the breaker is closed.
-      bool first_token_told = false;
-      st.on_first_token = [&](clock::duration took) {
-        verdict.tell({0, false, took});
-        first_token_told = true;
-        stats.record_ttft(std::chrono::duration<double>(took).count(), steady_now());
+      // What the callback needs, behind one pointer: a capture that fits
+      // std::function's own room (two pointers) is not allocated.
+      struct first_token_watch {
+        struct verdict& attempt;
+        degrade::window_stats& pool;
+        bool told = false;
+      } first_token{verdict, stats};
+      st.on_first_token = [&first_token](clock::duration took) {
+        first_token.attempt.tell({0, false, took});
+        first_token.told = true;
+        first_token.pool.record_ttft(std::chrono::duration<double>(took).count(), steady_now());
       };
       auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind,
                                           {st.want_usage, st.stream_off, st.level >= 2});
@@ -1766,7 +1774,7 @@ struct gateway::impl final : control::admin_target {
       // (ttft_p95 comes from streams only: a whole answer's head comes with its
       // last token, and at L1 every stream becomes one.)
       if (!no_verdict) stats.record_answer(r.failure != 0, steady_now());
-      if (first_token_told) {
+      if (first_token.told) {
         if (r.failure && !no_verdict) {
           verdict.told = false;
           verdict.permit.probe = false; // counted only while closed
@@ -1990,10 +1998,14 @@ struct gateway::impl final : control::admin_target {
     // A keep-alive connection the backend closed meanwhile fails on first use;
     // then, and only then, the same backend is tried once on a new connection.
     for (int fresh = 0; fresh < 2; ++fresh) {
-      const auto connect_limit =
-          std::clamp<clock::duration>(deadline - clock::now(), std::chrono::milliseconds(1), up.connect_timeout);
-      auto acquired = co_await pool.acquire(std::chrono::duration_cast<control::duration>(connect_limit), fresh == 1);
-      if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
+      boost::system::result<std::unique_ptr<upstream::connection>> acquired =
+          fresh ? nullptr : pool.take_idle(); // never a kept one on the second try
+      if (!*acquired) {
+        const auto connect_limit =
+            std::clamp<clock::duration>(deadline - clock::now(), std::chrono::milliseconds(1), up.connect_timeout);
+        acquired = co_await pool.connect(std::chrono::duration_cast<control::duration>(connect_limit));
+        if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
+      }
       if (!acquired) {
         if (acquired.error() == beast::error::timeout)
           co_return timed_out(

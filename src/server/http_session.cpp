@@ -171,6 +171,32 @@ void parse_buffered(beast::flat_buffer& buffer, request_parser& parser, boost::s
   }
 }
 
+// The whole request from the buffer, when it holds all of it (as it nearly
+// always does: a request comes in one read) and it is well-formed: then it is
+// consumed and true returned, without a coroutine (read_request's frame is
+// too large for Asio's recycling: an allocation a request). Otherwise nothing
+// is consumed and `out` is cleared: read_request starts over, reads the rest
+// and answers what is wrong.
+bool parse_whole_buffered(beast::flat_buffer& buffer, const session_limits& limits, request& out) {
+  request_parser parser(out);
+  parser.header_limit(limits.max_header_bytes);
+  parser.body_limit(limits.max_body_bytes);
+  boost::system::error_code ec;
+  const auto data = buffer.cdata();
+  std::size_t used = 0;
+  while (used < data.size() && !parser.is_done()) {
+    const auto n = parser.put(data + used, ec);
+    used += n;
+    if (ec || n == 0) break;
+  }
+  if (ec || !parser.is_done() || out.field_count() > limits.max_headers) {
+    out.clear();
+    return false;
+  }
+  buffer.consume(used);
+  return true;
+}
+
 // Reads one request after its first bytes arrived: false when the connection
 // is to close (the client left, timed out, or was refused, which is answered
 // here). Its own coroutine, so the parser and the refusals' temporaries are
@@ -250,6 +276,7 @@ io::task<void> run_session(io::socket socket, const session_limits& limits, sess
     ~unregister() { registry.remove(entry); }
   } forget{registry, entry};
   session_context ctx{stream, buffer, registry, limits, peer};
+  request req; // each request of the connection in turn, its room kept (see request::clear)
 
   while (!registry.draining()) {
     // Idle keep-alive wait: nothing of the next request has arrived yet.
@@ -260,8 +287,8 @@ io::task<void> run_session(io::socket socket, const session_limits& limits, sess
       buffer.commit(n);
     }
     entry->busy = true;
-    request req;
-    if (!co_await read_request(stream, buffer, limits, req)) break;
+    req.clear();
+    if (!parse_whole_buffered(buffer, limits, req) && !co_await read_request(stream, buffer, limits, req)) break;
     bool keep_alive = false;
     try {
       keep_alive = co_await handler(ctx, req);

@@ -51,6 +51,30 @@ public:
   request& operator=(const request&) = delete; // copies are made by construction only (the seed's GET /chat)
   ~request() = default;
 
+  // Empty again, for the connection's next request: the head's block, the
+  // field list and the body keep their room (three allocations a request
+  // fewer on a keep-alive connection), unless a large request left them
+  // large (an idle connection would hold it).
+  void clear() noexcept {
+    method_ = boost::beast::http::verb::unknown;
+    version_ = 11;
+    keep_alive_ = true;
+    method_text_ = target_ = {};
+    head_size_ = 0;
+    if (head_room_ > k_kept_room) {
+      head_.reset();
+      head_room_ = 0;
+    }
+    if (fields_.capacity() > 64)
+      std::vector<stored_field>().swap(fields_);
+    else
+      fields_.clear();
+    if (body_.capacity() > k_kept_room)
+      std::string().swap(body_);
+    else
+      body_.clear();
+  }
+
   [[nodiscard]] boost::beast::http::verb method() const noexcept { return method_; }
   [[nodiscard]] std::string_view method_string() const noexcept { return view(method_text_); }
   [[nodiscard]] std::string_view target() const noexcept { return view(target_); }
@@ -137,6 +161,10 @@ private:
     head_room_ = room;
   }
 
+  // What clear() leaves an idle connection holding at most, for each of the
+  // head and the body: a larger request is rare enough to allocate again.
+  static constexpr std::uint32_t k_kept_room = 4096;
+
   boost::beast::http::verb method_ = boost::beast::http::verb::unknown;
   unsigned version_ = 11;
   bool keep_alive_ = true;
@@ -147,7 +175,7 @@ private:
   std::string body_;
 };
 
-// Parses one request into `out` (which should be fresh). The head's size is
+// Parses one request into `out` (which should be fresh or cleared). The head's size is
 // bounded by header_limit, so positions fit in 32 bits.
 class request_parser final : public boost::beast::http::basic_parser<true> {
 public:

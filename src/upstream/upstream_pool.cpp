@@ -14,9 +14,8 @@ namespace {
 constexpr std::chrono::milliseconds k_check_after_idle{500};
 } // namespace
 
-io::task<boost::system::result<std::unique_ptr<connection>>> pool::acquire(control::duration connect_timeout,
-                                                                           bool fresh) {
-  while (!fresh && !idle_.empty()) {
+std::unique_ptr<connection> pool::take_idle() {
+  while (!idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
     // A backend closes idle keep-alive connections on its own schedule (5 s
@@ -28,9 +27,13 @@ io::task<boost::system::result<std::unique_ptr<connection>>> pool::acquire(contr
         server::peer_closed(c->stream.socket()))
       continue;
     c->reused = true;
-    co_return c;
+    return c;
   }
-  const auto deadline = std::chrono::steady_clock::now() + connect_timeout;
+  return nullptr;
+}
+
+io::task<boost::system::result<std::unique_ptr<connection>>> pool::connect(control::duration timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   io::connecting_stream stream(ex_);
   boost::system::error_code ec;
   const auto literal = net::ip::make_address(backend_.address.host, ec);

@@ -36,10 +36,13 @@ public:
   pool(io::executor ex, const control::backend_config& backend, std::size_t max_idle, const tls::context* tls = nullptr)
       : ex_(std::move(ex)), backend_(backend), max_idle_(max_idle), tls_(tls) {}
 
-  // An idle connection that is still open, or a new one (connect, and the
-  // TLS handshake of an https:// backend, bounded by timeout).
-  io::task<boost::system::result<std::unique_ptr<connection>>> acquire(control::duration connect_timeout,
-                                                                       bool fresh = false);
+  // An idle connection that is still open, or null. Not a coroutine: on the
+  // request path there nearly always is one, and a coroutine's frame (too
+  // large for Asio's recycling) cost an allocation per request.
+  [[nodiscard]] std::unique_ptr<connection> take_idle();
+  // A new connection (connect, and the TLS handshake of an https:// backend,
+  // bounded by timeout).
+  io::task<boost::system::result<std::unique_ptr<connection>>> connect(control::duration timeout);
   // Back to the idle list, when the exchange left it reusable.
   void release(std::unique_ptr<connection> c);
 

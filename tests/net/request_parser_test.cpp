@@ -184,5 +184,38 @@ TEST(request_parser, the_limits_are_beasts) {
   }
 }
 
+TEST(request_parser, a_cleared_request_takes_the_next_one_with_nothing_left_of_the_first) {
+  // A connection's requests share one request object, cleared between them
+  // (its room kept): nothing of a longer first request may show in the next.
+  request r;
+  ASSERT_FALSE(feed(r,
+                    "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\nX-Request-Id: first\r\n"
+                    "Authorization: Bearer sk-1\r\nContent-Length: 11\r\n\r\n{\"a\":12345}",
+                    4096));
+  ASSERT_EQ(r.body(), "{\"a\":12345}");
+  r.clear();
+  EXPECT_EQ(r.field_count(), 0u);
+  EXPECT_TRUE(r.body().empty());
+  ASSERT_FALSE(feed(r, "GET /health HTTP/1.0\r\nHost: b\r\n\r\n", 4096));
+  EXPECT_EQ(r.method(), http::verb::get);
+  EXPECT_EQ(r.target(), "/health");
+  EXPECT_EQ(r.version(), 10u);
+  EXPECT_FALSE(r.keep_alive()) << "HTTP/1.0 without keep-alive, whatever the first said";
+  EXPECT_EQ(r.field_count(), 1u);
+  EXPECT_EQ(r[http::field::host], "b");
+  EXPECT_EQ(r["x-request-id"], "") << "the first request's fields are gone";
+  EXPECT_TRUE(r.body().empty());
+
+  // A large request's room is given back rather than held by an idle connection.
+  const std::string big(100000, 'x');
+  r.clear();
+  ASSERT_FALSE(feed(r, "POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n" + big, 4096));
+  EXPECT_EQ(r.body().size(), big.size());
+  r.clear();
+  EXPECT_LT(r.body().capacity(), big.size());
+  ASSERT_FALSE(feed(r, "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok", 4096));
+  EXPECT_EQ(r.body(), "ok");
+}
+
 } // namespace
 } // namespace llmgate::server
