@@ -59,8 +59,8 @@ bool has_soft_switch(const json::object& body, bool* thinking_on) {
   return true;
 }
 
-std::string rewrite_request(const request_view& view, std::string_view original, std::string_view upstream_model,
-                            backend_kind kind, const rewrite_options& opts) {
+std::optional<std::string> rewrite_request(const request_view& view, std::string_view upstream_model, backend_kind kind,
+                                           const rewrite_options& opts) {
   const bool stream_off = opts.stream_off && view.stream;
   const bool add_usage = opts.want_usage && view.stream && !view.include_usage && !stream_off;
   const std::optional<bool> enable_thinking = opts.thinking_off ? std::optional<bool>(false) : view.enable_thinking;
@@ -74,7 +74,7 @@ std::string rewrite_request(const request_view& view, std::string_view original,
   const bool kwargs_unwanted = kwargs && !takes_template_kwargs(kind);
   if (view.model == upstream_model && !view.thinking_at_top_level && !kwargs_has_ours && !needs_soft_switch &&
       !needs_kwargs && !kwargs_unwanted && !add_usage && !stream_off)
-    return std::string(original);
+    return std::nullopt;
 
   json::object body = view.body;
   body["model"] = upstream_model;

@@ -1766,8 +1766,8 @@ struct gateway::impl final : control::admin_target {
         first_token.told = true;
         first_token.pool.record_ttft(std::chrono::duration<double>(took).count(), steady_now());
       };
-      auto body = openai::rewrite_request(view, req.body(), model.name, state.config().kind,
-                                          {st.want_usage, st.stream_off, st.level >= 2});
+      auto body =
+          openai::rewrite_request(view, model.name, state.config().kind, {st.want_usage, st.stream_off, st.level >= 2});
       auto r = co_await exchange(w, ctx, req, st, view, choice.backend, std::move(body));
       st.on_first_token = nullptr;
       const bool no_verdict = (st.client_gone && r.failure == 0) || r.deadline;
@@ -1960,7 +1960,10 @@ struct gateway::impl final : control::admin_target {
 
   // One backend: send the request, read the answer, relay it.
   io::task<forward_result> exchange(worker& w, session_context& ctx, request& req, request_state& st,
-                                    const openai::request_view& view, std::size_t index, std::string body) {
+                                    const openai::request_view& view, std::size_t index,
+                                    std::optional<std::string> rewritten) {
+    // What goes to the backend: the rewritten body, or the client's own bytes.
+    const std::string_view body = rewritten ? std::string_view(*rewritten) : std::string_view(req.body());
     auto& pool = *w.pools[index];
     const auto& backend = pool.backend();
     const auto& up = cfg->upstream;
@@ -2086,7 +2089,7 @@ struct gateway::impl final : control::admin_target {
 
       // Sent and answered: the request's bytes are not kept while the answer streams.
       std::string().swap(request_head);
-      std::string().swap(body);
+      rewritten.reset();
 
       const int status = parser.status();
       const std::string_view content_type = parser.content_type();
