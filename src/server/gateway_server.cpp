@@ -116,7 +116,10 @@ struct request_fields {
   }
 };
 
-limit::nanos steady_now() { return std::chrono::duration_cast<limit::nanos>(clock::now().time_since_epoch()); }
+limit::nanos steady_nanos(clock::time_point t) {
+  return std::chrono::duration_cast<limit::nanos>(t.time_since_epoch());
+}
+limit::nanos steady_now() { return steady_nanos(clock::now()); }
 
 openai::local_reply context_too_long(const control::model_config& m, std::int64_t prompt,
                                      std::optional<std::int64_t> max_tokens) {
@@ -1688,7 +1691,10 @@ struct gateway::impl final : control::admin_target {
   io::task<forward_result> forward(worker& w, session_context& ctx, request& req, request_state& st,
                                    openai::request_view& view, const control::model_config& model) {
     const auto& retry = cfg->retry;
-    budget.on_request(steady_now());
+    // The clock is read once for each stretch that runs without waiting: a
+    // proxied request read it ~20 times, ~3% of its user time (perf).
+    auto now = clock::now();
+    budget.on_request(steady_nanos(now));
     const auto prompt_key =
         model.balance == control::balance_strategy::prefix_affinity ? openai::prompt_prefix(view) : std::string();
     const auto pool_index = model_index_of(model); // the requested model's, or at L3 its fallback's
@@ -1696,12 +1702,13 @@ struct gateway::impl final : control::admin_target {
     std::vector<std::size_t> tried;
     std::optional<forward_result> last;
     for (int attempt = 0; attempt < retry.max_attempts; ++attempt) {
-      if (clock::now() >= st.deadline) break; // the client's deadline passed (in a limit queue, line, or backoff)
+      if (attempt > 0) now = clock::now();
+      if (now >= st.deadline) break; // the client's deadline passed (in a limit queue, line, or backoff)
       if (attempt > 0) {
         // A retry only when there is somewhere else to go: no budget, sleep or count spent otherwise.
-        if (!w.router.has_candidate(pool_index, tried, steady_now())) break;
+        if (!w.router.has_candidate(pool_index, tried, steady_nanos(now))) break;
         const auto why = control::to_string(static_cast<control::failure_kind>(last->failure));
-        if (!budget.try_retry(steady_now())) {
+        if (!budget.try_retry(steady_nanos(now))) {
           metrics.retries_refused.inc();
           spdlog::debug("request {}: no retry after {} (retry budget spent)", st.request_id, why);
           break;
@@ -1709,8 +1716,9 @@ struct gateway::impl final : control::admin_target {
         if (!co_await pause(ctx, st, upstream::full_jitter_backoff(attempt, retry.backoff, retry.max_backoff, w.rng)))
           break;
         metrics.retries.with({why}).inc();
+        now = clock::now(); // after the backoff
       }
-      const auto choice = w.router.choose(pool_index, prompt_key, tried, steady_now());
+      const auto choice = w.router.choose(pool_index, prompt_key, tried, steady_nanos(now));
       if (choice.kind == upstream::router::choice::down) {
         if (last) break; // the failure already seen says more than "none left"
         co_return no_backend(model);
@@ -2055,7 +2063,11 @@ struct gateway::impl final : control::admin_target {
       // Until the first token: the head of a whole answer, or a stream's first event.
       const auto first_token_by = std::min(clock::now() + up.first_token_timeout, deadline);
       conn->stream.expires_at(first_token_by);
-      auto [wec, wn] = co_await io::write(conn->stream, request_buffers);
+      boost::system::error_code wec;
+      if (const auto sent = conn->stream.write_now(request_buffers); sent < request_head.size() + body.size()) {
+        auto [ec, n] = co_await io::write_rest(conn->stream, request_buffers, sent); // rarely: io::write_rest
+        wec = ec;
+      }
       if (st.client_gone) co_return fail(forward_result::streamed, "client_gone", 0, {});
       if (wec == beast::error::timeout) co_return timed_out("did not take the request");
       if (wec) {

@@ -113,7 +113,9 @@ io::task<bool> write_answer(session_context& ctx, const request& req, int status
   const std::array<net::const_buffer, 2> buffers{
       net::buffer(head), req.method() == http::verb::head ? net::const_buffer{} : net::buffer(body)};
   ctx.stream.expires_after(ctx.limits.write_timeout);
-  auto [ec, n] = co_await io::write(ctx.stream, buffers);
+  const std::size_t sent = ctx.stream.write_now(buffers); // nearly always all of it (io::write_rest)
+  if (sent == net::buffer_size(buffers)) co_return keep;
+  auto [ec, n] = co_await io::write_rest(ctx.stream, buffers, sent);
   co_return !ec && keep;
 }
 
