@@ -495,6 +495,38 @@ describe("slow clients", async () => {
   });
 });
 
+describe("slow clients, streams", async () => {
+  test("a stream to a client that stops reading is cut at the write timeout, its backend request with it", async () => {
+    // ~6 MB of events (40,960 tokens, ignore_eos) against ~4 MB of socket
+    // buffers: the gateway's writes fall short, then wait, then time out.
+    const sim = await startSim({ profile: "instant" });
+    const gw = await startGateway(gatewayConfig([sim], { extra: "server: {idle_timeout: 1s}" }));
+    const body = JSON.stringify(chat({ stream: true, max_tokens: 40960, ignore_eos: true }));
+    const sock = net.connect(gw.port, "127.0.0.1");
+    sock.on("error", () => {});
+    await new Promise((r) => sock.on("connect", r));
+    sock.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await new Promise((r) => sock.once("data", r));
+    sock.pause(); // and never read again
+    const gone = (o) => metric(sim.url, "llmgate_sim_requests_total", `outcome="${o}"`);
+    let aborted = 0;
+    for (let i = 0; i < 100 && aborted === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      aborted = await gone("aborted");
+    }
+    assert.equal(aborted, 1, "the backend's request was cancelled");
+    assert.equal(await gone("completed"), 0, "the stream did not run to its end");
+    assert.equal(await metric(gw.url, "llmgate_requests_in_flight"), 0);
+    assert.equal((await fetchJson(`${gw.url}/healthz`)).status, 200, "others are served");
+    sock.destroy();
+    await gw.stop();
+    await sim.stop();
+  });
+});
+
 describe("cancellation and drain", async () => {
   test("a client that disconnects cancels its upstream request (simulator counts it aborted)", async () => {
     const sim = await startSim({ profile: "default" });
