@@ -781,15 +781,24 @@ struct gateway::impl final : control::admin_target {
     co_return co_await write_answer(ctx, req, st.status, content_type, st.headers, body);
   }
 
-  io::task<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
+  // A local reply as far as it goes without waiting (see start_answer): on
+  // the request path (refusals, errors) reply()'s frame is saved this way.
+  answer_write start_reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
     st.status = r.status;
-    co_return co_await write_reply(ctx, req, r, st.headers);
+    return start_answer(ctx, req, r.status, "application/json", st.headers, r.body, &r.headers);
+  }
+
+  io::task<bool> reply(session_context& ctx, request& req, request_state& st, const openai::local_reply& r) {
+    auto a = start_reply(ctx, req, st, r);
+    if (a.done()) co_return a.keep;
+    co_return co_await finish_answer(ctx, std::move(a));
   }
 
   // A completion request refused before forwarding: the reply, then its record.
   io::task<bool> refused(worker& w, session_context& ctx, request& req, request_state& st,
                          const openai::local_reply& r) {
-    const bool keep = co_await reply(ctx, req, st, r);
+    auto a = start_reply(ctx, req, st, r);
+    const bool keep = a.done() ? a.keep : co_await finish_answer(ctx, std::move(a));
     record(w, st);
     co_return keep;
   }
@@ -1639,10 +1648,15 @@ struct gateway::impl final : control::admin_target {
     case forward_result::streamed: break;
     case forward_result::answer: {
       st.status = result.status;
-      keep = co_await write_answer(ctx, req, result.status, result.content_type, st.headers, result.body);
+      auto a = start_answer(ctx, req, result.status, result.content_type, st.headers, result.body);
+      keep = a.done() ? a.keep : co_await finish_answer(ctx, std::move(a));
       break;
     }
-    case forward_result::reply: keep = co_await reply(ctx, req, st, result.error); break;
+    case forward_result::reply: {
+      auto a = start_reply(ctx, req, st, result.error);
+      keep = a.done() ? a.keep : co_await finish_answer(ctx, std::move(a));
+      break;
+    }
     }
     if (st.client_gone) {
       metrics.disconnects.inc();

@@ -106,17 +106,28 @@ bool keep_alive_for(const session_context& ctx, const request& req) {
   return req.keep_alive() && !ctx.registry.draining();
 }
 
+answer_write start_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
+                          const header_list& headers, std::string_view body, const header_list* more) {
+  answer_write w;
+  w.keep = keep_alive_for(ctx, req);
+  w.head = format_head(status, content_type, headers, body.size(), w.keep, true, more);
+  if (req.method() != http::verb::head) w.body = body;
+  ctx.stream.expires_after(ctx.limits.write_timeout);
+  w.sent = ctx.stream.write_now(std::array<net::const_buffer, 2>{net::buffer(w.head), net::buffer(w.body)});
+  return w;
+}
+
+io::task<bool> finish_answer(session_context& ctx, answer_write w) {
+  const std::array<net::const_buffer, 2> buffers{net::buffer(w.head), net::buffer(w.body)};
+  auto [ec, n] = co_await io::write_rest(ctx.stream, buffers, w.sent);
+  co_return !ec && w.keep;
+}
+
 io::task<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
                             const header_list& headers, std::string_view body, const header_list* more) {
-  const bool keep = keep_alive_for(ctx, req);
-  const auto head = format_head(status, content_type, headers, body.size(), keep, true, more);
-  const std::array<net::const_buffer, 2> buffers{
-      net::buffer(head), req.method() == http::verb::head ? net::const_buffer{} : net::buffer(body)};
-  ctx.stream.expires_after(ctx.limits.write_timeout);
-  const std::size_t sent = ctx.stream.write_now(buffers); // nearly always all of it (io::write_rest)
-  if (sent == net::buffer_size(buffers)) co_return keep;
-  auto [ec, n] = co_await io::write_rest(ctx.stream, buffers, sent);
-  co_return !ec && keep;
+  auto w = start_answer(ctx, req, status, content_type, headers, body, more);
+  if (w.done()) co_return w.keep;
+  co_return co_await finish_answer(ctx, std::move(w));
 }
 
 io::task<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,

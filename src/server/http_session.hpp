@@ -149,6 +149,23 @@ private:
 io::task<bool> write_answer(session_context& ctx, const request& req, int status, std::string_view content_type,
                             const header_list& headers, std::string_view body, const header_list* more = nullptr);
 
+// write_answer in two steps, for the request path: start_answer writes what
+// the socket takes at once, which is nearly always all of it, without a
+// coroutine frame; finish_answer writes the rest when it was not. The body
+// must stay valid until then.
+struct answer_write {
+  bool keep = false;     // the connection may carry another request
+  std::string head;      // kept for the rest of the write
+  std::string_view body; // empty for a HEAD request
+  std::size_t sent = 0;  // bytes the socket took
+  [[nodiscard]] bool done() const noexcept { return sent == head.size() + body.size(); }
+};
+[[nodiscard]] answer_write start_answer(session_context& ctx, const request& req, int status,
+                                        std::string_view content_type, const header_list& headers,
+                                        std::string_view body, const header_list* more = nullptr);
+// Whether the connection may carry another request, as write_answer.
+io::task<bool> finish_answer(session_context& ctx, answer_write w);
+
 // An OpenAI-shaped local reply plus the request's own headers.
 io::task<bool> write_reply(session_context& ctx, const request& req, const openai::local_reply& reply,
                            const header_list& headers = {});

@@ -5,6 +5,7 @@ import { test, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
+import { spawn } from "node:child_process";
 import {
   startSim,
   startGateway,
@@ -524,6 +525,63 @@ describe("slow clients, streams", async () => {
     sock.destroy();
     await gw.stop();
     await sim.stop();
+  });
+});
+
+describe("slow clients, whole answers", async () => {
+  test("a whole answer the client's socket cannot take at once arrives whole", async () => {
+    // A 6 MB answer (a fixed backend's) to a client with a 4 KiB receive
+    // buffer (set before connecting, which Node cannot do: a Python client)
+    // that waits before reading: more than the sockets' buffers hold, so the
+    // gateway's first write falls short and the rest goes asynchronously.
+    // Every byte must arrive, once. (The buffer grows before the client
+    // reads: a 4 KiB window would take minutes to carry it.)
+    const content = "x".repeat(6_000_000);
+    const answer = JSON.stringify({
+      id: "chatcmpl-big",
+      object: "chat.completion",
+      created: 1,
+      model: "Qwen3-1.7B",
+      choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "length" }],
+      usage: { prompt_tokens: 5, completion_tokens: 1_500_000, total_tokens: 1_500_005 },
+    });
+    const backend = await fixedBackend([answer], { contentType: "application/json" });
+    const gw = await startGateway(gatewayConfig([backend]));
+    const client = `
+import json, socket, sys, time
+body = sys.argv[2].encode()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n"
+          b"Content-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
+time.sleep(1.0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+data = bytearray()
+while True:
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    data += chunk
+head, _, rest = bytes(data).partition(b"\\r\\n\\r\\n")
+length = int([l.split(b":")[1] for l in head.split(b"\\r\\n") if l.lower().startswith(b"content-length:")][0])
+message = json.loads(rest)["choices"][0]["message"]
+print(json.dumps({"length": length, "received": len(rest), "content": len(message["content"])}))
+`;
+    // Not spawnSync: the backend answers from this process's event loop.
+    const py = spawn("python3", ["-c", client, String(gw.port), JSON.stringify(chat())], { timeout: 60000 });
+    let stdout = "";
+    let stderr = "";
+    py.stdout.on("data", (d) => (stdout += d));
+    py.stderr.on("data", (d) => (stderr += d));
+    const status = await new Promise((resolve) => py.on("close", resolve));
+    assert.equal(status, 0, stderr);
+    const r = JSON.parse(stdout);
+    assert.equal(r.received, r.length, "every byte arrived, once");
+    assert.equal(r.content, content.length);
+    assert.equal(await metric(gw.url, "llmgate_requests_in_flight"), 0);
+    await gw.stop();
+    backend.close();
   });
 });
 
