@@ -798,7 +798,8 @@ struct gateway::impl final : control::admin_target {
   io::task<bool> refused(worker& w, session_context& ctx, request& req, request_state& st,
                          const openai::local_reply& r) {
     auto a = start_reply(ctx, req, st, r);
-    const bool keep = a.done() ? a.keep : co_await finish_answer(ctx, std::move(a));
+    bool keep = a.keep;
+    if (!a.done()) keep = co_await finish_answer(ctx, std::move(a)); // not inside ?: (g++ 12's temporaries there)
     record(w, st);
     co_return keep;
   }
@@ -1649,12 +1650,14 @@ struct gateway::impl final : control::admin_target {
     case forward_result::answer: {
       st.status = result.status;
       auto a = start_answer(ctx, req, result.status, result.content_type, st.headers, result.body);
-      keep = a.done() ? a.keep : co_await finish_answer(ctx, std::move(a));
+      keep = a.keep;
+      if (!a.done()) keep = co_await finish_answer(ctx, std::move(a));
       break;
     }
     case forward_result::reply: {
       auto a = start_reply(ctx, req, st, result.error);
-      keep = a.done() ? a.keep : co_await finish_answer(ctx, std::move(a));
+      keep = a.keep;
+      if (!a.done()) keep = co_await finish_answer(ctx, std::move(a));
       break;
     }
     }

@@ -497,7 +497,7 @@ describe("slow clients", async () => {
 });
 
 describe("slow clients, streams", async () => {
-  test("a stream to a client that stops reading is cut at the write timeout, its backend request with it", async () => {
+  test("a stream to a client that stops reading is cut at the write timeout", async () => {
     // ~6 MB of events (40,960 tokens, ignore_eos) against ~4 MB of socket
     // buffers: the gateway's writes fall short, then wait, then time out.
     const sim = await startSim({ profile: "instant" });
@@ -510,18 +510,44 @@ describe("slow clients, streams", async () => {
       `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
-    await new Promise((r) => sock.once("data", r));
-    sock.pause(); // and never read again
-    const gone = (o) => metric(sim.url, "llmgate_sim_requests_total", `outcome="${o}"`);
-    let aborted = 0;
-    for (let i = 0; i < 100 && aborted === 0; i++) {
+    let received = Buffer.alloc(0);
+    await new Promise((r) => sock.once("data", (d) => r((received = Buffer.from(d)))));
+    sock.pause(); // and read no more until the gateway gave up
+    // The request ends when a write times out. (Whether the simulator sees it
+    // cancelled depends on how much of its stream the sockets between it and
+    // the gateway had already taken: up to their buffers' autotuned sizes.)
+    let inFlight = 1;
+    for (let i = 0; i < 100 && inFlight !== 0; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      aborted = await gone("aborted");
+      inFlight = await metric(gw.url, "llmgate_requests_in_flight");
     }
-    assert.equal(aborted, 1, "the backend's request was cancelled");
-    assert.equal(await gone("completed"), 0, "the stream did not run to its end");
-    assert.equal(await metric(gw.url, "llmgate_requests_in_flight"), 0);
+    assert.equal(inFlight, 0, "the stream was cut");
+    assert.equal(await metric(gw.url, "llmgate_client_disconnects_total"), 1, "as a client gone, not an answer sent");
     assert.equal((await fetchJson(`${gw.url}/healthz`)).status, 200, "others are served");
+    // What reached the client is a well-formed start of the stream: whole
+    // chunks of whole events, the last perhaps cut. No write skipped bytes.
+    const rest = [];
+    sock.on("data", (d) => rest.push(d));
+    await new Promise((r) => {
+      sock.on("close", r);
+      sock.resume();
+      setTimeout(r, 5000);
+    });
+    received = Buffer.concat([received, ...rest]);
+    let at = received.indexOf("\r\n\r\n") + 4;
+    let chunks = 0;
+    for (;;) {
+      const eol = received.indexOf("\r\n", at);
+      if (eol < 0) break; // cut in a chunk's size line
+      const size = parseInt(received.subarray(at, eol).toString("latin1"), 16);
+      assert.ok(/^[0-9a-f]+$/.test(received.subarray(at, eol).toString("latin1")), `chunk ${chunks}: a size line`);
+      const data = received.subarray(eol + 2, eol + 2 + size);
+      if (data.length < size) break; // the last chunk, cut
+      assert.ok(data.toString().startsWith("data: "), `chunk ${chunks}: events`);
+      at = eol + 2 + size + 2;
+      ++chunks;
+    }
+    assert.ok(chunks > 100, `${chunks} whole chunks arrived`);
     sock.destroy();
     await gw.stop();
     await sim.stop();
