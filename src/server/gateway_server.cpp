@@ -1654,12 +1654,7 @@ struct gateway::impl final : control::admin_target {
       if (!a.done()) keep = co_await finish_answer(ctx, std::move(a));
       break;
     }
-    case forward_result::reply: {
-      auto a = start_reply(ctx, req, st, result.error);
-      keep = a.keep;
-      if (!a.done()) keep = co_await finish_answer(ctx, std::move(a));
-      break;
-    }
+    case forward_result::reply: keep = co_await reply(ctx, req, st, result.error); break; // an error: not hot
     }
     if (st.client_gone) {
       metrics.disconnects.inc();

@@ -167,21 +167,29 @@ io::task<void> refuse(io::tcp_stream& stream, const session_limits& limits, http
   }
 }
 
+// Feeds the parser what `data` holds and returns the bytes it used. Stops at
+// the end of the data, at the end of the message, or at an error (in ec;
+// needing more bytes is not one).
+std::size_t put_held(request_parser& parser, net::const_buffer data, boost::system::error_code& ec) {
+  std::size_t used = 0;
+  while (used < data.size() && !parser.is_done()) {
+    const auto n = parser.put(data + used, ec);
+    used += n;
+    if (ec == http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec || n == 0) break;
+  }
+  return used;
+}
+
 // Parses what the buffer already holds: usually the whole request, which
 // came in one read, so the common case takes no asynchronous step (Beast's
 // composed reads cost a few thousand instructions each even when they need
-// no I/O). Stops at the end of what is there (ec stays clear), at the end of
-// the message, or at an error (in ec).
+// no I/O).
 void parse_buffered(beast::flat_buffer& buffer, request_parser& parser, boost::system::error_code& ec) {
-  while (buffer.size() > 0 && !parser.is_done()) {
-    const auto used = parser.put(buffer.data(), ec);
-    buffer.consume(used);
-    if (ec == http::error::need_more) {
-      ec = {};
-      return;
-    }
-    if (ec || used == 0) return;
-  }
+  buffer.consume(put_held(parser, buffer.cdata(), ec));
 }
 
 // The whole request from the buffer, when it holds all of it (as it nearly
@@ -195,13 +203,7 @@ bool parse_whole_buffered(beast::flat_buffer& buffer, const session_limits& limi
   parser.header_limit(limits.max_header_bytes);
   parser.body_limit(limits.max_body_bytes);
   boost::system::error_code ec;
-  const auto data = buffer.cdata();
-  std::size_t used = 0;
-  while (used < data.size() && !parser.is_done()) {
-    const auto n = parser.put(data + used, ec);
-    used += n;
-    if (ec || n == 0) break;
-  }
+  const auto used = put_held(parser, buffer.cdata(), ec);
   if (ec || !parser.is_done() || out.field_count() > limits.max_headers) {
     out.clear();
     return false;
