@@ -7,7 +7,6 @@
 // request at that level or a worse one. Pure and thread-safe (one lock;
 // lookups are rare: when a pool cannot answer, or temperature-0 repeats;
 // stores are not: every whole answer in the default mode).
-#include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -18,11 +17,11 @@
 
 namespace llmgate::degrade {
 
-// The request as a cache key: its body's fields in a canonical order
-// (object keys sorted, recursively), without `user` (which does not change
-// the answer), after the model's canonical name, the endpoint and the caller
-// (scope: key).
-[[nodiscard]] std::string cache_key(const boost::json::object& body, std::string_view model, std::string_view endpoint,
+// The request as a cache key: its body in canonical form (object keys
+// sorted, recursively, without `model` and `user`, which do not change the
+// answer: request_view::canonical), the model's canonical name, the endpoint
+// and the caller (scope: key).
+[[nodiscard]] std::string cache_key(std::string canonical_body, std::string_view model, std::string_view endpoint,
                                     std::string_view caller);
 
 class response_cache {

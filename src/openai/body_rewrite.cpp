@@ -64,19 +64,17 @@ std::optional<std::string> rewrite_request(const request_view& view, std::string
   const bool stream_off = opts.stream_off && view.stream;
   const bool add_usage = opts.want_usage && view.stream && !view.include_usage && !stream_off;
   const std::optional<bool> enable_thinking = opts.thinking_off ? std::optional<bool>(false) : view.enable_thinking;
-  const auto* kwargs = view.body.if_contains("chat_template_kwargs");
-  const bool kwargs_has_ours = kwargs && kwargs->is_object() && kwargs->get_object().contains("return_reasoning");
   const bool chat = view.kind == endpoint::chat_completions;
   const bool needs_soft_switch = chat && enable_thinking == false && !takes_template_kwargs(kind);
   const bool needs_kwargs = chat && enable_thinking.has_value() && takes_template_kwargs(kind) &&
-                            !(kwargs && kwargs->is_object() && kwargs->get_object().contains("enable_thinking") &&
-                              kwargs->get_object().at("enable_thinking") == json::value(*enable_thinking));
-  const bool kwargs_unwanted = kwargs && !takes_template_kwargs(kind);
-  if (view.model == upstream_model && !view.thinking_at_top_level && !kwargs_has_ours && !needs_soft_switch &&
-      !needs_kwargs && !kwargs_unwanted && !add_usage && !stream_off)
+                            view.kwargs_enable_thinking != enable_thinking;
+  const bool kwargs_unwanted = view.kwargs_present && !takes_template_kwargs(kind);
+  // Decided from what parse_request read: the body is built only to be rewritten.
+  if (view.model == upstream_model && !view.thinking_at_top_level && !view.kwargs_return_reasoning &&
+      !needs_soft_switch && !needs_kwargs && !kwargs_unwanted && !add_usage && !stream_off)
     return std::nullopt;
 
-  json::object body = view.body;
+  json::object body = view.body();
   body["model"] = upstream_model;
   if (stream_off) {
     body["stream"] = false;

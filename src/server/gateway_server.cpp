@@ -1448,7 +1448,7 @@ struct gateway::impl final : control::admin_target {
                                                 json::monotonic_resource& arena, request_state& st,
                                                 std::optional<openai::request_view>& view,
                                                 const control::model_config*& model, tokenize::prompt_count& prompt) {
-    auto parsed = openai::parse_request(req.body(), kind, &arena);
+    auto parsed = openai::parse_request(req.body(), kind, &arena, {.canonical = cache != nullptr});
     if (!parsed) return parsed.error();
     view.emplace(std::move(*parsed));
     model = cfg->find_model(view->model);
@@ -1614,7 +1614,8 @@ struct gateway::impl final : control::admin_target {
       std::string key;
       bool hit = false;
       if (cache) {
-        key = degrade::cache_key(view->body, model->name, target.path, cfg->cache.per_key ? who->name : "");
+        key = degrade::cache_key(std::move(view->canonical), model->name, target.path,
+                                 cfg->cache.per_key ? who->name : "");
         const bool repeat = cfg->cache.mode == control::cache_mode::always && temperature_zero(*view);
         const bool down = !w.router.has_candidate(model_index_of(*serving), {}, steady_now());
         if (repeat || down) hit = from_cache(st, key, result);
@@ -1889,11 +1890,7 @@ struct gateway::impl final : control::admin_target {
     return r;
   }
 
-  static bool temperature_zero(const openai::request_view& view) {
-    const auto* t = view.body.if_contains("temperature");
-    return t && ((t->is_double() && t->get_double() == 0.0) || (t->is_int64() && t->get_int64() == 0) ||
-                 (t->is_uint64() && t->get_uint64() == 0));
-  }
+  static bool temperature_zero(const openai::request_view& view) { return view.temperature == 0.0; }
 
   // A cached answer for this request at its level, as a whole answer marked
   // x-llmgate-cache: hit, written into r; false (r untouched) when none.
@@ -2398,7 +2395,7 @@ struct gateway::impl final : control::admin_target {
     const bool chat = req.body().find("\"messages\"") != std::string::npos;
     json::monotonic_resource arena(4096);
     auto view = openai::parse_request(
-        req.body(), chat ? openai::endpoint::chat_completions : openai::endpoint::completions, &arena);
+        req.body(), chat ? openai::endpoint::chat_completions : openai::endpoint::completions, &arena, {.body = true});
     if (!view) co_return co_await reply(ctx, req, st, view.error());
     const auto* model = cfg->find_model(view->model);
     if (!model) co_return co_await reply(ctx, req, st, openai::model_not_found(view->model));
@@ -2411,8 +2408,8 @@ struct gateway::impl final : control::admin_target {
               "tokenizer_not_configured"));
     std::vector<std::int32_t> ids;
     if (chat) {
-      ids = tok->encode(tokenize::render_qwen3_chat(view->body, view->enable_thinking));
-    } else if (const auto& p = view->body.at("prompt"); p.is_string()) {
+      ids = tok->encode(tokenize::render_qwen3_chat(view->body(), view->enable_thinking));
+    } else if (const auto& p = view->body().at("prompt"); p.is_string()) {
       ids = tok->encode(p.get_string());
     } else {
       co_return co_await reply(ctx, req, st,

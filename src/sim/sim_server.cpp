@@ -372,7 +372,7 @@ struct sim_server::impl {
     } counted{*this};
     // The parsed body lives in one block, freed at once (as in the gateway).
     json::monotonic_resource arena(std::min<std::size_t>(4096, 1024 + 3 * req.body().size()));
-    auto view = openai::parse_request(req.body(), kind, &arena);
+    auto view = openai::parse_request(req.body(), kind, &arena, {.body = true});
     if (!view) {
       failed->inc();
       co_return co_await reply(ctx, req, static_cast<http::status>(view.error().status), view.error().body);
@@ -397,20 +397,21 @@ struct sim_server::impl {
     j.created = unix_now();
     j.stream = view->stream;
     j.include_usage = view->include_usage;
-    const auto prompt = prompt_text(view->body, kind);
+    const auto prompt = prompt_text(view->body(), kind);
     j.prompt_tokens = estimate_tokens(prompt);
     // vLLM reads only chat_template_kwargs (a top-level enable_thinking means nothing to it) and Qwen3's soft switch.
     bool thinking = kind == openai::endpoint::chat_completions;
     if (thinking) {
-      if (const auto* kw = view->body.if_contains("chat_template_kwargs"); kw && kw->is_object())
+      if (const auto* kw = view->body().if_contains("chat_template_kwargs"); kw && kw->is_object())
         if (const auto* on = kw->get_object().if_contains("enable_thinking"); on && on->is_bool())
           thinking = on->get_bool();
       bool soft = true;
-      if (openai::has_soft_switch(view->body, &soft)) thinking = soft;
-      j.tool = tool_to_call(view->body, prompt);
+      if (openai::has_soft_switch(view->body(), &soft)) thinking = soft;
+      j.tool = tool_to_call(view->body(), prompt);
     }
     generation_request gr{prompt, view->max_tokens.value_or(0), thinking, opts.answer_tokens, opts.thinking_tokens};
-    if (const auto* eos = view->body.if_contains("ignore_eos"); eos && eos->is_bool()) gr.ignore_eos = eos->get_bool();
+    if (const auto* eos = view->body().if_contains("ignore_eos"); eos && eos->is_bool())
+      gr.ignore_eos = eos->get_bool();
     j.gen = generate(gr);
     if (j.tool) { // a tool call replaces the answer text
       j.gen.tokens.resize(j.gen.reasoning_tokens);

@@ -11,12 +11,12 @@ prompt_count count_prompt(const openai::request_view& view, std::string_view raw
     return {estimate, estimate, false};
   }
   if (view.kind == openai::endpoint::chat_completions) {
-    const auto n = static_cast<std::int64_t>(tokenizer->count(render_qwen3_chat(view.body, view.enable_thinking)));
+    const auto n = static_cast<std::int64_t>(tokenizer->count(render_qwen3_chat(view.body(), view.enable_thinking)));
     return {n, n, true};
   }
   // Completions: a string, an array of strings, token ids, or arrays of them. A
   // batch costs the sum; each prompt alone must fit the context.
-  const auto& prompt = view.body.at("prompt");
+  const auto& prompt = view.body().at("prompt");
   if (prompt.is_string()) {
     const auto n = static_cast<std::int64_t>(tokenizer->count(prompt.get_string()));
     return {n, n, true};

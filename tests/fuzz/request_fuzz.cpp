@@ -4,6 +4,8 @@
 #include "openai/body_rewrite.hpp"
 #include "openai/request_view.hpp"
 
+#include <boost/json/serialize.hpp>
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace llmgate::openai;
   llmgate::fuzz::input in(data, size);
@@ -12,6 +14,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto body = in.rest();
   auto view = parse_request(body, kind);
   if (!view) return 0;
+  // What the parse read agrees with the body it describes, built at once or
+  // on first use; and the canonical form (the cache's key) is the same for
+  // the same body written out again, without its spacing or repeated keys.
+  const auto eager = parse_request(body, kind, {}, {.body = true, .canonical = true});
+  if (!eager || !eager->parsed_body || *eager->parsed_body != view->body() || eager->model != view->model)
+    __builtin_trap();
+  const auto written = boost::json::serialize(view->body());
+  const auto again = parse_request(written, kind, {}, {.canonical = true});
+  if (!again || again->canonical != eager->canonical) __builtin_trap();
   (void)prompt_prefix(*view);
   rewrite_options opts;
   opts.want_usage = flags & 2;

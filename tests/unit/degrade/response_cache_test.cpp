@@ -1,5 +1,7 @@
 #include "degrade/response_cache.hpp"
 
+#include "openai/request_view.hpp"
+
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
@@ -10,19 +12,26 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 std::string key_of(std::string_view body, std::string_view caller = "") {
-  return cache_key(json::parse(body).as_object(), "Qwen3-1.7B", "/v1/chat/completions", caller);
+  auto view = openai::parse_request(body, openai::endpoint::chat_completions, {}, {.canonical = true});
+  if (!view) {
+    ADD_FAILURE() << "refused: " << body;
+    return {};
+  }
+  return cache_key(std::move(view->canonical), "Qwen3-1.7B", "/v1/chat/completions", caller);
 }
 
 TEST(response_cache, the_key_ignores_field_order_and_what_does_not_change_the_answer) {
   const auto a = key_of(R"({"model":"qwen3-1.7b","temperature":0,"messages":[{"role":"user","content":"hi"}]})");
   const auto b = key_of(R"({"messages":[{"content":"hi","role":"user"}],"temperature":0,"user":"u1","model":"x"})");
   EXPECT_EQ(a, b) << "order, the user field and the name the client used do not matter";
-  EXPECT_NE(a, key_of(R"({"temperature":0.5,"messages":[{"role":"user","content":"hi"}]})"));
-  EXPECT_NE(a, key_of(R"({"temperature":0,"messages":[{"role":"user","content":"hi!"}]})"));
-  EXPECT_NE(a, key_of(R"({"temperature":0,"stream":true,"messages":[{"role":"user","content":"hi"}]})"));
-  EXPECT_NE(a, key_of(R"({"temperature":0,"messages":[{"role":"user","content":"hi"}]})", "team-a"))
+  EXPECT_NE(a, key_of(R"({"model":"m","temperature":0.5,"messages":[{"role":"user","content":"hi"}]})"));
+  EXPECT_NE(a, key_of(R"({"model":"m","temperature":0,"messages":[{"role":"user","content":"hi!"}]})"));
+  EXPECT_NE(a, key_of(R"({"model":"m","temperature":0,"stream":true,"messages":[{"role":"user","content":"hi"}]})"));
+  EXPECT_NE(a, key_of(R"({"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}]})", "team-a"))
       << "scope: key keeps callers apart";
-  EXPECT_NE(a, key_of(R"({"temperature":0,"return_reasoning":false,"messages":[{"role":"user","content":"hi"}]})"))
+  EXPECT_NE(
+      a,
+      key_of(R"({"model":"m","temperature":0,"return_reasoning":false,"messages":[{"role":"user","content":"hi"}]})"))
       << "an answer without reasoning is not one with it";
 }
 

@@ -1,6 +1,7 @@
 #include "openai/body_rewrite.hpp"
 
 #include <boost/json.hpp>
+#include <deque>
 #include <gtest/gtest.h>
 #include <string>
 #include <string_view>
@@ -12,8 +13,11 @@ namespace json = boost::json;
 
 std::string str(const json::value& v) { return std::string(v.as_string().data(), v.as_string().size()); }
 
+// A view refers to its body's text (request_view::text), so the bodies are
+// kept for the program's life.
 request_view view_of(std::string_view body, endpoint kind = endpoint::chat_completions) {
-  auto r = parse_request(body, kind);
+  static std::deque<std::string> bodies;
+  auto r = parse_request(bodies.emplace_back(body), kind);
   if (!r) {
     ADD_FAILURE() << "refused: " << body << " -> " << r.error().body;
     return {};

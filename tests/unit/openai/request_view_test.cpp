@@ -1,6 +1,7 @@
 #include "openai/request_view.hpp"
 
 #include <boost/json.hpp>
+#include <deque>
 #include <gtest/gtest.h>
 #include <optional>
 #include <string>
@@ -46,8 +47,15 @@ refusal refuse(std::string_view body, endpoint kind = endpoint::chat_completions
   return out;
 }
 
+// A view refers to its body's text (request_view::text), so the bodies the
+// tests accept are kept for the program's life.
+std::string_view kept(std::string_view body) {
+  static std::deque<std::string> bodies;
+  return bodies.emplace_back(body);
+}
+
 request_view accept(std::string_view body, endpoint kind = endpoint::chat_completions) {
-  auto r = parse_request(body, kind);
+  auto r = parse_request(kept(body), kind);
   if (!r) {
     ADD_FAILURE() << "refused: " << body << " -> " << r.error().body;
     return {};
@@ -83,20 +91,25 @@ TEST(request_view, parses_a_valid_chat_request) {
   EXPECT_FALSE(v.enable_thinking.has_value());
   EXPECT_FALSE(v.thinking_at_top_level);
   EXPECT_TRUE(v.return_reasoning);
-  EXPECT_TRUE(v.body.contains("messages"));
+  EXPECT_TRUE(v.body().contains("messages"));
 }
 
 // The parsed body stays in the storage it was parsed into (the gateway's
 // per-request arena): no deep copy onto the heap, in the view or its moves.
 TEST(request_view, keeps_the_body_in_the_callers_storage) {
   json::monotonic_resource arena;
-  auto r = parse_request(chat(R"("temperature":0.5,"stream":true)"), endpoint::chat_completions, &arena);
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->body.storage().get(), &arena);
-  EXPECT_EQ(r->body.at("messages").as_array().storage().get(), &arena);
-  const request_view moved = std::move(*r);
-  EXPECT_EQ(moved.body.storage().get(), &arena);
-  EXPECT_TRUE(moved.stream);
+  const auto body = chat(R"("temperature":0.5,"stream":true)");
+  for (const bool now : {true, false}) { // built by parse_request, or on first use
+    auto r = parse_request(body, endpoint::chat_completions, &arena, {.body = now});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->parsed_body.has_value(), now);
+    EXPECT_EQ(r->body().storage().get(), &arena);
+    EXPECT_EQ(r->body().at("messages").as_array().storage().get(), &arena);
+    EXPECT_EQ(json::value(r->body()), json::parse(body));
+    const request_view moved = std::move(*r);
+    EXPECT_EQ(moved.body().storage().get(), &arena);
+    EXPECT_TRUE(moved.stream);
+  }
 }
 
 TEST(request_view, parses_a_valid_completions_request) {
@@ -284,9 +297,113 @@ TEST(request_view, return_reasoning_defaults_to_true) {
 
 TEST(request_view, body_is_kept_for_later_steps) {
   const auto v = accept(chat(R"("temperature":0.5,"user":"u1")"));
-  ASSERT_TRUE(v.body.contains("user"));
-  EXPECT_EQ(str(v.body.at("user")), "u1");
-  EXPECT_EQ(str(v.body.at("model")), "Qwen3-1.7B");
+  ASSERT_TRUE(v.body().contains("user"));
+  EXPECT_EQ(str(v.body().at("user")), "u1");
+  EXPECT_EQ(str(v.body().at("model")), "Qwen3-1.7B");
+}
+
+// A field given twice counts once, as its last value, as boost::json::object
+// keeps it: the checks read what the body says after it is parsed.
+TEST(request_view, a_field_given_twice_is_its_last_value) {
+  EXPECT_EQ(accept(R"({"model":"a","messages":[{"role":"user","content":"hi"}],"model":"b"})").model, "b");
+  (void)accept(R"({"model":"m","messages":"hi","messages":[{"role":"user","content":"hi"}]})");
+  expect_refused(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"messages":[{"role":1}]})",
+                 "messages[0].role", "invalid_type");
+  (void)accept(R"({"model":"m","messages":[{"role":1,"content":"hi","role":"user"}]})");
+  expect_refused(R"({"model":"m","messages":[{"role":"user","content":"hi","role":"wizard"}]})", "messages[0].role",
+                 "invalid_value");
+  EXPECT_TRUE(
+      accept(chat(R"("stream_options":5,"stream":true,"stream_options":{"include_usage":true})")).include_usage);
+  EXPECT_FALSE(accept(chat(R"("chat_template_kwargs":{"enable_thinking":true},"chat_template_kwargs":{})"))
+                   .enable_thinking.has_value());
+}
+
+// What the parse reads as it goes agrees with the body built from the same
+// bytes, and the body is the same built at once or on first use.
+TEST(request_view, what_is_read_agrees_with_the_body) {
+  for (const std::string_view body : {
+           R"({"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16,
+               "chat_template_kwargs":{"enable_thinking":false}})",
+           R"({"model":"x\u0041","messages":[{"content":[{"type":"text","text":"a"}],"role":"system"}],
+               "temperature":0,"chat_template_kwargs":{"return_reasoning":false,"enable_thinking":null}})",
+           R"({"chat_template_kwargs":null,"model":"m","messages":[{"role":"tool","content":null}],"top_p":1})",
+           R"({"model":"m","messages":[{"role":"user","content":"a"}],"temperature":1.5e0,"n":2})",
+       }) {
+    const auto v = accept(body);
+    const auto& b = v.body();
+    EXPECT_EQ(json::value(b), json::parse(body)) << body;
+    EXPECT_EQ(v.model, str(b.at("model"))) << body;
+    const auto* kw = b.if_contains("chat_template_kwargs");
+    EXPECT_EQ(v.kwargs_present, kw != nullptr) << body;
+    const auto* kwo = kw ? kw->if_object() : nullptr;
+    EXPECT_EQ(v.kwargs_return_reasoning, kwo && kwo->contains("return_reasoning")) << body;
+    const auto* on = kwo ? kwo->if_contains("enable_thinking") : nullptr;
+    EXPECT_EQ(v.kwargs_enable_thinking, on && on->is_bool() ? std::optional<bool>(on->get_bool()) : std::nullopt)
+        << body;
+    const auto* t = b.if_contains("temperature");
+    EXPECT_EQ(v.temperature, t ? std::optional<double>(t->to_number<double>()) : std::nullopt) << body;
+    const auto eager = parse_request(kept(body), endpoint::chat_completions, {}, {.body = true});
+    ASSERT_TRUE(eager && eager->parsed_body) << body;
+    EXPECT_EQ(*eager->parsed_body, b) << body;
+  }
+}
+
+std::string canonical(std::string_view body) {
+  auto v = parse_request(body, endpoint::chat_completions, {}, {.canonical = true});
+  if (!v) {
+    ADD_FAILURE() << "refused: " << body;
+    return {};
+  }
+  return v->canonical;
+}
+
+// The same value with every object's members in the opposite order.
+json::value reversed(const json::value& v) {
+  if (const auto* o = v.if_object()) {
+    json::object out;
+    for (auto it = o->end(); it != o->begin();) {
+      --it;
+      out[it->key()] = reversed(it->value());
+    }
+    return out;
+  }
+  if (const auto* a = v.if_array()) {
+    json::array out;
+    for (const auto& e : *a) out.push_back(reversed(e));
+    return out;
+  }
+  return v;
+}
+
+TEST(request_view, the_canonical_form_is_the_same_for_the_same_request_written_differently) {
+  const std::string body =
+      R"({"model":"m","user":"u1","messages":[{"role":"user","content":"hi","name":"n"},
+          {"role":"assistant","content":[{"type":"text","text":"yo"}]}],"max_tokens":16,"temperature":0.5,
+          "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","b":{},"a":[]}}}],
+          "chat_template_kwargs":{"enable_thinking":false},"stream":false,"seed":null})";
+  const auto c = canonical(body);
+  EXPECT_EQ(c, canonical(json::serialize(reversed(json::parse(body))))) << "members in any order, at every level";
+  EXPECT_EQ(c, canonical(json::serialize(json::parse(body)))) << "without the whitespace";
+  EXPECT_EQ(canonical(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})"),
+            canonical(R"({"model":"other","messages":[{"content":"h\u0069","role":"user"}],"user":"u2"})"))
+      << "the model's name, the user and escapes do not matter";
+  EXPECT_EQ(canonical(chat(R"("temperature":1,"temperature":0.5)")), canonical(chat(R"("temperature":0.5)")))
+      << "a key given twice is its last value";
+  EXPECT_EQ(canonical(chat(R"("temperature":0.5)")), canonical(chat(R"("temperature":5e-1)")));
+
+  for (const auto& other : {
+           chat(R"("temperature":0.25)"),
+           chat(R"("top_p":0.5)"),
+           std::string(R"({"model":"m","messages":[{"role":"user","content":"hi!"}],"temperature":0.5})"),
+           std::string(R"({"model":"m","messages":[{"role":"user","content":"hi","user":"u"}],"temperature":0.5})"),
+       })
+    EXPECT_NE(canonical(chat(R"("temperature":0.5)")), canonical(other)) << other;
+  EXPECT_NE(canonical(chat(R"("max_tokens":16)")), canonical(chat(R"("max_tokens":16.0)")))
+      << "an integer is not a double";
+  EXPECT_NE(canonical(chat(R"("seed":1)")), canonical(chat(R"("seed":"1")"))) << "a number is not a string";
+  EXPECT_NE(canonical(chat(R"("stop":["a","b"])")), canonical(chat(R"("stop":["b","a"])"))) << "arrays keep order";
+  EXPECT_NE(canonical(chat(R"("a":"b","c":"d")")), canonical(chat(R"("a":"b\",\"c\":\"d")")))
+      << "a string's length keeps it apart from what it might look like";
 }
 
 TEST(prompt_prefix, chat_is_each_role_and_text_in_order) {
