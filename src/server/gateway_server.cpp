@@ -1685,7 +1685,7 @@ struct gateway::impl final : control::admin_target {
     // when the connection was idle) would sit unused in every held stream;
     // unless the client already sent more (pipelined), it goes until the next read.
     if (ctx.buffer.size() == 0) ctx.buffer.shrink_to_fit();
-    result = co_await forward(w, ctx, req, st, view, model);
+    co_await forward(w, ctx, req, st, view, model, result);
   }
 
   // Sleeps unless the client leaves or the deadline comes first; false when it did not sleep it out.
@@ -1701,8 +1701,10 @@ struct gateway::impl final : control::admin_target {
   // Balance over the model's pool; retry on another backend what failed
   // before anything reached the client, within max_attempts, with backoff and
   // within the retry budget. Every outcome feeds the backend's breaker.
-  io::task<forward_result> forward(worker& w, session_context& ctx, request& req, request_state& st,
-                                   openai::request_view& view, const control::model_config& model) {
+  // The outcome is written into `out` (it was returned, and moved five or
+  // six times on its way back: ~500 instructions a request).
+  io::task<void> forward(worker& w, session_context& ctx, request& req, request_state& st, openai::request_view& view,
+                         const control::model_config& model, forward_result& out) {
     const auto& retry = cfg->retry;
     // The clock is read once for each stretch that runs without waiting: a
     // proxied request read it ~20 times, ~3% of its user time (perf).
@@ -1712,15 +1714,14 @@ struct gateway::impl final : control::admin_target {
         model.balance == control::balance_strategy::prefix_affinity ? openai::prompt_prefix(view) : std::string();
     const auto pool_index = model_index_of(model); // the requested model's, or at L3 its fallback's
     auto& stats = *pool_stats[pool_index];
-    std::vector<std::size_t> tried;
-    std::optional<forward_result> last;
+    std::vector<std::size_t> tried; // the backends asked so far; out holds the last one's outcome
     for (int attempt = 0; attempt < retry.max_attempts; ++attempt) {
       if (attempt > 0) now = clock::now();
       if (now >= st.deadline) break; // the client's deadline passed (in a limit queue, line, or backoff)
       if (attempt > 0) {
         // A retry only when there is somewhere else to go: no budget, sleep or count spent otherwise.
         if (!w.router.has_candidate(pool_index, tried, steady_nanos(now))) break;
-        const auto why = control::to_string(static_cast<control::failure_kind>(last->failure));
+        const auto why = control::to_string(static_cast<control::failure_kind>(out.failure));
         if (!budget.try_retry(steady_nanos(now))) {
           metrics.retries_refused.inc();
           spdlog::debug("request {}: no retry after {} (retry budget spent)", st.request_id, why);
@@ -1733,10 +1734,14 @@ struct gateway::impl final : control::admin_target {
       }
       const auto choice = w.router.choose(pool_index, prompt_key, tried, steady_nanos(now));
       if (choice.kind == upstream::router::choice::down) {
-        if (last) break; // the failure already seen says more than "none left"
-        co_return no_backend(model);
+        if (!tried.empty()) break; // the failure already seen says more than "none left"
+        out = no_backend(model);
+        co_return;
       }
-      if (choice.kind == upstream::router::choice::busy) co_return busy(model, "every backend's queue is full");
+      if (choice.kind == upstream::router::choice::busy) {
+        out = busy(model, "every backend's queue is full");
+        co_return;
+      }
       if (choice.half_opened) breaker_changed(choice.backend, upstream::backend_state::breaker_state::half_open);
       auto& state = *backends[choice.backend];
       // The breaker hears how the call went exactly once; a call that ends
@@ -1760,11 +1765,16 @@ struct gateway::impl final : control::admin_target {
         metrics.queue_wait.with({state.config().name}).observe(seconds_since(waited_from));
         stats.record_queue_wait(seconds_since(waited_from), steady_now());
         if (waited != slot_wait::granted) {
-          if (waited == slot_wait::gone) co_return gone();
-          if (waited == slot_wait::full) co_return busy(model, "every backend's queue is full");
-          if (clock::now() >= st.deadline) co_return deadline_passed(model);
-          co_return busy(model, fmt::format("no slot on backend {} within its queue timeout ({})", state.config().name,
-                                            control::format_duration(state.config().queue_timeout)));
+          if (waited == slot_wait::gone)
+            out = gone();
+          else if (waited == slot_wait::full)
+            out = busy(model, "every backend's queue is full");
+          else if (clock::now() >= st.deadline)
+            out = deadline_passed(model);
+          else
+            out = busy(model, fmt::format("no slot on backend {} within its queue timeout ({})", state.config().name,
+                                          control::format_duration(state.config().queue_timeout)));
+          co_return;
         }
       }
       struct slot_guard { // the slot is held for the whole exchange, stream included
@@ -1789,7 +1799,8 @@ struct gateway::impl final : control::admin_target {
       };
       auto body =
           openai::rewrite_request(view, model.name, state.config().kind, {st.want_usage, st.stream_off, st.level >= 2});
-      auto r = co_await exchange(w, ctx, req, st, view, choice.backend, std::move(body));
+      co_await exchange(w, ctx, req, st, view, choice.backend, std::move(body), out);
+      const auto& r = out;
       st.on_first_token = nullptr;
       const bool no_verdict = (st.client_gone && r.failure == 0) || r.deadline;
       // (ttft_p95 comes from streams only: a whole answer's head comes with its
@@ -1806,11 +1817,12 @@ struct gateway::impl final : control::admin_target {
       }
       if (st.client_gone || r.deadline || r.kind == forward_result::streamed || r.failure == 0 ||
           !(r.failure & retry.on))
-        co_return settled(st, std::move(r));
-      last = std::move(r);
+        break;
     }
-    if (!last) co_return deadline_passed(model);
-    co_return settled(st, std::move(*last));
+    if (tried.empty())
+      out = deadline_passed(model);
+    else
+      settle(st, out);
   }
 
   // The client's own deadline passed before a backend could be asked.
@@ -1824,9 +1836,8 @@ struct gateway::impl final : control::admin_target {
   }
 
   // The final result: a whole answer names the backend that gave it.
-  forward_result settled(request_state& st, forward_result r) const {
+  void settle(request_state& st, const forward_result& r) const {
     if (r.kind == forward_result::answer && r.backend != SIZE_MAX) name_backend(st, cfg->backends[r.backend].name);
-    return r;
   }
 
   static forward_result gone() {
@@ -1975,10 +1986,11 @@ struct gateway::impl final : control::admin_target {
     st.headers.emplace_back("x-llmgate-backend", name);
   }
 
-  // One backend: send the request, read the answer, relay it.
-  io::task<forward_result> exchange(worker& w, session_context& ctx, request& req, request_state& st,
-                                    const openai::request_view& view, std::size_t index,
-                                    std::optional<std::string> rewritten) {
+  // One backend: send the request, read the answer, relay it; the outcome,
+  // streamed or whole, is written into r (the caller's: a stream keeps it).
+  io::task<void> exchange(worker& w, session_context& ctx, request& req, request_state& st,
+                          const openai::request_view& view, std::size_t index, std::optional<std::string> rewritten,
+                          forward_result& r) {
     // What goes to the backend: the rewritten body, or the client's own bytes.
     const std::string_view body = rewritten ? std::string_view(*rewritten) : std::string_view(req.body());
     auto& pool = *w.pools[index];
@@ -1989,32 +2001,32 @@ struct gateway::impl final : control::admin_target {
     const bool client_deadline = st.deadline <= started + up.total_timeout;
     st.backend = backend.name;
     const bool streamed = view.stream && !st.stream_off; // the backend is asked for SSE (not when L1 makes it here)
+    r = forward_result{};
+    // r becomes a failure: what it was, its verdict and the reply a client gets.
     auto fail = [&](forward_result::kind_t kind, std::string_view result, unsigned failure, openai::local_reply error) {
       upstream_result(w, index, result).inc();
-      forward_result r;
+      r = forward_result{};
       r.kind = kind;
       r.failure = failure;
       r.took = clock::now() - started;
       r.error = std::move(error);
       r.error.headers.emplace_back("x-llmgate-backend", backend.name);
-      return r;
     };
     // A timeout: the backend's fault, unless it was the client's own deadline
     // that ran out (then no verdict on the backend and no retry).
     auto timed_out = [&](std::string_view what) {
       if (clock::now() >= st.deadline && client_deadline) {
-        auto r = fail(forward_result::reply, "client_deadline", 0,
-                      openai::gateway_timeout(fmt::format("The request's own deadline (x-request-timeout / "
-                                                          "x-stainless-timeout) passed while waiting for backend {}.",
-                                                          backend.name)));
+        fail(forward_result::reply, "client_deadline", 0,
+             openai::gateway_timeout(fmt::format("The request's own deadline (x-request-timeout / "
+                                                 "x-stainless-timeout) passed while waiting for backend {}.",
+                                                 backend.name)));
         r.deadline = true;
-        return r;
+        return;
       }
-      return fail(forward_result::reply, "timeout", control::failure_timeout,
-                  openai::gateway_timeout(fmt::format("Backend {} {}.", backend.name, what)));
+      fail(forward_result::reply, "timeout", control::failure_timeout,
+           openai::gateway_timeout(fmt::format("Backend {} {}.", backend.name, what)));
     };
 
-    forward_result r; // the outcome, streamed or whole (one slot in this frame, which a stream keeps)
     // A keep-alive connection the backend closed meanwhile fails on first use;
     // then, and only then, the same backend is tried once on a new connection.
     for (int fresh = 0; fresh < 2; ++fresh) {
@@ -2127,7 +2139,7 @@ struct gateway::impl final : control::admin_target {
                                                                                 : "ok";
         upstream_result(w, index, result).inc();
         if (r.kind != forward_result::streamed) r.error.headers.emplace_back("x-llmgate-backend", backend.name);
-        co_return r;
+        co_return;
       }
       const auto took = clock::now() - started;
 
@@ -2191,7 +2203,7 @@ struct gateway::impl final : control::admin_target {
       if (reusable) pool.release(std::move(conn));
       upstream_result(w, index, status >= 500 ? "status_5xx" : status == 429 ? "status_429" : "ok").inc();
       r.backend = index;
-      co_return r;
+      co_return;
     }
     co_return fail(forward_result::reply, "connect_error", control::failure_connect,
                    openai::bad_gateway(fmt::format("Backend {} closed the connection.", backend.name)));
