@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: all deps build run test unit unit-asan node-tests-asan node-tests asan tsan soak bench-limits fuzz fuzz-deps clean
+.PHONY: all deps build build-pgo run test unit unit-asan node-tests-asan node-tests asan tsan soak bench-limits fuzz fuzz-deps clean
 
 all: build
 
@@ -18,6 +18,12 @@ $(BUILD)/build.ninja:
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j$(JOBS)
+
+# A profile-guided build (GCC's PGO: built instrumented, trained on loopback,
+# built again): $(PGO_BUILD)/llmgate. Not part of make test; see scripts/pgo-build.sh.
+PGO_BUILD ?= build-pgo
+build-pgo: deps
+	JOBS=$(JOBS) scripts/pgo-build.sh $(PGO_BUILD)
 
 run: build
 	./$(BUILD)/llmgate serve $(ARGS)

@@ -7,7 +7,8 @@
 #
 # Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--client wrk|openai-node]
 #          [--server llmgate|nginx|sim] [--limit none|never|triggers] [--bin PATH] [--seconds S] [--config YAML-LINE]
-# (--config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
+# (CALLGRIND_OPTS: more valgrind options, e.g. "--cache-sim=yes" for simulated cache misses per request;
+# --config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
 # asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten; --client openai-node
 # sends the 17 header fields the openai npm client (5.x) sends, wrk's 3 otherwise; --server nginx
 # counts nginx instead, one worker without a master, proxy_pass with upstream keep-alive as in
@@ -47,18 +48,18 @@ command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs val
 source "$HERE/lib.sh"
 [[ $SERVER == sim ]] || start_instant_sim
 if [[ $SERVER == sim ]]; then
-  valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" sim --host 127.0.0.1 --port 0 --profile instant \
+  valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --callgrind-out-file="$TMP/cg.out" "$BIN" sim --host 127.0.0.1 --port 0 --profile instant \
     >"$TMP/gw.out" 2>/dev/null & GW=$!
   GW_PORT=$(wait_port "$TMP/gw.out")
 elif [[ $SERVER == llmgate ]]; then
   printf 'listen: 127.0.0.1:0\nworkers: 1\naccess_log: off\nbackends:\n  - {name: s, url: "http://127.0.0.1:%s", kind: vllm, models: [Qwen3-1.7B]}\n%s\n' "$SIM_PORT" "$EXTRA_CONFIG" >"$TMP/gw.yaml"
   [[ $LIMIT == none ]] || printf 'limits:\n  rules:\n    - {name: per-client, key: client_ip, algorithm: fixed_window, limit: %s/second}\n' "$(limit_rate "$LIMIT")" >>"$TMP/gw.yaml"
-  valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
+  valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --callgrind-out-file="$TMP/cg.out" "$BIN" serve -c "$TMP/gw.yaml" >"$TMP/gw.out" 2>/dev/null & GW=$!
   GW_PORT=$(wait_port "$TMP/gw.out")
 else
   GW_PORT=$(free_port)
   write_nginx_conf "$TMP/nginx" "$GW_PORT" 1 off "$LIMIT"
-  valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" /usr/sbin/nginx -p "$TMP/nginx/" \
+  valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --callgrind-out-file="$TMP/cg.out" /usr/sbin/nginx -p "$TMP/nginx/" \
     -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$TMP/gw.out" 2>&1 & GW=$!
   for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/health" && break; sleep 0.1; done
 fi
@@ -111,6 +112,15 @@ kill "$GW"; wait "$GW" 2>/dev/null || true
 [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
 echo "server=$SERVER limit=$LIMIT thinking=$THINKING stream=$STREAM client=$CLIENT requests=$requests instructions=$total per_request=$((total / requests))"
+# With CALLGRIND_OPTS="--cache-sim=yes" (or --branch-sim=yes): every event
+# callgrind counted (cache misses of its simulated caches, mispredicted
+# branches), per request.
+if [[ ${CALLGRIND_OPTS:-} == *-sim=yes* ]]; then
+  events=$(awk '/^events:/{sub(/^events: /,""); print; exit}' "$TMP/cg.out")
+  totals=$(awk '/^(totals|summary):/{sub(/^(totals|summary): /,""); print; exit}' "$TMP/cg.out")
+  paste <(tr ' ' '\n' <<<"$events") <(tr ' ' '\n' <<<"$totals") |
+    awk -v r="$requests" '{printf "%s=%.1f ", $1, $2 / r} END{print "(per request)"}'
+fi
 [[ $SERVER == llmgate ]] || exit 0
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,
 # gauges, histograms, their label lookups), the one /metrics scrape above aside.
