@@ -280,10 +280,13 @@ private:
     const auto body = f.open + 1;
     scratch_.assign(out_->data() + body, at_ - body);
     at_ = body;
+    // Read from the copy from here on: the members are written over the original.
+    const std::string_view was(scratch_);
+    const auto key = [&](const written& m) { return was.substr(m.key_at - body, m.key_size); };
     for (std::size_t i = 0; i < ms.size(); ++i) {
-      if (i + 1 < ms.size() && key_of(ms[i]) == key_of(ms[i + 1])) continue; // a later one wins
+      if (i + 1 < ms.size() && key(ms[i]) == key(ms[i + 1])) continue; // a later one wins
       if (at_ > body) put(',');
-      put(std::string_view(scratch_).substr(ms[i].begin - body, ms[i].end - ms[i].begin));
+      put(was.substr(ms[i].begin - body, ms[i].end - ms[i].begin));
     }
   }
 
@@ -358,6 +361,8 @@ public:
     const auto k = whole(s);
     if (depth_ == 1 && root_object_) {
       top_ = top_field(k);
+      // The other endpoint's list is not read: one count serves messages or prompt.
+      if (top_ == (kind_ == endpoint::chat_completions ? field::prompt : field::messages)) top_ = field::other;
     } else if (depth_ == 2 || (depth_ == 3 && in_message_)) {
       member_ = member_of(k);
     }

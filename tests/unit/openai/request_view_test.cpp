@@ -190,6 +190,9 @@ TEST(request_view, completions_need_a_prompt) {
   expect_refused(R"({"model":"m","prompt":[true]})", "prompt[]", "invalid_type", endpoint::completions);
   // Completions do not look at messages; chat does not look at prompt.
   (void)accept(R"({"model":"m","prompt":"p","messages":"ignored"})", endpoint::completions);
+  (void)accept(R"({"model":"m","prompt":["p"],"messages":[]})", endpoint::completions);
+  (void)accept(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"prompt":true})");
+  (void)accept(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"prompt":[5.5]})");
   expect_refused(R"({"model":"m","prompt":"p"})", "messages", "missing_required_parameter");
 }
 
@@ -389,6 +392,10 @@ TEST(request_view, the_canonical_form_is_the_same_for_the_same_request_written_d
       << "the model's name, the user and escapes do not matter";
   EXPECT_EQ(canonical(chat(R"("temperature":1,"temperature":0.5)")), canonical(chat(R"("temperature":0.5)")))
       << "a key given twice is its last value";
+  EXPECT_EQ(canonical(R"({"model":"m","messages":[{"role":"user","content":"a"}],"x":1,
+                          "messages":[{"role":"user","content":"hi"}],"c":2})"),
+            canonical(R"({"model":"m","x":1,"messages":[{"role":"user","content":"hi"}],"c":2})"))
+      << "and so when members before it move (the fuzzer's find)";
   EXPECT_EQ(canonical(chat(R"("temperature":0.5)")), canonical(chat(R"("temperature":5e-1)")));
 
   for (const auto& other : {
