@@ -163,6 +163,10 @@ public:
     frames_.clear();
     members_.clear();
     skip_from_ = std::string::npos;
+    // The writer lives as long as its thread: it keeps its room from one
+    // body to the next, but not what a large body made it take.
+    if (scratch_.capacity() > k_kept_room) std::string().swap(scratch_);
+    if (members_.capacity() * sizeof(written) > k_kept_room) std::vector<written>().swap(members_);
   }
   void finish() { out_->resize(at_); }
 
@@ -290,6 +294,7 @@ private:
     }
   }
 
+  static constexpr std::size_t k_kept_room = 64 * 1024;
   std::string* out_ = nullptr;
   std::size_t at_ = 0; // the end of what is written
   std::vector<frame> frames_;
@@ -322,6 +327,7 @@ public:
     for (auto& s : fields_) s = {};
     model_.clear();
     chars_.clear();
+    if (chars_.capacity() > 64 * 1024) std::string().swap(chars_); // a large escaped string's room goes
     in_message_ = false;
   }
 
@@ -351,11 +357,7 @@ public:
     if (canonical_) writer_.close();
     return true;
   }
-  bool on_key_part(std::string_view s, std::size_t, json::error_code&) {
-    if (stack_) stack_->push_chars(s);
-    chars_.append(s);
-    return true;
-  }
+  bool on_key_part(std::string_view s, std::size_t, json::error_code&) { return part(s); }
   bool on_key(std::string_view s, std::size_t, json::error_code&) {
     if (stack_) stack_->push_key(s);
     const auto k = whole(s);
@@ -370,11 +372,7 @@ public:
     chars_.clear();
     return true;
   }
-  bool on_string_part(std::string_view s, std::size_t, json::error_code&) {
-    if (stack_) stack_->push_chars(s);
-    chars_.append(s);
-    return true;
-  }
+  bool on_string_part(std::string_view s, std::size_t, json::error_code&) { return part(s); }
   bool on_string(std::string_view s, std::size_t, json::error_code&) {
     if (stack_) stack_->push_string(s);
     const auto text = whole(s);
@@ -435,8 +433,13 @@ public:
   [[nodiscard]] bool root_object() const { return root_object_; }
 
 private:
-  // A string or key that came in parts (one holding escapes, read through
+  // A string or key that comes in parts (one holding escapes, read through
   // the parser's buffer) is whole at its last part.
+  bool part(std::string_view s) {
+    if (stack_) stack_->push_chars(s);
+    chars_.append(s);
+    return true;
+  }
   std::string_view whole(std::string_view last) {
     if (chars_.empty()) return last;
     chars_.append(last);
@@ -663,7 +666,7 @@ parse_result parse_request(std::string_view text, endpoint kind, json::storage_p
   reader.finish();
   std::optional<json::object> body;
   if (make.body && !ec && reader.root_object()) body.emplace(std::move(stack.release().get_object()));
-  stack.reset(); // what it holds goes now, while its storage is alive
+  if (make.body) stack.reset(); // what it holds goes now, while its storage is alive
   if (ec)
     return invalid_request(fmt::format("We could not parse the JSON body of your request: {}.", ec.message()), {},
                            "invalid_json");
