@@ -1,14 +1,11 @@
 #include "degrade/response_cache.hpp"
 
 #include <algorithm>
-#include <array>
 #include <boost/intrusive/list.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <charconv>
 #include <cstring>
 #include <new>
-#include <span>
-#include <vector>
 
 namespace llmgate::degrade {
 

@@ -230,7 +230,10 @@ TEST(request_view, max_tokens_must_be_a_positive_integer) {
 
 TEST(request_view, numbers_beyond_a_double_are_refused_wherever_they_are) {
   // Boost.JSON reads them as infinity and would write `Infinity` upstream, which is not JSON.
-  for (const auto* extra : {R"("x_big":1e400)", R"("seed":-2e308)", R"("x":{"deep":[1,[2.5e999]]})"}) {
+  // Also under a key given again later: the body as sent, with the first
+  // value in it, is what goes upstream when nothing in it is rewritten.
+  for (const auto* extra : {R"("x_big":1e400)", R"("seed":-2e308)", R"("x":{"deep":[1,[2.5e999]]})",
+                            R"("temperature":1e999,"temperature":1)"}) {
     const auto r = refuse(chat(extra), endpoint::chat_completions);
     EXPECT_EQ(r.code, std::optional<std::string>("invalid_value")) << extra;
     EXPECT_NE(r.message.find("beyond the range of a double"), std::string::npos) << r.message;
