@@ -95,6 +95,10 @@ std::optional<local_reply> check_number(const seen* v, std::string_view key, dou
   return std::nullopt;
 }
 
+// The reader and its key writer live as long as their thread: they keep
+// their room from one body to the next, but not what a large body made them take.
+constexpr std::size_t k_kept_room = 64 * 1024;
+
 // The fields the gateway reads at the top level of a body.
 enum class field : std::uint8_t {
   other,
@@ -163,8 +167,6 @@ public:
     frames_.clear();
     members_.clear();
     skip_from_ = std::string::npos;
-    // The writer lives as long as its thread: it keeps its room from one
-    // body to the next, but not what a large body made it take.
     if (scratch_.capacity() > k_kept_room) std::string().swap(scratch_);
     if (members_.capacity() * sizeof(written) > k_kept_room) std::vector<written>().swap(members_);
   }
@@ -294,7 +296,6 @@ private:
     }
   }
 
-  static constexpr std::size_t k_kept_room = 64 * 1024;
   std::string* out_ = nullptr;
   std::size_t at_ = 0; // the end of what is written
   std::vector<frame> frames_;
@@ -327,30 +328,20 @@ public:
     for (auto& s : fields_) s = {};
     model_.clear();
     chars_.clear();
-    if (chars_.capacity() > 64 * 1024) std::string().swap(chars_); // a large escaped string's room goes
+    if (chars_.capacity() > k_kept_room) std::string().swap(chars_);
     in_message_ = false;
   }
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
-  bool on_object_begin(json::error_code&) {
-    value(of_kind(json::kind::object));
-    if (canonical_) writer_.open(true);
-    ++depth_;
-    return true;
-  }
+  bool on_object_begin(json::error_code&) { return begin(json::kind::object); }
   bool on_object_end(std::size_t n, json::error_code&) {
     if (--depth_ == 2 && in_message_) end_message();
     if (stack_) stack_->push_object(n);
     if (canonical_) writer_.close();
     return true;
   }
-  bool on_array_begin(json::error_code&) {
-    value(of_kind(json::kind::array));
-    if (canonical_) writer_.open(false);
-    ++depth_;
-    return true;
-  }
+  bool on_array_begin(json::error_code&) { return begin(json::kind::array); }
   bool on_array_end(std::size_t n, json::error_code&) {
     --depth_;
     if (stack_) stack_->push_array(n);
@@ -446,6 +437,13 @@ private:
     return chars_;
   }
 
+  // An object or array opens: a value at this depth, the next ones below it.
+  bool begin(json::kind k) {
+    value(of_kind(k));
+    if (canonical_) writer_.open(k == json::kind::object);
+    ++depth_;
+    return true;
+  }
   // Every value, before it is read: where it sits says what it is.
   void value(const seen& v) {
     if (canonical_) writer_.value();
@@ -467,7 +465,6 @@ private:
   // boost::json::object), so what was read of an earlier one goes.
   void top_value(const seen& v) {
     fields_[static_cast<std::size_t>(top_)] = v;
-    top_kind_ = v.kind;
     switch (top_) {
     case field::messages:
     case field::prompt:
@@ -487,7 +484,7 @@ private:
   void inner_value(const seen& v) {
     switch (top_) {
     case field::messages:
-      if (top_kind_ != json::kind::array) return;
+      if (!top_is(json::kind::array)) return;
       in_message_ = v.is(json::kind::object);
       if (in_message_) {
         role_ = {};
@@ -499,17 +496,17 @@ private:
       ++items_;
       break;
     case field::prompt:
-      if (top_kind_ != json::kind::array) return;
+      if (!top_is(json::kind::array)) return;
       if (!items_error_ && !v.is(json::kind::string) && !v.is(json::kind::int64) && !v.is(json::kind::uint64) &&
           !v.is(json::kind::array))
         items_error_ = wrong_type("prompt[]", "a string, a token or a token array", v);
       ++items_;
       break;
     case field::stream_options:
-      if (top_kind_ == json::kind::object && member_ == member::include_usage) include_usage_ = v;
+      if (top_is(json::kind::object) && member_ == member::include_usage) include_usage_ = v;
       break;
     case field::chat_template_kwargs:
-      if (top_kind_ != json::kind::object) return;
+      if (!top_is(json::kind::object)) return;
       if (member_ == member::enable_thinking) kw_thinking_ = v;
       if (member_ == member::return_reasoning) kw_return_ = v;
       break;
@@ -542,6 +539,9 @@ private:
   }
 
   [[nodiscard]] const seen& got(field f) const { return fields_[static_cast<std::size_t>(f)]; }
+  // The kind of the top-level value being read (the values below it come
+  // before the next top-level key).
+  [[nodiscard]] bool top_is(json::kind k) const { return got(top_).is(k); }
 
   endpoint kind_ = endpoint::chat_completions;
   json::value_stack* stack_ = nullptr; // the body is built when set
@@ -550,9 +550,8 @@ private:
   std::size_t depth_ = 0; // containers open around the next event
   bool root_object_ = false;
   bool non_finite_ = false;
-  field top_ = field::other;               // the top-level field being read
-  json::kind top_kind_ = json::kind::null; // its value's kind
-  member member_ = member::other;          // the key one level down
+  field top_ = field::other;      // the top-level field being read
+  member member_ = member::other; // the key one level down
   std::array<seen, static_cast<std::size_t>(field::count)> fields_{};
   std::string model_;
   std::size_t items_ = 0;                  // messages or prompt elements so far
