@@ -9,7 +9,10 @@
 #          [--server llmgate|nginx|sim] [--limit none|never|triggers] [--bin PATH] [--seconds S] [--config YAML-LINE]
 # (CALLGRIND_OPTS: more valgrind options, e.g. "--cache-sim=yes" for simulated cache misses per request;
 # --config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
-# asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten; --client openai-node
+# asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten, all at once; --stream paced
+# counts what streams cost as a model sends them, one event at a time: 500 streams at once (PACED_STREAMS),
+# each 20 tokens, through `llmgate sim --profile slow` (a token every 500 ms), sent by `llmgate bench`
+# (thinking off), and prints the instructions per stream and per token; --client openai-node
 # sends the 17 header fields the openai npm client (5.x) sends, wrk's 3 otherwise; --server nginx
 # counts nginx instead, one worker without a master, proxy_pass with upstream keep-alive as in
 # bench/peers/run.sh, for the same requests to the same simulator; --server sim counts the simulator
@@ -40,13 +43,25 @@ while [[ $# -gt 0 ]]; do
     *) sed -n '2,18p' "$0"; exit 2 ;;
   esac
 done
+[[ $STREAM == on || $STREAM == off || $STREAM == paced ]] || { echo "--stream on|off|paced" >&2; exit 2; }
 [[ $CLIENT == wrk || $CLIENT == openai-node ]] || { echo "--client wrk|openai-node" >&2; exit 2; }
 [[ $SERVER == llmgate || $SERVER == nginx || $SERVER == sim ]] || { echo "--server llmgate|nginx|sim" >&2; exit 2; }
 [[ $LIMIT == none || $LIMIT == never || $LIMIT == triggers ]] || { echo "--limit none|never|triggers" >&2; exit 2; }
 [[ $SERVER != nginx || -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
-[[ $SERVER == sim ]] || start_instant_sim
+if [[ $STREAM == paced ]]; then
+  [[ $SERVER != sim ]] || { echo "--stream paced counts a proxy: --server llmgate|nginx" >&2; exit 2; }
+  PACED_STREAMS="${PACED_STREAMS:-500}"
+  "$BIN" sim --host 127.0.0.1 --port 0 --profile slow >"$TMP/sim.out" 2>&1 &
+  PIDS+=($!)
+  SIM_PORT=$(wait_listening "$TMP/sim.out" $!)
+  EXTRA_CONFIG="server: {max_connections: $((PACED_STREAMS + 100)), max_connections_per_client: 0}
+$EXTRA_CONFIG"
+  export NGINX_CONNECTIONS=$((PACED_STREAMS * 2 + 200))
+elif [[ $SERVER != sim ]]; then
+  start_instant_sim
+fi
 if [[ $SERVER == sim ]]; then
   valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --callgrind-out-file="$TMP/cg.out" "$BIN" sim --host 127.0.0.1 --port 0 --profile instant \
     >"$TMP/gw.out" 2>/dev/null & GW=$!
@@ -62,6 +77,22 @@ else
   valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --callgrind-out-file="$TMP/cg.out" /usr/sbin/nginx -p "$TMP/nginx/" \
     -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" >"$TMP/gw.out" 2>&1 & GW=$!
   for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/health" && break; sleep 0.1; done
+fi
+
+if [[ $STREAM == paced ]]; then
+  # The prompt's length is fixed so that every stream costs the same to read.
+  paced() { "$BIN" bench "http://127.0.0.1:$GW_PORT" -u "$1" -n "$1" --output-tokens 20 --prompt-tokens 16 -q \
+    --timeout 300 --drain 300 "${@:2}"; }
+  paced 20 >/dev/null
+  callgrind_control -z "$GW" >/dev/null
+  paced "$PACED_STREAMS" --json "$TMP/paced.json" >"$TMP/paced.out"
+  requests=$(json_field "$TMP/paced.json" 'd["requests"]["ok"]')
+  (( requests == PACED_STREAMS )) || { echo "only $requests of $PACED_STREAMS streams completed:" >&2; cat "$TMP/paced.out" >&2; exit 1; }
+  kill "$GW"; wait "$GW" 2>/dev/null || true
+  [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
+  total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+  echo "server=$SERVER limit=$LIMIT stream=paced streams=$requests instructions=$total per_stream=$((total / requests)) per_token=$((total / requests / 20))"
+  exit 0
 fi
 
 extra=""

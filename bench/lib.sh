@@ -76,7 +76,8 @@ limit_rate() { if [[ "$1" == never ]]; then echo 1000000; else echo 10; fi; }
 # DIR/nginx.conf proxying 127.0.0.1:PORT to the simulator ($SIM_PORT) with
 # upstream keep-alive, as the peers and the instruction count run it; with
 # LIMIT never or triggers, a limit_req of limit_rate's rate per client
-# address (none, or no LIMIT: no limit).
+# address (none, or no LIMIT: no limit). NGINX_CONNECTIONS: its
+# worker_connections (8192 unless set; descriptors allowed: twice that).
 write_nginx_conf() {
   local dir="$1" port="$2" workers="$3" master="$4" limit="${5:-}" user="" zone="" limit_line=""
   mkdir -p "$dir/logs" "$dir/temp"
@@ -94,9 +95,10 @@ $user
 daemon off;
 master_process $master;
 worker_processes $workers;
+worker_rlimit_nofile $((2 * ${NGINX_CONNECTIONS:-8192}));
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
-events { worker_connections 8192; }
+events { worker_connections ${NGINX_CONNECTIONS:-8192}; }
 http {
   access_log off;
   client_body_temp_path $dir/temp/client_body;

@@ -8,10 +8,17 @@
 #     histogram) through llmgate minus the same straight at the simulator.
 #     Subtracting the simulator's own figure removes the wait for its next
 #     500 ms step, which would otherwise drown the difference.
+#   - CPU per stream: the gateway's user and system time from the moment the
+#     streams are opened until the last has ended, divided by the streams
+#     (each one: its request, T token events, its end); per token event, that
+#     divided by T.
+# --nginx: nginx (Debian's, one worker, no master: proxy_pass with upstream
+# keep-alive and proxy_buffering off, as an SSE relay needs) measured the same
+# way beside it, in front of the same simulator.
 # Each relayed stream holds two descriptors in the gateway (client and
 # backend); the bench, the simulator and the gateway are separate processes.
 #
-# Usage: bench/streams.sh [--streams N] [--tokens T] [--bin PATH]
+# Usage: bench/streams.sh [--streams N] [--tokens T] [--bin PATH] [--nginx]
 # STREAMS_EXTRA="YAML line" adds a top-level line to the gateway's config
 # (e.g. "cache: {mode: off}").
 set -euo pipefail
@@ -21,13 +28,15 @@ REPO="$(cd "$HERE/.." && pwd)"
 BIN="${LLMGATE_BIN:-$REPO/build/llmgate}"
 STREAMS=5000
 TOKENS=30 # 15 s a stream
+NGINX=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --streams) STREAMS="$2"; shift 2 ;;
     --tokens) TOKENS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --nginx) NGINX=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -35,6 +44,8 @@ done
 need=$((STREAMS * 2 + 200))
 (( $(ulimit -n) >= need )) || ulimit -n "$need" 2>/dev/null ||
   { echo "error: the gateway needs $need descriptors; ulimit -n is $(ulimit -n)" >&2; exit 3; }
+
+(( NGINX == 0 )) || [[ -x /usr/sbin/nginx ]] || { echo "--nginx needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
 
 source "$HERE/lib.sh"
 
@@ -107,33 +118,81 @@ probe "http://127.0.0.1:$SIM_PORT" direct
 DIRECT="$PROBE"
 finish_hold direct
 
-# Warm the gateway (pools, allocator) with a few streams, then take its resting size.
-"$BIN" bench "http://127.0.0.1:$GW_PORT" --users 8 --requests 16 --output-tokens 2 --quiet >/dev/null
-sleep 1
-RSS_BEFORE="$(rss_kib "$GW_PID")"
-echo "llmgate: holding $STREAMS streams of $TOKENS tokens, then probing..." >&2
-base="$(sim_ttft | awk '{print $2}')"
-hold "http://127.0.0.1:$GW_PORT" llmgate
-wait_first_tokens "$base"
-RSS_HELD="$(rss_kib "$GW_PID")"
-probe "http://127.0.0.1:$GW_PORT" llmgate
-VIA="$PROBE"
-finish_hold llmgate
-RSS_PEAK="$(hwm_kib "$GW_PID")"
-RSS_AFTER="$(rss_kib "$GW_PID")"
-STARTS_MS="$(json_field "$TMP/hold-llmgate.json" 'd["ttft_ms"]["p50"]')"
+# through NAME PID PORT: the streams held through a proxy (its process PID,
+# listening on PORT); its figures go into FIG[NAME.*].
+declare -A FIG
+through() {
+  local name="$1" pid="$2" port="$3" base cpu0 cpu1
+  # Warm it (pools, allocator) with a few streams, then take its resting size.
+  "$BIN" bench "http://127.0.0.1:$port" --users 8 --requests 16 --output-tokens 2 --quiet >/dev/null
+  sleep 1
+  FIG[$name.before]="$(rss_kib "$pid")"
+  echo "$name: holding $STREAMS streams of $TOKENS tokens, then probing..." >&2
+  base="$(sim_ttft | awk '{print $2}')"
+  cpu0="$(tree_cpu "$pid")"
+  hold "http://127.0.0.1:$port" "$name"
+  wait_first_tokens "$base"
+  FIG[$name.held]="$(rss_kib "$pid")"
+  probe "http://127.0.0.1:$port" "$name"
+  FIG[$name.probe]="$PROBE"
+  finish_hold "$name"
+  cpu1="$(tree_cpu "$pid")"
+  # The probe's 40 short requests are counted too: a few ms beside seconds.
+  FIG[$name.user]="$(echo "$cpu0 $cpu1" | awk '{print $3 - $1}')"
+  FIG[$name.system]="$(echo "$cpu0 $cpu1" | awk '{print $4 - $2}')"
+  FIG[$name.peak]="$(hwm_kib "$pid")"
+  FIG[$name.after]="$(rss_kib "$pid")"
+  FIG[$name.starts]="$(json_field "$TMP/hold-$name.json" 'd["ttft_ms"]["p50"]')"
+}
+
+through llmgate "$GW_PID" "$GW_PORT"
+names=(llmgate)
+if (( NGINX )); then
+  NGX_PORT="$(free_port)"
+  NGINX_CONNECTIONS=$((STREAMS * 2 + 200)) write_nginx_conf "$TMP/nginx" "$NGX_PORT" 1 off
+  /usr/sbin/nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
+  NGX_PID=$!
+  PIDS+=("$NGX_PID")
+  wait_http "http://127.0.0.1:$NGX_PORT/health" "$NGX_PID"
+  through nginx "$NGX_PID" "$NGX_PORT"
+  names+=(nginx)
+fi
 STARTS_DIRECT_MS="$(json_field "$TMP/hold-direct.json" 'd["ttft_ms"]["p50"]')"
 
-"$PY" - "$STREAMS" "$TOKENS" "$RSS_BEFORE" "$RSS_HELD" "$RSS_PEAK" "$RSS_AFTER" "$DIRECT" "$VIA" "$STARTS_DIRECT_MS" "$STARTS_MS" <<'EOF'
+args=("$STREAMS" "$TOKENS" "$TICK" "$DIRECT" "$STARTS_DIRECT_MS")
+for n in "${names[@]}"; do
+  args+=("$n" "${FIG[$n.before]}" "${FIG[$n.held]}" "${FIG[$n.peak]}" "${FIG[$n.after]}" "${FIG[$n.probe]}"
+    "${FIG[$n.starts]}" "${FIG[$n.user]}" "${FIG[$n.system]}")
+done
+"$PY" - "${args[@]}" <<'EOF'
 import sys
-n, tokens, before, held, peak, after = (int(x) for x in sys.argv[1:7])
-direct, via, start_direct, start_via = (float(x) for x in sys.argv[7:11])
-print(f"{n} concurrent streams of {tokens} tokens (a token every 500 ms) through one llmgate worker:\n")
-print("| figure | value |")
-print("| --- | ---: |")
-print(f"| gateway RSS before / with every stream held / peak / after | {before/1024:.1f} / {held/1024:.1f} / {peak/1024:.1f} / {after/1024:.1f} MiB |")
-print(f"| **gateway memory per held stream** (held − before) | **{(held - before) / n:.1f} KiB** |")
-print(f"| time to first token of the {n} streams opened at once, p50: straight / through llmgate | {start_direct:.0f} / {start_via:.0f} ms |")
-print(f"| probe while they are held: client TTFT − the simulator's own, straight / through llmgate | {direct*1000:.2f} / {via*1000:.2f} ms |")
-print(f"| **first-token overhead of the gateway** (the difference) | **{(via - direct)*1000:.2f} ms** |")
+a = sys.argv[1:]
+n, tokens, tick = int(a[0]), int(a[1]), int(a[2])
+direct, start_direct = float(a[3]), float(a[4])
+proxies = []
+for i in range(5, len(a), 9):
+    name, *v = a[i:i + 9]
+    before, held, peak, after = (int(x) for x in v[:4])
+    probe, starts, user, system = (float(x) for x in v[4:])
+    proxies.append((name, before, held, peak, after, probe, starts, user, system))
+print(f"{n} concurrent streams of {tokens} tokens (a token every 500 ms), each proxy with one worker:\n")
+print("| figure | " + " | ".join(p[0] for p in proxies) + " |")
+print("| --- |" + " ---: |" * len(proxies))
+def row(label, cells):
+    print(f"| {label} | " + " | ".join(cells) + " |")
+row("RSS before / with every stream held / peak / after (MiB)",
+    [f"{p[1]/1024:.1f} / {p[2]/1024:.1f} / {p[3]/1024:.1f} / {p[4]/1024:.1f}" for p in proxies])
+row("**memory per held stream** (held − before)", [f"**{(p[2] - p[1]) / n:.1f} KiB**" for p in proxies])
+row(f"time to first token of the {n} streams opened at once, p50 (straight: {start_direct:.0f} ms)",
+    [f"{p[6]:.0f} ms" for p in proxies])
+row(f"probe while they are held: client TTFT − the simulator's own (straight: {direct*1000:.2f} ms)",
+    [f"{p[5]*1000:.2f} ms" for p in proxies])
+row("**first-token overhead** (the difference)", [f"**{(p[5] - direct)*1000:.2f} ms**" for p in proxies])
+row("CPU per stream, user / system (µs)", [f"{p[7]/tick/n*1e6:.0f} / {p[8]/tick/n*1e6:.0f}" for p in proxies])
+row(f"**CPU per token event** (per stream / {tokens})", [f"**{(p[7]+p[8])/tick/n/tokens*1e6:.1f} µs**" for p in proxies])
+if len(proxies) == 2:
+    g, x = proxies
+    mem = (g[2] - g[1]) / (x[2] - x[1]) if x[2] != x[1] else float("nan")
+    cpu = (g[7] + g[8]) / (x[7] + x[8]) if x[7] + x[8] else float("nan")
+    print(f"\n{g[0]} / {x[0]}: memory per held stream {mem:.2f}, CPU per stream {cpu:.2f}")
 EOF
