@@ -298,6 +298,14 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   const bool splitters_idle =
       kind_ != endpoint::chat_completions ||
       std::all_of(splitters_.begin(), splitters_.end(), [](const think_splitter& s) { return s.passthrough(); });
+  // Faster still: the chunk is the last fast-path chunk with other text in
+  // its content (a model's answer streaming, token after token), so the
+  // scans below would find what they found then.
+  if (splitters_idle && !splitters_.empty() && !shape_head_.empty())
+    if (const auto text = same_shape(data)) {
+      if (!text->empty()) ++content_chunks_;
+      return std::nullopt;
+    }
   const bool may_carry_usage = carries_usage(data);
   // Completions have no chat template, hence no reasoning to split: only usage is read.
   if (kind_ != endpoint::chat_completions && !may_carry_usage) {
@@ -311,6 +319,7 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
     if (carries_text(data, "\"content\":\"") || (keys.reasoning && carries_text(data, "\"reasoning\":\"")) ||
         (keys.reasoning_content && carries_text(data, "\"reasoning_content\":\"")))
       ++content_chunks_;
+    if (!keys.any()) learn_shape(data);
     return std::nullopt;
   }
   // Inline thinking (no reasoning field, no usage) in the plain shape, as
@@ -382,6 +391,39 @@ std::optional<std::string> stream_rewriter::rewrite(std::string_view data) {
   }
   if (!changed) return std::nullopt;
   return json::serialize(chunk);
+}
+
+// The bytes before and after the chunk's first content string. Called only
+// for a chunk the fast path relayed: no '<', no usage, no reasoning key.
+void stream_rewriter::learn_shape(std::string_view data) {
+  if (!remember_shape_) return;
+  constexpr std::string_view k_content = "\"content\":\"";
+  const auto at = find_anchored(data, k_content, k_content.size() - 2);
+  if (at == std::string_view::npos) return;
+  const auto open = at + k_content.size() - 1;
+  const auto close = closing_quote(data, open);
+  if (close >= data.size()) return;
+  // The string is a value: a comma or the object's end comes next.
+  const auto next = data.find_first_not_of(" \t\r\n", close + 1);
+  if (next == std::string_view::npos || (data[next] != ',' && data[next] != '}')) return;
+  shape_head_.assign(data.substr(0, open + 1));
+  shape_tail_.assign(data.substr(close));
+}
+
+// The content text of a chunk that is the learned head, a string's text and
+// the learned tail. The scans of the fast path would find in it what they
+// found in the learned chunk as long as the text holds no quote (with one it
+// could close the string and open keys: usage, reasoning) and no '<' (the
+// content may be another choice's, one without a splitter yet, whose first
+// text may be "<think>"). Escapes need no look: the scans read bytes, not
+// strings.
+std::optional<std::string_view> stream_rewriter::same_shape(std::string_view data) const {
+  if (data.size() < shape_head_.size() + shape_tail_.size() || !data.starts_with(shape_head_) ||
+      !data.ends_with(shape_tail_))
+    return std::nullopt;
+  const auto text = data.substr(shape_head_.size(), data.size() - shape_head_.size() - shape_tail_.size());
+  if (std::memchr(text.data(), '"', text.size()) || std::memchr(text.data(), '<', text.size())) return std::nullopt;
+  return text;
 }
 
 void stream_rewriter::remember(const json::object& chunk) {

@@ -30,8 +30,9 @@ class stream_rewriter final {
 public:
   // drop_usage_chunk: the client did not ask for usage (the gateway did, for
   // token limits): the usage-only chunk is read and not sent.
-  stream_rewriter(endpoint kind, reasoning_options opts, bool drop_usage_chunk = false)
-      : kind_(kind), opts_(opts), drop_usage_chunk_(drop_usage_chunk) {}
+  // remember_shape = false reads every chunk in full (the fuzzer compares the two).
+  stream_rewriter(endpoint kind, reasoning_options opts, bool drop_usage_chunk = false, bool remember_shape = true)
+      : kind_(kind), opts_(opts), drop_usage_chunk_(drop_usage_chunk), remember_shape_(remember_shape) {}
 
   // One SSE event's data (a chat.completion.chunk). Returns the data to send
   // instead, nullopt when the original bytes go out unchanged, or an empty
@@ -53,16 +54,23 @@ private:
   std::optional<std::optional<std::string>> splice(std::string_view data);
   // The id, model and created of a chunk, for the chunks flush() makes.
   void remember(const boost::json::object& chunk);
+  // A chunk relayed unchanged by the fast path, kept as the bytes around its
+  // content string; the text of a later chunk with the same bytes around
+  // its content, when that text can change nothing (see rewrite()).
+  void learn_shape(std::string_view data);
+  [[nodiscard]] std::optional<std::string_view> same_shape(std::string_view data) const;
 
   endpoint kind_;
   reasoning_options opts_;
   bool drop_usage_chunk_ = false;
+  bool remember_shape_ = true;
   std::vector<think_splitter> splitters_;
   std::optional<usage_counts> usage_;
   std::int64_t content_chunks_ = 0;
   std::string last_id_, last_model_;
   std::int64_t last_created_ = 0;
-  std::string last_spliced_; // the last chunk spliced after the last one parsed: its ids are read at flush()
+  std::string last_spliced_;            // the last chunk spliced after the last one parsed: its ids are read at flush()
+  std::string shape_head_, shape_tail_; // learn_shape: up to the content's opening quote, from its closing one
 };
 
 // A whole (non-streamed) completion. Returns nullopt when unchanged.

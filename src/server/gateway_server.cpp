@@ -47,6 +47,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -73,7 +74,8 @@ namespace {
 
 using io::k_tuple;
 using namespace std::string_view_literals;
-constexpr std::size_t k_max_cached_stream = 1 << 20; // a longer stream is relayed but not cached
+constexpr std::size_t k_max_cached_stream = 1 << 20;    // a longer stream is relayed but not cached
+constexpr std::size_t k_kept_stream_scratch = 64 << 10; // a worker's stream scratch beyond this is given back
 
 double seconds_since(clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); }
 
@@ -453,6 +455,11 @@ struct gateway::impl final : control::admin_target {
     observe::histogram* no_model_duration = nullptr;
     std::unordered_map<int, observe::counter*> no_model_by_status;           // by status × 8 + outcome
     std::vector<std::pair<std::string, observe::counter*>> refusals_by_rule; // a handful: scanned
+    // Relaying streams: a read's events and what goes to the client from
+    // them. Filled and used up between two awaits of one stream (the loop
+    // runs one coroutine at a time), so a held stream keeps neither.
+    std::vector<openai::sse_event> stream_events;
+    std::string stream_out;
   };
 
   observe::counter& refusals_of(worker& w, std::string_view rule) {
@@ -2221,23 +2228,41 @@ struct gateway::impl final : control::admin_target {
   // One piece of a streamed answer, as a chunk or (HTTP/1.0) as raw bytes:
   // what the socket takes at once (nearly always all of it), without a
   // coroutine frame per event; send_rest writes the rest when it fell short.
-  // The bytes sent; `total`, the piece's size on the wire.
-  static std::size_t send_piece(session_context& ctx, const std::string& out, bool chunked, std::size_t& total) {
-    if (chunked) {
-      const auto chunk = http::make_chunk(net::buffer(out));
-      total = net::buffer_size(chunk);
-      return ctx.stream.write_now(chunk);
+  // The chunk's frame is written here: Beast's make_chunk is a sequence of
+  // five buffers walked through a variant, a tenth of a token event's cost.
+  struct chunk_head {
+    std::array<char, 2 * sizeof(std::size_t) + 2> bytes;
+    std::size_t size;
+    explicit chunk_head(std::size_t n) {
+      const auto [end, ec] = std::to_chars(bytes.data(), bytes.data() + bytes.size() - 2, n, 16);
+      end[0] = '\r';
+      end[1] = '\n';
+      size = static_cast<std::size_t>(end + 2 - bytes.data());
     }
-    total = out.size();
-    return ctx.stream.write_now(net::buffer(out));
+  };
+  static constexpr std::string_view k_crlf = "\r\n";
+  // The bytes sent; `total`, the piece's size on the wire.
+  static std::size_t send_piece(session_context& ctx, std::string_view piece, bool chunked, std::size_t& total) {
+    if (!chunked) {
+      total = piece.size();
+      return ctx.stream.write_now(net::buffer(piece));
+    }
+    const chunk_head head(piece.size());
+    total = head.size + piece.size() + k_crlf.size();
+    return ctx.stream.write_now(
+        std::array{net::const_buffer(head.bytes.data(), head.size), net::buffer(piece), net::buffer(k_crlf)});
   }
-  static io::task<boost::system::error_code> send_rest(session_context& ctx, const std::string& out, bool chunked,
+  // `piece` must outlive the wait: the frame's bytes, not the worker's scratch.
+  static io::task<boost::system::error_code> send_rest(session_context& ctx, std::string_view piece, bool chunked,
                                                        std::size_t sent) {
-    if (chunked) {
-      auto [ec, n] = co_await io::write_rest(ctx.stream, http::make_chunk(net::buffer(out)), sent);
+    if (!chunked) {
+      auto [ec, n] = co_await io::write_rest(ctx.stream, net::buffer(piece), sent);
       co_return ec;
     }
-    auto [ec, n] = co_await io::write_rest(ctx.stream, net::buffer(out), sent);
+    const chunk_head head(piece.size());
+    auto [ec, n] = co_await io::write_rest(
+        ctx.stream,
+        std::array{net::const_buffer(head.bytes.data(), head.size), net::buffer(piece), net::buffer(k_crlf)}, sent);
     co_return ec;
   }
 
@@ -2279,8 +2304,7 @@ struct gateway::impl final : control::admin_target {
 
     openai::sse_reader reader;
     openai::stream_rewriter rewriter(view.kind, ropts, st.want_usage && !view.include_usage);
-    std::vector<openai::sse_event> events;
-    std::string out;
+    std::string held; // what must outlive a wait (the head's write, a short write): empty otherwise
     bool done_seen = false, first_sent = false;
     std::string failure;
     unsigned failure_kind = 0;
@@ -2291,28 +2315,58 @@ struct gateway::impl final : control::admin_target {
                                        : first_token_by);
       auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, k_tuple);
       if (ec == http::error::need_buffer) ec = {};
-      const std::size_t got = sizeof buf - parser.room();
+      const std::string_view got(buf, sizeof buf - parser.room());
       if (st.client_gone) co_return;
+      // From here to the first wait the worker's scratch is this stream's.
+      auto& events = w.stream_events;
+      auto& out = w.stream_out;
       events.clear();
-      if (!reader.feed(std::string_view(buf, got), events)) {
+      if (!reader.feed(got, events)) {
         failure = "the backend sent an oversized event";
         failure_kind = control::failure_interrupted;
         break;
       }
+      // The bytes go on as they came while no event changes and the reader
+      // finds them in the shape append_sse writes (as vLLM and SGLang send
+      // them); from the first event that changes, out is written instead.
+      bool as_read = reader.verbatim();
       out.clear();
-      for (auto& e : events) {
+      auto write_out_before = [&](std::size_t i) {
+        as_read = false;
+        for (std::size_t j = 0; j < i; ++j) openai::append_sse(out, events[j].data, events[j].event);
+      };
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        const auto& e = events[i];
         if (e.data == "[DONE]") {
-          for (const auto& chunk : rewriter.flush()) openai::append_sse(out, chunk);
-          out += openai::k_sse_done;
           done_seen = true;
+          const auto held_back = rewriter.flush();
+          if (as_read && held_back.empty()) continue;
+          if (as_read) write_out_before(i);
+          for (const auto& chunk : held_back) openai::append_sse(out, chunk);
+          out += openai::k_sse_done;
           continue;
         }
-        auto rewritten = rewriter.rewrite(e.data);
-        if (rewritten && rewritten->empty()) continue; // read for accounting, not for the client
-        openai::append_sse(out, rewritten ? *rewritten : e.data, e.event);
+        const auto rewritten = rewriter.rewrite(e.data);
+        if (!rewritten) {
+          if (!as_read) openai::append_sse(out, e.data, e.event);
+          continue;
+        }
+        if (as_read) write_out_before(i);
+        if (!rewritten->empty()) openai::append_sse(out, *rewritten, e.event); // empty: read for accounting, not sent
       }
-      if (!out.empty()) {
-        if (!committed && !co_await commit()) co_return;
+      std::string_view piece = events.empty() ? std::string_view() : as_read ? got : std::string_view(out);
+      if (!piece.empty()) {
+        if (st.capturing) {
+          st.captured += piece;
+          if (st.captured.size() > k_max_cached_stream) { // too long to be worth keeping
+            st.capturing = false;
+            std::string().swap(st.captured);
+          }
+        }
+        if (!committed) { // the head goes first, once: out is kept across its write
+          if (!as_read) piece = held.assign(out);
+          if (!co_await commit()) co_return;
+        }
         if (!first_sent) {
           st.ttft = seconds_since(st.start);
           w.model_metrics[st.model_index].ttft->observe(*st.ttft);
@@ -2320,27 +2374,23 @@ struct gateway::impl final : control::admin_target {
         }
         ctx.stream.expires_after(ctx.limits.write_timeout);
         std::size_t total = 0;
-        const auto sent = send_piece(ctx, out, chunked, total);
+        const auto sent = send_piece(ctx, piece, chunked, total);
         boost::system::error_code wec;
-        if (sent < total) wec = co_await send_rest(ctx, out, chunked, sent);
+        if (sent < total) {
+          if (piece.data() == out.data()) piece = held.assign(out);
+          wec = co_await send_rest(ctx, piece, chunked, sent);
+        }
         if (wec) { // the client went away: drop the backend's answer
           st.client_gone = true;
           conn.stream.close();
           co_return;
         }
-        if (st.capturing) {
-          st.captured += out;
-          if (st.captured.size() > k_max_cached_stream) { // too long to be worth keeping
-            st.capturing = false;
-            std::string().swap(st.captured);
-          }
-        }
+        if (!held.empty()) std::string().swap(held);
       }
-      // Until the next read (half a second, for a slow model) a held stream
-      // keeps no event or output buffer: a malloc a read is cheaper than
-      // their bytes times every stream held.
-      std::string().swap(out);
-      std::vector<openai::sse_event>().swap(events);
+      // A burst's scratch is not kept beyond what a few events need.
+      if (w.stream_out.capacity() > k_kept_stream_scratch) std::string().swap(w.stream_out);
+      if (w.stream_events.capacity() > k_kept_stream_scratch / sizeof(openai::sse_event))
+        std::vector<openai::sse_event>().swap(w.stream_events);
       if (ec) {
         failure_kind = ec == beast::error::timeout ? control::failure_timeout : control::failure_interrupted;
         if (ec == beast::error::timeout && clock::now() >= st.deadline) { // the client's deadline, not the backend
@@ -2375,7 +2425,7 @@ struct gateway::impl final : control::admin_target {
     }
     st.stream_complete = done_seen && failure.empty();
     st.stream_broken = !failure.empty() && !done_seen;
-    out.clear();
+    std::string& out = held; // empty here: the last piece went in the loop
     if (!failure.empty() && !done_seen) {
       spdlog::warn("request {}: stream from {} broke off: {}", st.request_id, st.backend, failure);
       openai::append_sse(out, openai::error_body(fmt::format("The answer was cut off: {}.", failure), "upstream_error",

@@ -554,6 +554,64 @@ describe("slow clients, streams", async () => {
   });
 });
 
+describe("slow clients, rewritten streams", async () => {
+  test("a rewritten stream to a client that pauses gets its own events while another stream runs", async () => {
+    // Every event is rewritten (the inline thinking becomes reasoning_content),
+    // so each piece goes out from the worker's scratch. The paused client's
+    // writes fall short and finish later, while the other stream on the same
+    // worker fills that scratch with its own events.
+    const sim = await startSim({ profile: "instant", args: ["--thinking-tokens", "40000"] });
+    const gw = await startGateway(gatewayConfig([sim], { extra: "server: {idle_timeout: 20s}" }));
+    const tokens = 40000;
+    const body = JSON.stringify(chat({ stream: true, max_tokens: tokens, ignore_eos: true }));
+    const sock = net.connect(gw.port, "127.0.0.1");
+    sock.on("error", () => {});
+    await new Promise((r) => sock.on("connect", r));
+    const parts = [];
+    const closed = new Promise((r) => sock.on("close", r));
+    sock.on("data", (d) => parts.push(d));
+    sock.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await new Promise((r) => sock.once("data", r));
+    sock.pause();
+    const other = streamEvents(gw.url, JSON.parse(body));
+    await new Promise((r) => setTimeout(r, 1500));
+    sock.resume();
+    await closed;
+    const { events: otherEvents } = await other;
+
+    // The paused client's bytes: the head, then chunks of whole events.
+    const raw = Buffer.concat(parts);
+    let at = raw.indexOf("\r\n\r\n") + 4;
+    const chunks = [];
+    for (;;) {
+      const eol = raw.indexOf("\r\n", at);
+      assert.ok(eol > 0, "the chunked body ends with its last chunk");
+      const size = parseInt(raw.subarray(at, eol).toString("latin1"), 16);
+      if (size === 0) break;
+      chunks.push(raw.subarray(eol + 2, eol + 2 + size));
+      assert.equal(raw.subarray(eol + 2 + size, eol + 4 + size).toString(), "\r\n", `chunk ${chunks.length} ends as its size says`);
+      at = eol + 4 + size;
+    }
+    const events = Buffer.concat(chunks).toString().split("\n\n").filter((e) => e !== "");
+    assert.equal(events.at(-1), "data: [DONE]");
+    const mine = events.slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, "")));
+    const ids = new Set(mine.map((c) => c.id));
+    assert.equal(ids.size, 1, "one stream's chunks only");
+    const otherIds = new Set(otherEvents.filter((e) => e.data !== "[DONE]").map((e) => JSON.parse(e.data).id));
+    assert.equal(otherIds.size, 1);
+    assert.notDeepEqual([...ids], [...otherIds], "two streams");
+    const reasoning = mine.filter((c) => c.choices[0]?.delta?.reasoning_content).length;
+    assert.ok(reasoning >= tokens - 2, `${reasoning} reasoning events of ${tokens} tokens`);
+    assert.ok(!mine.some((c) => (c.choices[0]?.delta?.content ?? "").includes("<think>")), "every event rewritten");
+    sock.destroy();
+    await gw.stop();
+    await sim.stop();
+  });
+});
+
 describe("slow clients, whole answers", async () => {
   test("a whole answer the client's socket cannot take at once arrives whole", async () => {
     // A 6 MB answer (a fixed backend's) to a client with a 4 KiB receive

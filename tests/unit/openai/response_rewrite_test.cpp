@@ -137,6 +137,65 @@ TEST(stream_rewriter, stream_without_think_is_never_rewritten) {
   EXPECT_GE(c.rewriter().chunks_with_content(), 3);
 }
 
+// Chunks whose bytes around the content are those of the chunk before, with
+// texts that the remembered shape must not vouch for: a quote (it could open
+// keys), a trailing backslash (it would escape the closing quote), a '<'
+// (another choice's think tag), usage and a reasoning key after it, a second
+// choice. A rewriter remembering shapes says what one reading each in full says.
+TEST(stream_rewriter, a_remembered_shape_says_what_reading_the_chunk_says) {
+  const std::string head =
+      R"({"id":"c","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":")";
+  const std::string tail = R"("},"logprobs":null,"finish_reason":null}]})";
+  const std::vector<std::string> texts = {
+      "", // the role chunk's empty content before: no text
+      "Hello",
+      " world",
+      "",
+      R"(a\"b)",
+      R"(ends\\)",
+      R"(x\)",
+      "1 < 2",
+      R"(x"},"logprobs":null,"finish_reason":null}],"usage":{"prompt_tokens":5,"completion_tokens":9},"z":[{"a":{"b":"y)",
+      R"(x","reasoning":"thought)",
+      R"(x"}},{"index":1,"delta":{"content":"<think>hidden)",
+      " done"};
+  for (const auto field : {reasoning_field::reasoning_content, reasoning_field::reasoning, reasoning_field::both})
+    for (const bool keep : {true, false}) {
+      const reasoning_options opts{field, keep};
+      stream_rewriter remembering(endpoint::chat_completions, opts);
+      stream_rewriter reading(endpoint::chat_completions, opts, false, false);
+      const std::string role = chunk(json::object{{"role", "assistant"}, {"content", ""}});
+      EXPECT_EQ(remembering.rewrite(role), reading.rewrite(role));
+      for (const auto& text : texts) {
+        const auto data = head + text + tail;
+        EXPECT_EQ(remembering.rewrite(data), reading.rewrite(data)) << text;
+        EXPECT_EQ(remembering.chunks_with_content(), reading.chunks_with_content()) << text;
+      }
+      EXPECT_EQ(remembering.flush(), reading.flush());
+      ASSERT_TRUE(remembering.usage().has_value());
+      EXPECT_EQ(remembering.usage()->completion_tokens, 9);
+      EXPECT_EQ(reading.usage()->completion_tokens, 9);
+    }
+  // A shape whose content is a second choice's, before that choice has a
+  // splitter: its "<think>" must still be split out.
+  const std::string two = R"({"choices":[{"index":0,"delta":{}},{"index":1,"delta":{"content":")";
+  const std::string two_tail = R"("}}]})";
+  for (const bool remember : {true, false}) {
+    stream_rewriter rw(endpoint::chat_completions, {}, false, remember);
+    (void)rw.rewrite(chunk(json::object{{"role", "assistant"}, {"content", ""}}));
+    (void)rw.rewrite(content_chunk("Hi"));
+    EXPECT_FALSE(rw.rewrite(two + "plain" + two_tail).has_value());
+    const auto split = rw.rewrite(two + "<think>why" + two_tail);
+    ASSERT_TRUE(split.has_value()) << remember;
+    EXPECT_NE(split->find(R"("reasoning_content":"why")"), std::string::npos) << *split;
+  }
+  // And the shape did the reading: the plain texts were counted, the empty ones not.
+  stream_rewriter rw(endpoint::chat_completions, {});
+  (void)rw.rewrite(chunk(json::object{{"role", "assistant"}, {"content", ""}}));
+  for (const auto* text : {"Hello", "", " world", "", "!"}) EXPECT_FALSE(rw.rewrite(head + text + tail).has_value());
+  EXPECT_EQ(rw.chunks_with_content(), 3);
+}
+
 TEST(stream_rewriter, backend_reasoning_field_is_renamed) {
   client c(reasoning_options{reasoning_field::reasoning_content, true});
   EXPECT_TRUE(c.send(chunk(json::object{{"reasoning", "Let me"}})));

@@ -17,11 +17,16 @@ event_list as_list(const std::vector<sse_event>& events) {
   return out;
 }
 
+// Each feed's events copied out before the next (their views last until then).
 event_list read_pieces(const std::vector<std::string_view>& pieces) {
   sse_reader reader;
-  std::vector<sse_event> events;
-  for (const auto piece : pieces) EXPECT_TRUE(reader.feed(piece, events));
-  return as_list(events);
+  event_list all;
+  for (const auto piece : pieces) {
+    std::vector<sse_event> events;
+    EXPECT_TRUE(reader.feed(piece, events));
+    for (auto& e : as_list(events)) all.push_back(std::move(e));
+  }
+  return all;
 }
 
 event_list read_whole(std::string_view bytes) { return read_pieces({bytes}); }
@@ -122,6 +127,71 @@ TEST(sse_reader, limit_is_per_event) {
   std::vector<sse_event> events;
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(reader.feed("data: 0123456789\n\n", events)) << "event " << i;
   EXPECT_EQ(events.size(), 10u);
+}
+
+// Whether the reader calls these bytes verbatim, and if it does, that
+// append_sse writes its events back as exactly these bytes.
+bool verbatim(std::string_view bytes) {
+  sse_reader reader;
+  std::vector<sse_event> events;
+  EXPECT_TRUE(reader.feed(bytes, events));
+  if (!reader.verbatim()) return false;
+  std::string written;
+  for (const auto& e : events) append_sse(written, e.data, e.event);
+  EXPECT_EQ(written, bytes);
+  return true;
+}
+
+TEST(sse_reader, bytes_as_append_sse_writes_them_are_verbatim) {
+  EXPECT_TRUE(verbatim("data: a\n\n"));
+  EXPECT_TRUE(verbatim("data: {\"x\":1}\n\ndata: [DONE]\n\n"));
+  EXPECT_TRUE(verbatim("data: \n\n"));
+  EXPECT_TRUE(verbatim("data:  two spaces\n\n"));
+  EXPECT_TRUE(verbatim(""));
+}
+
+TEST(sse_reader, bytes_written_any_other_way_are_not_verbatim) {
+  EXPECT_FALSE(verbatim("data: a\r\n\r\n"));
+  EXPECT_FALSE(verbatim("data: a\r\r"));
+  EXPECT_FALSE(verbatim("data:a\n\n"));
+  EXPECT_FALSE(verbatim("data:\n\n"));
+  EXPECT_FALSE(verbatim("event: e\ndata: a\n\n"));
+  EXPECT_FALSE(verbatim("data: a\ndata: b\n\n"));
+  EXPECT_FALSE(verbatim(": keep-alive\n\ndata: a\n\n"));
+  EXPECT_FALSE(verbatim("id: 1\ndata: a\n\n"));
+  EXPECT_FALSE(verbatim("data: a\n\n\n"));
+  EXPECT_FALSE(verbatim("data: a\n\ndata: b\n")); // an event left for the next bytes
+  EXPECT_FALSE(verbatim("data: a\n\nda"));
+}
+
+TEST(sse_reader, bytes_that_finish_an_earlier_event_are_not_verbatim) {
+  sse_reader reader;
+  std::vector<sse_event> events;
+  ASSERT_TRUE(reader.feed("data: a\n", events));
+  EXPECT_FALSE(reader.verbatim());
+  ASSERT_TRUE(reader.feed("\ndata: b\n\n", events));
+  EXPECT_FALSE(reader.verbatim());
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].data, "a"); // kept by the reader when its bytes went
+  EXPECT_EQ(events[1].data, "b");
+  events.clear();
+  ASSERT_TRUE(reader.feed("data: c\n\n", events));
+  EXPECT_TRUE(reader.verbatim());
+  events.clear();
+  ASSERT_TRUE(reader.feed("data: d\r", events));
+  ASSERT_TRUE(reader.feed("\ndata: e\n\n", events)); // the LF of the CRLF before
+  EXPECT_FALSE(reader.verbatim());
+}
+
+TEST(sse_reader, an_event_in_one_piece_is_a_view_of_the_bytes) {
+  const std::string bytes = "data: first\n\nevent: named\ndata: second\n\n";
+  sse_reader reader;
+  std::vector<sse_event> events;
+  ASSERT_TRUE(reader.feed(bytes, events));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].data.data(), bytes.data() + 6);
+  EXPECT_EQ(events[1].data, "second");
+  EXPECT_EQ(events[1].event, "named");
 }
 
 TEST(append_sse, writes_the_wire_format) {
