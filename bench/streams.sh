@@ -149,7 +149,7 @@ through llmgate "$GW_PID" "$GW_PORT"
 names=(llmgate)
 if (( NGINX )); then
   NGX_PORT="$(free_port)"
-  NGINX_CONNECTIONS=$((STREAMS * 2 + 200)) write_nginx_conf "$TMP/nginx" "$NGX_PORT" 1 off
+  NGINX_CONNECTIONS=$((STREAMS * 4 + 200)) write_nginx_conf "$TMP/nginx" "$NGX_PORT" 1 off
   /usr/sbin/nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
   NGX_PID=$!
   PIDS+=("$NGX_PID")
