@@ -15,7 +15,7 @@ mkdir -p "$OUT"
 start=$(date +%s)
 "$HERE/peers/run.sh" --workers "1 2" --duration 10 --out "$OUT/peers.md"
 "$HERE/overload.sh" --seconds 60 --setups "direct fastapi seed llmgate" --out "$OUT"
-"$HERE/streams.sh" --streams 5000 --tokens 60 | tee "$OUT/streams.md"
+"$HERE/streams.sh" --streams 5000 --tokens 60 --nginx | tee "$OUT/streams.md"
 "$HERE/frame_sizes.py" >"$OUT/frame_sizes.txt"
 (cd "$REPO" && make --no-print-directory bench-limits) | tee "$OUT/limits.txt"
 "$HERE/redis_limits.sh" --seconds 6 | tee "$OUT/redis.txt"

@@ -77,7 +77,15 @@ limit_rate() { if [[ "$1" == never ]]; then echo 1000000; else echo 10; fi; }
 # upstream keep-alive, as the peers and the instruction count run it; with
 # LIMIT never or triggers, a limit_req of limit_rate's rate per client
 # address (none, or no LIMIT: no limit). NGINX_CONNECTIONS: its
-# worker_connections (8192 unless set; descriptors allowed: twice that).
+# worker_connections (8192 unless set; descriptors allowed: twice that, or
+# the hard limit if lower).
+# Twice its connections in descriptors, within the hard limit (20,000 here).
+nofile_for_nginx() {
+  local want=$((2 * ${NGINX_CONNECTIONS:-8192})) hard
+  hard="$(ulimit -Hn)"
+  [[ $hard == unlimited ]] || (( want <= hard )) || want=$hard
+  echo "$want"
+}
 write_nginx_conf() {
   local dir="$1" port="$2" workers="$3" master="$4" limit="${5:-}" user="" zone="" limit_line=""
   mkdir -p "$dir/logs" "$dir/temp"
@@ -95,7 +103,7 @@ $user
 daemon off;
 master_process $master;
 worker_processes $workers;
-worker_rlimit_nofile $((2 * ${NGINX_CONNECTIONS:-8192}));
+worker_rlimit_nofile $(nofile_for_nginx);
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
 events { worker_connections ${NGINX_CONNECTIONS:-8192}; }
