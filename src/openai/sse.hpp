@@ -52,7 +52,6 @@ private:
   std::string_view data_view_;
   std::string data_;
   std::string event_;
-  std::size_t data_lines_ = 0;
   std::forward_list<std::string> kept_; // the copies the last feed's events point into
 };
 

@@ -41,6 +41,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -2313,7 +2314,33 @@ struct gateway::impl final : control::admin_target {
       parser.read_into(buf, sizeof buf);
       conn.stream.expires_at(committed ? std::min(clock::now() + cfg->upstream.idle_timeout, deadline)
                                        : first_token_by);
-      auto [ec, n] = co_await http::async_read_some(conn.stream, conn.buffer, parser, k_tuple);
+      // The answer's next bytes, parsed into buf: what the connection's
+      // buffer holds first, then the socket. (Beast's http::async_read_some
+      // does the same inside a composed operation, whose handler hops, and
+      // a post when the buffer already held the bytes, were a tenth of a
+      // token event's instructions; a coroutine of its own, a frame each.)
+      boost::system::error_code ec;
+      for (;;) {
+        if (conn.buffer.size() > 0) {
+          conn.buffer.consume(parser.put(conn.buffer.data(), ec));
+          if (ec != http::error::need_more) break;
+          ec = {};
+        }
+        auto [rec, n] =
+            co_await conn.stream.async_read_some(conn.buffer.prepare(beast::read_size(conn.buffer, 65536)), k_tuple);
+        conn.buffer.commit(n);
+        if (rec == net::error::eof) { // the end of the body, if nothing says where it ends
+          if (parser.got_some())
+            parser.put_eof(ec);
+          else
+            ec = http::error::end_of_stream;
+          break;
+        }
+        if (rec) {
+          ec = rec;
+          break;
+        }
+      }
       if (ec == http::error::need_buffer) ec = {};
       const std::string_view got(buf, sizeof buf - parser.room());
       if (st.client_gone) co_return;
