@@ -79,6 +79,17 @@ else
   for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$GW_PORT/health" && break; sleep 0.1; done
 fi
 
+# cache_events PROFILE N WHAT: every event callgrind counted with a
+# simulation on (cache misses of its simulated caches, mispredicted
+# branches), per WHAT.
+cache_events() {
+  local events totals
+  events=$(awk '/^events:/{sub(/^events: /,""); print; exit}' "$1")
+  totals=$(awk '/^(totals|summary):/{sub(/^(totals|summary): /,""); print; exit}' "$1")
+  paste <(tr ' ' '\n' <<<"$events") <(tr ' ' '\n' <<<"$totals") |
+    awk -v r="$2" -v w="$3" '{printf "%s=%.1f ", $1, $2 / r} END{print "(per " w ")"}'
+}
+
 if [[ $STREAM == paced ]]; then
   # The prompt's length is fixed so that every stream costs the same to read.
   paced() { "$BIN" bench "http://127.0.0.1:$GW_PORT" -u "$1" -n "$1" --output-tokens 20 --prompt-tokens 16 -q \
@@ -95,6 +106,7 @@ if [[ $STREAM == paced ]]; then
   [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out.1" "$KEEP_PROFILE"
   total=$(callgrind_annotate "$TMP/cg.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
   echo "server=$SERVER limit=$LIMIT stream=paced streams=$requests instructions=$total per_stream=$((total / requests)) per_token=$((total / requests / 20))"
+  [[ ${CALLGRIND_OPTS:-} == *-sim=yes* ]] && cache_events "$TMP/cg.out.1" "$requests" stream
   exit 0
 fi
 
@@ -149,12 +161,7 @@ echo "server=$SERVER limit=$LIMIT thinking=$THINKING stream=$STREAM client=$CLIE
 # With CALLGRIND_OPTS="--cache-sim=yes" (or --branch-sim=yes): every event
 # callgrind counted (cache misses of its simulated caches, mispredicted
 # branches), per request.
-if [[ ${CALLGRIND_OPTS:-} == *-sim=yes* ]]; then
-  events=$(awk '/^events:/{sub(/^events: /,""); print; exit}' "$TMP/cg.out")
-  totals=$(awk '/^(totals|summary):/{sub(/^(totals|summary): /,""); print; exit}' "$TMP/cg.out")
-  paste <(tr ' ' '\n' <<<"$events") <(tr ' ' '\n' <<<"$totals") |
-    awk -v r="$requests" '{printf "%s=%.1f ", $1, $2 / r} END{print "(per request)"}'
-fi
+[[ ${CALLGRIND_OPTS:-} == *-sim=yes* ]] && cache_events "$TMP/cg.out" "$requests" request
 [[ $SERVER == llmgate ]] || exit 0
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,
 # gauges, histograms, their label lookups), the one /metrics scrape above aside.
