@@ -5,7 +5,7 @@
 # valgrind on 127.0.0.1, warms it up for a second, zeroes the counters,
 # drives it with wrk for a few seconds and divides.
 #
-# Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off] [--client wrk|openai-node]
+# Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off|paced] [--client wrk|openai-node]
 #          [--server llmgate|nginx|sim] [--limit none|never|triggers] [--bin PATH] [--seconds S] [--config YAML-LINE]
 # (CALLGRIND_OPTS: more valgrind options, e.g. "--cache-sim=yes" for simulated cache misses per request;
 # --config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
@@ -40,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
     --limit) LIMIT="$2"; shift 2 ;;
-    *) sed -n '2,18p' "$0"; exit 2 ;;
+    *) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 2 ;;
   esac
 done
 [[ $STREAM == on || $STREAM == off || $STREAM == paced ]] || { echo "--stream on|off|paced" >&2; exit 2; }

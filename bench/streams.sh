@@ -36,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     --tokens) TOKENS="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --nginx) NGINX=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
