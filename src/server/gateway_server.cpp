@@ -2231,6 +2231,7 @@ struct gateway::impl final : control::admin_target {
   // coroutine frame per event; send_rest writes the rest when it fell short.
   // The chunk's frame is written here: Beast's make_chunk is a sequence of
   // five buffers walked through a variant, a tenth of a token event's cost.
+  static constexpr std::string_view k_crlf = "\r\n";
   struct chunk_head {
     std::array<char, 2 * sizeof(std::size_t) + 2> bytes;
     std::size_t size;
@@ -2240,8 +2241,11 @@ struct gateway::impl final : control::admin_target {
       end[1] = '\n';
       size = static_cast<std::size_t>(end + 2 - bytes.data());
     }
+    // The chunk: this head, the piece, its CRLF.
+    [[nodiscard]] std::array<net::const_buffer, 3> around(std::string_view piece) const {
+      return {net::const_buffer(bytes.data(), size), net::buffer(piece), net::buffer(k_crlf)};
+    }
   };
-  static constexpr std::string_view k_crlf = "\r\n";
   // The bytes sent; `total`, the piece's size on the wire.
   static std::size_t send_piece(session_context& ctx, std::string_view piece, bool chunked, std::size_t& total) {
     if (!chunked) {
@@ -2249,9 +2253,9 @@ struct gateway::impl final : control::admin_target {
       return ctx.stream.write_now(net::buffer(piece));
     }
     const chunk_head head(piece.size());
-    total = head.size + piece.size() + k_crlf.size();
-    return ctx.stream.write_now(
-        std::array{net::const_buffer(head.bytes.data(), head.size), net::buffer(piece), net::buffer(k_crlf)});
+    const auto chunk = head.around(piece);
+    total = net::buffer_size(chunk);
+    return ctx.stream.write_now(chunk);
   }
   // `piece` must outlive the wait: the frame's bytes, not the worker's scratch.
   static io::task<boost::system::error_code> send_rest(session_context& ctx, std::string_view piece, bool chunked,
@@ -2261,9 +2265,7 @@ struct gateway::impl final : control::admin_target {
       co_return ec;
     }
     const chunk_head head(piece.size());
-    auto [ec, n] = co_await io::write_rest(
-        ctx.stream,
-        std::array{net::const_buffer(head.bytes.data(), head.size), net::buffer(piece), net::buffer(k_crlf)}, sent);
+    auto [ec, n] = co_await io::write_rest(ctx.stream, head.around(piece), sent);
     co_return ec;
   }
 

@@ -189,7 +189,8 @@ TEST(stream_rewriter, a_remembered_shape_says_what_reading_the_chunk_says) {
     ASSERT_TRUE(split.has_value()) << remember;
     EXPECT_NE(split->find(R"("reasoning_content":"why")"), std::string::npos) << *split;
   }
-  // And the shape did the reading: the plain texts were counted, the empty ones not.
+  // Chunks of one shape in a row (the case the shape is kept for): the
+  // plain texts are counted, the empty ones not, and none is rewritten.
   stream_rewriter rw(endpoint::chat_completions, {});
   (void)rw.rewrite(chunk(json::object{{"role", "assistant"}, {"content", ""}}));
   for (const auto* text : {"Hello", "", " world", "", "!"}) EXPECT_FALSE(rw.rewrite(head + text + tail).has_value());
