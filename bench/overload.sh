@@ -15,21 +15,26 @@
 #            the SLO minus the backend's own TTFT at a full batch (up to
 #            ~1.2 s here, when a cohort of sequences joins at once): 500 ms
 # Capacity is measured first: a closed loop of 256 users straight at the
-# simulator. Reported per setup and load: the share of requests sent whose
-# first token came within the SLO (2 s), the share of admitted (200)
-# requests within it, and the useful output tokens/s (of answers within the
-# SLO) as a share of capacity. Capacity and useful tokens/s are counted the
-# same way (`llmgate bench --steady`): the requests sent in a steady window
-# (after a warm-up, until sending stops), answered during the drain if need
-# be, per second of the window — none cut at the end, none diluted by the
-# drain. Writes a markdown table, a TSV and a PNG plot (gnuplot) into --out DIR.
+# simulator, counted by the simulator's own vllm:generation_tokens_total
+# over a steady window (after a 10 s warm-up). Not by the closed loop's
+# answers: its users move in cohorts (all 256 start together and, the
+# simulator being deterministic, finish together), so its answers come in
+# whole cohorts of 256 — 4 or 5 in a 30 s window when the truth is 4.5.
+# Reported per setup and load: the share of requests sent whose first token
+# came within the SLO (2 s), the share of admitted (200) requests within it,
+# and the useful output tokens/s (of answers within the SLO) as a share of
+# capacity. The runs are counted by `llmgate bench --steady`: the requests
+# sent in a steady window (after a warm-up, until sending stops), answered
+# during the drain if need be, per second of the window — none cut at the
+# end, none diluted by the drain. Poisson arrivals have no cohorts. Writes a
+# markdown table, a TSV and a PNG plot (gnuplot) into --out DIR.
 #
 # Usage: bench/overload.sh [--seconds S] [--factors "1 2 3"]
 #          [--setups "direct fastapi llmgate"] [--queue-timeout 500ms]
-#          [--capacity-from answers|tokens] [--out DIR] [--bin PATH]
-# --capacity-from tokens counts capacity from the simulator's own
-# vllm:generation_tokens_total over the calibration's window instead (a
-# cross-check: the two agree within a few percent).
+#          [--capacity-from tokens|answers] [--out DIR] [--bin PATH]
+# --capacity-from answers counts capacity from the calibration's answers
+# instead, as the runs are counted (`llmgate bench --steady`); a window of a
+# whole number of cohorts is needed for it to be right.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,9 +48,9 @@ PROMPT=128
 OUTPUT=64
 SLO=2
 QUEUE_TIMEOUT=500ms
-CAPACITY_FROM=answers
+CAPACITY_FROM=tokens
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) SECONDS_PER_RUN="${2%s}"; shift 2 ;;
@@ -93,15 +98,20 @@ sleep "$SECONDS_PER_RUN"
 tokens_after="$(sim_tokens)"
 wait "$CAL_PID"
 stop_pid "$SIM_PID"
+ANSWERS_RPS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["requests_per_s"], 2)')"
+ANSWERS_TOKENS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["output_tokens_per_s"], 1)')"
+SIM_TOKENS="$(awk -v a="$tokens_before" -v b="$tokens_after" -v s="$SECONDS_PER_RUN" 'BEGIN { printf "%.1f", (b - a) / s }')"
 case "$CAPACITY_FROM" in
   answers)
-    CAP_RPS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["requests_per_s"], 2)')"
-    CAP_TOKENS="$(json_field "$TMP/capacity.json" 'round(d["throughput"]["output_tokens_per_s"], 1)')" ;;
+    CAP_RPS="$ANSWERS_RPS"
+    CAP_TOKENS="$ANSWERS_TOKENS"
+    CAP_HOW="the closed loop's answers" ;;
   tokens)
-    CAP_TOKENS="$(awk -v a="$tokens_before" -v b="$tokens_after" -v s="$SECONDS_PER_RUN" 'BEGIN { printf "%.1f", (b - a) / s }')"
-    CAP_RPS="$(awk -v t="$CAP_TOKENS" -v o="$OUTPUT" 'BEGIN { printf "%.2f", t / o }')" ;;
+    CAP_TOKENS="$SIM_TOKENS"
+    CAP_RPS="$(awk -v t="$CAP_TOKENS" -v o="$OUTPUT" 'BEGIN { printf "%.2f", t / o }')"
+    CAP_HOW="the simulator's output tokens" ;;
 esac
-echo "capacity: $CAP_RPS req/s, $CAP_TOKENS output tokens/s" >&2
+echo "capacity: $CAP_RPS req/s, $CAP_TOKENS output tokens/s (the simulator's tokens: $SIM_TOKENS/s; the closed loop's answers: $ANSWERS_RPS req/s, $ANSWERS_TOKENS tokens/s)" >&2
 awk -v c="$CAP_RPS" 'BEGIN { exit !(c > 0) }' ||
   { echo "error: the calibration measured nothing; give more --seconds (a request takes about 7 s)" >&2; exit 1; }
 LIMIT_PER_SECOND="$("$PY" -c "import math; print(max(1, math.floor($CAP_RPS)))")"
@@ -159,7 +169,7 @@ for setup in $SETUPS; do
   printf '\n\n'
 done >"$OUT/overload.tsv"
 {
-  echo "Capacity (256 users straight at the simulator, counted from $CAPACITY_FROM): $CAP_RPS req/s, $CAP_TOKENS output tokens/s. Open loop at 1×, 2×, 3× that, ${SECONDS_PER_RUN} s each, streaming, prompt $PROMPT and output $OUTPUT tokens, SLO: first token within ${SLO} s."
+  echo "Capacity (256 users straight at the simulator, counted from $CAP_HOW): $CAP_RPS req/s, $CAP_TOKENS output tokens/s (the simulator generated $SIM_TOKENS tokens/s; the closed loop's answers came to $ANSWERS_RPS req/s). Open loop at 1×, 2×, 3× that, ${SECONDS_PER_RUN} s each, streaming, prompt $PROMPT and output $OUTPUT tokens, SLO: first token within ${SLO} s."
   echo
   echo "| setup | load | sent | admitted (200) | refused (429/503) | within SLO, of sent | within SLO, of admitted | TTFT p99 ms | useful tokens/s | of capacity |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
