@@ -20,7 +20,8 @@
 # answers: its users move in cohorts (all 256 start together and, the
 # simulator being deterministic, finish together), so its answers come in
 # whole cohorts of 256 — 4 or 5 in a 30 s window when the truth is 4.5.
-# Reported per setup and load: the share of requests sent whose first token
+# Reported per setup and load: the requests admitted, refused, and left
+# unanswered when the drain ended (or failed), the share of requests sent whose first token
 # came within the SLO (2 s), the share of admitted (200) requests within it,
 # and the useful output tokens/s (of answers within the SLO) as a share of
 # capacity. The runs are counted by `llmgate bench --steady`: the requests
@@ -156,11 +157,11 @@ EOF
       --output-tokens "$OUTPUT" --slo-ttft "$SLO" --drain 60 --timeout 120 --quiet --json "$json" >/dev/null
     [[ "$setup" == direct ]] || stop_pid "$GW_PID"
     stop_pid "$SIM_PID"
-    ROWS+=("$setup $factor $(json_field "$json" '" ".join(str(x) for x in [d["requests"]["sent"], d["requests"]["ok"], d["goodput"]["met"], round(d["goodput"]["output_tokens_per_s"], 1), round(d["ttft_ms"]["p99"]), d["requests"]["rate_limited"] + d["requests"]["busy"]])')")
+    ROWS+=("$setup $factor $(json_field "$json" '" ".join(str(x) for x in [d["requests"]["sent"], d["requests"]["ok"], d["goodput"]["met"], round(d["goodput"]["output_tokens_per_s"], 1), round(d["ttft_ms"]["p99"]), d["requests"]["rate_limited"] + d["requests"]["busy"], d["requests"]["unfinished"] + d["requests"]["errors"] + d["requests"]["other_status"]])')")
   done
 done
 
-# setup factor sent ok met useful_tokens_per_s ttft_p99_ms refused
+# setup factor sent ok met useful_tokens_per_s ttft_p99_ms refused unanswered
 printf '%s\n' "${ROWS[@]}" >"$TMP/rows.txt"
 # For the plot: one block per setup (factor, % of sent within SLO, % of admitted, % of capacity).
 for setup in $SETUPS; do
@@ -171,10 +172,10 @@ done >"$OUT/overload.tsv"
 {
   echo "Capacity (256 users straight at the simulator, counted from $CAP_HOW): $CAP_RPS req/s, $CAP_TOKENS output tokens/s (the simulator generated $SIM_TOKENS tokens/s; the closed loop's answers came to $ANSWERS_RPS req/s). Open loop at 1×, 2×, 3× that, ${SECONDS_PER_RUN} s each, streaming, prompt $PROMPT and output $OUTPUT tokens, SLO: first token within ${SLO} s."
   echo
-  echo "| setup | load | sent | admitted (200) | refused (429/503) | within SLO, of sent | within SLO, of admitted | TTFT p99 ms | useful tokens/s | of capacity |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-  awk -v cap="$CAP_TOKENS" '{ printf "| %s | %s× | %d | %d | %d | %.1f%% | %.1f%% | %d | %.0f | %.1f%% |\n",
-    $1, $2, $3, $4, $8, 100*$5/($3?$3:1), 100*$5/($4?$4:1), $7, $6, 100*$6/cap }' "$TMP/rows.txt"
+  echo "| setup | load | sent | admitted (200) | refused (429/503) | unanswered or failed | within SLO, of sent | within SLO, of admitted | TTFT p99 ms | useful tokens/s | of capacity |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  awk -v cap="$CAP_TOKENS" '{ printf "| %s | %s× | %d | %d | %d | %d | %.1f%% | %.1f%% | %d | %.0f | %.1f%% |\n",
+    $1, $2, $3, $4, $8, $9, 100*$5/($3?$3:1), 100*$5/($4?$4:1), $7, $6, 100*$6/cap }' "$TMP/rows.txt"
 } | tee "$OUT/overload.md"
 
 gnuplot <<EOF

@@ -7,18 +7,16 @@
 // Usage: redis_bench PORT [--connections N] [--concurrency C] [--seconds S]
 // (bench/redis_limits.sh starts the redis-server and runs it.)
 #include "control/config.hpp"
+#include "io/io.hpp"
 #include "limit/redis_store.hpp"
 #include "limit/rule_set.hpp"
 #include "redis/client.hpp"
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <cstdio>
@@ -48,7 +46,13 @@ limits:
     - {name: per-ip, key: client_ip, algorithm: sliding_window, limit: 1000/minute}
 )";
 
-template <class T> T run(net::io_context& ioc, net::awaitable<T> a) {
+redis::client_options local_redis(std::uint16_t port) {
+  redis::client_options o;
+  o.port = port;
+  return o;
+}
+
+template <class T> T run(net::io_context& ioc, io::task<T> a) {
   auto f = net::co_spawn(ioc, std::move(a), net::use_future);
   ioc.restart();
   while (f.wait_for(0s) != std::future_status::ready) ioc.run_for(5ms);
@@ -83,12 +87,12 @@ double throughput(const shared_setup& s, bool seed, int connections, int concurr
   for (int c = 0; c < connections; ++c)
     threads.emplace_back([&, c] {
       net::io_context ioc;
-      redis::client client(ioc.get_executor(), {"127.0.0.1", s.port});
+      redis::client client(ioc.get_executor(), local_redis(s.port));
       std::atomic<int> running{concurrency};
       for (int k = 0; k < concurrency; ++k)
         net::co_spawn(
             ioc,
-            [&, k]() -> net::awaitable<void> {
+            [&, k]() -> io::task<void> {
               std::uint64_t n =
                   static_cast<std::uint64_t>(c) * 1'000'000'000ull + static_cast<std::uint64_t>(k) * 1'000'000ull;
               while (clock_type::now() < until) {
@@ -115,24 +119,24 @@ double throughput(const shared_setup& s, bool seed, int connections, int concurr
 // p50 and p99 of decisions paced at `rate` per second on one connection.
 std::pair<double, double> latency(const shared_setup& s, bool seed, double rate, std::chrono::seconds length) {
   net::io_context ioc;
-  redis::client client(ioc.get_executor(), {"127.0.0.1", s.port});
+  redis::client client(ioc.get_executor(), local_redis(s.port));
   std::vector<double> us;
   std::mutex m;
   int in_flight = 0;
-  auto pace = [&]() -> net::awaitable<int> {
-    net::steady_timer t(ioc);
+  auto pace = [&]() -> io::task<int> {
+    io::timer t(ioc.get_executor());
     const auto gap = std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(1.0 / rate));
     auto next = clock_type::now();
     const auto until = next + length;
     std::uint64_t n = 0;
     while (next < until) {
       t.expires_at(next);
-      co_await t.async_wait(net::as_tuple(net::use_awaitable));
+      co_await t.async_wait(io::k_tuple);
       next += gap;
       ++in_flight;
       net::co_spawn(
           ioc,
-          [&, cmd = decision(s, seed, n++)]() mutable -> net::awaitable<void> {
+          [&, cmd = decision(s, seed, n++)]() mutable -> io::task<void> {
             const auto start = clock_type::now();
             auto r = co_await client.call(std::move(cmd), 1s);
             if (r && !r->is_error())
@@ -143,7 +147,7 @@ std::pair<double, double> latency(const shared_setup& s, bool seed, double rate,
     }
     while (in_flight > 0) {
       t.expires_after(1ms);
-      co_await t.async_wait(net::as_tuple(net::use_awaitable));
+      co_await t.async_wait(io::k_tuple);
     }
     co_return 0;
   };
@@ -170,7 +174,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--seconds")) length = std::chrono::seconds(std::atoi(argv[i + 1]));
   }
   net::io_context ioc;
-  redis::client c(ioc.get_executor(), {"127.0.0.1", s.port});
+  redis::client c(ioc.get_executor(), local_redis(s.port));
   s.sha = run(ioc, c.call(redis::command({"SCRIPT", "LOAD", limit::admit_script()}), 5s))->text;
   s.seed_sha = run(ioc, c.call(redis::command({"SCRIPT", "LOAD", k_seed_script}), 5s))->text;
 

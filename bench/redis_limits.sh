@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-ninja -C build -j2 redis_bench >/dev/null
+ninja -C build -j2 redis_bench >&2 # its output on stderr: stdout is the figures
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning >"$TMP/redis.out" 2>&1 &
 PIDS+=($!)
