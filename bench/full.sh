@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything in docs/BENCHMARKS.md (about 45 minutes on 2 cores):
+# Everything in docs/BENCHMARKS.md (about 35 minutes on 2 cores):
 #   the peers at 10 s a run; the overload experiment at 60 s a run with the
 #   seed's handler as written as a fourth setup; 5,000 held streams; the
 #   limiter's cost as tracked keys grow (and its ns per decision); limit
