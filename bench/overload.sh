@@ -21,10 +21,10 @@
 # simulator being deterministic, finish together), so its answers come in
 # whole cohorts of 256 — 4 or 5 in a 30 s window when the truth is 4.5.
 # Reported per setup and load: the requests admitted, refused, and left
-# unanswered when the drain ended (or failed), the share of requests sent whose first token
-# came within the SLO (2 s), the share of admitted (200) requests within it,
-# and the useful output tokens/s (of answers within the SLO) as a share of
-# capacity. The runs are counted by `llmgate bench --steady`: the requests
+# unanswered when the drain ended (or failed), the share of requests sent
+# whose first token came within the SLO (2 s), the share of admitted (200)
+# requests within it, and the useful output tokens/s (of answers within
+# the SLO) as a share of capacity. The runs are counted by `llmgate bench --steady`: the requests
 # sent in a steady window (after a warm-up, until sending stops), answered
 # during the drain if need be, per second of the window — none cut at the
 # end, none diluted by the drain. Poisson arrivals have no cohorts. Writes a
