@@ -9,6 +9,8 @@
 // (Content-Length, chunked, keep-alive) is the base parser's own. Include
 // only from the translation units that speak HTTP (Beast is slow to compile).
 #include <algorithm>
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 #include <cstddef>
@@ -20,6 +22,8 @@ namespace llmgate::io {
 
 class answer_parser : public boost::beast::http::basic_parser<false> {
 public:
+  using error_code = boost::system::error_code;
+
   [[nodiscard]] int status() const noexcept { return status_; }
   [[nodiscard]] std::string_view content_type() const noexcept { return content_type_; }
 
@@ -32,8 +36,53 @@ public:
   // The room not yet written since read_into.
   [[nodiscard]] std::size_t room() const noexcept { return room_; }
 
+  // Reading the answer's next bytes from a connection and its buffer, as
+  // Beast's http::async_read_some does, without its composed operation
+  // (whose handler hops, and a post when the buffer already held the bytes,
+  // were a tenth of a token event's instructions) and without a coroutine
+  // frame of its own (one a call). The caller's loop, its one wait the
+  // socket's read:
+  //
+  //   while (!parser.parse_buffered(conn.buffer, ec)) {
+  //     auto [rec, n] = co_await conn.stream.async_read_some(answer_parser::room_in(conn.buffer), k_tuple);
+  //     if (parser.took_read(conn.buffer, rec, n, ec)) break;
+  //   }
+  //
+  // Afterwards ec is clear when bytes were parsed (need_buffer when they
+  // filled the room given by read_into), or says why the read ended.
+  //
+  // Parses what `buffer` holds; false when it holds too little to go on.
+  template <class Buffer> bool parse_buffered(Buffer& buffer, error_code& ec) {
+    if (buffer.size() == 0) return false;
+    buffer.consume(put(buffer.data(), ec));
+    if (ec != boost::beast::http::error::need_more) return true;
+    ec = {};
+    return false;
+  }
+  // Where the socket's next read goes: the buffer's room, as Beast sizes it.
+  template <class Buffer> static auto room_in(Buffer& buffer) {
+    return buffer.prepare(boost::beast::read_size(buffer, 65536));
+  }
+  // Takes a read of `n` bytes into room_in(buffer) that ended with `rec`;
+  // true when that ends the read: the connection closed (the end of a body
+  // that nothing else delimits) or failed.
+  template <class Buffer> bool took_read(Buffer& buffer, const error_code& rec, std::size_t n, error_code& ec) {
+    buffer.commit(n);
+    if (rec == boost::asio::error::eof) {
+      if (got_some())
+        put_eof(ec);
+      else
+        ec = boost::beast::http::error::end_of_stream;
+      return true;
+    }
+    if (rec) {
+      ec = rec;
+      return true;
+    }
+    return false;
+  }
+
 private:
-  using error_code = boost::system::error_code;
   using string_view = boost::beast::string_view;
 
   void on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {}

@@ -41,7 +41,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -2156,7 +2155,6 @@ struct gateway::impl final : control::admin_target {
       // frame of every request, streams included.
       std::string answer;
       boost::system::error_code rec;
-      bool buffered = conn->buffer.size() > 0; // what came with the head: parsed without an asynchronous step
       while (!parser.is_done()) {
         // As much as the answer says is left (resize zero-fills), at most 16 KiB a read.
         const auto left = parser.content_length_remaining();
@@ -2164,17 +2162,14 @@ struct gateway::impl final : control::admin_target {
         const auto had = answer.size();
         answer.resize(had + step);
         parser.read_into(answer.data() + had, step);
+        // What came with the head is parsed without an asynchronous step (io::answer_parser).
         boost::system::error_code ec;
-        if (buffered) {
-          const auto used = parser.put(conn->buffer.data(), ec);
-          conn->buffer.consume(used);
-          if (ec == http::error::need_more || ec == http::error::need_buffer) ec = {};
-          buffered = used > 0 && conn->buffer.size() > 0;
-        } else {
+        while (!parser.parse_buffered(conn->buffer, ec)) {
           conn->stream.expires_at(std::min(clock::now() + up.idle_timeout, deadline));
-          auto [aec, n] = co_await http::async_read_some(conn->stream, conn->buffer, parser, k_tuple);
-          ec = aec == http::error::need_buffer ? boost::system::error_code{} : aec;
+          auto [aec, n] = co_await conn->stream.async_read_some(io::answer_parser::room_in(conn->buffer), k_tuple);
+          if (parser.took_read(conn->buffer, aec, n, ec)) break;
         }
+        if (ec == http::error::need_buffer) ec = {};
         answer.resize(had + step - parser.room());
         if (ec) {
           rec = ec;
@@ -2314,34 +2309,14 @@ struct gateway::impl final : control::admin_target {
     char buf[1024]; // in the frame of every held stream: token events are a few hundred bytes; a burst takes more reads
     while (!parser.is_done()) {
       parser.read_into(buf, sizeof buf);
-      conn.stream.expires_at(committed ? std::min(clock::now() + cfg->upstream.idle_timeout, deadline)
-                                       : first_token_by);
       // The answer's next bytes, parsed into buf: what the connection's
-      // buffer holds first, then the socket. (Beast's http::async_read_some
-      // does the same inside a composed operation, whose handler hops, and
-      // a post when the buffer already held the bytes, were a tenth of a
-      // token event's instructions; a coroutine of its own, a frame each.)
+      // buffer holds first, then the socket (io::answer_parser says why).
       boost::system::error_code ec;
-      for (;;) {
-        if (conn.buffer.size() > 0) {
-          conn.buffer.consume(parser.put(conn.buffer.data(), ec));
-          if (ec != http::error::need_more) break;
-          ec = {};
-        }
-        auto [rec, n] =
-            co_await conn.stream.async_read_some(conn.buffer.prepare(beast::read_size(conn.buffer, 65536)), k_tuple);
-        conn.buffer.commit(n);
-        if (rec == net::error::eof) { // the end of the body, if nothing says where it ends
-          if (parser.got_some())
-            parser.put_eof(ec);
-          else
-            ec = http::error::end_of_stream;
-          break;
-        }
-        if (rec) {
-          ec = rec;
-          break;
-        }
+      while (!parser.parse_buffered(conn.buffer, ec)) {
+        conn.stream.expires_at(committed ? std::min(clock::now() + cfg->upstream.idle_timeout, deadline)
+                                         : first_token_by);
+        auto [rec, n] = co_await conn.stream.async_read_some(io::answer_parser::room_in(conn.buffer), k_tuple);
+        if (parser.took_read(conn.buffer, rec, n, ec)) break;
       }
       if (ec == http::error::need_buffer) ec = {};
       const std::string_view got(buf, sizeof buf - parser.room());
