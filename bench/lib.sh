@@ -77,20 +77,16 @@ limit_rate() { if [[ "$1" == never ]]; then echo 1000000; else echo 10; fi; }
 # upstream keep-alive, as the peers and the instruction count run it; with
 # LIMIT never or triggers, a limit_req of limit_rate's rate per client
 # address (none, or no LIMIT: no limit). NGINX_CONNECTIONS: its
-# worker_connections (8192 unless set; descriptors allowed: twice that, or
-# the hard limit if lower; the connections no more than the descriptors).
-# Twice its connections in descriptors, within the hard limit (20,000 here).
-nofile_for_nginx() {
-  local want=$((2 * ${NGINX_CONNECTIONS:-8192})) hard
-  hard="$(ulimit -Hn)"
-  [[ $hard == unlimited ]] || (( want <= hard )) || want=$hard
-  echo "$want"
-}
+# worker_connections (8192 unless set); descriptors allowed: twice that,
+# within the hard limit (20,000 here), and the connections no more than
+# the descriptors (else nginx warns).
 write_nginx_conf() {
   local dir="$1" port="$2" workers="$3" master="$4" limit="${5:-}" user="" zone="" limit_line=""
-  local nofile connections="${NGINX_CONNECTIONS:-8192}"
-  nofile="$(nofile_for_nginx)"
-  (( connections <= nofile )) || connections=$nofile # else nginx warns that they exceed its descriptors
+  local connections="${NGINX_CONNECTIONS:-8192}" nofile hard
+  nofile=$((2 * connections))
+  hard="$(ulimit -Hn)"
+  [[ $hard == unlimited ]] || (( nofile <= hard )) || nofile=$hard
+  (( connections <= nofile )) || connections=$nofile
   mkdir -p "$dir/logs" "$dir/temp"
   (( EUID == 0 )) && user="user root root;"
   if [[ -n "$limit" && "$limit" != none ]]; then

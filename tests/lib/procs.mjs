@@ -8,13 +8,22 @@
 
 import net from "node:net";
 import { spawn, execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const LLMGATE_BIN = process.env.LLMGATE_BIN || join(REPO_ROOT, "build", "llmgate");
+
+/** The seed guide (Chinese with English and code mixed in): beside the project in CI and sessions; null where it is not. */
+export function seedGuide() {
+  try {
+    return readFileSync(join(REPO_ROOT, "..", "shared", "seed", "000_ae4aeae557506c4a.txt"), "utf8");
+  } catch {
+    return null;
+  }
+}
 
 const READY_TIMEOUT_MS = Number(process.env.LLMGATE_READY_TIMEOUT_MS || 15000);
 const STOP_TIMEOUT_MS = 5000;
