@@ -428,6 +428,10 @@ struct gateway::impl final : control::admin_target {
     loop ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     std::optional<io::acceptor> acceptor;
     session_registry sessions;
+    // Forwarded requests watch their client once they have lasted 20 ms
+    // (watch_roster): the instant simulator's answers, a cache-fast backend's,
+    // come sooner; a model's do not.
+    watch_roster watches{ioc.get_executor(), std::chrono::milliseconds(20)};
     std::vector<std::unique_ptr<upstream::pool>> pools; // by backend index
     upstream::router router;
     std::mt19937_64 rng; // retry jitter
@@ -1673,13 +1677,13 @@ struct gateway::impl final : control::admin_target {
     co_return keep;
   }
 
-  // Forwards while watching the client: if it disconnects, the upstream
-  // request is closed at once so the backend stops generating, and a wait
-  // (in a backend's line, or before a retry) ends.
+  // Forwards while watching the client (from 20 ms on: worker::watches): if
+  // it disconnects, the upstream request is closed at once so the backend
+  // stops generating, and a wait (in a backend's line, or before a retry) ends.
   io::task<void> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
                                  openai::request_view& view, const control::model_config& model,
                                  forward_result& result) {
-    client_watch watch(ctx.stream.socket(), [&st] {
+    late_watch watch(w.watches, ctx.stream.socket(), [&st] {
       st.client_gone = true;
       if (st.waiting_on) st.waiting_on->cancel();
       if (st.upstream) {

@@ -63,6 +63,39 @@ client_watch::~client_watch() {
   socket_.cancel(ignored); // the wait completes with operation_aborted and does nothing
 }
 
+late_watch::late_watch(watch_roster& roster, io::socket& socket, std::function<void()> on_gone)
+    : due_(std::chrono::steady_clock::now() + roster.after_), socket_(socket), on_gone_(std::move(on_gone)) {
+  roster.enlist(*this);
+}
+
+void late_watch::arm() { armed_.emplace(socket_, std::move(on_gone_)); }
+
+watch_roster::watch_roster(const io::executor& ex, std::chrono::steady_clock::duration after)
+    : after_(after), timer_(ex) {}
+
+void watch_roster::enlist(late_watch& w) {
+  waiting_.push_back(w); // due after every one before it: the line stays oldest first
+  if (!ticking_) wait_for(w);
+}
+
+void watch_roster::wait_for(const late_watch& w) {
+  ticking_ = true;
+  timer_.expires_at(w.due_);
+  timer_.async_wait([this](const boost::system::error_code& ec) { ec ? void(ticking_ = false) : tick(); });
+}
+
+void watch_roster::tick() {
+  ticking_ = false;
+  const auto now = std::chrono::steady_clock::now();
+  // Arming starts a peek, which never completes inline: no watch's on_gone runs in this loop.
+  while (!waiting_.empty() && waiting_.front().due_ <= now) {
+    late_watch& w = waiting_.front();
+    waiting_.pop_front();
+    w.arm();
+  }
+  if (!waiting_.empty()) wait_for(waiting_.front());
+}
+
 std::string format_head(int status, std::string_view content_type, const header_list& headers,
                         std::optional<std::size_t> content_length, bool keep_alive, bool chunked,
                         const header_list* more) {

@@ -12,7 +12,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/intrusive/list.hpp>
 #include <charconv>
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <cstring>
@@ -204,6 +206,64 @@ private:
   };
   io::socket& socket_;
   std::shared_ptr<state> state_;
+};
+
+class watch_roster;
+
+// A client_watch that starts once its request has lasted its roster's
+// `after` (see watch_roster). on_gone may run from then on, as with
+// client_watch; destroying it before then costs no system call and no round
+// of the loop.
+class late_watch final {
+public:
+  late_watch(watch_roster& roster, io::socket& socket, std::function<void()> on_gone);
+  late_watch(const late_watch&) = delete;
+  late_watch& operator=(const late_watch&) = delete;
+  [[nodiscard]] bool armed() const noexcept { return armed_.has_value(); }
+
+private:
+  friend class watch_roster;
+  void arm();
+
+  // In the roster's line until armed; unlinked by its own destructor.
+  boost::intrusive::list_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> hook_;
+  std::chrono::steady_clock::time_point due_;
+  io::socket& socket_;
+  std::function<void()> on_gone_;
+  std::optional<client_watch> armed_;
+};
+
+// The client watches of one worker's loop that have not started yet: a
+// forwarded request is watched only once it has lasted `after`. Arming a
+// watch costs little (a peek joins the reads the reactor already listens
+// for), but ending one is a cancel, and Asio runs a cancelled operation's
+// completion in a round of the loop of its own, after an epoll_wait of its
+// own: a system call more for every request (docs/BENCHMARKS.md, "System
+// calls"). A request answered sooner than `after` could save the backend
+// next to nothing by being cancelled, so it goes unwatched; one that lasts
+// longer (a model's answer, a wait in line or before a retry) is watched
+// from then on, and a client that left before is noticed then. One timer
+// for the roster, never cancelled: set for the oldest waiting watch while
+// any waits, idle when none does.
+class watch_roster final {
+public:
+  watch_roster(const io::executor& ex, std::chrono::steady_clock::duration after);
+  watch_roster(const watch_roster&) = delete;
+  watch_roster& operator=(const watch_roster&) = delete;
+  [[nodiscard]] std::size_t waiting() const noexcept { return waiting_.size(); }
+
+private:
+  friend class late_watch;
+  void enlist(late_watch& w);
+  void wait_for(const late_watch& w); // the timer, set for w's due time
+  void tick();
+
+  std::chrono::steady_clock::duration after_;
+  boost::intrusive::list<late_watch, boost::intrusive::constant_time_size<false>,
+                         boost::intrusive::member_hook<late_watch, decltype(late_watch::hook_), &late_watch::hook_>>
+      waiting_; // oldest first
+  io::timer timer_;
+  bool ticking_ = false;
 };
 
 } // namespace llmgate::server
