@@ -208,8 +208,10 @@ for w in $WORKER_COUNTS; do
         fi
       fi
       cpu_before=($(tree_cpu "$PEER_PID"))
+      sim_before=($(tree_cpu "$SIM_PID"))
       timeout $((DURATION + 60)) "${PIN_WRK[@]}" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency -s "$TMP/post.lua" "$url" >"$out" 2>&1
       cpu_after=($(tree_cpu "$PEER_PID"))
+      sim_after=($(tree_cpu "$SIM_PID"))
       if [[ -n "$trace" ]]; then kill -INT "$SYSCALLS_PID"; wait "$SYSCALLS_PID" || true; fi
       stop_pid "$PEER_PID"
       rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
@@ -221,7 +223,8 @@ for w in $WORKER_COUNTS; do
       [[ -n "$rps" && -n "$p50" ]] || { echo "error: no wrk figures for $name:" >&2; cat "$out" >&2; exit 1; }
       user_us="$(us_per_request $((cpu_after[0] - cpu_before[0])) "${total:-0}")"
       sys_us="$(us_per_request $((cpu_after[1] - cpu_before[1])) "${total:-0}")"
-      ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us")
+      sim_us="$(us_per_request $((sim_after[0] + sim_after[1] - sim_before[0] - sim_before[1])) "${total:-0}")"
+      ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us $sim_us")
       if [[ -n "$trace" ]]; then
         if [[ $SYSCALL_TOOL == perf ]]; then
           calls="$(syscalls_per_request "$trace" "${total:-1}")"
@@ -236,17 +239,17 @@ for w in $WORKER_COUNTS; do
 done
 
 table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTIONS" -v threads="$THREADS" '
-  { w[NR] = $1; lim[NR] = $2; name[NR] = $3; rps[NR] = $4; p50[NR] = $5; p99[NR] = $6; tot[NR] = $7; bad[NR] = $8; err[NR] = $9; usr[NR] = $10; sys[NR] = $11
+  { w[NR] = $1; lim[NR] = $2; name[NR] = $3; rps[NR] = $4; p50[NR] = $5; p99[NR] = $6; tot[NR] = $7; bad[NR] = $8; err[NR] = $9; usr[NR] = $10; sys[NR] = $11; sim[NR] = $12
     if ($3 == "llmgate") base[$1 " " $2] = $4 }
   END {
     printf "wrk -t%s -c%s -d%ss, POST /v1/chat/completions (non-streaming, max_tokens 16, thinking off) to each peer in front of `llmgate sim --profile instant`; limit `never` = 1,000,000/second per client, `triggers` = 10/second per client.\n\n", threads, conns, dur
-    print "| workers | limit | peer | req/s | p50 ms | p99 ms | refused or failed | socket errors | CPU µs/request (user / system) | **llmgate / peer (req/s)** |"
-    print "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    print "| workers | limit | peer | req/s | p50 ms | p99 ms | refused or failed | socket errors | CPU µs/request (user / system) | simulator CPU µs/request | **llmgate / peer (req/s)** |"
+    print "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (i = 1; i <= NR; i++) {
       b = base[w[i] " " lim[i]]
       ratio = (b != "" && rps[i] > 0) ? sprintf("**%.2f**", b / rps[i]) : "-"
       share = tot[i] > 0 ? sprintf("%.1f%%", 100 * bad[i] / tot[i]) : "-"
-      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %d | %s / %s | %s |\n", w[i], lim[i], name[i], rps[i], p50[i], p99[i], share, err[i], usr[i], sys[i], ratio
+      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %d | %s / %s | %s | %s |\n", w[i], lim[i], name[i], rps[i], p50[i], p99[i], share, err[i], usr[i], sys[i], sim[i], ratio
     }
   }')"
 if (( SYSCALLS )); then

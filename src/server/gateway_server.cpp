@@ -2067,6 +2067,10 @@ struct gateway::impl final : control::admin_target {
 
       // The head by hand, as for responses (see format_head). The backend's
       // own key replaces the client's: client keys never reach a backend.
+      // Only what a backend uses: every field is parsed by the backend's
+      // API server, on the GPU host's CPU (a whole answer needs no Accept:
+      // the body's `stream` decides, as it does for every OpenAI-compatible
+      // server).
       const decimal port_text(backend.address.port), length_text(body.size());
       std::string request_head = assemble([&](auto&& put) {
         put("POST "sv);
@@ -2076,9 +2080,9 @@ struct gateway::impl final : control::admin_target {
         put(backend.address.host);
         put(":"sv);
         put(port_text.view());
-        put("\r\nContent-Type: application/json\r\nAccept: "sv);
-        put(streamed ? "text/event-stream"sv : "application/json"sv);
-        put("\r\nUser-Agent: llmgate/0.1\r\nx-request-id: "sv);
+        put("\r\nContent-Type: application/json\r\n"sv);
+        if (streamed) put("Accept: text/event-stream\r\n"sv);
+        put("User-Agent: llmgate/0.1\r\nx-request-id: "sv);
         put(st.request_id);
         put("\r\n"sv);
         if (!backend.api_key.empty()) {

@@ -24,39 +24,53 @@ bool router::has_candidate(std::size_t model, const std::vector<std::size_t>& tr
   return false;
 }
 
-router::choice router::choose(std::size_t model, std::string_view prompt_key, const std::vector<std::size_t>& tried,
-                              std::chrono::nanoseconds now) {
-  const auto& p = pools_[model];
-  candidate_.assign(p.size(), false);
-  bool any = false;
-  for (std::size_t i = 0; i < p.size(); ++i) {
-    // A retry goes to another backend: the one that just failed or hung is not asked twice.
-    if (!states_[p[i]]->routable(now) || std::find(tried.begin(), tried.end(), p[i]) != tried.end()) continue;
-    candidate_[i] = true;
-    any = true;
-  }
-  if (!any) return {choice::down, 0, {}, false};
-
+void router::weigh(const std::vector<std::size_t>& p) {
   // least_busy reads the engines' own queues. A backend whose figures are
   // missing (scrape failing: often overload) counts as the busiest seen, and
   // requests sent since its last scrape count as waiting, so a stale zero
   // does not draw every request until the next scrape.
+  engines_.clear();
   double worst_waiting = 0;
-  for (std::size_t i = 0; i < p.size(); ++i)
-    if (auto w = states_[p[i]]->engine().waiting) worst_waiting = std::max(worst_waiting, *w);
-
-  // First choice: the strategy's pick among candidates with a free slot.
-  loads_.assign(p.size(), backend_load{});
+  for (const auto b : p) {
+    engines_.push_back(states_[b]->engine());
+    if (const auto w = engines_.back().waiting) worst_waiting = std::max(worst_waiting, *w);
+  }
   for (std::size_t i = 0; i < p.size(); ++i) {
     auto& s = *states_[p[i]];
     const auto f = s.slots.read();
-    const auto e = s.engine();
+    const auto& e = engines_[i];
     const double waiting =
         e.waiting ? *e.waiting + static_cast<double>(s.sent_since_scrape()) : worst_waiting; // none scraped: all 0
     // KV use in 5% steps: finer differences are noise, and the tie goes to requests in flight.
     const double kv = std::floor(e.kv_usage.value_or(1.0) * 20) / 20;
     loads_[i] = {s.config().weight, static_cast<int>(f.in_flight), waiting, kv,
                  candidate_[i] && s.slots.has_free_slot()};
+  }
+}
+
+router::choice router::choose(std::size_t model, std::string_view prompt_key, const std::vector<std::size_t>& tried,
+                              std::chrono::nanoseconds now) {
+  const auto& p = pools_[model];
+  candidate_.assign(p.size(), false);
+  std::size_t candidates = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    // A retry goes to another backend: the one that just failed or hung is not asked twice.
+    if (!states_[p[i]]->routable(now) || std::find(tried.begin(), tried.end(), p[i]) != tried.end()) continue;
+    candidate_[i] = true;
+    ++candidates;
+  }
+  if (candidates == 0) return {choice::down, 0, {}, false};
+
+  // First choice: the strategy's pick among candidates with a free slot.
+  // A lone candidate is not weighed: its slot is tried at once (its figures
+  // are four reads under its locks, a tenth of the choice's cost, and would
+  // change nothing).
+  loads_.assign(p.size(), backend_load{});
+  if (candidates == 1) {
+    for (std::size_t i = 0; i < p.size(); ++i)
+      loads_[i] = {states_[p[i]]->config().weight, 0, 0, 0, static_cast<bool>(candidate_[i])};
+  } else {
+    weigh(p);
   }
   int refused_by_breaker = 0, offered = 0;
   for (;;) {

@@ -44,11 +44,15 @@ public:
                                    std::chrono::nanoseconds now) const;
 
 private:
+  // Fills loads_ for the pool p (by its members' figures) and candidate_'s availability.
+  void weigh(const std::vector<std::size_t>& p);
+
   const std::vector<std::unique_ptr<backend_state>>& states_;
-  std::vector<std::vector<std::size_t>> pools_; // by model index
-  std::vector<balancer> balancers_;             // by model index
-  std::vector<backend_load> loads_;             // scratch: one entry per pool member
-  std::vector<bool> candidate_;                 // scratch
+  std::vector<std::vector<std::size_t>> pools_;  // by model index
+  std::vector<balancer> balancers_;              // by model index
+  std::vector<backend_load> loads_;              // scratch: one entry per pool member
+  std::vector<bool> candidate_;                  // scratch
+  std::vector<observe::engine_figures> engines_; // scratch: the pool's engine figures, read once each
 };
 
 } // namespace llmgate::upstream
