@@ -63,8 +63,8 @@ router::choice router::choose(std::size_t model, std::string_view prompt_key, co
 
   // First choice: the strategy's pick among candidates with a free slot.
   // A lone candidate is not weighed: its slot is tried at once (its figures
-  // are four reads under its locks, a tenth of the choice's cost, and would
-  // change nothing).
+  // are four reads under its locks, about a third of the choice's
+  // instructions, and would change nothing).
   loads_.assign(p.size(), backend_load{});
   if (candidates == 1) {
     for (std::size_t i = 0; i < p.size(); ++i)
