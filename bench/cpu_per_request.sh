@@ -20,7 +20,8 @@
 # worker count (llmgate's workers, nginx's worker_processes; default 1).
 # --syscalls: also count each server's system calls per request in each
 # round, by name (perf stat on the kernel's syscall tracepoints; needs
-# linux-perf), with recvfrom(EAGAIN) for the reads that found nothing;
+# linux-perf), with recvfrom(EAGAIN) for the reads that found nothing and
+# epoll_wait(0) for the polls that did not block (among the epoll_wait calls);
 # counting costs the server CPU, so that run's CPU figures are not comparable.
 # Needs: curl, python3; nginx for --nginx. Stops what it started (by PID).
 set -euo pipefail

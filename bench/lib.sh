@@ -154,26 +154,32 @@ us_per_request() { awk -v d="$1" -v n="$2" -v t="$TICK" 'BEGIN { printf "%.1f", 
 # that what it reads is always there when it reads.
 perf_syscalls_available() { perf stat -e 'syscalls:sys_enter_read' -- true >/dev/null 2>&1; }
 # count_syscalls FILE PID...: counts every system call of those processes (all
-# their threads) into FILE, and the recvfrom calls that returned EAGAIN, in the
-# background; sets SYSCALLS_PID (stop it with kill -INT, then wait). Sleeps a
-# moment so that counting has begun when it returns.
+# their threads) into FILE, the recvfrom calls that returned EAGAIN, and the
+# epoll_wait calls that did not block (timeout 0: Asio polls so when handlers
+# are waiting to run), in the background; sets SYSCALLS_PID (stop it with
+# kill -INT, then wait). Sleeps a moment so that counting has begun when it
+# returns.
 count_syscalls() {
   local out="$1"
   shift
   perf stat -x, -o "$out" -e 'syscalls:sys_enter_*' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' \
-    -p "$(IFS=,; echo "$*")" 2>/dev/null &
+    -e syscalls:sys_enter_epoll_wait --filter 'timeout == 0' -p "$(IFS=,; echo "$*")" 2>/dev/null &
   SYSCALLS_PID=$!
   sleep 0.5
 }
 # syscalls_per_request FILE REQUESTS: count_syscalls' result as "name calls-per-request"
-# lines, recvfrom(EAGAIN) among them (perf stat -x,: count,unit,event,...).
+# lines, recvfrom(EAGAIN) and epoll_wait(0) among them (perf stat -x,:
+# count,unit,event,...; the filtered epoll_wait is the event's second line).
 syscalls_per_request() {
   awk -F, -v n="$2" '$1 ~ /^[0-9]+$/ {
-    e = $3; if (e == "syscalls:sys_exit_recvfrom") e = "recvfrom(EAGAIN)"; else sub(/^syscalls:sys_enter_/, "", e)
+    e = $3
+    if (e == "syscalls:sys_exit_recvfrom") e = "recvfrom(EAGAIN)"
+    else if (e == "syscalls:sys_enter_epoll_wait" && seen[e]++) e = "epoll_wait(0)"
+    else sub(/^syscalls:sys_enter_/, "", e)
     printf "%s %.2f\n", e, $1 / n }' "$1"
 }
 # syscall_summary: such lines on stdin as one line, the busiest first, those
-# under 0.01 a request left out (recvfrom(EAGAIN) always kept).
+# under 0.01 a request left out (recvfrom(EAGAIN) and epoll_wait(0) always kept).
 syscall_summary() {
-  sort -k2 -rn | awk '$2 >= 0.01 || $1 == "recvfrom(EAGAIN)" { printf "%s%s %s", (n++ ? ", " : ""), $1, $2 } END { print "" }'
+  sort -k2 -rn | awk '$2 >= 0.01 || $1 == "recvfrom(EAGAIN)" || $1 == "epoll_wait(0)" { printf "%s%s %s", (n++ ? ", " : ""), $1, $2 } END { print "" }'
 }

@@ -254,7 +254,7 @@ table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTI
   }')"
 if (( SYSCALLS )); then
   if [[ $SYSCALL_TOOL == perf ]]; then
-    table+=$'\n\n'"System calls per request (perf stat on the kernel's syscall tracepoints of the peer's processes; recvfrom(EAGAIN): the recvfrom calls among them that found nothing):"$'\n\n'
+    table+=$'\n\n'"System calls per request (perf stat on the kernel's syscall tracepoints of the peer's processes; recvfrom(EAGAIN): the recvfrom calls among them that found nothing; epoll_wait(0): the epoll_wait calls among them that did not block):"$'\n\n'
   else
     table+=$'\n\n'"System calls per request (strace -c -f on the peer's processes; strace slows them, so req/s above is not comparable, and a backend's answer is always there when it is read):"$'\n\n'
   fi

@@ -238,8 +238,8 @@ private:
 // watch costs little (a peek joins the reads the reactor already listens
 // for), but ending one is a cancel, and Asio runs a cancelled operation's
 // completion in a round of the loop of its own, after an epoll_wait of its
-// own: a system call more for every request (docs/BENCHMARKS.md, "System
-// calls"). A request answered sooner than `after` could save the backend
+// own: a system call more for nearly every request (docs/BENCHMARKS.md,
+// "CPU per request at the same load, and system calls"). A request answered sooner than `after` could save the backend
 // next to nothing by being cancelled, so it goes unwatched; one that lasts
 // longer (a model's answer, a wait in line or before a retry) is watched
 // from then on, and a client that left before is noticed then. One timer
