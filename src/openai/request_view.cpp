@@ -149,8 +149,48 @@ member member_of(std::string_view k) {
   return member::other;
 }
 
+// Where a key goes in the canonical form: the keys the gateway knows by
+// their rank, in the order clients usually write them (the list first, the
+// sampling parameters, what an SDK's extra_body adds last), the others by
+// their bytes (between the sampling parameters and the extras at the top
+// level, after the known ones below it). A usual body is then in order as
+// written and canonical_writer does not rewrite it (~500 instructions of a
+// proxied request). Any fixed order gives the same key for the same request.
+using key_rank = std::uint8_t;
+constexpr key_rank k_unranked = 10;
+
+key_rank rank_of(field f) {
+  switch (f) {
+  case field::messages: return 0;
+  case field::prompt: return 1;
+  case field::max_completion_tokens: return 2;
+  case field::max_tokens: return 3;
+  case field::n: return 4;
+  case field::stream: return 5;
+  case field::stream_options: return 6;
+  case field::temperature: return 7;
+  case field::tools: return 8;
+  case field::top_p: return 9;
+  case field::enable_thinking: return 11;
+  case field::return_reasoning: return 12;
+  case field::chat_template_kwargs: return 13;
+  default: return k_unranked; // model is left out of the form
+  }
+}
+
+key_rank rank_of(member m) {
+  switch (m) {
+  case member::role: return 0;
+  case member::content: return 1;
+  case member::include_usage: return 2;
+  case member::enable_thinking: return 3;
+  case member::return_reasoning: return 4;
+  default: return k_unranked;
+  }
+}
+
 // The body in a canonical form, for the response cache's key, written as the
-// parser reads it: objects' members sorted by key, recursively (of equal
+// parser reads it: objects' members sorted by key (rank_of, then bytes), recursively (of equal
 // keys the last is kept, as boost::json::object keeps it), arrays in order,
 // strings as their length and bytes (unambiguous without escaping), numbers
 // as values (1e2 is 100; a double is marked, so 1.0 is not 1), and the top
@@ -177,8 +217,8 @@ public:
     if (frames_.empty() || frames_.back().object) return;
     if (frames_.back().count++) put(',');
   }
-  // An object's key; top: in the root object.
-  void key(std::string_view k, bool top) {
+  // An object's key; top: in the root object; rank: where it sorts (rank_of).
+  void key(std::string_view k, bool top, key_rank rank) {
     if (top && (k == "model" || k == "user")) {
       skip_from_ = at_;
       return;
@@ -187,7 +227,7 @@ public:
     if (f.count++) put(',');
     const auto begin = at_;
     text(k);
-    members_.push_back({begin, 0, at_ - k.size(), k.size()});
+    members_.push_back({begin, 0, at_ - k.size(), k.size(), rank});
     put(':');
   }
   void string(std::string_view s) {
@@ -227,6 +267,7 @@ private:
   struct written {
     std::size_t begin, end; // the member, key to value
     std::size_t key_at, key_size;
+    key_rank rank;
   };
 
   // Written through a pointer into room made ahead: std::string's own
@@ -273,7 +314,9 @@ private:
   // only when they were not in order already.
   void order(const frame& f) {
     const std::span<written> ms(members_.data() + f.first, members_.size() - f.first);
-    const auto before = [this](const written& a, const written& b) { return key_of(a) < key_of(b); };
+    const auto before = [this](const written& a, const written& b) {
+      return a.rank != b.rank ? a.rank < b.rank : key_of(a) < key_of(b);
+    };
     if (std::adjacent_find(ms.begin(), ms.end(), [&](const written& a, const written& b) { return !before(a, b); }) ==
         ms.end())
       return;              // in order, no key twice
@@ -352,14 +395,17 @@ public:
   bool on_key(std::string_view s, std::size_t, json::error_code&) {
     if (stack_) stack_->push_key(s);
     const auto k = whole(s);
+    key_rank rank = k_unranked;
     if (depth_ == 1 && root_object_) {
       top_ = top_field(k);
+      rank = rank_of(top_);
       // The other endpoint's list is not read: one count serves messages or prompt.
       if (top_ == (kind_ == endpoint::chat_completions ? field::prompt : field::messages)) top_ = field::other;
     } else if (depth_ == 2 || (depth_ == 3 && in_message_)) {
       member_ = member_of(k);
+      rank = rank_of(member_);
     }
-    if (canonical_) writer_.key(k, depth_ == 1);
+    if (canonical_) writer_.key(k, depth_ == 1, rank);
     chars_.clear();
     return true;
   }
