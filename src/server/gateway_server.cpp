@@ -1683,19 +1683,21 @@ struct gateway::impl final : control::admin_target {
   io::task<void> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
                                  openai::request_view& view, const control::model_config& model,
                                  forward_result& result) {
-    late_watch watch(w.watches, ctx.stream.socket(), [&st] {
-      st.client_gone = true;
-      if (st.waiting_on) st.waiting_on->cancel();
-      if (st.upstream) {
-        boost::system::error_code ignored;
-        st.upstream->stream.socket().shutdown(io::socket::shutdown_both, ignored);
-        st.upstream->stream.close();
-      }
-    });
-    // While a backend answers, the session's read buffer (4 KiB, read into
-    // when the connection was idle) would sit unused in every held stream;
-    // unless the client already sent more (pipelined), it goes until the next read.
-    if (ctx.buffer.size() == 0) ctx.buffer.shrink_to_fit();
+    // The session's read buffer (4 KiB, read into when the connection was
+    // idle) would sit unused in every held stream: it goes when the watch
+    // starts, unless the client already sent more (pipelined).
+    late_watch watch(
+        w.watches, ctx.stream.socket(),
+        [&st] {
+          st.client_gone = true;
+          if (st.waiting_on) st.waiting_on->cancel();
+          if (st.upstream) {
+            boost::system::error_code ignored;
+            st.upstream->stream.socket().shutdown(io::socket::shutdown_both, ignored);
+            st.upstream->stream.close();
+          }
+        },
+        &ctx.buffer);
     co_await forward(w, ctx, req, st, view, model, result);
   }
 

@@ -63,12 +63,17 @@ client_watch::~client_watch() {
   socket_.cancel(ignored); // the wait completes with operation_aborted and does nothing
 }
 
-late_watch::late_watch(watch_roster& roster, io::socket& socket, std::function<void()> on_gone)
-    : due_(std::chrono::steady_clock::now() + roster.after_), socket_(socket), on_gone_(std::move(on_gone)) {
+late_watch::late_watch(watch_roster& roster, io::socket& socket, std::function<void()> on_gone,
+                       beast::flat_buffer* idle_buffer)
+    : due_(std::chrono::steady_clock::now() + roster.after_), socket_(socket), on_gone_(std::move(on_gone)),
+      idle_buffer_(idle_buffer) {
   roster.enlist(*this);
 }
 
-void late_watch::arm() { armed_.emplace(socket_, std::move(on_gone_)); }
+void late_watch::arm() {
+  if (idle_buffer_ && idle_buffer_->size() == 0) idle_buffer_->shrink_to_fit();
+  armed_.emplace(socket_, std::move(on_gone_));
+}
 
 watch_roster::watch_roster(const io::executor& ex, std::chrono::steady_clock::duration after)
     : after_(after), timer_(ex) {}

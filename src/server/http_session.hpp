@@ -213,10 +213,15 @@ class watch_roster;
 // A client_watch that starts once its request has lasted its roster's
 // `after` (see watch_roster). on_gone may run from then on, as with
 // client_watch; destroying it before then costs no system call and no round
-// of the loop.
+// of the loop. When it starts, it also gives back the room of `idle_buffer`
+// (the session's read buffer) unless that holds bytes (a pipelined request):
+// a request that lasts (a model's answer, a held stream) does not keep the
+// 4 KiB its connection reads into, and one answered sooner keeps it for the
+// connection's next request instead of allocating it again.
 class late_watch final {
 public:
-  late_watch(watch_roster& roster, io::socket& socket, std::function<void()> on_gone);
+  late_watch(watch_roster& roster, io::socket& socket, std::function<void()> on_gone,
+             beast::flat_buffer* idle_buffer = nullptr);
   late_watch(const late_watch&) = delete;
   late_watch& operator=(const late_watch&) = delete;
   [[nodiscard]] bool armed() const noexcept { return armed_.has_value(); }
@@ -230,6 +235,7 @@ private:
   std::chrono::steady_clock::time_point due_;
   io::socket& socket_;
   std::function<void()> on_gone_;
+  beast::flat_buffer* idle_buffer_;
   std::optional<client_watch> armed_;
 };
 

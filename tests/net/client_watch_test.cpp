@@ -8,6 +8,7 @@
 #include "server/http_session.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <chrono>
 #include <gtest/gtest.h>
 #include <memory>
@@ -123,6 +124,32 @@ TEST(late_watch, watches_start_oldest_first_and_those_ended_early_leave_the_line
   EXPECT_TRUE(run_until(ioc, [&] { return gone[1] && gone[2] && gone[3]; }));
   EXPECT_EQ(gone[0], 0);
   EXPECT_EQ(gone[1] + gone[2] + gone[3], 3) << "each once";
+}
+
+TEST(late_watch, a_request_that_lasts_gives_back_the_sessions_idle_read_buffer_and_a_short_one_keeps_it) {
+  net::io_context ioc;
+  connection c(ioc);
+  watch_roster roster(ioc.get_executor(), 50ms);
+  beast::flat_buffer idle, pipelined;
+  idle.prepare(4096);
+  pipelined.commit(net::buffer_copy(pipelined.prepare(5), net::buffer("next!", 5)));
+  {
+    late_watch w(
+        roster, c.gateway, [] {}, &idle);
+    ioc.poll();
+    EXPECT_GE(idle.capacity(), 4096u) << "ended before its time: the next request reads into the same room";
+  }
+  {
+    late_watch a(
+        roster, c.gateway, [] {}, &idle);
+    late_watch b(
+        roster, c.gateway, [] {}, &pipelined);
+    ASSERT_TRUE(run_until(ioc, [&] { return a.armed() && b.armed(); }));
+    EXPECT_EQ(idle.capacity(), 0u) << "a request that lasts holds no read room";
+    EXPECT_EQ(beast::buffers_to_string(pipelined.data()), "next!") << "bytes of the next request stay";
+  }
+  ioc.restart();
+  ioc.poll(); // the cancelled peeks' completions
 }
 
 } // namespace
