@@ -23,6 +23,12 @@
 # barely slows the peer) or else strace -c, which slows the peer so much that
 # a backend's answer is always there when it reads (no EAGAIN shows) and its
 # req/s and latencies are not comparable.
+# --rounds N: run every peer N times, round after round (the peers' order
+# turned by one each round, so none always goes first), and print each
+# figure's median over the rounds; the ratio is the median of the rounds'
+# paired ratios (llmgate's req/s over the peer's in the same round, run
+# seconds apart), with every round's ratio beside it. One run on the shared
+# cores moves by ±20%; the median of paired rounds is what to quote.
 # --pin-peer, --pin-sim, --pin-wrk CPUS: run the peer, the simulator or wrk
 # on those CPUs only (taskset -c): with one worker, where the proxy's thread
 # lands (alone on a core, or beside the simulator) moves its rate by a
@@ -30,7 +36,7 @@
 #
 # Usage: bench/peers/run.sh [--workers "1 2"] [--duration S] [--connections C]
 #          [--peers "llmgate nginx haproxy express fastapi seed"]
-#          [--limits "never triggers"] [--bin PATH] [--out FILE] [--syscalls]
+#          [--limits "never triggers"] [--bin PATH] [--out FILE] [--syscalls] [--rounds N]
 #          [--pin-peer CPUS] [--pin-sim CPUS] [--pin-wrk CPUS]
 # Needs: scripts/install-deps.sh --bench (nginx, haproxy, wrk, FastAPI stack),
 # node and npm (npm ci in bench/peers on first use). Stops what it started.
@@ -47,9 +53,10 @@ PEERS="llmgate nginx haproxy express fastapi seed"
 LIMITS="never triggers"
 OUT=""
 SYSCALLS=0
+ROUNDS=1
 PIN_PEER=() PIN_SIM=() PIN_WRK=() # taskset -c CPUS, or nothing
 
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --workers) WORKER_COUNTS="$2"; shift 2 ;;
@@ -60,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     --bin) BIN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --syscalls) SYSCALLS=1; shift ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
     --pin-peer) PIN_PEER=(taskset -c "$2"); shift 2 ;;
     --pin-sim) PIN_SIM=(taskset -c "$2"); shift 2 ;;
     --pin-wrk) PIN_WRK=(taskset -c "$2"); shift 2 ;;
@@ -67,7 +75,8 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
-[[ "$DURATION" =~ ^[0-9]+$ && "$CONNECTIONS" =~ ^[0-9]+$ ]] || { echo "--duration and --connections are whole numbers" >&2; exit 2; }
+[[ "$DURATION" =~ ^[0-9]+$ && "$CONNECTIONS" =~ ^[0-9]+$ && "$ROUNDS" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "--duration, --connections and --rounds are whole numbers" >&2; exit 2; }
 source "$HERE/../lib.sh"
 [[ -x "$BIN" ]] || { echo "error: no llmgate at $BIN (make build, or --bin)" >&2; exit 3; }
 missing=()
@@ -187,14 +196,17 @@ to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
 
 ROWS=()
 SYSROWS=()
+read -r -a PEER_LIST <<<"$PEERS"
+for ((round = 1; round <= ROUNDS; round++)); do
 for w in $WORKER_COUNTS; do
   for limit in $LIMITS; do
-    for name in $PEERS; do
+    for ((k = 0; k < ${#PEER_LIST[@]}; k++)); do
+      name="${PEER_LIST[(k + round - 1) % ${#PEER_LIST[@]}]}"
       port="$(free_port)"
       start_peer "$name" "$w" "$limit" "$port"
       url="http://127.0.0.1:$port/v1/chat/completions"
       wait_ready "$url" "$PEER_PID" || { tail -n 20 "$TMP"/*.log >&2; exit 1; }
-      echo "workers $w, limit $limit: $name (${DURATION}s)..." >&2
+      echo "$( ((ROUNDS > 1)) && echo "round $round of $ROUNDS: ")workers $w, limit $limit: $name (${DURATION}s)..." >&2
       out="$TMP/wrk-$name-$w-$limit.txt"
       trace=""
       if (( SYSCALLS )); then
@@ -224,7 +236,7 @@ for w in $WORKER_COUNTS; do
       user_us="$(us_per_request $((cpu_after[0] - cpu_before[0])) "${total:-0}")"
       sys_us="$(us_per_request $((cpu_after[1] - cpu_before[1])) "${total:-0}")"
       sim_us="$(us_per_request $((sim_after[0] + sim_after[1] - sim_before[0] - sim_before[1])) "${total:-0}")"
-      ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us $sim_us")
+      ROWS+=("$w $limit $name $rps $(to_ms "$p50") $(to_ms "$p99") ${total:-0} ${non2xx:-0} ${errors:-0} $user_us $sys_us $sim_us $round")
       if [[ -n "$trace" ]]; then
         if [[ $SYSCALL_TOOL == perf ]]; then
           calls="$(syscalls_per_request "$trace" "${total:-1}")"
@@ -237,19 +249,37 @@ for w in $WORKER_COUNTS; do
     done
   done
 done
+done
 
-table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTIONS" -v threads="$THREADS" '
-  { w[NR] = $1; lim[NR] = $2; name[NR] = $3; rps[NR] = $4; p50[NR] = $5; p99[NR] = $6; tot[NR] = $7; bad[NR] = $8; err[NR] = $9; usr[NR] = $10; sys[NR] = $11; sim[NR] = $12
-    if ($3 == "llmgate") base[$1 " " $2] = $4 }
+table="$(printf '%s\n' "${ROWS[@]}" | awk -v dur="$DURATION" -v conns="$CONNECTIONS" -v threads="$THREADS" -v rounds="$ROUNDS" '
+  # median of the space-separated numbers in s
+  function median(s,    v, n, i, j, t) {
+    n = split(s, v, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j] + 0 < v[j - 1] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  { k = $1 " " $2 " " $3
+    if (!(k in seen)) { seen[k] = 1; keys[++nk] = k; w[k] = $1; lim[k] = $2; name[k] = $3 }
+    rps[k] = rps[k] " " $4; p50[k] = p50[k] " " $5; p99[k] = p99[k] " " $6; usr[k] = usr[k] " " $10; sys[k] = sys[k] " " $11; sim[k] = sim[k] " " $12
+    tot[k] += $7; bad[k] += $8; err[k] += $9
+    one[k, $13] = $4 }
   END {
-    printf "wrk -t%s -c%s -d%ss, POST /v1/chat/completions (non-streaming, max_tokens 16, thinking off) to each peer in front of `llmgate sim --profile instant`; limit `never` = 1,000,000/second per client, `triggers` = 10/second per client.\n\n", threads, conns, dur
+    printf "wrk -t%s -c%s -d%ss, POST /v1/chat/completions (non-streaming, max_tokens 16, thinking off) to each peer in front of `llmgate sim --profile instant`; limit `never` = 1,000,000/second per client, `triggers` = 10/second per client.", threads, conns, dur
+    if (rounds > 1) printf " %d rounds: each figure is the median over the rounds; the ratio is the median of the rounds'"'"' paired ratios (each round'"'"'s in brackets).", rounds
+    printf "\n\n"
     print "| workers | limit | peer | req/s | p50 ms | p99 ms | refused or failed | socket errors | CPU µs/request (user / system) | simulator CPU µs/request | **llmgate / peer (req/s)** |"
     print "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    for (i = 1; i <= NR; i++) {
-      b = base[w[i] " " lim[i]]
-      ratio = (b != "" && rps[i] > 0) ? sprintf("**%.2f**", b / rps[i]) : "-"
-      share = tot[i] > 0 ? sprintf("%.1f%%", 100 * bad[i] / tot[i]) : "-"
-      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %d | %s / %s | %s | %s |\n", w[i], lim[i], name[i], rps[i], p50[i], p99[i], share, err[i], usr[i], sys[i], sim[i], ratio
+    for (i = 1; i <= nk; i++) {
+      k = keys[i]; b = w[k] " " lim[k] " llmgate"
+      ratio = "-"
+      if (b in seen) {
+        rs = ""; each = ""
+        for (r = 1; r <= rounds; r++)
+          if ((b, r) in one && (k, r) in one && one[k, r] > 0) { x = one[b, r] / one[k, r]; rs = rs " " x; each = each (each == "" ? "" : ", ") sprintf("%.2f", x) }
+        if (rs != "") ratio = sprintf("**%.2f**", median(rs)) (rounds > 1 ? " (" each ")" : "")
+      }
+      share = tot[k] > 0 ? sprintf("%.1f%%", 100 * bad[k] / tot[k]) : "-"
+      printf "| %s | %s | %s | %.0f | %.2f | %.2f | %s | %d | %s / %s | %s | %s |\n", w[k], lim[k], name[k], median(rps[k]), median(p50[k]), median(p99[k]), share, err[k], median(usr[k]), median(sys[k]), median(sim[k]), ratio
     }
   }')"
 if (( SYSCALLS )); then
