@@ -1,6 +1,7 @@
 #include "observe/metrics.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <fmt/format.h>
 #include <mutex>
@@ -8,13 +9,49 @@
 
 namespace llmgate::observe {
 
+namespace {
+constexpr std::size_t k_words = k_line / sizeof(std::uint64_t);
+static_assert(sizeof(double) == sizeof(std::uint64_t));
+} // namespace
+
+// Each shard's words: the sum (a double's bits: 0 is 0.0), then bounds.size() + 1 counts.
 histogram::histogram(const std::vector<double>& bounds)
-    : bounds_(bounds), counts_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds.size() + 1)) {}
+    : bounds_(bounds), lines_per_shard_((bounds.size() + 2 + k_words - 1) / k_words),
+      lines_(std::make_unique<line[]>(lines_per_shard_ * k_shards)) {
+  for (std::size_t i = 0; i < lines_per_shard_ * k_shards; ++i)
+    for (auto& w : lines_[i].words) w.store(0, std::memory_order_relaxed);
+}
+
+std::atomic<std::uint64_t>& histogram::sum_of(std::size_t shard) const noexcept {
+  return lines_[shard * lines_per_shard_].words[0];
+}
+
+std::atomic<std::uint64_t>& histogram::count_of(std::size_t shard, std::size_t bucket) const noexcept {
+  const std::size_t word = bucket + 1;
+  return lines_[shard * lines_per_shard_ + word / k_words].words[word % k_words];
+}
 
 void histogram::observe(double v) noexcept {
   const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), v);
-  counts_[static_cast<std::size_t>(it - bounds_.begin())].fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(v, std::memory_order_relaxed);
+  const auto shard = detail::this_shard;
+  count_of(shard, static_cast<std::size_t>(it - bounds_.begin())).fetch_add(1, std::memory_order_relaxed);
+  auto& sum = sum_of(shard);
+  auto bits = sum.load(std::memory_order_relaxed);
+  while (!sum.compare_exchange_weak(bits, std::bit_cast<std::uint64_t>(std::bit_cast<double>(bits) + v),
+                                    std::memory_order_relaxed)) {
+  }
+}
+
+std::uint64_t histogram::bucket(std::size_t i) const noexcept {
+  std::uint64_t total = 0;
+  for (std::size_t s = 0; s < k_shards; ++s) total += count_of(s, i).load(std::memory_order_relaxed);
+  return total;
+}
+
+double histogram::sum() const noexcept {
+  double total = 0;
+  for (std::size_t s = 0; s < k_shards; ++s) total += std::bit_cast<double>(sum_of(s).load(std::memory_order_relaxed));
+  return total;
 }
 
 std::uint64_t histogram::count() const noexcept {

@@ -464,6 +464,9 @@ struct gateway::impl final : control::admin_target {
     // runs one coroutine at a time), so a held stream keeps neither.
     std::vector<openai::sse_event> stream_events;
     std::string stream_out;
+    // The snapshot of the live state this worker's requests take (impl::snapshot(worker&)).
+    std::shared_ptr<const live_state> live_held;
+    std::uint64_t live_seen = ~std::uint64_t{0};
   };
 
   observe::counter& refusals_of(worker& w, std::string_view rule) {
@@ -504,6 +507,25 @@ struct gateway::impl final : control::admin_target {
   std::map<std::string, degrade::hysteresis, std::less<>> scale_steps;
   std::map<std::string, double, std::less<>> scale_factors;
   std::shared_ptr<const live_state> snapshot() const { return live.load(); }
+  // Bumped after every store to `live`: a worker takes a new snapshot when it changed.
+  std::atomic<std::uint64_t> live_version{0};
+  void publish(std::shared_ptr<const live_state> next) {
+    live.store(std::move(next));
+    live_version.fetch_add(1, std::memory_order_release);
+  }
+  // The snapshot as a worker's request takes it. live.load() is a lock and a
+  // reference count shared by every worker (four atomic writes to lines the
+  // other workers write too, on every request); this is a read of
+  // live_version, which changes only on a reload, and a count on the
+  // worker's own holder of the snapshot (an aliasing shared_ptr).
+  std::shared_ptr<const live_state> snapshot(worker& w) {
+    if (const auto v = live_version.load(std::memory_order_acquire); v != w.live_seen) {
+      auto holder = std::make_shared<std::shared_ptr<const live_state>>(live.load());
+      w.live_held = std::shared_ptr<const live_state>(holder, holder->get());
+      w.live_seen = v;
+    }
+    return w.live_held;
+  }
   std::mutex reload_mutex;                                               // one reload or admin change at a time
   std::function<std::shared_ptr<const control::config>()> reload_source; // reads the config file again
   std::string watched_path;                                              // the config file, watched for changes
@@ -667,7 +689,7 @@ struct gateway::impl final : control::admin_target {
   // docs/ARCHITECTURE.md: parse, route, forward (balance, rewrite, relay).
   io::task<bool> handle(worker& w, session_context& ctx, request& req) {
     request_state st;
-    st.live = snapshot();
+    st.live = snapshot(w);
     st.unix_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
@@ -1023,7 +1045,7 @@ struct gateway::impl final : control::admin_target {
       in_force = std::move(copy);
     }
     auto rules = std::make_shared<limit::rule_set>(*in_force, cur->rules.get());
-    live.store(std::make_shared<const live_state>(live_state{in_force, std::move(rules), std::move(base)}));
+    publish(std::make_shared<const live_state>(live_state{in_force, std::move(rules), std::move(base)}));
   }
 
   // Load-driven limits: each scaled rule's factor from the signals, with the
@@ -2624,7 +2646,11 @@ int gateway::run() {
     if (w == m.workers.front()) m.start_monitors(*w);
     if (w == m.workers.front() && m.redis_limits)
       net::co_spawn(w->ioc, m.redis_limits->heartbeat(*w->redis, m.draining), net::detached);
-    w->thread = std::thread([&ioc = w->ioc] { ioc.run(); });
+    const auto index = static_cast<std::size_t>(&w - m.workers.data());
+    w->thread = std::thread([&ioc = w->ioc, index] {
+      observe::set_shard(index); // this worker's cells of the metrics
+      ioc.run();
+    });
   }
   spdlog::info("llmgate listening on {}:{} with {} worker(s), {} backend(s), {} model(s){}", m.cfg->listen.host, m.port,
                m.workers.size(), m.cfg->backends.size(), m.cfg->models.size(), m.note.empty() ? "" : "; " + m.note);

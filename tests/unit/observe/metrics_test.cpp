@@ -135,9 +135,12 @@ TEST(metrics, standard_buckets_are_sorted) {
   }
 }
 
+// Counters and histograms keep a cell per worker shard (set_shard): the
+// threads here take shards of their own, one shares a shard with another
+// (more workers than shards) and one is no worker (shard 0); reads sum them.
 TEST(metrics, concurrent_updates_sum_exactly) {
-  constexpr int k_threads = 4;
-  constexpr int k_per_thread = 100'000;
+  constexpr int k_threads = static_cast<int>(k_shards) + 1;
+  constexpr int k_per_thread = 50'000;
   registry reg;
   auto& fam = reg.counter("t_total", "T.", {"k"});
   auto& shared = fam.with({"shared"});
@@ -145,12 +148,13 @@ TEST(metrics, concurrent_updates_sum_exactly) {
   auto& h = reg.histogram("t_hist", "T.", {}, {1}).with(std::vector<std::string>{});
   std::vector<std::thread> threads;
   for (int t = 0; t < k_threads; ++t)
-    threads.emplace_back([&] {
+    threads.emplace_back([&, t] {
+      if (t > 0) set_shard(static_cast<std::size_t>(t - 1)); // the last two share one
       for (int i = 0; i < k_per_thread; ++i) {
         shared.inc();
         if (i % 10 == 0) fam.with({"looked-up"}).inc(); // concurrent series lookup
         g.add(1);
-        h.observe(0.5);
+        h.observe(i % 2 ? 2.0 : 0.5);
       }
     });
   for (auto& th : threads) th.join();
@@ -158,7 +162,9 @@ TEST(metrics, concurrent_updates_sum_exactly) {
   EXPECT_EQ(fam.with({"looked-up"}).value(), static_cast<std::uint64_t>(k_threads) * k_per_thread / 10);
   EXPECT_DOUBLE_EQ(g.value(), static_cast<double>(k_threads) * k_per_thread);
   EXPECT_EQ(h.count(), static_cast<std::uint64_t>(k_threads) * k_per_thread);
-  EXPECT_DOUBLE_EQ(h.sum(), 0.5 * k_threads * k_per_thread);
+  EXPECT_EQ(h.bucket(0), static_cast<std::uint64_t>(k_threads) * k_per_thread / 2) << "0.5: in the bucket up to 1";
+  EXPECT_EQ(h.bucket(1), static_cast<std::uint64_t>(k_threads) * k_per_thread / 2) << "2.0: in +Inf";
+  EXPECT_DOUBLE_EQ(h.sum(), 1.25 * k_threads * k_per_thread);
 }
 
 } // namespace
