@@ -7,9 +7,15 @@ backend_state::backend_state(const control::backend_config& cfg)
 
 bool backend_state::routable(nanos now) const {
   if (!healthy()) return false;
-  if (!cfg_.breaker.enabled) return true;
+  if (!cfg_.breaker.enabled || breaker_closed_.load(std::memory_order_relaxed)) return true;
   std::lock_guard lock(breaker_mutex_);
   return breaker_.current(now) != breaker_state::open;
+}
+
+void backend_state::note_breaker(breaker_state now_in) {
+  const bool closed = now_in == breaker_state::closed;
+  if (breaker_closed_.load(std::memory_order_relaxed) != closed) // written on a change only
+    breaker_closed_.store(closed, std::memory_order_relaxed);
 }
 
 std::optional<backend_state::permit> backend_state::admit(nanos now, bool* half_opened) {
@@ -17,6 +23,7 @@ std::optional<backend_state::permit> backend_state::admit(nanos now, bool* half_
   std::lock_guard lock(breaker_mutex_);
   const auto era = breaker_.generation();
   auto p = breaker_.allow(now);
+  if (breaker_.generation() != era) note_breaker(breaker_.current(now));
   if (half_opened) *half_opened = breaker_.generation() != era; // allow() changes state only open → half-open
   return p;
 }
@@ -32,6 +39,7 @@ std::optional<backend_state::breaker_state> backend_state::report(nanos now, con
   else
     breaker_.on_success(p, now, r.took); // a failure the breaker is told not to count is the backend alive
   const auto after = breaker_.current(now);
+  note_breaker(after);
   if (after == before) return std::nullopt;
   return after;
 }

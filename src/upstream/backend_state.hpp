@@ -66,11 +66,20 @@ public:
   bulkhead slots;
 
 private:
+  void note_breaker(breaker_state now_in); // under breaker_mutex_: keeps breaker_closed_
+
   const control::backend_config& cfg_;
   mutable std::mutex breaker_mutex_;
   circuit_breaker breaker_;
-  std::atomic<bool> healthy_{true}; // until checks say otherwise, so a start needs no warm-up
-  std::mutex health_mutex_;
+  // Read by every request (routable), written when they change: a cache line
+  // of their own, not the one of the breaker's lock and counts, which every
+  // call writes (with several workers, each read there was a miss).
+  alignas(64) std::atomic<bool> healthy_{true}; // until checks say otherwise, so a start needs no warm-up
+  // The breaker was closed after its last call (admit, report): routable()
+  // needs no lock then. Only report() closes or opens it; admit() still
+  // decides under the lock whether a call may go.
+  std::atomic<bool> breaker_closed_{true};
+  alignas(64) std::mutex health_mutex_;
   int passes_ = 0, fails_ = 0;
   mutable std::mutex figures_mutex_;
   observe::engine_figures engine_;

@@ -140,6 +140,7 @@ TEST(backend_state, after_the_recovery_timeout_one_probe_goes_and_ignored_gives_
   ASSERT_TRUE(second);
 
   EXPECT_EQ(s.report(12s, *second, succeeded()), std::optional<breaker_state>(breaker_state::closed));
+  EXPECT_TRUE(s.routable(12s)); // closed again: routable without the breaker's lock
   EXPECT_TRUE(s.admit(12s));
   EXPECT_TRUE(s.admit(12s)); // closed: no probe limit
   EXPECT_EQ(s.breaker_opened_total(), 1u);
