@@ -1,5 +1,7 @@
 #include "degrade/window_stats.hpp"
 
+#include "observe/metrics.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -24,8 +26,13 @@ std::int64_t second_of(std::chrono::nanoseconds now) {
 } // namespace
 
 window_stats::window_stats(std::chrono::nanoseconds window)
-    : slots_(static_cast<std::size_t>(
-          std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(window).count()))) {}
+    : rings_(std::make_unique<ring[]>(observe::k_shards)),
+      slots_per_ring_(static_cast<std::size_t>(
+          std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(window).count()))) {
+  for (std::size_t i = 0; i < observe::k_shards; ++i) rings_[i].slots.resize(slots_per_ring_);
+}
+
+window_stats::ring& window_stats::mine() { return rings_[observe::detail::this_shard]; }
 
 std::size_t window_stats::bucket(double seconds) {
   for (std::size_t i = 0; i + 1 < k_buckets; ++i)
@@ -33,26 +40,29 @@ std::size_t window_stats::bucket(double seconds) {
   return k_buckets - 1;
 }
 
-window_stats::slot& window_stats::current(std::chrono::nanoseconds now) {
+window_stats::slot& window_stats::current(ring& r, std::chrono::nanoseconds now) {
   const auto sec = second_of(now);
-  auto& s = slots_[static_cast<std::size_t>(sec) % slots_.size()];
+  auto& s = r.slots[static_cast<std::size_t>(sec) % r.slots.size()];
   if (s.second != sec) s = slot{sec}; // a second long gone: start it afresh
   return s;
 }
 
 void window_stats::record_ttft(double seconds, std::chrono::nanoseconds now) {
-  std::lock_guard lock(m_);
-  ++current(now).ttft[bucket(seconds)];
+  auto& r = mine();
+  std::lock_guard lock(r.m);
+  ++current(r, now).ttft[bucket(seconds)];
 }
 
 void window_stats::record_queue_wait(double seconds, std::chrono::nanoseconds now) {
-  std::lock_guard lock(m_);
-  ++current(now).wait[bucket(seconds)];
+  auto& r = mine();
+  std::lock_guard lock(r.m);
+  ++current(r, now).wait[bucket(seconds)];
 }
 
 void window_stats::record_answer(bool failed, std::chrono::nanoseconds now) {
-  std::lock_guard lock(m_);
-  auto& s = current(now);
+  auto& r = mine();
+  std::lock_guard lock(r.m);
+  auto& s = current(r, now);
   ++s.answers;
   if (failed) ++s.failed;
 }
@@ -73,10 +83,10 @@ window_stats::summary window_stats::read(std::chrono::nanoseconds now) const {
   summary out;
   std::uint64_t failed = 0;
   const auto sec = second_of(now);
-  const auto oldest = sec - static_cast<std::int64_t>(slots_.size()) + 1;
-  {
-    std::lock_guard lock(m_);
-    for (const auto& s : slots_) {
+  const auto oldest = sec - static_cast<std::int64_t>(slots_per_ring_) + 1;
+  for (std::size_t r = 0; r < observe::k_shards; ++r) {
+    std::lock_guard lock(rings_[r].m);
+    for (const auto& s : rings_[r].slots) {
       if (s.second < oldest || s.second > sec) continue;
       for (std::size_t i = 0; i < k_buckets; ++i) {
         ttft[i] += s.ttft[i];

@@ -4,9 +4,13 @@
 // the share of failed answers. A ring of one-second slots, each a small
 // histogram (log-spaced buckets, 1 ms to 2 min), merged when read; older
 // slots fall out as time moves on. Pure and thread-safe; time is injected.
+// Every answer is recorded, by every worker: each worker writes a ring of
+// its own (the shard of observe::set_shard, under a lock and on cache lines
+// no other worker writes), and read() merges them.
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -34,12 +38,17 @@ private:
     std::array<std::uint32_t, k_buckets> ttft{}, wait{};
     std::uint32_t answers = 0, failed = 0;
   };
-  slot& current(std::chrono::nanoseconds now); // under the lock
+  struct alignas(64) ring {
+    mutable std::mutex m;
+    std::vector<slot> slots;
+  };
+  ring& mine();                                                // this thread's
+  static slot& current(ring& r, std::chrono::nanoseconds now); // under r.m
   static std::size_t bucket(double seconds);
   static double p95(const std::array<std::uint64_t, k_buckets>& counts, std::uint64_t total);
 
-  mutable std::mutex m_;
-  std::vector<slot> slots_;
+  std::unique_ptr<ring[]> rings_; // one per metrics shard (observe::k_shards)
+  std::size_t slots_per_ring_;
 };
 
 } // namespace llmgate::degrade

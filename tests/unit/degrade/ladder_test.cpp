@@ -1,7 +1,10 @@
 #include "degrade/ladder.hpp"
 #include "degrade/window_stats.hpp"
+#include "observe/metrics.hpp"
 
 #include <gtest/gtest.h>
+#include <thread>
+#include <vector>
 
 namespace llmgate::degrade {
 namespace {
@@ -59,6 +62,27 @@ TEST(ladder, a_level_set_by_hand_overrides_the_triggers_until_released) {
   EXPECT_FALSE(l.state().manual);
   EXPECT_EQ(l.set_manual(9), std::nullopt) << "clamped to L4, where it already is";
   EXPECT_EQ(l.state().manual, 4);
+}
+
+// Each worker records into a ring of its own (its metrics shard); a read
+// merges them: answers and first tokens from four threads on four shards.
+TEST(window_stats, what_every_worker_records_is_read_together) {
+  window_stats w(10s);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < 4; ++t)
+    threads.emplace_back([&w, t] {
+      observe::set_shard(t);
+      for (int i = 0; i < 1000; ++i) {
+        w.record_answer(t == 0 && i < 100, 50s);
+        w.record_ttft(t == 3 ? 8.0 : 0.1, 50s);
+      }
+    });
+  for (auto& th : threads) th.join();
+  const auto s = w.read(50s);
+  EXPECT_EQ(s.answers, 4000u);
+  EXPECT_NEAR(s.error_rate, 100.0 / 4000.0, 1e-9);
+  EXPECT_EQ(s.ttfts, 4000u);
+  EXPECT_GT(s.ttft_p95, 7.0) << "the slow quarter, all from one worker, sets the p95";
 }
 
 TEST(window_stats, p95s_and_error_rate_over_the_window_only) {
