@@ -1,7 +1,5 @@
 #include "degrade/window_stats.hpp"
 
-#include "observe/metrics.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,13 +24,9 @@ std::int64_t second_of(std::chrono::nanoseconds now) {
 } // namespace
 
 window_stats::window_stats(std::chrono::nanoseconds window)
-    : rings_(std::make_unique<ring[]>(observe::k_shards)),
-      slots_per_ring_(static_cast<std::size_t>(
-          std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(window).count()))) {
-  for (std::size_t i = 0; i < observe::k_shards; ++i) rings_[i].slots.resize(slots_per_ring_);
-}
-
-window_stats::ring& window_stats::mine() { return rings_[observe::detail::this_shard]; }
+    : seconds_(
+          static_cast<std::size_t>(std::max<std::int64_t>(1, std::chrono::ceil<std::chrono::seconds>(window).count()))),
+      rings_(ring(seconds_)) {}
 
 std::size_t window_stats::bucket(double seconds) {
   for (std::size_t i = 0; i + 1 < k_buckets; ++i)
@@ -42,29 +36,25 @@ std::size_t window_stats::bucket(double seconds) {
 
 window_stats::slot& window_stats::current(ring& r, std::chrono::nanoseconds now) {
   const auto sec = second_of(now);
-  auto& s = r.slots[static_cast<std::size_t>(sec) % r.slots.size()];
+  auto& s = r[static_cast<std::size_t>(sec) % r.size()];
   if (s.second != sec) s = slot{sec}; // a second long gone: start it afresh
   return s;
 }
 
 void window_stats::record_ttft(double seconds, std::chrono::nanoseconds now) {
-  auto& r = mine();
-  std::lock_guard lock(r.m);
-  ++current(r, now).ttft[bucket(seconds)];
+  rings_.mine([&](ring& r) { ++current(r, now).ttft[bucket(seconds)]; });
 }
 
 void window_stats::record_queue_wait(double seconds, std::chrono::nanoseconds now) {
-  auto& r = mine();
-  std::lock_guard lock(r.m);
-  ++current(r, now).wait[bucket(seconds)];
+  rings_.mine([&](ring& r) { ++current(r, now).wait[bucket(seconds)]; });
 }
 
 void window_stats::record_answer(bool failed, std::chrono::nanoseconds now) {
-  auto& r = mine();
-  std::lock_guard lock(r.m);
-  auto& s = current(r, now);
-  ++s.answers;
-  if (failed) ++s.failed;
+  rings_.mine([&](ring& r) {
+    auto& s = current(r, now);
+    ++s.answers;
+    if (failed) ++s.failed;
+  });
 }
 
 double window_stats::p95(const std::array<std::uint64_t, k_buckets>& counts, std::uint64_t total) {
@@ -83,10 +73,9 @@ window_stats::summary window_stats::read(std::chrono::nanoseconds now) const {
   summary out;
   std::uint64_t failed = 0;
   const auto sec = second_of(now);
-  const auto oldest = sec - static_cast<std::int64_t>(slots_per_ring_) + 1;
-  for (std::size_t r = 0; r < observe::k_shards; ++r) {
-    std::lock_guard lock(rings_[r].m);
-    for (const auto& s : rings_[r].slots) {
+  const auto oldest = sec - static_cast<std::int64_t>(seconds_) + 1;
+  rings_.each([&](const ring& r) {
+    for (const auto& s : r) {
       if (s.second < oldest || s.second > sec) continue;
       for (std::size_t i = 0; i < k_buckets; ++i) {
         ttft[i] += s.ttft[i];
@@ -97,7 +86,7 @@ window_stats::summary window_stats::read(std::chrono::nanoseconds now) const {
       out.answers += s.answers;
       failed += s.failed;
     }
-  }
+  });
   out.ttft_p95 = p95(ttft, out.ttfts);
   out.queue_wait_p95 = p95(wait, out.waits);
   out.error_rate = out.answers ? static_cast<double>(failed) / static_cast<double>(out.answers)

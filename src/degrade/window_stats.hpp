@@ -5,14 +5,13 @@
 // histogram (log-spaced buckets, 1 ms to 2 min), merged when read; older
 // slots fall out as time moves on. Pure and thread-safe; time is injected.
 // Every answer is recorded, by every worker: each worker writes a ring of
-// its own (the shard of observe::set_shard, under a lock and on cache lines
-// no other worker writes), and read() merges them.
+// its own (observe::per_worker), and read() merges them.
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <memory>
-#include <mutex>
 #include <vector>
+
+#include "observe/per_worker.hpp"
 
 namespace llmgate::degrade {
 
@@ -38,17 +37,13 @@ private:
     std::array<std::uint32_t, k_buckets> ttft{}, wait{};
     std::uint32_t answers = 0, failed = 0;
   };
-  struct alignas(64) ring {
-    mutable std::mutex m;
-    std::vector<slot> slots;
-  };
-  ring& mine();                                                // this thread's
-  static slot& current(ring& r, std::chrono::nanoseconds now); // under r.m
+  using ring = std::vector<slot>; // one slot per second of the window
+  static slot& current(ring& r, std::chrono::nanoseconds now);
   static std::size_t bucket(double seconds);
   static double p95(const std::array<std::uint64_t, k_buckets>& counts, std::uint64_t total);
 
-  std::unique_ptr<ring[]> rings_; // one per metrics shard (observe::k_shards)
-  std::size_t slots_per_ring_;
+  std::size_t seconds_;
+  observe::per_worker<ring> rings_;
 };
 
 } // namespace llmgate::degrade

@@ -4,11 +4,9 @@
 // looked up once and its reference kept by the caller on hot paths. All
 // operations are thread-safe; updates are lock-free atomics.
 //
-// Counters and histograms are sharded: each worker thread adds to cells of
-// its own (set_shard), on cache lines no other worker writes, and a read
-// sums the shards. With one cell shared by every worker, each update was a
-// cache line taken from the other cores: a dozen a proxied request, most of
-// what a second worker added to a request's user time.
+// Counters and histograms are sharded (observe/per_worker.hpp): each worker
+// thread adds to cells of its own, on cache lines no other worker writes,
+// and a read sums the shards; a proxied request updates a dozen.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -21,17 +19,9 @@
 #include <string_view>
 #include <vector>
 
-namespace llmgate::observe {
+#include "observe/per_worker.hpp"
 
-// Shards of every counter and histogram: 0 for threads that are not
-// workers, 1 … k_shards - 1 for the workers (more workers than that share).
-inline constexpr std::size_t k_shards = 8;
-inline constexpr std::size_t k_line = 64; // bytes in a cache line
-namespace detail {
-inline thread_local std::size_t this_shard = 0;
-}
-// Called by a worker thread once, before it updates any metric.
-inline void set_shard(std::size_t worker_index) noexcept { detail::this_shard = 1 + worker_index % (k_shards - 1); }
+namespace llmgate::observe {
 
 class counter final {
 public:

@@ -4,43 +4,54 @@
 
 namespace llmgate::upstream {
 
-retry_budget::retry_budget(double ratio, double min_per_second, nanos window)
-    : ratio_(ratio), min_per_second_(min_per_second),
-      buckets_(static_cast<std::size_t>(
-          std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(window).count()))) {}
+namespace {
+std::int64_t second_of(std::chrono::nanoseconds now) {
+  return std::chrono::duration_cast<std::chrono::seconds>(now).count();
+}
+std::size_t seconds_in(std::chrono::nanoseconds window) {
+  return static_cast<std::size_t>(
+      std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(window).count()));
+}
+} // namespace
 
-retry_budget::bucket& retry_budget::current(nanos now) {
-  const auto second = std::chrono::duration_cast<std::chrono::seconds>(now).count();
-  auto& b = buckets_[static_cast<std::size_t>(second) % buckets_.size()];
-  if (b.second != second) b = bucket{second, 0, 0}; // a second that fell out of the window
+retry_budget::retry_budget(double ratio, double min_per_second, nanos window)
+    : ratio_(ratio), min_per_second_(min_per_second), requests_(ring(seconds_in(window))),
+      retries_(seconds_in(window)) {}
+
+retry_budget::bucket& retry_budget::current(ring& r, nanos now) {
+  const auto second = second_of(now);
+  auto& b = r[static_cast<std::size_t>(second) % r.size()];
+  if (b.second != second) b = bucket{second, 0}; // a second that fell out of the window
   return b;
 }
 
+std::uint64_t retry_budget::sum(const ring& r, nanos now) {
+  const auto second = second_of(now);
+  const auto oldest = second - static_cast<std::int64_t>(r.size()) + 1;
+  std::uint64_t total = 0;
+  for (const auto& b : r)
+    if (b.second >= oldest && b.second <= second) total += b.count;
+  return total;
+}
+
 retry_budget::figures retry_budget::sum(nanos now) const {
-  const auto second = std::chrono::duration_cast<std::chrono::seconds>(now).count();
-  const auto oldest = second - static_cast<std::int64_t>(buckets_.size()) + 1;
   figures f;
-  for (const auto& b : buckets_)
-    if (b.second >= oldest && b.second <= second) {
-      f.requests += b.requests;
-      f.retries += b.retries;
-    }
+  requests_.each([&](const ring& r) { f.requests += sum(r, now); });
+  f.retries = sum(retries_, now);
   return f;
 }
 
 void retry_budget::on_request(nanos now) {
-  std::lock_guard lock(mutex_);
-  ++current(now).requests;
+  requests_.mine([&](ring& r) { ++current(r, now).count; });
 }
 
 bool retry_budget::try_retry(nanos now) {
   std::lock_guard lock(mutex_);
-  auto& b = current(now);
   const auto f = sum(now);
   const double allowed =
-      ratio_ * static_cast<double>(f.requests) + min_per_second_ * static_cast<double>(buckets_.size());
+      ratio_ * static_cast<double>(f.requests) + min_per_second_ * static_cast<double>(retries_.size());
   if (static_cast<double>(f.retries + 1) > allowed) return false;
-  ++b.retries;
+  ++current(retries_, now).count;
   return true;
 }
 

@@ -4,12 +4,16 @@
 // retries may be at most `ratio` × the requests seen plus `min_per_second` ×
 // the window's seconds. And how long to wait before a retry: "full jitter"
 // exponential backoff (a uniform draw below base × 2^(retry-1), capped).
-// Pure (time passed in); thread-safe: one budget serves every worker.
+// Pure (time passed in); thread-safe: one budget serves every worker. Every
+// request is counted, by every worker: each counts in a ring of its own
+// (observe::per_worker); a retry, rare, reads them all under the budget's lock.
 #include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <random>
 #include <vector>
+
+#include "observe/per_worker.hpp"
 
 namespace llmgate::upstream {
 
@@ -32,15 +36,17 @@ public:
 private:
   struct bucket {
     std::int64_t second = -1;
-    std::uint64_t requests = 0;
-    std::uint64_t retries = 0;
+    std::uint64_t count = 0; // requests, or retries
   };
-  bucket& current(nanos now); // under the lock
-  figures sum(nanos now) const;
+  using ring = std::vector<bucket>; // one per second of the window
+  static bucket& current(ring& r, nanos now);
+  static std::uint64_t sum(const ring& r, nanos now);
+  figures sum(nanos now) const; // under mutex_
 
   double ratio_;
   double min_per_second_;
-  std::vector<bucket> buckets_; // one per second of the window, a ring
+  observe::per_worker<ring> requests_;
+  ring retries_; // under mutex_
   std::mutex mutex_;
 };
 

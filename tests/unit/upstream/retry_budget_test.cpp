@@ -7,6 +7,8 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <thread>
+#include <vector>
 
 namespace llmgate::upstream {
 namespace {
@@ -28,6 +30,21 @@ TEST(retry_budget, allows_the_ratio_of_requests_seen) {
   const auto f = budget.in_window(2s);
   EXPECT_EQ(f.requests, 100u);
   EXPECT_EQ(f.retries, 20u); // only the retries that went are counted
+}
+
+// Each worker counts its requests in a ring of its own (observe::per_worker):
+// the budget is over all of them, whichever worker retries.
+TEST(retry_budget, the_requests_of_every_worker_make_room_for_retries) {
+  retry_budget budget{0.1, 0, 10s};
+  std::vector<std::thread> workers;
+  for (std::size_t w = 0; w < 4; ++w)
+    workers.emplace_back([&budget, w] {
+      observe::set_shard(w);
+      for (int i = 0; i < 250; ++i) budget.on_request(1s + i * 10ms);
+    });
+  for (auto& t : workers) t.join();
+  EXPECT_EQ(budget.in_window(5s).requests, 1000u);
+  EXPECT_EQ(retries_allowed(budget, 5s), 100);
 }
 
 TEST(retry_budget, no_requests_and_no_minimum_means_no_retries) {
