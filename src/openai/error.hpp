@@ -12,6 +12,10 @@ namespace llmgate::openai {
 // them, "x-ratelimit-remaining-requests" is past the short-string size),
 // the value owned.
 struct header {
+  header() = default;
+  // For emplace_back(name, value): clang 14 (make tsan) has no C++20
+  // parenthesised initialisation of aggregates.
+  header(std::string_view n, std::string v) : name(n), value(std::move(v)) {}
   std::string_view name;
   std::string value;
 };
