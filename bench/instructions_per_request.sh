@@ -7,6 +7,7 @@
 #
 # Usage: bench/instructions_per_request.sh [--thinking on|off] [--stream on|off|paced] [--client wrk|openai-node]
 #          [--server llmgate|nginx|sim] [--limit none|never|triggers] [--bin PATH] [--seconds S] [--config YAML-LINE]
+#          [--prompts same|distinct]
 # (CALLGRIND_OPTS: more valgrind options, e.g. "--cache-sim=yes" for simulated cache misses per request;
 # --config adds a top-level line to the gateway's config, e.g. "cache: {mode: off}"; --stream on
 # asks for SSE: the 16 tokens come as 16 events, each relayed and rewritten, all at once; --stream paced
@@ -18,7 +19,10 @@
 # bench/peers/run.sh, for the same requests to the same simulator; --server sim counts the simulator
 # itself, sent the same requests directly (every peer's benchmark shares its cores with it); --limit
 # puts the peers' per-client limit on llmgate or nginx: never = 1,000,000/second, triggers =
-# 10/second, where nearly every request is refused, as bench/peers/run.sh sets them.)
+# 10/second, where nearly every request is refused, as bench/peers/run.sh sets them; --prompts distinct
+# gives every request a prompt of its own, as real traffic has, where wrk repeats one request: the
+# response cache is then full and each answer is new to it: the warm-up lasts until llmgate's
+# cache holds CACHE_ENTRIES entries (its default 10,000; set it with a --config that changes it).)
 # Needs: valgrind (callgrind_control), wrk, curl; nginx for --server nginx. Stops what it started (by PID).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +34,7 @@ SERVER=llmgate
 SECONDS_RUN=6
 EXTRA_CONFIG=""
 LIMIT=none
+PROMPTS=same
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --thinking) THINKING="$2"; shift 2 ;;
@@ -40,6 +45,7 @@ while [[ $# -gt 0 ]]; do
     --seconds) SECONDS_RUN="$2"; shift 2 ;;
     --config) EXTRA_CONFIG="$2"; shift 2 ;;
     --limit) LIMIT="$2"; shift 2 ;;
+    --prompts) PROMPTS="$2"; shift 2 ;;
     *) sed -n '2,/^[^#]/p' "$0" | sed '$d'; exit 2 ;;
   esac
 done
@@ -47,6 +53,7 @@ done
 [[ $CLIENT == wrk || $CLIENT == openai-node ]] || { echo "--client wrk|openai-node" >&2; exit 2; }
 [[ $SERVER == llmgate || $SERVER == nginx || $SERVER == sim ]] || { echo "--server llmgate|nginx|sim" >&2; exit 2; }
 [[ $LIMIT == none || $LIMIT == never || $LIMIT == triggers ]] || { echo "--limit none|never|triggers" >&2; exit 2; }
+[[ $PROMPTS == same || $PROMPTS == distinct ]] || { echo "--prompts same|distinct" >&2; exit 2; }
 [[ $SERVER != nginx || -x /usr/sbin/nginx ]] || { echo "needs nginx (scripts/install-deps.sh --bench)" >&2; exit 3; }
 command -v valgrind >/dev/null && command -v wrk >/dev/null || { echo "needs valgrind and wrk" >&2; exit 3; }
 source "$HERE/lib.sh"
@@ -118,6 +125,16 @@ wrk.method = "POST"
 wrk.body = '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi"}],"max_tokens":16$extra}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
+# Distinct prompts: a counter, after a salt of each wrk run's own (the
+# warm-up's prompts are not asked again).
+[[ $PROMPTS == distinct ]] && cat >>"$TMP/post.lua" <<LUA
+local salt = os.getenv("WRK_SALT") or ""
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, '{"model":"Qwen3-1.7B","messages":[{"role":"user","content":"hi ' .. salt .. ' ' .. n .. '"}],"max_tokens":16$extra}')
+end
+LUA
 # What the openai npm client sends besides Host, Content-Length and
 # Content-Type (captured from openai 5.12 against a plain Node server).
 [[ $CLIENT == openai-node ]] && cat >>"$TMP/post.lua" <<'LUA'
@@ -144,12 +161,22 @@ served() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests
 # connections and the warm-up are left out, so the figure is the cost of a
 # request in a running gateway (before 2026-12-05 start-up was included,
 # which made it ~2-5% higher and dependent on how many requests ran).
-wrk -t1 -c8 -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
+WRK_SALT=warm-up wrk -t1 -c8 -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
+if [[ $PROMPTS == distinct && $SERVER == llmgate ]]; then
+  # Until the response cache is full (its default 10,000 entries), at most a minute.
+  entries() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_cache_entries /{print $2 + 0}'; }
+  for round in $(seq 30); do
+    (( $(entries) >= ${CACHE_ENTRIES:-10000} )) && break
+    WRK_SALT="warm-up $round" wrk -t1 -c8 -d2s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
+  done
+fi
 [[ $SERVER == llmgate ]] && before=$(served)
 callgrind_control -z "$GW" >/dev/null
-wrk -t1 -c8 -d"${SECONDS_RUN}s" -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >"$TMP/wrk.out"
+WRK_SALT=counted wrk -t1 -c8 -d"${SECONDS_RUN}s" -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >"$TMP/wrk.out"
 if [[ $SERVER == llmgate ]]; then
   requests=$(($(served) - before))
+  cache_line=$(curl -s "http://127.0.0.1:$GW_PORT/metrics" |
+    awk '/^llmgate_cache_(entries|stores_total|declined_total)/{sub(/^llmgate_/,""); printf "%s=%s ", $1, $2}')
 else
   requests=$(awk '/requests in/{print $1}' "$TMP/wrk.out")
   [[ $LIMIT == triggers ]] || ! grep -q "Non-2xx" "$TMP/wrk.out" || { echo "nginx answered errors:" >&2; cat "$TMP/wrk.out" >&2; exit 1; }
@@ -157,12 +184,13 @@ fi
 kill "$GW"; wait "$GW" 2>/dev/null || true
 [[ -n "${KEEP_PROFILE:-}" ]] && cp "$TMP/cg.out" "$KEEP_PROFILE"
 total=$(callgrind_annotate "$TMP/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-echo "server=$SERVER limit=$LIMIT thinking=$THINKING stream=$STREAM client=$CLIENT requests=$requests instructions=$total per_request=$((total / requests))"
+echo "server=$SERVER limit=$LIMIT thinking=$THINKING stream=$STREAM client=$CLIENT prompts=$PROMPTS requests=$requests instructions=$total per_request=$((total / requests))"
 # With CALLGRIND_OPTS="--cache-sim=yes" (or --branch-sim=yes): every event
 # callgrind counted (cache misses of its simulated caches, mispredicted
 # branches), per request.
 [[ ${CALLGRIND_OPTS:-} == *-sim=yes* ]] && cache_events "$TMP/cg.out" "$requests" request
 [[ $SERVER == llmgate ]] || exit 0
+[[ -z $cache_line ]] || echo "response cache at the end (stores since start-up): $cache_line"
 # The share spent keeping metrics: self cost of llmgate::observe:: (counters,
 # gauges, histograms, their label lookups), the one /metrics scrape above aside.
 metrics=$(callgrind_annotate --inclusive=no --threshold=100 "$TMP/cg.out" 2>/dev/null |

@@ -1,11 +1,13 @@
 #include "degrade/response_cache.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <boost/intrusive/list.hpp>
 #include <boost/unordered/unordered_flat_set.hpp>
 #include <charconv>
 #include <cstring>
 #include <new>
+#include <vector>
 
 namespace llmgate::degrade {
 
@@ -103,10 +105,29 @@ struct response_cache::table {
   boost::unordered_flat_set<slot*, by_hash, same> index;
   std::uint64_t bytes = 0;
 
-  table() = default;
+  // The doorkeeper: a fingerprint of each key offered, in the cell its hash
+  // picks (a later key whose hash picks the same cell takes it over). It
+  // admits a key into a full cache when its fingerprint is still there. With
+  // distinct requests (real traffic) a store into a full cache evicted an
+  // entry and wrote a block, each a few cache misses: ~3 µs of user time a
+  // request at 8,000/s (docs/BENCHMARKS.md); a key asked once now costs one
+  // cell.
+  std::vector<std::uint32_t> seen;
+
+  explicit table(std::size_t cells) : seen(cells) {}
   table(const table&) = delete;
   table& operator=(const table&) = delete;
   ~table() { lru.clear_and_dispose(destroy); }
+
+  // Whether the key of this hash was offered before (by its fingerprint in
+  // its cell); notes it either way.
+  bool offered_before(std::size_t hash) noexcept {
+    auto& cell = seen[hash & (seen.size() - 1)];
+    const auto fingerprint = static_cast<std::uint32_t>(hash >> 32) | 1u; // 0 is an empty cell
+    const bool before = cell == fingerprint;
+    cell = fingerprint;
+    return before;
+  }
 
   // Takes the entry out of the LRU order and the index; the caller owns the block.
   slot* remove(slot* s) noexcept {
@@ -119,11 +140,18 @@ struct response_cache::table {
 
 namespace {
 std::size_t hash_of(std::string_view key) noexcept { return std::hash<std::string_view>{}(key); }
+
+// The doorkeeper's cells: four for each entry the cache holds (a key asked
+// again before ~4 × max_entries other keys were offered is still known), a
+// power of two, 1,024 to 4 Mi (16 MiB).
+std::size_t doorkeeper_cells(std::size_t max_entries) {
+  return std::bit_ceil(std::clamp<std::size_t>(4 * max_entries, 1024, std::size_t{1} << 22));
+}
 } // namespace
 
 response_cache::response_cache(std::size_t max_entries, std::uint64_t max_bytes, std::chrono::nanoseconds ttl)
     : max_entries_(std::max<std::size_t>(1, max_entries)), max_bytes_(max_bytes), ttl_(ttl),
-      t_(std::make_unique<table>()) {}
+      t_(std::make_unique<table>(doorkeeper_cells(max_entries_))) {}
 
 response_cache::~response_cache() = default;
 
@@ -143,10 +171,10 @@ std::optional<response_cache::entry> response_cache::find(std::string_view key, 
   return entry{std::string(s->body()), std::string(s->type()), std::string(s->model()), s->level};
 }
 
-void response_cache::store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now) {
+bool response_cache::store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now) {
   const std::size_t text = key.size() + e.body.size() + e.content_type.size() + e.model.size();
   const std::uint64_t size = text + k_entry_overhead;
-  if (size > max_bytes_) return; // larger than the whole cache: not worth evicting everything for
+  if (size > max_bytes_) return false; // larger than the whole cache: not worth evicting everything for
   const table::probe p{key, hash_of(key)};
   std::lock_guard lock(m_);
   auto& t = *t_;
@@ -155,15 +183,18 @@ void response_cache::store(std::string_view key, const entry_view& e, std::chron
     table::slot* old = *at;
     // A fresh answer made at a better level stays: a degraded one must not
     // push out what full service made (it is what L0 callers may be served).
-    if (old->expires > now && old->level < e.level) return;
+    if (old->expires > now && old->level < e.level) return false;
     if (table::fits(*old, text)) { // the same request again: written over where it is, key and index kept
       t.bytes = t.bytes - old->bytes + size;
       table::put_answer(*old, e, size, now + ttl_);
       t.lru.splice(t.lru.begin(), t.lru, t.lru.iterator_to(*old));
       while (t.bytes > max_bytes_ && &t.lru.back() != old) table::destroy(t.remove(&t.lru.back()));
-      return;
+      return true;
     }
     block = t.remove(old);
+  } else if (const bool full = t.lru.size() + 1 > max_entries_ || t.bytes + size > max_bytes_;
+             !t.offered_before(p.hash) && full) {
+    return false; // a key new to a full cache: noted, kept if it comes again
   }
   // Room for the new entry, least recently used first; the last block taken
   // out is kept to be written over.
@@ -183,6 +214,7 @@ void response_cache::store(std::string_view key, const entry_view& e, std::chron
   t.lru.push_front(*block);
   t.index.insert(block);
   t.bytes += size;
+  return true;
 }
 
 std::size_t response_cache::size() const {

@@ -4,9 +4,12 @@
 // tools, sampling parameters, whether it streams — in LRU order, with a TTL
 // and bounds on entries and bytes. Each entry remembers the model that
 // produced it and the ladder level it was made at, and is served only to a
-// request at that level or a worse one. Pure and thread-safe (one lock;
-// lookups are rare: when a pool cannot answer, or temperature-0 repeats;
-// stores are not: every whole answer in the default mode).
+// request at that level or a worse one. Once full, a new request's answer
+// displaces the least recently used entry only if the same request was
+// answered before (a doorkeeper: most prompts are asked once, and each one
+// stored would push out an answer that is asked again). Pure and thread-safe
+// (one lock; lookups are rare: when a pool cannot answer, or temperature-0
+// repeats; stores are not: every whole answer in the default mode).
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -51,11 +54,14 @@ public:
   // A copy of the entry if one is fresh and was made at `level` or below.
   [[nodiscard]] std::optional<entry> find(std::string_view key, int level, std::chrono::nanoseconds now);
   // Replaces the entry of `key` unless that one is fresh and made at a better
-  // (lower) level. Every answer is stored in the default mode, so this runs
-  // for every request: an entry is one block (its key and texts after a
+  // (lower) level. A key not in the cache is added while there is room; when
+  // adding it would evict, only if this key was offered before (its hash is
+  // noted in the doorkeeper, a table of fingerprints that forgets as others
+  // take their cells). Every answer is offered in the default mode, so this
+  // runs for every request: an entry is one block (its key and texts after a
   // header) and the block of the entry evicted for it, or of the one it
-  // replaces, is written over when the new one fits.
-  void store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now);
+  // replaces, is written over when the new one fits. True when stored.
+  bool store(std::string_view key, const entry_view& e, std::chrono::nanoseconds now);
 
   [[nodiscard]] std::size_t size() const;
   [[nodiscard]] std::uint64_t bytes() const;

@@ -267,6 +267,10 @@ struct gateway_metrics {
                                 "cache.mode: always), by result (hit, miss).",
                                 {"result"})),
         cache_stores(r.counter("llmgate_cache_stores_total", "Answers stored in the response cache.").with({})),
+        cache_declined(r.counter("llmgate_cache_declined_total",
+                                 "Answers the response cache did not store: a request new to a full cache (stored "
+                                 "if it comes again), or a degraded answer where a better one is fresh.")
+                           .with({})),
         cache_entries(r.gauge("llmgate_cache_entries", "Answers held by the response cache.").with({})),
         cache_bytes(r.gauge("llmgate_cache_bytes", "Bytes held by the response cache (keys and answers).").with({})) {}
 
@@ -321,6 +325,7 @@ struct gateway_metrics {
   observe::gauge_family& rule_scale;
   observe::counter_family& cache_lookups;
   observe::counter& cache_stores;
+  observe::counter& cache_declined;
   observe::gauge& cache_entries;
   observe::gauge& cache_bytes;
 };
@@ -1958,8 +1963,10 @@ struct gateway::impl final : control::admin_target {
   void keep_answer(std::string_view key, std::string_view body, std::string_view content_type, std::string_view model,
                    int level) {
     if (body.empty()) return;
-    cache->store(key, {body, content_type, model, level}, steady_now());
-    metrics.cache_stores.inc();
+    if (cache->store(key, {body, content_type, model, level}, steady_now()))
+      metrics.cache_stores.inc();
+    else
+      metrics.cache_declined.inc();
   }
 
   std::size_t model_index_of(const control::model_config& m) const {

@@ -45,7 +45,9 @@ TEST(response_cache, entries_expire_are_evicted_in_lru_order_and_respect_levels)
   EXPECT_FALSE(c.find("b", 2, 1s));
   EXPECT_EQ(c.find("b", 3, 1s)->model, "Qwen3-0.6B");
   EXPECT_TRUE(c.find("a", 4, 1s)) << "a better answer is fine for a worse level";
-  c.store("c", {"C", "application/json", "m", 0}, 2s); // evicts the least recently used: b
+  EXPECT_FALSE(c.store("c", {"C", "application/json", "m", 0}, 2s)) << "new to a full cache: noted, not stored";
+  EXPECT_EQ(c.size(), 2u);
+  EXPECT_TRUE(c.store("c", {"C", "application/json", "m", 0}, 2s)); // evicts the least recently used: b
   EXPECT_FALSE(c.find("b", 4, 2s));
   EXPECT_TRUE(c.find("a", 0, 2s));
   EXPECT_EQ(c.size(), 2u);
@@ -66,7 +68,8 @@ TEST(response_cache, a_degraded_answer_does_not_push_out_a_better_fresh_one) {
 
 TEST(response_cache, a_byte_bound_holds) {
   response_cache c(1000, 1000, 1h);
-  for (int i = 0; i < 50; ++i) c.store("k" + std::to_string(i), {std::string(100, 'x'), "t", "m", 0}, 0s);
+  for (int i = 0; i < 50; ++i) // twice each: a request new to a full cache is kept when it comes again
+    for (int twice = 0; twice < 2; ++twice) c.store("k" + std::to_string(i), {std::string(100, 'x'), "t", "m", 0}, 0s);
   EXPECT_LE(c.bytes(), 1000u);
   EXPECT_GT(c.size(), 0u);
   EXPECT_TRUE(c.find("k49", 0, 0s)) << "the newest stays";
@@ -94,7 +97,8 @@ TEST(response_cache, the_same_request_again_replaces_its_entry) {
   EXPECT_EQ(e->body, "second, longer answer");
   EXPECT_EQ(e->content_type, "text/event-stream");
   EXPECT_EQ(e->model, "Qwen3-0.6B");
-  c.store("c", {"C", "t", "m", 0}, 3s); // evicts the least recently used: b, since a was stored again after it
+  c.store("c", {"C", "t", "m", 0}, 3s); // noted (the cache is full) ...
+  c.store("c", {"C", "t", "m", 0}, 3s); // ... and now evicts the least recently used: b, since a was stored after it
   EXPECT_TRUE(c.find("a", 0, 3s));
   EXPECT_FALSE(c.find("b", 4, 3s));
   EXPECT_TRUE(c.find("a", 0, 10500ms)) << "the ttl counts from the second store, not the first";
@@ -116,7 +120,11 @@ TEST(response_cache, a_full_cache_turning_over_keeps_every_entry_whole) {
   std::uint64_t expected_bytes = 0;
   for (int i = 0; i < 200; ++i) {
     const auto key = "request " + std::to_string(i);
-    c.store(key, {body_of(i), i % 2 ? "application/json" : "text/event-stream", model_of(i), i % 4}, 0s);
+    const auto body = body_of(i);
+    const auto model = model_of(i);
+    const response_cache::entry_view e{body, i % 2 ? "application/json" : "text/event-stream", model, i % 4};
+    ASSERT_EQ(c.store(key, e, 0s), i < 8) << "a request new to the full cache is noted";
+    if (i >= 8) ASSERT_TRUE(c.store(key, e, 0s)) << "and stored when it comes again";
     ASSERT_EQ(c.size(), std::min(i + 1, 8));
     expected_bytes = 0;
     for (int j = std::max(0, i - 7); j <= i; ++j) {
@@ -132,6 +140,41 @@ TEST(response_cache, a_full_cache_turning_over_keeps_every_entry_whole) {
     EXPECT_FALSE(c.find("request " + std::to_string(i - 8), 4, 0s)) << "the oldest went";
   }
   EXPECT_EQ(c.bytes(), expected_bytes);
+}
+
+TEST(response_cache, a_full_cache_keeps_what_is_asked_again_over_what_is_asked_once) {
+  // Most prompts of real traffic are asked once: in a full cache each one
+  // stored would push out an answer that is asked again (and cost an
+  // eviction and a block written). A new key displaces an entry only on its
+  // second store.
+  response_cache c(2, 1 << 20, 1h);
+  EXPECT_TRUE(c.store("a", {"A", "t", "m", 0}, 0s)) << "while there is room, every answer is kept";
+  EXPECT_TRUE(c.store("b", {"B", "t", "m", 0}, 0s));
+  for (int i = 0; i < 1000; ++i)
+    EXPECT_FALSE(c.store("once " + std::to_string(i), {"x", "t", "m", 0}, 1s)) << "asked once";
+  EXPECT_TRUE(c.find("a", 0, 2s)) << "no request asked once pushed out a kept answer";
+  EXPECT_TRUE(c.find("b", 0, 2s)); // now b is the most recently used, a the least
+  EXPECT_TRUE(c.store("a", {"A2", "t", "m", 0}, 2s)) << "a key in the cache is replaced as before";
+  EXPECT_EQ(c.find("a", 0, 2s)->body, "A2");
+  EXPECT_FALSE(c.store("again", {"x", "t", "m", 0}, 3s));
+  EXPECT_TRUE(c.store("again", {"G", "t", "m", 0}, 3s)) << "asked a second time: kept";
+  EXPECT_EQ(c.find("again", 0, 3s)->body, "G");
+  EXPECT_FALSE(c.find("b", 0, 3s)) << "in place of the least recently used";
+  EXPECT_EQ(c.size(), 2u);
+
+  // The byte bound is a full cache too.
+  response_cache small(100, 2 * (1 + 1 + 1 + 1 + response_cache::k_entry_overhead), 1h);
+  EXPECT_TRUE(small.store("p", {"P", "t", "m", 0}, 0s));
+  EXPECT_TRUE(small.store("q", {"Q", "t", "m", 0}, 0s));
+  EXPECT_FALSE(small.store("r", {"R", "t", "m", 0}, 0s));
+  EXPECT_TRUE(small.store("r", {"R", "t", "m", 0}, 0s));
+  EXPECT_EQ(small.size(), 2u);
+
+  // The doorkeeper is a bounded table: a key offered long ago (many other
+  // keys since, each taking the cell its hash picks) is new again.
+  EXPECT_FALSE(c.store("long ago", {"x", "t", "m", 0}, 4s));
+  for (int i = 0; i < 100000; ++i) c.store("other " + std::to_string(i), {"x", "t", "m", 0}, 4s);
+  EXPECT_FALSE(c.store("long ago", {"x", "t", "m", 0}, 4s)) << "forgotten";
 }
 
 } // namespace
