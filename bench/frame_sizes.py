@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Coroutine frame sizes, from the `.Frame` types g++ writes into the debug
 information: what every suspended coroutine costs. A held stream keeps the
-frames of run_session, handle, proxy, forward_watched, forward, exchange and
+frames of run_session, handle, proxy, forward, exchange and
 relay_stream. With --members NAME: the members of the first frame whose
 mangled name contains NAME, with offsets and sizes (temporaries show as D.nnn).
 

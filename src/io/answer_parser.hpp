@@ -8,6 +8,8 @@
 // (docs/BENCHMARKS.md). Nothing else of a backend's head is used: the framing
 // (Content-Length, chunked, keep-alive) is the base parser's own. Include
 // only from the translation units that speak HTTP (Beast is slow to compile).
+#include "io/media_type.hpp"
+
 #include <algorithm>
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/read_size.hpp>
@@ -25,7 +27,7 @@ public:
   using error_code = boost::system::error_code;
 
   [[nodiscard]] int status() const noexcept { return status_; }
-  [[nodiscard]] std::string_view content_type() const noexcept { return content_type_; }
+  [[nodiscard]] std::string_view content_type() const noexcept { return content_type_.view(); }
 
   // Where the next bytes of the body go: `size` bytes at `data`. Parsing a
   // body with no room left stops with http::error::need_buffer.
@@ -88,7 +90,7 @@ private:
   void on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {}
   void on_response_impl(int code, string_view, int, error_code&) override { status_ = code; }
   void on_field_impl(boost::beast::http::field name, string_view, string_view value, error_code&) override {
-    if (name == boost::beast::http::field::content_type) content_type_.assign(value.data(), value.size());
+    if (name == boost::beast::http::field::content_type) content_type_.assign({value.data(), value.size()});
   }
   void on_header_impl(error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
@@ -107,7 +109,7 @@ private:
   }
 
   int status_ = 0;
-  std::string content_type_;
+  media_type content_type_;
   char* data_ = nullptr;
   std::size_t room_ = 0;
 };

@@ -46,6 +46,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
@@ -56,6 +57,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <span>
 #include <spdlog/spdlog.h>
 #include <thread>
 #include <unordered_map>
@@ -386,7 +388,7 @@ struct forward_result {
   bool deadline = false;          // cut by the client's own deadline: no verdict on the backend, no retry
   bool keep_alive = true;
   int status = 0;
-  std::string content_type;
+  io::media_type content_type;
   std::string body;
   openai::local_reply error;
 };
@@ -1660,7 +1662,7 @@ struct gateway::impl final : control::admin_target {
         st.capturing = view->stream && !st.stream_off;
       }
       if (!hit) {
-        co_await forward_watched(w, ctx, req, st, *view, *serving, result);
+        co_await forward(w, ctx, req, st, *view, *serving, result);
         if (cache && !st.client_gone) {
           if (result.kind == forward_result::answer && result.status == 200)
             keep_answer(key, result.body, result.content_type, serving->name, st.level);
@@ -1704,30 +1706,6 @@ struct gateway::impl final : control::admin_target {
     co_return keep;
   }
 
-  // Forwards while watching the client (from 20 ms on: worker::watches): if
-  // it disconnects, the upstream request is closed at once so the backend
-  // stops generating, and a wait (in a backend's line, or before a retry) ends.
-  io::task<void> forward_watched(worker& w, session_context& ctx, request& req, request_state& st,
-                                 openai::request_view& view, const control::model_config& model,
-                                 forward_result& result) {
-    // The session's read buffer (4 KiB, read into when the connection was
-    // idle) would sit unused in every held stream: it goes when the watch
-    // starts, unless the client already sent more (pipelined).
-    late_watch watch(
-        w.watches, ctx.stream.socket(),
-        [&st] {
-          st.client_gone = true;
-          if (st.waiting_on) st.waiting_on->cancel();
-          if (st.upstream) {
-            boost::system::error_code ignored;
-            st.upstream->stream.socket().shutdown(io::socket::shutdown_both, ignored);
-            st.upstream->stream.close();
-          }
-        },
-        &ctx.buffer);
-    co_await forward(w, ctx, req, st, view, model, result);
-  }
-
   // Sleeps unless the client leaves or the deadline comes first; false when it did not sleep it out.
   io::task<bool> pause(session_context& ctx, request_state& st, clock::duration d) {
     if (clock::now() + d >= st.deadline) co_return false;
@@ -1743,8 +1721,27 @@ struct gateway::impl final : control::admin_target {
   // within the retry budget. Every outcome feeds the backend's breaker.
   // The outcome is written into `out` (it was returned, and moved five or
   // six times on its way back: ~500 instructions a request).
+  // All the while the client is watched (from 20 ms on: worker::watches): if
+  // it disconnects, the upstream request is closed at once so the backend
+  // stops generating, and a wait (in a backend's line, or before a retry) ends.
   io::task<void> forward(worker& w, session_context& ctx, request& req, request_state& st, openai::request_view& view,
                          const control::model_config& model, forward_result& out) {
+    // The session's read buffer (4 KiB, read into when the connection was
+    // idle) would sit unused in every held stream: it goes when the watch
+    // starts, unless the client already sent more (pipelined). The watch is
+    // here, not in a coroutine around this one: a frame fewer a request.
+    late_watch watch(
+        w.watches, ctx.stream.socket(),
+        [&st] {
+          st.client_gone = true;
+          if (st.waiting_on) st.waiting_on->cancel();
+          if (st.upstream) {
+            boost::system::error_code ignored;
+            st.upstream->stream.socket().shutdown(io::socket::shutdown_both, ignored);
+            st.upstream->stream.close();
+          }
+        },
+        &ctx.buffer);
     const auto& retry = cfg->retry;
     // The clock is read once for each stretch that runs without waiting: a
     // proxied request read it ~20 times, ~3% of its user time (perf).
@@ -1754,13 +1751,15 @@ struct gateway::impl final : control::admin_target {
         model.balance == control::balance_strategy::prefix_affinity ? openai::prompt_prefix(view) : std::string();
     const auto pool_index = model_index_of(model); // the requested model's, or at L3 its fallback's
     auto& stats = *pool_stats[pool_index];
-    std::vector<std::size_t> tried; // the backends asked so far; out holds the last one's outcome
+    // The backends asked so far (inline: a vector was an allocation a request); out holds the last one's outcome.
+    boost::container::small_vector<std::size_t, 4> tried;
+    const auto tried_list = [&tried] { return std::span<const std::size_t>(tried.data(), tried.size()); };
     for (int attempt = 0; attempt < retry.max_attempts; ++attempt) {
       if (attempt > 0) now = clock::now();
       if (now >= st.deadline) break; // the client's deadline passed (in a limit queue, line, or backoff)
       if (attempt > 0) {
         // A retry only when there is somewhere else to go: no budget, sleep or count spent otherwise.
-        if (!w.router.has_candidate(pool_index, tried, steady_nanos(now))) break;
+        if (!w.router.has_candidate(pool_index, tried_list(), steady_nanos(now))) break;
         const auto why = control::to_string(static_cast<control::failure_kind>(out.failure));
         if (!budget.try_retry(steady_nanos(now))) {
           metrics.retries_refused.inc();
@@ -1772,7 +1771,7 @@ struct gateway::impl final : control::admin_target {
         metrics.retries.with({why}).inc();
         now = clock::now(); // after the backoff
       }
-      const auto choice = w.router.choose(pool_index, prompt_key, tried, steady_nanos(now));
+      const auto choice = w.router.choose(pool_index, prompt_key, tried_list(), steady_nanos(now));
       if (choice.kind == upstream::router::choice::down) {
         if (!tried.empty()) break; // the failure already seen says more than "none left"
         out = no_backend(model);
@@ -2103,7 +2102,8 @@ struct gateway::impl final : control::admin_target {
       // the body's `stream` decides, as it does for every OpenAI-compatible
       // server).
       const decimal port_text(backend.address.port), length_text(body.size());
-      std::string request_head = assemble([&](auto&& put) {
+      std::string& request_head = conn->head; // the connection's: no allocation on a kept-alive one
+      assemble_into(request_head, [&](auto&& put) {
         put("POST "sv);
         put(backend.base_path);
         put(view.kind == openai::endpoint::chat_completions ? "/v1/chat/completions"sv : "/v1/completions"sv);
@@ -2177,8 +2177,8 @@ struct gateway::impl final : control::admin_target {
             openai::bad_gateway(fmt::format("Backend {} sent no valid answer: {}.", backend.name, hec.message())));
       }
 
-      // Sent and answered: the request's bytes are not kept while the answer streams.
-      std::string().swap(request_head);
+      // Sent and answered: the rewritten body is not kept while the answer
+      // streams (the head stays with the connection, for its next request).
       rewritten.reset();
 
       const int status = parser.status();

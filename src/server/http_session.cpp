@@ -104,12 +104,20 @@ void watch_roster::tick() {
 std::string format_head(int status, std::string_view content_type, const header_list& headers,
                         std::optional<std::size_t> content_length, bool keep_alive, bool chunked,
                         const header_list* more) {
+  std::string out;
+  format_head_into(out, status, content_type, headers, content_length, keep_alive, chunked, more);
+  return out;
+}
+
+void format_head_into(std::string& out, int status, std::string_view content_type, const header_list& headers,
+                      std::optional<std::size_t> content_length, bool keep_alive, bool chunked,
+                      const header_list* more) {
   // By hand rather than fmt or Beast's serializer: this runs for every answer.
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
   const decimal status_text(static_cast<std::uint64_t>(status));
   const bool sized = content_length && status != 204 && status != 304;
   const decimal length_text(sized ? *content_length : 0);
-  return assemble([&](auto&& put) {
+  assemble_into(out, [&](auto&& put) {
     put("HTTP/1.1 "sv);
     put(status_text.view());
     put(" "sv);
@@ -148,7 +156,8 @@ answer_write start_answer(session_context& ctx, const request& req, int status, 
                           const header_list& headers, std::string_view body, const header_list* more) {
   answer_write w;
   w.keep = keep_alive_for(ctx, req);
-  w.head = format_head(status, content_type, headers, body.size(), w.keep, true, more);
+  format_head_into(ctx.head, status, content_type, headers, body.size(), w.keep, true, more);
+  w.head = ctx.head;
   if (req.method() != http::verb::head) w.body = body;
   ctx.stream.expires_after(ctx.limits.write_timeout);
   w.sent = ctx.stream.write_now(std::array<net::const_buffer, 2>{net::buffer(w.head), net::buffer(w.body)});
@@ -328,7 +337,7 @@ io::task<void> run_session(io::socket socket, const session_limits& limits, sess
     std::list<session_registry::entry>::iterator entry;
     ~unregister() { registry.remove(entry); }
   } forget{registry, entry};
-  session_context ctx{stream, buffer, registry, limits, peer};
+  session_context ctx{stream, buffer, registry, limits, peer, {}};
   request req; // each request of the connection in turn, its room kept (see request::clear)
 
   while (!registry.draining()) {

@@ -75,6 +75,7 @@ struct session_context {
   session_registry& registry;
   const session_limits& limits;
   std::string_view peer; // client address, for logs
+  std::string head;      // every whole answer's head is written here (start_answer): its room is kept
 };
 
 // Handles one request and writes its response; returns whether the
@@ -92,16 +93,23 @@ using header_list = openai::header_list;
 // called twice with a function that takes a string_view, once to count the
 // bytes and once to copy them. An append a piece (out of line, a capacity
 // check each) cost ~60 instructions, and a head has 15-25 pieces.
-template <class Pieces> [[nodiscard]] std::string assemble(Pieces&& pieces) {
+// assemble_into writes over `out`, whose room is kept: text made again and
+// again (a session's answer heads, a backend connection's request heads)
+// costs no allocation once the room is there.
+template <class Pieces> void assemble_into(std::string& out, Pieces&& pieces) {
   std::size_t size = 0;
   pieces([&size](std::string_view s) { size += s.size(); });
-  std::string out(size, '\0');
+  out.resize(size);
   char* at = out.data();
   pieces([&at](std::string_view s) {
     if (s.empty()) return; // its data may be null, which memcpy must not get
     std::memcpy(at, s.data(), s.size());
     at += s.size();
   });
+}
+template <class Pieces> [[nodiscard]] std::string assemble(Pieces&& pieces) {
+  std::string out;
+  assemble_into(out, std::forward<Pieces>(pieces));
   return out;
 }
 
@@ -140,6 +148,10 @@ private:
 [[nodiscard]] std::string format_head(int status, std::string_view content_type, const header_list& headers,
                                       std::optional<std::size_t> content_length, bool keep_alive, bool chunked = true,
                                       const header_list* more = nullptr);
+// The same, written over `out` (assemble_into).
+void format_head_into(std::string& out, int status, std::string_view content_type, const header_list& headers,
+                      std::optional<std::size_t> content_length, bool keep_alive, bool chunked = true,
+                      const header_list* more = nullptr);
 
 // Whether the response to req may keep the connection (the request allows
 // it and the worker is not draining).
@@ -157,7 +169,7 @@ io::task<bool> write_answer(session_context& ctx, const request& req, int status
 // must stay valid until then.
 struct answer_write {
   bool keep = false;     // the connection may carry another request
-  std::string head;      // kept for the rest of the write
+  std::string_view head; // in the session's head (session_context::head), until its next answer
   std::string_view body; // empty for a HEAD request
   std::size_t sent = 0;  // bytes the socket took
   [[nodiscard]] bool done() const noexcept { return sent == head.size() + body.size(); }

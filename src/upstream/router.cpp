@@ -17,8 +17,7 @@ router::router(const control::config& cfg, const std::vector<std::unique_ptr<bac
   }
 }
 
-bool router::has_candidate(std::size_t model, const std::vector<std::size_t>& tried,
-                           std::chrono::nanoseconds now) const {
+bool router::has_candidate(std::size_t model, std::span<const std::size_t> tried, std::chrono::nanoseconds now) const {
   for (const auto b : pools_[model])
     if (std::find(tried.begin(), tried.end(), b) == tried.end() && states_[b]->routable(now)) return true;
   return false;
@@ -48,7 +47,7 @@ void router::weigh(const std::vector<std::size_t>& p) {
   }
 }
 
-router::choice router::choose(std::size_t model, std::string_view prompt_key, const std::vector<std::size_t>& tried,
+router::choice router::choose(std::size_t model, std::string_view prompt_key, std::span<const std::size_t> tried,
                               std::chrono::nanoseconds now) {
   const auto& p = pools_[model];
   candidate_.assign(p.size(), false);

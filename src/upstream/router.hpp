@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -37,10 +38,10 @@ public:
 
   // The backend for one attempt. tried: backends (by config index) this
   // request already used; a retry never goes back to them.
-  [[nodiscard]] choice choose(std::size_t model, std::string_view prompt_key, const std::vector<std::size_t>& tried,
+  [[nodiscard]] choice choose(std::size_t model, std::string_view prompt_key, std::span<const std::size_t> tried,
                               std::chrono::nanoseconds now);
   // Whether choose() could find a routable backend not yet tried (takes nothing).
-  [[nodiscard]] bool has_candidate(std::size_t model, const std::vector<std::size_t>& tried,
+  [[nodiscard]] bool has_candidate(std::size_t model, std::span<const std::size_t> tried,
                                    std::chrono::nanoseconds now) const;
 
 private:

@@ -11,6 +11,7 @@
 #include <boost/system/result.hpp>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace llmgate::tls {
@@ -26,7 +27,8 @@ struct connection {
   explicit connection(io::socket s) : stream(std::move(s)) {}
   io::tcp_stream stream;
   beast::flat_buffer buffer;
-  bool reused = false;                              // came from the idle list: the backend may have closed it meanwhile
+  std::string head;    // each request's head is written here: its room is kept for the next request
+  bool reused = false; // came from the idle list: the backend may have closed it meanwhile
   std::chrono::steady_clock::time_point idle_since; // when it went back to the idle list
 };
 
