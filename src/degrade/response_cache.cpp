@@ -15,14 +15,20 @@ std::string cache_key(std::string canonical_body, std::string_view model, std::s
                       std::string_view caller) {
   // After the body (which is self-delimiting), each as its length and its
   // bytes: no two requests share a key.
+  // Written through a pointer into room made once: each append was a call
+  // (~40 instructions) and this runs for every request.
   std::string key = std::move(canonical_body);
+  const std::size_t body = key.size();
+  key.resize(body + 3 * 22 + model.size() + endpoint.size() + caller.size());
+  char* at = key.data() + body;
   for (const std::string_view s : {model, endpoint, caller}) {
-    char digits[24];
-    key.push_back('\n');
-    key.append(digits, std::to_chars(digits, digits + sizeof digits, s.size()).ptr);
-    key.push_back('"');
-    key.append(s);
+    *at++ = '\n';
+    at = std::to_chars(at, at + 20, s.size()).ptr;
+    *at++ = '"';
+    if (!s.empty()) std::memcpy(at, s.data(), s.size()); // its data may be null, which memcpy must not get
+    at += s.size();
   }
+  key.resize(static_cast<std::size_t>(at - key.data()));
   return key;
 }
 

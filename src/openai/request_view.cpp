@@ -199,10 +199,12 @@ key_rank rank_of(member m) {
 // into the key.
 class canonical_writer {
 public:
-  // Writes into out, sized ahead for a body of body_size (and trimmed by finish).
+  // Writes into out, sized ahead for a body of body_size (and trimmed by
+  // finish), with room left for what degrade::cache_key appends (the
+  // model's name, the endpoint, the caller: no second allocation).
   void start(std::string& out, std::size_t body_size) {
     out_ = &out;
-    out.resize(body_size + 64);
+    out.resize(body_size + 192);
     at_ = 0;
     frames_.clear();
     members_.clear();

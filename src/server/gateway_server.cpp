@@ -137,8 +137,13 @@ openai::local_reply context_too_long(const control::model_config& m, std::int64_
 // 15 hex digits (60 random bits): short enough for std::string's inline
 // room, so neither the id nor its copy in the response headers allocates.
 std::string new_request_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return std::string(hex64(rng()).view().substr(1));
+  // splitmix64 over a per-thread seed: ids need to differ, not to be
+  // unguessable, and std::mt19937_64 cost ~150 instructions more a request.
+  thread_local std::uint64_t state = (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+  return std::string(hex64(z ^ (z >> 31)).view().substr(1));
 }
 
 // The metrics every request updates; looked up once.
@@ -458,6 +463,7 @@ struct gateway::impl final : control::admin_target {
     struct backend_series {
       observe::counter* connects;
       std::unordered_map<std::string_view, observe::counter*> by_result;
+      observe::counter* ok = nullptr; // by_result's "ok", the one nearly every request counts: no lookup
     };
     std::vector<model_series> model_metrics;
     std::vector<backend_series> backend_metrics;
@@ -492,11 +498,15 @@ struct gateway::impl final : control::admin_target {
                                  &metrics.prompt_lengths.with({m.name}),
                                  &metrics.completion_lengths.with({m.name}),
                                  {}});
-    for (const auto& b : cfg->backends) w.backend_metrics.push_back({&metrics.upstream_connects.with({b.name}), {}});
+    for (const auto& b : cfg->backends)
+      w.backend_metrics.push_back({&metrics.upstream_connects.with({b.name}), {}, nullptr});
   }
 
   observe::counter& upstream_result(worker& w, std::size_t backend, std::string_view result) {
-    auto& slot = w.backend_metrics[backend].by_result[result];
+    auto& series = w.backend_metrics[backend];
+    if (series.ok && result == "ok") return *series.ok;
+    auto& slot = series.by_result[result];
+    if (!slot && result == "ok") series.ok = slot = &metrics.upstream.with({cfg->backends[backend].name, result});
     if (!slot) slot = &metrics.upstream.with({cfg->backends[backend].name, result});
     return *slot;
   }
