@@ -1,5 +1,7 @@
 #include "degrade/window_stats.hpp"
 
+#include "observe/second_ring.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,10 +19,6 @@ const auto k_bounds = [] {
 }();
 double upper_bound(std::size_t i) { return k_bounds[i]; }
 
-std::int64_t second_of(std::chrono::nanoseconds now) {
-  return std::chrono::duration_cast<std::chrono::seconds>(now).count();
-}
-
 } // namespace
 
 window_stats::window_stats(std::chrono::nanoseconds window)
@@ -34,12 +32,7 @@ std::size_t window_stats::bucket(double seconds) {
   return k_buckets - 1;
 }
 
-window_stats::slot& window_stats::current(ring& r, std::chrono::nanoseconds now) {
-  const auto sec = second_of(now);
-  auto& s = r[static_cast<std::size_t>(sec) % r.size()];
-  if (s.second != sec) s = slot{sec}; // a second long gone: start it afresh
-  return s;
-}
+window_stats::slot& window_stats::current(ring& r, std::chrono::nanoseconds now) { return observe::slot_at(r, now); }
 
 void window_stats::record_ttft(double seconds, std::chrono::nanoseconds now) {
   rings_.mine([&](ring& r) { ++current(r, now).ttft[bucket(seconds)]; });
@@ -72,11 +65,9 @@ window_stats::summary window_stats::read(std::chrono::nanoseconds now) const {
   std::array<std::uint64_t, k_buckets> ttft{}, wait{};
   summary out;
   std::uint64_t failed = 0;
-  const auto sec = second_of(now);
-  const auto oldest = sec - static_cast<std::int64_t>(seconds_) + 1;
   rings_.each([&](const ring& r) {
     for (const auto& s : r) {
-      if (s.second < oldest || s.second > sec) continue;
+      if (!observe::in_window(r, s, now)) continue;
       for (std::size_t i = 0; i < k_buckets; ++i) {
         ttft[i] += s.ttft[i];
         wait[i] += s.wait[i];

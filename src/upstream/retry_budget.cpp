@@ -1,13 +1,12 @@
 #include "upstream/retry_budget.hpp"
 
+#include "observe/second_ring.hpp"
+
 #include <algorithm>
 
 namespace llmgate::upstream {
 
 namespace {
-std::int64_t second_of(std::chrono::nanoseconds now) {
-  return std::chrono::duration_cast<std::chrono::seconds>(now).count();
-}
 std::size_t seconds_in(std::chrono::nanoseconds window) {
   return static_cast<std::size_t>(
       std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(window).count()));
@@ -18,19 +17,12 @@ retry_budget::retry_budget(double ratio, double min_per_second, nanos window)
     : ratio_(ratio), min_per_second_(min_per_second), requests_(ring(seconds_in(window))),
       retries_(seconds_in(window)) {}
 
-retry_budget::bucket& retry_budget::current(ring& r, nanos now) {
-  const auto second = second_of(now);
-  auto& b = r[static_cast<std::size_t>(second) % r.size()];
-  if (b.second != second) b = bucket{second, 0}; // a second that fell out of the window
-  return b;
-}
+retry_budget::bucket& retry_budget::current(ring& r, nanos now) { return observe::slot_at(r, now); }
 
 std::uint64_t retry_budget::sum(const ring& r, nanos now) {
-  const auto second = second_of(now);
-  const auto oldest = second - static_cast<std::int64_t>(r.size()) + 1;
   std::uint64_t total = 0;
   for (const auto& b : r)
-    if (b.second >= oldest && b.second <= second) total += b.count;
+    if (observe::in_window(r, b, now)) total += b.count;
   return total;
 }
 
