@@ -115,9 +115,9 @@ struct response_cache::table {
   // picks (a later key whose hash picks the same cell takes it over). It
   // admits a key into a full cache when its fingerprint is still there. With
   // distinct requests (real traffic) a store into a full cache evicted an
-  // entry and wrote a block, each a few cache misses: ~3 µs of user time a
-  // request at 8,000/s (docs/BENCHMARKS.md); a key asked once now costs one
-  // cell.
+  // entry and wrote a block: ~6 of a request's ~10 last-level cache misses
+  // (callgrind's cache simulation, docs/BENCHMARKS.md); a key asked once now
+  // costs one cell.
   std::vector<std::uint32_t> seen;
 
   explicit table(std::size_t cells) : seen(cells) {}
