@@ -124,3 +124,20 @@ for s in "${servers[@]}"; do
   path="${rest%%:*}" extra="${rest#*:}"
   echo "| $kind${path:+ ($path)}${extra:+, $extra} | ${figures[$s]% } | $(median "${figures[$s]}") | $(median "${users[$s]}") | $(median "${p50s[$s]}") / $(median "${p99s[$s]}") |"
 done
+# With nginx: each server's CPU per request over nginx's in the same round,
+# and the median of those paired ratios (a round's load on the shared cores
+# moves both; the medians of the columns above can pair a good round of one
+# with a bad round of the other).
+if (( NGINX )); then
+  echo
+  echo "| server | / nginx, each round | median of the paired ratios |"
+  echo "| --- | --- | ---: |"
+  for s in "${servers[@]}"; do
+    [[ $s == nginx::* ]] && continue
+    kind="${s%%:*}" rest="${s#*:}"
+    path="${rest%%:*}" extra="${rest#*:}"
+    ratios=$(paste -d' ' <(tr ' ' '\n' <<<"${figures[$s]}" | grep .) <(tr ' ' '\n' <<<"${figures[nginx::]}" | grep .) |
+      awk '{ printf "%.2f ", $1 / $2 }')
+    echo "| $kind${path:+ ($path)}${extra:+, $extra} | ${ratios% } | **$(median "$ratios")** |"
+  done
+fi
