@@ -163,10 +163,15 @@ served() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_requests
 # which made it ~2-5% higher and dependent on how many requests ran).
 WRK_SALT=warm-up wrk -t1 -c8 -d1s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
 if [[ $PROMPTS == distinct && $SERVER == llmgate ]]; then
-  # Until the response cache is full (its default 10,000 entries), at most a minute.
-  entries() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_cache_entries /{print $2 + 0}'; }
+  # Until the response cache is full (its default 10,000 entries), at most
+  # a minute; at once when it stopped growing (a smaller max_entries, or the
+  # cache off).
+  entries() { curl -s "http://127.0.0.1:$GW_PORT/metrics" | awk '/^llmgate_cache_entries /{v = $2} END{print v + 0}'; }
+  had=-1
   for round in $(seq 30); do
-    (( $(entries) >= ${CACHE_ENTRIES:-10000} )) && break
+    now=$(entries)
+    (( now >= ${CACHE_ENTRIES:-10000} || now == had )) && break
+    had=$now
     WRK_SALT="warm-up $round" wrk -t1 -c8 -d2s -s "$TMP/post.lua" "http://127.0.0.1:$GW_PORT/v1/chat/completions" >/dev/null
   done
 fi
