@@ -14,14 +14,10 @@ public:
   static constexpr std::string_view k_json = "application/json";
   static constexpr std::string_view k_event_stream = "text/event-stream";
 
-  media_type() = default;
-  media_type(std::string_view type) { assign(type); } // NOLINT: converts like the string it replaces
-  media_type(const char* type) : media_type(std::string_view(type)) {}
   media_type& operator=(std::string_view type) {
     assign(type);
     return *this;
   }
-  media_type& operator=(const char* type) { return *this = std::string_view(type); }
 
   void assign(std::string_view type) {
     if (type == k_json) {
@@ -45,9 +41,6 @@ public:
     return other_;
   }
   operator std::string_view() const noexcept { return view(); } // NOLINT: read where a string_view is taken
-  [[nodiscard]] bool empty() const noexcept { return view().empty(); }
-  [[nodiscard]] bool starts_with(std::string_view prefix) const noexcept { return view().starts_with(prefix); }
-  friend bool operator==(const media_type& a, std::string_view b) noexcept { return a.view() == b; }
 
 private:
   enum class known : unsigned char { other, json, event_stream };

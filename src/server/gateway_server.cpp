@@ -506,8 +506,8 @@ struct gateway::impl final : control::admin_target {
     auto& series = w.backend_metrics[backend];
     if (series.ok && result == "ok") return *series.ok;
     auto& slot = series.by_result[result];
-    if (!slot && result == "ok") series.ok = slot = &metrics.upstream.with({cfg->backends[backend].name, result});
     if (!slot) slot = &metrics.upstream.with({cfg->backends[backend].name, result});
+    if (result == "ok") series.ok = slot;
     return *slot;
   }
 
